@@ -1,0 +1,98 @@
+"""The `mlsnn` command line.
+
+Every sub-command lives in its own module under :mod:`flows.commands` and defines::
+
+    NAME = "golden"                 # the sub-command
+    HELP = "one line for --help"
+    def add_arguments(parser): ...  # argparse arguments
+    def run(args) -> int: ...       # exit status
+
+Modules are discovered automatically, so adding a command never touches this file. User errors
+(:class:`golden.MlsnnError`, missing files, malformed files) end with one line on stderr and a
+non-zero exit, never a traceback.
+"""
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+import zipfile
+
+from golden.errors import MlsnnError
+
+import flows.commands as _commands
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"mlsnn: error: {message} (see 'mlsnn {self._cmd()} --help')\n")
+
+    def _cmd(self):
+        parts = self.prog.split()
+        return " ".join(parts[1:]) if len(parts) > 1 else ""
+
+
+def _discover():
+    mods = []
+    for info in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"flows.commands.{info.name}")
+        if hasattr(mod, "NAME") and hasattr(mod, "run"):
+            mods.append(mod)
+    return mods
+
+
+def build_parser():
+    parser = _Parser(
+        prog="mlsnn",
+        description="mlsnn: hardware generator for event-driven multi-level spiking neural "
+                    "networks. Every command takes --help.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for mod in _discover():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION",
+                                                                      mod.HELP))
+        if hasattr(mod, "add_arguments"):
+            mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args._run(args)
+    except MlsnnError as e:
+        print(f"mlsnn {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as e:
+        print(f"mlsnn {args.command}: error: file not found: {e.filename or e}", file=sys.stderr)
+        return 1
+    except IsADirectoryError as e:
+        print(f"mlsnn {args.command}: error: is a directory, not a file: {e.filename}",
+              file=sys.stderr)
+        return 1
+    except PermissionError as e:
+        print(f"mlsnn {args.command}: error: permission denied: {e.filename}", file=sys.stderr)
+        return 1
+    except json.JSONDecodeError as e:
+        print(f"mlsnn {args.command}: error: malformed JSON: {e}", file=sys.stderr)
+        return 1
+    except (zipfile.BadZipFile, EOFError) as e:
+        print(f"mlsnn {args.command}: error: malformed .npz file: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mlsnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0 if rc is None else int(rc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,842 @@
+"""The integer network description (IR) of SPEC §6.
+
+A :class:`Network` is an input spec, a number of timesteps and a tuple of layers in topological
+order. Every layer names its inputs (``"input"`` is the network input), so the layers form a DAG:
+residual joins have two inputs. The last layer is the readout: it integrates, never fires, and
+its potentials after T timesteps are the network output.
+
+Arrays (weights, biases) live in the layer objects; on disk a network is ``network.json``
+(versioned schema, everything but the arrays) plus ``network.npz`` (``<layer>.weight``,
+``<layer>.bias``, integer arrays).
+
+Layer kinds
+-----------
+``dense``   weight ``[N_in, N_out]`` (flat layout ``w[i*N_out + j]``), bias ``[N_out]``.
+``conv2d``  weight ``[C_in, K, K, C_out]`` (flat ``((ci*K + ky)*K + kx)*C_out + co``), bias
+            ``[C_out]``; neuron index ``j = (co*H_out + yo)*W_out + xo``.
+``join``    ``mode="barrier"``: Sparse-ResNet barrier neuron (own θ, N, v0, one integer weight
+            per input stream, no bias); ``mode="sew"``: SEW-ResNet join (no neuron, the next layer
+            receives the events of both streams).
+
+Widths
+------
+The potential width of a layer is derived from the static bound of SPEC §3 so that no sum can
+overflow; ``potential_width`` in the IR may force it narrower (then the hardware saturates and
+raises its overflow flag, and :mod:`golden.reference` predicts it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .errors import MlsnnError
+
+__all__ = [
+    "SCHEMA_VERSION", "InputSpec", "Dense", "Conv2d", "Join", "Network",
+    "load", "save", "random_network", "conv_out_size",
+]
+
+SCHEMA_VERSION = 1
+INPUT = "input"
+
+
+def _check_int(owner, fname, value, *, minimum=None, maximum=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise MlsnnError(f"{owner}: field '{fname}' must be an integer, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise MlsnnError(f"{owner}: field '{fname}' must be >= {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise MlsnnError(f"{owner}: field '{fname}' must be <= {maximum}, not {value}")
+    return int(value)
+
+
+def _check_name(owner, value):
+    if not isinstance(value, str) or not value or not value.replace("_", "").isalnum():
+        raise MlsnnError(f"{owner}: field 'name' must be a non-empty identifier "
+                         f"(letters, digits, '_'), not {value!r}")
+    if value == INPUT:
+        raise MlsnnError(f"{owner}: field 'name' may not be '{INPUT}' (reserved for the "
+                         f"network input)")
+    return value
+
+
+def _check_array(owner, fname, arr, shape, bits):
+    if not isinstance(arr, np.ndarray):
+        raise MlsnnError(f"{owner}: field '{fname}' must be a numpy array, not "
+                         f"{type(arr).__name__}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise MlsnnError(f"{owner}: field '{fname}' must hold integers, not {arr.dtype}")
+    if tuple(arr.shape) != tuple(shape):
+        raise MlsnnError(f"{owner}: field '{fname}' must have shape {tuple(shape)}, "
+                         f"not {tuple(arr.shape)}")
+    if bits is not None and arr.size:
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        if int(arr.min()) < lo or int(arr.max()) > hi:
+            raise MlsnnError(f"{owner}: field '{fname}' has values in "
+                             f"[{int(arr.min())}, {int(arr.max())}], outside the signed "
+                             f"{bits}-bit range [{lo}, {hi}]")
+
+
+def signed_width(bound):
+    """Bits of a two's complement signal holding every integer in ``[-bound, bound]``."""
+    return max(int(bound), 1).bit_length() + 1
+
+
+def conv_out_size(size, kernel, stride, padding):
+    """Output size of a convolution along one axis (floor division, zero padding)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The network input: an unsigned integer tensor presented at every timestep.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(N,)`` for a vector or ``(C, H, W)`` for an image.
+    in_bits : int
+        Width of an input value (pixel); values are in ``[0, 2**in_bits - 1]``.
+    scale : float
+        Float meaning of one input unit (used only to check SEW joins and by the exporter).
+    """
+
+    shape: tuple
+    in_bits: int = 8
+    scale: float = 1.0
+
+    def __post_init__(self):
+        shape = self.shape
+        if not isinstance(shape, (tuple, list)) or len(shape) not in (1, 3):
+            raise MlsnnError(f"input: field 'shape' must be (N,) or (C, H, W), not {shape!r}")
+        shape = tuple(_check_int("input", "shape", s, minimum=1) for s in shape)
+        object.__setattr__(self, "shape", shape)
+        _check_int("input", "in_bits", self.in_bits, minimum=1, maximum=16)
+        object.__setattr__(self, "scale", float(self.scale))
+
+    @property
+    def name(self):
+        return INPUT
+
+    @property
+    def size(self):
+        return math.prod(self.shape)
+
+    @property
+    def zmax(self):
+        return (1 << self.in_bits) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class _Spiking:
+    """Fields common to spiking layers (dense, conv2d). See the module docstring."""
+
+    name: str
+    inputs: tuple
+    threshold: int
+    levels: int
+    weight: np.ndarray = field(repr=False)
+    bias: np.ndarray = field(repr=False)
+    v0: int = 0
+    w_bits: int = 8
+    b_bits: int = 16
+    potential_width: Optional[int] = None
+    readout: bool = False
+    scale: float = 1.0
+
+    def _check_common(self):
+        owner = f"layer '{self.name}'"
+        _check_name(f"layer {self.name!r}", self.name)
+        if isinstance(self.inputs, str):
+            object.__setattr__(self, "inputs", (self.inputs,))
+        inputs = tuple(self.inputs)
+        if len(inputs) != 1 or not isinstance(inputs[0], str):
+            raise MlsnnError(f"{owner}: field 'inputs' must name exactly one input layer, "
+                             f"not {list(inputs)!r}")
+        object.__setattr__(self, "inputs", inputs)
+        _check_int(owner, "threshold", self.threshold, minimum=1)
+        _check_int(owner, "levels", self.levels, minimum=1, maximum=255)
+        _check_int(owner, "v0", self.v0)
+        _check_int(owner, "w_bits", self.w_bits, minimum=2, maximum=16)
+        _check_int(owner, "b_bits", self.b_bits, minimum=2, maximum=32)
+        if self.potential_width is not None:
+            _check_int(owner, "potential_width", self.potential_width, minimum=2, maximum=64)
+        if not isinstance(self.readout, bool):
+            raise MlsnnError(f"{owner}: field 'readout' must be true or false")
+        object.__setattr__(self, "scale", float(self.scale))
+        return owner
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(_Spiking):
+    """Fully connected layer; ``weight`` is ``[N_in, N_out]``, ``bias`` ``[N_out]``."""
+
+    kind = "dense"
+
+    def __post_init__(self):
+        owner = self._check_common()
+        w = np.asarray(self.weight) if isinstance(self.weight, (list, tuple)) else self.weight
+        object.__setattr__(self, "weight", w)
+        if not isinstance(w, np.ndarray) or w.ndim != 2:
+            raise MlsnnError(f"{owner}: field 'weight' must be a 2-D integer array [N_in, N_out]")
+        _check_array(owner, "weight", w, w.shape, self.w_bits)
+        b = np.asarray(self.bias) if isinstance(self.bias, (list, tuple)) else self.bias
+        object.__setattr__(self, "bias", b)
+        _check_array(owner, "bias", b, (w.shape[1],), self.b_bits)
+
+    @property
+    def in_features(self):
+        return int(self.weight.shape[0])
+
+    @property
+    def out_features(self):
+        return int(self.weight.shape[1])
+
+    def out_shape(self, in_shape):
+        return (self.out_features,)
+
+    def fanout_counts(self, in_shape):
+        """``|fanout(i)|`` for every input index i (flat, CHW order)."""
+        return np.full(math.prod(in_shape), self.out_features, dtype=np.int64)
+
+    def max_in_weight_sum(self):
+        """max_j Σ_i |w_ij| (the static bound's weight term)."""
+        return int(np.abs(self.weight.astype(np.int64)).sum(axis=0).max(initial=0))
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(_Spiking):
+    """2-D convolution; ``weight`` is ``[C_in, K, K, C_out]``, ``bias`` ``[C_out]``."""
+
+    stride: int = 1
+    padding: int = 0
+    kind = "conv2d"
+
+    def __post_init__(self):
+        owner = self._check_common()
+        w = self.weight
+        if not isinstance(w, np.ndarray) or w.ndim != 4 or w.shape[1] != w.shape[2]:
+            raise MlsnnError(f"{owner}: field 'weight' must be a 4-D integer array "
+                             f"[C_in, K, K, C_out] with a square kernel")
+        _check_array(owner, "weight", w, w.shape, self.w_bits)
+        _check_array(owner, "bias", self.bias, (w.shape[3],), self.b_bits)
+        _check_int(owner, "stride", self.stride, minimum=1)
+        _check_int(owner, "padding", self.padding, minimum=0)
+        if self.padding >= self.kernel:
+            raise MlsnnError(f"{owner}: field 'padding' ({self.padding}) must be smaller than "
+                             f"the kernel ({self.kernel})")
+
+    @property
+    def in_channels(self):
+        return int(self.weight.shape[0])
+
+    @property
+    def kernel(self):
+        return int(self.weight.shape[1])
+
+    @property
+    def out_channels(self):
+        return int(self.weight.shape[3])
+
+    def out_shape(self, in_shape):
+        _, h, w = in_shape
+        return (self.out_channels,
+                conv_out_size(h, self.kernel, self.stride, self.padding),
+                conv_out_size(w, self.kernel, self.stride, self.padding))
+
+    def _axis_fanout(self, size_in, size_out):
+        """Per input coordinate: number of kernel offsets k with a valid output o,
+        o*S - P + k = i, 0 <= o < size_out."""
+        cnt = np.zeros(size_in, dtype=np.int64)
+        for i in range(size_in):
+            for k in range(self.kernel):
+                num = i + self.padding - k
+                if num % self.stride == 0 and 0 <= num // self.stride < size_out:
+                    cnt[i] += 1
+        return cnt
+
+    def fanout_counts(self, in_shape):
+        c, h, w = in_shape
+        _, ho, wo = self.out_shape(in_shape)
+        fy, fx = self._axis_fanout(h, ho), self._axis_fanout(w, wo)
+        per_pixel = np.outer(fy, fx) * self.out_channels
+        return np.broadcast_to(per_pixel, (c, h, w)).reshape(-1).astype(np.int64)
+
+    def max_in_weight_sum(self):
+        w = np.abs(self.weight.astype(np.int64))
+        return int(w.sum(axis=(0, 1, 2)).max(initial=0))
+
+
+@dataclass(frozen=True, eq=False)
+class Join:
+    """Residual join of two streams of the same shape.
+
+    ``mode="barrier"``: Sparse-ResNet barrier neuron per index j, P[j] += z·stream_weights[s];
+    own ``threshold``, ``levels``, ``v0``; no bias, no weight memory.
+    ``mode="sew"``: SEW-ResNet join, no neuron: the next layer receives the events of both streams
+    (their scales must be equal). ``threshold``/``levels``/``stream_weights`` must be left at their
+    defaults for ``sew``.
+    """
+
+    name: str
+    inputs: tuple
+    mode: str = "barrier"
+    threshold: int = 1
+    levels: int = 1
+    v0: int = 0
+    stream_weights: tuple = (1, 1)
+    potential_width: Optional[int] = None
+    scale: float = 1.0
+    kind = "join"
+    readout = False
+
+    def __post_init__(self):
+        owner = f"layer '{self.name}'"
+        _check_name(f"layer {self.name!r}", self.name)
+        inputs = tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else None
+        if inputs is None or len(inputs) != 2 or not all(isinstance(s, str) for s in inputs):
+            raise MlsnnError(f"{owner}: field 'inputs' must name exactly two input layers")
+        if inputs[0] == inputs[1]:
+            raise MlsnnError(f"{owner}: field 'inputs' names '{inputs[0]}' twice")
+        object.__setattr__(self, "inputs", inputs)
+        if self.mode not in ("barrier", "sew"):
+            raise MlsnnError(f"{owner}: field 'mode' must be 'barrier' or 'sew', "
+                             f"not {self.mode!r}")
+        _check_int(owner, "threshold", self.threshold, minimum=1)
+        _check_int(owner, "levels", self.levels, minimum=1, maximum=255)
+        _check_int(owner, "v0", self.v0)
+        sw = tuple(self.stream_weights) if isinstance(self.stream_weights, (list, tuple)) else ()
+        if len(sw) != 2:
+            raise MlsnnError(f"{owner}: field 'stream_weights' must be two integers")
+        sw = tuple(_check_int(owner, "stream_weights", s, minimum=-(1 << 15),
+                              maximum=(1 << 15) - 1) for s in sw)
+        object.__setattr__(self, "stream_weights", sw)
+        if self.potential_width is not None:
+            _check_int(owner, "potential_width", self.potential_width, minimum=2, maximum=64)
+        object.__setattr__(self, "scale", float(self.scale))
+
+    def out_shape(self, in_shape):
+        return tuple(in_shape)
+
+    @property
+    def weight(self):
+        return None
+
+    @property
+    def bias(self):
+        return None
+
+
+_KINDS = {"dense": Dense, "conv2d": Conv2d, "join": Join}
+
+
+@dataclass(frozen=True, eq=False)
+class LayerInfo:
+    """Derived static facts about one layer in its network (see :meth:`Network.info`)."""
+
+    in_shape: tuple          # shape of each input stream
+    out_shape: tuple
+    n_in: int                # flat input size
+    n_out: int               # neurons (flat output size)
+    zmax_in: tuple           # max event value per input stream
+    zmax_in_index: int       # max total value per input index per timestep (SEW: sum)
+    zmax_out: int            # max value of an emitted event (0 for the readout)
+    bound: int               # static bound on |P|, |H| (SPEC §3)
+    safe_width: int          # potential width that can never overflow
+    width: int               # the width in use (forced or safe)
+    streams: tuple           # names of the event streams entering (SEW joins expanded)
+    stream_src: tuple        # for each stream, the index of the input (0 or 1) it comes from
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """An integer multi-level SNN: input, timesteps, layers in topological order.
+
+    Raises
+    ------
+    MlsnnError
+        On any inconsistency; the message names the layer and field.
+    """
+
+    input: InputSpec
+    timesteps: int
+    layers: tuple
+    name: str = "network"
+
+    def __post_init__(self):
+        if not isinstance(self.input, InputSpec):
+            raise MlsnnError("network: field 'input' must be an InputSpec")
+        _check_int("network", "timesteps", self.timesteps, minimum=1, maximum=1024)
+        layers = tuple(self.layers)
+        object.__setattr__(self, "layers", layers)
+        if not layers:
+            raise MlsnnError("network: field 'layers' must hold at least one layer")
+        infos = {}
+        shapes = {INPUT: self.input.shape}
+        zmax = {INPUT: self.input.zmax}
+        scales = {INPUT: self.input.scale}
+        streams = {INPUT: (INPUT,)}
+        consumers = {INPUT: 0}
+        for idx, layer in enumerate(layers):
+            if not isinstance(layer, (Dense, Conv2d, Join)):
+                raise MlsnnError(f"network: layers[{idx}] is not a Dense, Conv2d or Join")
+            owner = f"layer '{layer.name}'"
+            if layer.name in shapes:
+                raise MlsnnError(f"{owner}: field 'name' is used twice")
+            for src in layer.inputs:
+                if src not in shapes:
+                    raise MlsnnError(f"{owner}: field 'inputs' names '{src}', which is not an "
+                                     f"earlier layer or 'input'")
+                consumers[src] += 1
+            is_last = idx == len(layers) - 1
+            if layer.readout != is_last:
+                raise MlsnnError(f"{owner}: field 'readout' must be true for the last layer and "
+                                 f"only for it")
+            in_shape = shapes[layer.inputs[0]]
+            z_in = tuple(zmax[s] for s in layer.inputs)
+            if isinstance(layer, Join):
+                other = shapes[layer.inputs[1]]
+                if tuple(other) != tuple(in_shape):
+                    raise MlsnnError(f"{owner}: field 'inputs' joins shapes {tuple(in_shape)} "
+                                     f"and {tuple(other)}; they must be equal")
+                if layer.mode == "sew":
+                    s0, s1 = scales[layer.inputs[0]], scales[layer.inputs[1]]
+                    if not math.isclose(s0, s1, rel_tol=1e-9):
+                        raise MlsnnError(f"{owner}: a SEW join needs inputs of the same scale, "
+                                         f"but '{layer.inputs[0]}' has {s0:g} and "
+                                         f"'{layer.inputs[1]}' has {s1:g}")
+                    if layer.stream_weights != (1, 1) or layer.potential_width is not None:
+                        raise MlsnnError(f"{owner}: a SEW join has no neuron: leave "
+                                         f"'stream_weights' and 'potential_width' unset")
+            elif isinstance(layer, Conv2d):
+                if len(in_shape) != 3:
+                    raise MlsnnError(f"{owner}: a conv2d input must be (C, H, W), but "
+                                     f"'{layer.inputs[0]}' gives {tuple(in_shape)}")
+                if in_shape[0] != layer.in_channels:
+                    raise MlsnnError(f"{owner}: field 'weight' has {layer.in_channels} input "
+                                     f"channels but '{layer.inputs[0]}' gives {in_shape[0]}")
+                _, ho, wo = layer.out_shape(in_shape)
+                if ho < 1 or wo < 1:
+                    raise MlsnnError(f"{owner}: the kernel ({layer.kernel}) does not fit the "
+                                     f"{in_shape[1]}x{in_shape[2]} input with padding "
+                                     f"{layer.padding}")
+            else:
+                if math.prod(in_shape) != layer.in_features:
+                    raise MlsnnError(f"{owner}: field 'weight' has {layer.in_features} input "
+                                     f"rows but '{layer.inputs[0]}' gives "
+                                     f"{math.prod(in_shape)} values")
+            out_shape = layer.out_shape(in_shape)
+            # Per input index per timestep a SEW-fed layer sees one event of each stream.
+            src_streams = sum((streams[s] for s in layer.inputs), ())
+            T = self.timesteps
+            if isinstance(layer, Join) and layer.mode == "sew":
+                z_index = zout = sum(zmax_stream(zmax, streams, s) for s in layer.inputs)
+                bound = safe = width = 0
+                streams[layer.name] = src_streams
+            else:
+                if isinstance(layer, Join):
+                    z_index = max(zmax_stream(zmax, streams, s) for s in layer.inputs)
+                    per_t = sum(zmax_stream(zmax, streams, s) * abs(w)
+                                for s, w in zip(layer.inputs, layer.stream_weights))
+                else:
+                    z_index = zmax_stream(zmax, streams, layer.inputs[0])
+                    per_t = int(np.abs(layer.bias.astype(np.int64)).max(initial=0)) \
+                        + z_index * layer.max_in_weight_sum()
+                bound = abs(layer.v0) + T * per_t
+                safe = max(signed_width(bound), signed_width(layer.threshold * layer.levels),
+                           signed_width(abs(layer.v0)))
+                width = layer.potential_width if layer.potential_width is not None else safe
+                zout = 0 if layer.readout else layer.levels
+                streams[layer.name] = (layer.name,)
+            infos[layer.name] = LayerInfo(
+                in_shape=tuple(in_shape), out_shape=tuple(out_shape),
+                n_in=math.prod(in_shape), n_out=math.prod(out_shape), zmax_in=z_in,
+                zmax_in_index=int(z_index), zmax_out=zout, bound=int(bound),
+                safe_width=int(safe), width=int(width), streams=src_streams,
+                stream_src=tuple(k for k, s in enumerate(layer.inputs) for _ in streams[s]))
+            shapes[layer.name] = out_shape
+            zmax[layer.name] = zout
+            scales[layer.name] = layer.scale
+            consumers[layer.name] = 0
+        for lname, n in consumers.items():
+            if n == 0 and lname != layers[-1].name:
+                raise MlsnnError(f"layer '{lname}': its output is used by no layer (only the "
+                                 f"readout may be a sink)")
+        if isinstance(layers[-1], Join):
+            raise MlsnnError(f"layer '{layers[-1].name}': the readout must be dense or conv2d")
+        object.__setattr__(self, "_infos", infos)
+
+    # -- queries ---------------------------------------------------------------------------
+    def info(self, name):
+        """:class:`LayerInfo` of the layer called ``name``."""
+        try:
+            return self._infos[name]
+        except KeyError:
+            raise MlsnnError(f"network has no layer '{name}'") from None
+
+    def layer(self, name):
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise MlsnnError(f"network has no layer '{name}'")
+
+    @property
+    def readout(self):
+        return self.layers[-1]
+
+    @property
+    def n_classes(self):
+        return self.info(self.readout.name).n_out
+
+    @property
+    def is_sequential(self):
+        """True when every layer reads the layer just before it and there are no joins."""
+        prev = INPUT
+        for layer in self.layers:
+            if isinstance(layer, Join) or layer.inputs != (prev,):
+                return False
+            prev = layer.name
+        return True
+
+    def consumers(self, name):
+        """Names of the layers that read ``name``."""
+        return [l.name for l in self.layers if name in l.inputs]
+
+    def overflow_possible(self):
+        """Names of the layers whose potential width was forced below the safe width."""
+        return [l.name for l in self.layers if self.info(l.name).width < self.info(l.name).safe_width]
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def check_inputs(self, x):
+        """Validate a batch of network inputs ``[B, *shape]``; return it as int64 numpy."""
+        x = np.asarray(x)
+        shape = self.input.shape
+        if x.ndim == len(shape):
+            x = x[None]
+        if tuple(x.shape[1:]) != tuple(shape):
+            raise MlsnnError(f"inputs have shape {tuple(x.shape)}, expected [B, "
+                             f"{', '.join(map(str, shape))}] for this network")
+        if x.dtype.kind == "f":
+            if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)):
+                raise MlsnnError("inputs must be integers (pixel values), found non-integer "
+                                 "values")
+        elif x.dtype.kind not in "iub":
+            raise MlsnnError(f"inputs must be integers, not {x.dtype}")
+        x = x.astype(np.int64)
+        if x.size and int(x.min()) < 0:
+            raise MlsnnError(f"inputs must be non-negative, found {int(x.min())}")
+        if x.size and int(x.max()) > self.input.zmax:
+            raise MlsnnError(f"inputs must fit in in_bits={self.input.in_bits} "
+                             f"(max {self.input.zmax}), found {int(x.max())}")
+        return x
+
+    # -- serialisation ---------------------------------------------------------------------
+    def to_json(self):
+        layers = []
+        for layer in self.layers:
+            d = {"kind": layer.kind}
+            for f in dataclasses.fields(layer):
+                if f.name in ("weight", "bias"):
+                    continue
+                v = getattr(layer, f.name)
+                d[f.name] = list(v) if isinstance(v, tuple) else v
+            if isinstance(layer, (Dense, Conv2d)):
+                d["weight_shape"] = list(layer.weight.shape)
+            layers.append(d)
+        return {
+            "schema": "mlsnn-network", "schema_version": SCHEMA_VERSION, "name": self.name,
+            "timesteps": self.timesteps,
+            "input": {"shape": list(self.input.shape), "in_bits": self.input.in_bits,
+                      "scale": self.input.scale},
+            "layers": layers,
+        }
+
+    def arrays(self):
+        out = {}
+        for layer in self.layers:
+            if isinstance(layer, (Dense, Conv2d)):
+                out[f"{layer.name}.weight"] = layer.weight
+                out[f"{layer.name}.bias"] = layer.bias
+        return out
+
+
+def zmax_stream(zmax, streams, name):
+    """Max value per input index per timestep coming from ``name`` (a SEW join sums)."""
+    return sum(zmax[s] for s in streams[name])
+
+
+def save(net, directory):
+    """Write ``network.json`` and ``network.npz`` into ``directory``; return the json path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "network.json")
+    with open(path, "w") as f:
+        json.dump(net.to_json(), f, indent=1)
+        f.write("\n")
+    np.savez(os.path.join(directory, "network.npz"), **net.arrays())
+    return path
+
+
+def from_json(doc, arrays):
+    """Build a :class:`Network` from a parsed ``network.json`` and its arrays."""
+    if not isinstance(doc, dict) or doc.get("schema") != "mlsnn-network":
+        raise MlsnnError("network.json: not an mlsnn network (field 'schema' must be "
+                         "'mlsnn-network')")
+    ver = doc.get("schema_version")
+    if ver != SCHEMA_VERSION:
+        raise MlsnnError(f"network.json: field 'schema_version' is {ver!r}; this mlsnn reads "
+                         f"version {SCHEMA_VERSION}")
+    for key in ("timesteps", "input", "layers"):
+        if key not in doc:
+            raise MlsnnError(f"network.json: missing field '{key}'")
+    inp = doc["input"]
+    if not isinstance(inp, dict) or "shape" not in inp:
+        raise MlsnnError("network.json: field 'input' must be an object with 'shape'")
+    unknown = set(inp) - {"shape", "in_bits", "scale"}
+    if unknown:
+        raise MlsnnError(f"network.json: field 'input' has unknown key '{sorted(unknown)[0]}'")
+    spec = InputSpec(shape=tuple(inp["shape"]) if isinstance(inp["shape"], list)
+                     else inp["shape"], **{k: v for k, v in inp.items() if k != "shape"})
+    if not isinstance(doc["layers"], list):
+        raise MlsnnError("network.json: field 'layers' must be a list")
+    layers = []
+    for idx, d in enumerate(doc["layers"]):
+        if not isinstance(d, dict):
+            raise MlsnnError(f"network.json: layers[{idx}] must be an object")
+        d = dict(d)
+        kind = d.pop("kind", None)
+        cls = _KINDS.get(kind)
+        if cls is None:
+            raise MlsnnError(f"network.json: layers[{idx}] field 'kind' must be one of "
+                             f"{sorted(_KINDS)}, not {kind!r}")
+        name = d.get("name", f"layers[{idx}]")
+        wshape = d.pop("weight_shape", None)
+        allowed = {f.name for f in dataclasses.fields(cls)} - {"weight", "bias"}
+        unknown = set(d) - allowed
+        if unknown:
+            raise MlsnnError(f"layer '{name}': unknown field '{sorted(unknown)[0]}'")
+        if "inputs" in d and isinstance(d["inputs"], list):
+            d["inputs"] = tuple(d["inputs"])
+        if "stream_weights" in d and isinstance(d["stream_weights"], list):
+            d["stream_weights"] = tuple(d["stream_weights"])
+        for req in ("name", "inputs"):
+            if req not in d:
+                raise MlsnnError(f"network.json: layers[{idx}] is missing field '{req}'")
+        if cls is not Join:
+            for req in ("threshold", "levels"):
+                if req not in d:
+                    raise MlsnnError(f"layer '{name}': missing field '{req}'")
+            for arr in ("weight", "bias"):
+                key = f"{name}.{arr}"
+                if key not in arrays:
+                    raise MlsnnError(f"network.npz: missing array '{key}'")
+                d[arr] = np.asarray(arrays[key])
+            if wshape is not None and list(d["weight"].shape) != list(wshape):
+                raise MlsnnError(f"layer '{name}': array '{name}.weight' has shape "
+                                 f"{tuple(d['weight'].shape)}, network.json says "
+                                 f"{tuple(wshape)}")
+        try:
+            layers.append(cls(**d))
+        except TypeError as e:
+            raise MlsnnError(f"layer '{name}': {e}") from None
+    return Network(input=spec, timesteps=doc["timesteps"], layers=tuple(layers),
+                   name=doc.get("name", "network"))
+
+
+def load(path):
+    """Load a network from ``network.json`` (or its directory) and the ``.npz`` beside it."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "network.json")
+    with open(path) as f:
+        try:
+            doc = json.load(f)
+        except json.JSONDecodeError as e:
+            raise MlsnnError(f"{path}: malformed JSON ({e})") from None
+    npz = os.path.splitext(path)[0] + ".npz"
+    if not os.path.exists(npz):
+        raise MlsnnError(f"{path}: the array file {npz} is missing")
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError) as e:
+        raise MlsnnError(f"{npz}: not a readable .npz file ({e})") from None
+    return from_json(doc, arrays)
+
+
+# -- random networks for tests -------------------------------------------------------------
+
+def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
+                   in_shape=None, in_bits=None, depth=None, join=None, shortcut=None,
+                   max_neurons=48, calibrate=True):
+    """A random valid network for tests across the project.
+
+    Parameters
+    ----------
+    seed : int
+        Everything is drawn from ``numpy.random.default_rng(seed)``.
+    kind : {"dense", "conv", "residual", None}
+        Topology family; ``None`` draws one.
+    timesteps, levels, w_bits, in_bits : int or None
+        Fixed values, or drawn (T ∈ {1, 2, 4}, N ∈ {1, 2, 4, 8}, W_BITS ∈ {3..8}).
+    in_shape : tuple or None
+        Input shape; drawn small when ``None``.
+    depth : int or None
+        Number of spiking layers before the readout (dense/conv).
+    join : {"barrier", "sew", None}
+        Join mode of residual blocks (``kind="residual"``).
+    shortcut : {"identity", "conv", None}
+        Shortcut of residual blocks: identity, or a 1×1 stride-2 convolution.
+    max_neurons : int
+        Upper bound on the neurons of any layer (keeps RTL simulations short).
+    calibrate : bool
+        Choose every threshold from the golden model's currents on random inputs so that
+        layers fire at a useful rate (neither silent nor saturated).
+    """
+    rng = np.random.default_rng(seed)
+    pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
+    kind = kind or pick(["dense", "conv", "residual"])
+    if kind not in ("dense", "conv", "residual"):
+        raise MlsnnError(f"random_network: kind must be 'dense', 'conv' or 'residual', "
+                         f"not {kind!r}")
+    T = timesteps or pick([1, 2, 4])
+    in_bits = in_bits or pick([2, 4, 8])
+
+    def lv():
+        return levels or pick([1, 2, 4, 8])
+
+    def wb():
+        return w_bits or int(rng.integers(3, 9))
+
+    def weights(shape, bits):
+        hi = (1 << (bits - 1)) - 1
+        w = rng.integers(-hi, hi + 1, size=shape)
+        w[rng.random(shape) < 0.2] = 0
+        return w.astype(np.int64)
+
+    def bias(n, bits):
+        return rng.integers(-(1 << (bits - 2)), (1 << (bits - 2)), size=n).astype(np.int64)
+
+    layers = []
+    if kind == "dense":
+        shape = in_shape or (int(rng.integers(2, 17)),)
+        n_layers = depth if depth is not None else int(rng.integers(0, 3))
+        prev, n_prev = INPUT, math.prod(shape)
+        for i in range(n_layers + 1):
+            readout = i == n_layers
+            n = int(rng.integers(1, min(max_neurons, 24) + 1))
+            bits = wb()
+            layers.append(Dense(name=f"fc{i}", inputs=(prev,), threshold=1, levels=lv(),
+                                weight=weights((n_prev, n), bits), bias=bias(n, bits),
+                                w_bits=bits, v0=0, readout=readout))
+            prev, n_prev = f"fc{i}", n
+    else:
+        if in_shape is None:
+            c = int(rng.integers(1, 3))
+            hw_ = int(rng.integers(4, 8))
+            shape = (c, hw_, hw_)
+        else:
+            shape = tuple(in_shape)
+        cur = shape
+        prev = INPUT
+        n_conv = depth if depth is not None else int(rng.integers(1, 3))
+
+        def conv(name, src, cur, *, k=None, s=None, p=None, co=None):
+            k = k or pick([1, 2, 3])
+            s = s or pick([1, 2])
+            p = p if p is not None else (pick([0, 1]) if k > 1 else 0)
+            co_max = max(1, max_neurons // max(1, conv_out_size(cur[1], k, s, p)
+                                               * conv_out_size(cur[2], k, s, p)))
+            co = co or int(rng.integers(1, min(co_max, 4) + 1))
+            bits = wb()
+            return Conv2d(name=name, inputs=(src,), threshold=1, levels=lv(),
+                          weight=weights((cur[0], k, k, co), bits), bias=bias(co, bits),
+                          w_bits=bits, stride=s, padding=p)
+
+        idx = 0
+        for i in range(n_conv):
+            layer = conv(f"conv{idx}", prev, cur)
+            if min(layer.out_shape(cur)[1:]) < 1:
+                layer = conv(f"conv{idx}", prev, cur, k=1, s=1, p=0)
+            layers.append(layer)
+            cur, prev = layer.out_shape(cur), layer.name
+            idx += 1
+            if kind == "residual":
+                mode = join or pick(["barrier", "sew"])
+                sc = shortcut or pick(["identity", "conv"])
+                co = cur[0]
+                if sc == "conv" and min(cur[1:]) >= 2:
+                    a = conv(f"conv{idx}", prev, cur, k=3, s=2, p=1, co=co)
+                    idx += 1
+                    b_ = conv(f"conv{idx}", a.name, a.out_shape(cur), k=3, s=1, p=1, co=co)
+                    idx += 1
+                    short = conv(f"short{i}", prev, cur, k=1, s=2, p=0, co=co)
+                    branch = [a, b_, short]
+                    outs = (b_.name, short.name)
+                    cur2 = b_.out_shape(a.out_shape(cur))
+                else:
+                    a = conv(f"conv{idx}", prev, cur, k=3, s=1, p=1, co=co)
+                    idx += 1
+                    b_ = conv(f"conv{idx}", a.name, cur, k=3, s=1, p=1, co=co)
+                    idx += 1
+                    branch = [a, b_]
+                    outs = (b_.name, prev)
+                    cur2 = cur
+                if mode == "sew":
+                    # SEW needs equal scales; keep the float scale 1.0 everywhere.
+                    jl = Join(name=f"join{i}", inputs=outs, mode="sew")
+                else:
+                    jl = Join(name=f"join{i}", inputs=outs, mode="barrier", threshold=1,
+                              levels=lv(), stream_weights=(int(rng.integers(1, 4)),
+                                                           int(rng.integers(1, 4))))
+                layers.extend(branch)
+                layers.append(jl)
+                prev, cur = jl.name, cur2
+        n_out = int(rng.integers(1, 11))
+        bits = wb()
+        layers.append(Dense(name="fc_out", inputs=(prev,), threshold=1, levels=1,
+                            weight=weights((math.prod(cur), n_out), bits),
+                            bias=bias(n_out, bits), w_bits=bits, readout=True))
+    spec = InputSpec(shape=tuple(shape), in_bits=in_bits)
+    net = Network(input=spec, timesteps=T, layers=tuple(layers), name=f"random{seed}")
+    if calibrate:
+        net = calibrate_thresholds(net, rng)
+    return net
+
+
+def random_inputs(net, batch, seed=0, density=0.6):
+    """Random unsigned inputs ``[batch, *shape]`` for ``net`` (a fraction are zero)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, net.input.zmax + 1, size=(batch,) + net.input.shape)
+    x[rng.random(x.shape) > density] = 0
+    return x.astype(np.int64)
+
+
+def calibrate_thresholds(net, rng, batch=16):
+    """Pick every spiking layer's threshold so that it fires at a moderate rate.
+
+    Layer by layer, run the golden reference on random inputs, and set θ so that the typical
+    per-timestep current (the 75th percentile of |I|) reaches about N/2 levels.
+    """
+    from .reference import run  # late import: reference depends on this module
+
+    x = random_inputs(net, batch, seed=int(rng.integers(1 << 30)))
+    layers = list(net.layers)
+    for i, layer in enumerate(layers):
+        if layer.readout or (isinstance(layer, Join) and layer.mode == "sew"):
+            continue
+        probe = Network(input=net.input, timesteps=net.timesteps, layers=tuple(layers),
+                        name=net.name)
+        res = run(probe, x, record_currents=True)
+        cur = res.currents[layer.name]
+        mag = float(np.percentile(np.abs(cur), 75)) if cur.size else 1.0
+        theta = max(1, int(round(mag / max(1.0, layer.levels / 2))))
+        layers[i] = dataclasses.replace(layer, threshold=theta)
+    return Network(input=net.input, timesteps=net.timesteps, layers=tuple(layers), name=net.name)

@@ -1,0 +1,1 @@
+"""mlsnn hw package."""

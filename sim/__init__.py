@@ -1,0 +1,1 @@
+"""mlsnn sim package."""
