@@ -823,7 +823,8 @@ def calibrate_thresholds(net, rng, batch=16):
     """Pick every spiking layer's threshold so that it fires at a moderate rate.
 
     Layer by layer, run the golden reference on random inputs, and set θ so that the typical
-    per-timestep current (the 75th percentile of |I|) reaches about N/2 levels.
+    positive per-timestep current (75th percentile) reaches about N/2 levels; a mostly
+    inhibitory layer first gets its bias lifted.
     """
     from .reference import run  # late import: reference depends on this module
 
@@ -835,8 +836,16 @@ def calibrate_thresholds(net, rng, batch=16):
         probe = Network(input=net.input, timesteps=net.timesteps, layers=tuple(layers),
                         name=net.name)
         res = run(probe, x, record_currents=True)
-        cur = res.currents[layer.name]
-        mag = float(np.percentile(np.abs(cur), 75)) if cur.size else 1.0
+        cur = res.currents[layer.name].astype(np.float64)
+        if isinstance(layer, (Dense, Conv2d)) and cur.size and (cur > 0).mean() < 0.25:
+            # Mostly inhibitory: lift the bias so that about a quarter of the currents are
+            # positive, else the layer would stay silent.
+            shift = int(np.ceil(-np.percentile(cur, 75))) + 1
+            lim = (1 << (layer.b_bits - 1)) - 1
+            layer = dataclasses.replace(layer, bias=np.clip(layer.bias + shift, -lim - 1, lim))
+            cur = cur + shift
+        pos = cur[cur > 0]
+        mag = float(np.percentile(pos, 75)) if pos.size else 1.0
         theta = max(1, int(round(mag / max(1.0, layer.levels / 2))))
         layers[i] = dataclasses.replace(layer, threshold=theta)
     return Network(input=net.input, timesteps=net.timesteps, layers=tuple(layers), name=net.name)
