@@ -763,8 +763,9 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         idx = 0
         for i in range(n_conv):
             layer = conv(f"conv{idx}", prev, cur)
-            if min(layer.out_shape(cur)[1:]) < 1:
-                layer = conv(f"conv{idx}", prev, cur, k=1, s=1, p=0)
+            if min(layer.out_shape(cur)[1:]) < min(2, min(cur[1:])):
+                # keep feature maps of at least 2x2 so that later layers have borders to test
+                layer = conv(f"conv{idx}", prev, cur, k=3, s=1, p=1)
             layers.append(layer)
             cur, prev = layer.out_shape(cur), layer.name
             idx += 1

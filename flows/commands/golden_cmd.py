@@ -1,0 +1,46 @@
+"""`mlsnn golden`: run the bit-exact integer reference on inputs."""
+
+import json
+import sys
+
+from flows.io import load_inputs, load_network
+from golden.reference import COUNTERS, run as run_reference
+
+NAME = "golden"
+HELP = "run the integer golden model on inputs: predictions and per-layer counters"
+DESCRIPTION = ("Run the bit-exact integer reference (SPEC §3) of a network on a batch of inputs "
+               "and print the predictions and every per-layer counter of SPEC §5, summed over "
+               "the batch. Example: mlsnn golden --ir net/network.json --inputs net/inputs.npz")
+
+
+def add_arguments(p):
+    p.add_argument("--ir", required=True, metavar="network.json",
+                   help="the network (network.json, or its directory)")
+    p.add_argument("--inputs", required=True, metavar="x.npz",
+                   help="inputs: .npz with array 'x' of shape [B, *input_shape] (or a .npy)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def run(args):
+    net = load_network(args.ir)
+    x = load_inputs(args.inputs, net)
+    res = run_reference(net, x)
+    doc = res.to_json(net)
+    if args.json:
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(f"network '{net.name}': {len(net.layers)} layers, T={net.timesteps}, "
+          f"{x.shape[0]} input(s)")
+    preds = doc["predictions"]
+    shown = " ".join(map(str, preds[:32])) + (" ..." if len(preds) > 32 else "")
+    print(f"predictions: {shown}")
+    head = f"{'layer':<12}{'kind':<13}" + "".join(f"{c:>13}" for c in COUNTERS) + "  overflow"
+    print(head)
+    for layer in doc["layers"]:
+        c = layer["counters"]
+        print(f"{layer['name']:<12}{layer['kind']:<13}" +
+              "".join(f"{c[k]:>13}" for k in COUNTERS) + f"  {layer['overflow']}")
+    if doc["overflow"]:
+        print("warning: a forced potential width may overflow (see the overflow column)")
+    return 0

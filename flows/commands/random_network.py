@@ -1,0 +1,58 @@
+"""`mlsnn random-network`: write a random valid IR and matching random inputs."""
+
+import json
+import os
+import sys
+
+from golden import ir
+from golden.errors import MlsnnError
+
+NAME = "random-network"
+HELP = "write a random valid network (network.json + .npz) and matching random inputs"
+DESCRIPTION = ("Write a random valid network and random inputs into a directory: network.json, "
+               "network.npz and inputs.npz (array 'x'). Used for tests and quick tries. "
+               "Example: mlsnn random-network --seed 3 --kind conv -o /tmp/net")
+
+
+def add_arguments(p):
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--kind", choices=["dense", "conv", "residual"], default=None,
+                   help="topology family (default: drawn from the seed)")
+    p.add_argument("--timesteps", type=int, default=None, help="T (default: drawn)")
+    p.add_argument("--levels", type=int, default=None, help="N of every layer (default: drawn)")
+    p.add_argument("--join", choices=["barrier", "sew"], default=None,
+                   help="residual join mode (with --kind residual)")
+    p.add_argument("--batch", type=int, default=8, help="number of random inputs (default 8)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+
+def run(args):
+    if args.batch < 1:
+        raise MlsnnError(f"--batch must be at least 1, not {args.batch}")
+    if args.timesteps is not None and args.timesteps < 1:
+        raise MlsnnError(f"--timesteps must be at least 1, not {args.timesteps}")
+    if args.levels is not None and args.levels < 1:
+        raise MlsnnError(f"--levels must be at least 1, not {args.levels}")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise MlsnnError(f"{args.output} exists and is not a directory")
+    net = ir.random_network(args.seed, kind=args.kind, timesteps=args.timesteps,
+                            levels=args.levels, join=args.join)
+    path = ir.save(net, args.output)
+    x = ir.random_inputs(net, args.batch, seed=args.seed)
+    xpath = os.path.join(args.output, "inputs.npz")
+    from flows.io import save_inputs
+    save_inputs(xpath, x)
+    summary = {"network": path, "inputs": xpath, "timesteps": net.timesteps,
+               "input_shape": list(net.input.shape), "batch": args.batch,
+               "layers": [{"name": l.name, "kind": l.kind if l.kind != "join" else
+                           f"join-{l.mode}", "out_shape": list(net.info(l.name).out_shape)}
+                          for l in net.layers]}
+    if args.json:
+        json.dump(summary, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        shapes = " -> ".join(f"{l['name']}{tuple(l['out_shape'])}" for l in summary["layers"])
+        print(f"wrote {path}, its .npz and {xpath} ({args.batch} inputs)")
+        print(f"T={net.timesteps}, input {tuple(net.input.shape)}: {shapes}")
+    return 0
