@@ -15,6 +15,7 @@ non-zero exit, never a traceback.
 import argparse
 import importlib
 import json
+import os
 import pkgutil
 import sys
 import zipfile
@@ -35,12 +36,29 @@ class _Parser(argparse.ArgumentParser):
         return " ".join(parts[1:]) if len(parts) > 1 else ""
 
 
+class _Broken:
+    """Stands in for a command module that failed to import; running it says why."""
+
+    def __init__(self, name, error):
+        self.NAME = name.replace("_cmd", "").replace("_", "-")
+        self.HELP = f"(unavailable: {error})"
+        self._error = error
+
+    def run(self, args):
+        raise MlsnnError(f"command '{self.NAME}' is unavailable: {self._error}")
+
+
 def _discover():
     mods = []
     for info in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
             continue
-        mod = importlib.import_module(f"flows.commands.{info.name}")
+        try:
+            mod = importlib.import_module(f"flows.commands.{info.name}")
+        except ImportError as e:
+            # A command whose dependencies are missing must not take the others down with it.
+            mods.append(_Broken(info.name, e))
+            continue
         if hasattr(mod, "NAME") and hasattr(mod, "run"):
             mods.append(mod)
     return mods
@@ -88,6 +106,10 @@ def main(argv=None):
     except (zipfile.BadZipFile, EOFError) as e:
         print(f"mlsnn {args.command}: error: malformed .npz file: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"mlsnn {args.command}: interrupted", file=sys.stderr)
         return 130
