@@ -1,0 +1,331 @@
+# amaranth: UnusedElaboratable=no
+"""UART and board top: the UART alone, then the byte protocol end to end in simulation
+(host driver -> SimTransport -> UART -> engine -> core -> UART -> host driver), first against a
+Python model of the NetworkTop ports, then against the real NetworkTop when it is available."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Array, Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from golden import ir, reference
+from golden.errors import MlsnnError
+from hw.board import (COUNTER_NAMES, CTR_STRIDE, INFO_SIZE, BoardTop, info_bytes,
+                      network_fingerprint)
+from hw.uart import UARTRx, UARTTx, divisor_for
+from flows.host import Board, SimTransport
+
+
+# -- the UART alone ------------------------------------------------------------------------
+
+class _Loop(wiring.Component):
+    """tx -> rx loopback with an optional line override for breaks and bad frames."""
+
+    def __init__(self, divisor):
+        self.utx = UARTTx(divisor=divisor)
+        self.urx = UARTRx(divisor=divisor)
+        super().__init__({"force_low": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.utx, m.submodules.urx = self.utx, self.urx
+        m.d.comb += self.urx.rx.eq(self.utx.tx & ~self.force_low)
+        return m
+
+
+@pytest.mark.parametrize("divisor", [4, 5, 7])
+def test_uart_loopback(divisor):
+    dut = _Loop(divisor)
+    rng = random.Random(divisor)
+    sent = [rng.randrange(256) for _ in range(24)] + [0x00, 0xFF, 0x55, 0xAA]
+    got = []
+
+    async def writer(ctx):
+        for b in sent:
+            ctx.set(dut.utx.i.payload, b)
+            ctx.set(dut.utx.i.valid, 1)
+            await ctx.tick().until(dut.utx.i.ready)
+            ctx.set(dut.utx.i.valid, 0)
+            if rng.random() < 0.3:
+                await ctx.tick().repeat(1 + rng.randrange(3 * divisor))
+
+    async def reader(ctx):
+        ctx.set(dut.urx.o.ready, 1)
+        while len(got) < len(sent):
+            _, _, valid, payload = await ctx.tick().sample(dut.urx.o.valid, dut.urx.o.payload)
+            if valid:
+                got.append(payload)
+        assert not ctx.get(dut.urx.overrun)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(writer)
+    sim.add_testbench(reader)
+    sim.run()
+    assert got == sent
+
+
+def test_uart_tx_frame_timing():
+    div = 5
+    dut = UARTTx(divisor=div)
+    line = []
+
+    async def tb(ctx):
+        ctx.set(dut.i.payload, 0b1010_0011)
+        ctx.set(dut.i.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        for _ in range(12 * div):
+            line.append(ctx.get(dut.tx))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    bits = [0] + [(0b1010_0011 >> k) & 1 for k in range(8)] + [1]
+    expect = [b for b in bits for _ in range(div)] + [1] * (2 * div)
+    assert line == expect
+
+
+def test_uart_rx_break_and_frame_error():
+    div = 4
+    dut = UARTRx(divisor=div)
+    seen = {"brk": 0, "ferr": 0, "bytes": []}
+
+    async def tb(ctx):
+        ctx.set(dut.o.ready, 1)
+        # A frame whose stop bit is 0: dropped with a framing error.
+        for bit in [0] + [1] * 8 + [0]:
+            ctx.set(dut.rx, bit)
+            await ctx.tick().repeat(div)
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(3 * div)
+        # A break: the line stays low for 25 bit times.
+        ctx.set(dut.rx, 0)
+        await ctx.tick().repeat(25 * div)
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(3 * div)
+        assert not ctx.get(dut.brk)
+        # A good byte afterwards.
+        for bit in [0] + [(0x3C >> k) & 1 for k in range(8)] + [1]:
+            ctx.set(dut.rx, bit)
+            await ctx.tick().repeat(div)
+        await ctx.tick().repeat(2 * div)
+
+    async def watch(ctx):
+        async for _, _, brk, ferr, valid, payload in ctx.tick().sample(
+                dut.brk, dut.frame_error, dut.o.valid, dut.o.payload):
+            seen["brk"] += brk
+            seen["ferr"] += ferr
+            if valid:
+                seen["bytes"].append(payload)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.add_process(watch)
+    sim.run()
+    assert seen["ferr"] >= 1
+    assert seen["brk"] >= 4 * div          # held for the rest of the break
+    assert seen["bytes"] == [0x3C]
+
+
+def test_divisor_for():
+    assert divisor_for(12e6, 115200) == 104
+    assert divisor_for(25e6, 115200) == 217
+    with pytest.raises(ValueError, match="at least 4 clock cycles per bit"):
+        divisor_for(12e6, 6_000_000)
+    with pytest.raises(ValueError, match="rate error"):
+        divisor_for(1e6, 115200)
+    with pytest.raises(ValueError, match="divisor must be an integer >= 4"):
+        UARTTx(divisor=2)
+
+
+# -- a Python model of the NetworkTop ports --------------------------------------------------
+
+def _result_layout(net, width):
+    return data.StructLayout({"index": range(max(net.n_classes, 2)), "potential": signed(width),
+                              "last": 1})
+
+
+class MockNetworkTop(wiring.Component):
+    """The NetworkTop ports of docs/hw-interfaces.md; :meth:`model` (a simulator process)
+    behaves like the network using the golden reference. Counters are plain signals the model
+    sets; ``ctr_data`` selects among them in hardware, combinationally, as the real top does."""
+
+    def __init__(self, net, *, latency=17):
+        self.net = net
+        self.latency = latency
+        self.width = net.info(net.readout.name).width
+        n = len(net.layers) * CTR_STRIDE
+        self.ctr = [Signal(32, name=f"ctr{k}") for k in range(n)]
+        super().__init__({
+            "pixels": In(stream.Signature(net.input.in_bits)),
+            "result": Out(stream.Signature(_result_layout(net, self.width))),
+            "prediction": Out(range(max(net.n_classes, 2))),
+            "busy": Out(1),
+            "clear": In(1),
+            "ctr_addr": In(range(n)),
+            "ctr_data": Out(32),
+            "overflow": Out(len(net.layers)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.ctr_data.eq(Array(self.ctr)[self.ctr_addr])
+        return m
+
+    async def model(self, ctx):
+        net = self.net
+        totals = np.zeros(len(self.ctr), dtype=np.int64)
+        ovf = 0
+        pix = []
+        ctx.set(self.pixels.ready, 1)
+        while True:
+            _, _, valid, payload, clear = await ctx.tick().sample(
+                self.pixels.valid, self.pixels.payload, self.clear)
+            if clear:
+                totals[:] = 0
+                ovf = 0
+                for s in self.ctr:
+                    ctx.set(s, 0)
+                ctx.set(self.overflow, 0)
+            if not valid:
+                continue
+            pix.append(payload)
+            if len(pix) < net.input.size:
+                continue
+            ctx.set(self.pixels.ready, 0)
+            ctx.set(self.busy, 1)
+            x = np.array(pix, dtype=np.int64).reshape(1, *net.input.shape)
+            pix = []
+            res = reference.run(net, x)
+            await ctx.tick().repeat(self.latency)
+            for j, pot in enumerate(res.readout[0]):
+                ctx.set(self.result.payload, {"index": j, "potential": int(pot),
+                                              "last": j == net.n_classes - 1})
+                ctx.set(self.result.valid, 1)
+                await ctx.tick().until(self.result.ready)
+            ctx.set(self.result.valid, 0)
+            ctx.set(self.prediction, int(res.predictions[0]))
+            for li, layer in enumerate(net.layers):
+                for ci, name in enumerate(reference.COUNTERS):
+                    totals[li * CTR_STRIDE + ci] += int(res.counters[layer.name][name][0])
+                totals[li * CTR_STRIDE + COUNTER_NAMES.index("cycles")] += self.latency
+                if res.overflow[layer.name][0] == 2:
+                    ovf |= 1 << li
+            for s, v in zip(self.ctr, totals):
+                ctx.set(s, int(v) & 0xFFFFFFFF)
+            ctx.set(self.overflow, ovf)
+            ctx.set(self.busy, 0)
+            ctx.set(self.pixels.ready, 1)
+
+
+def _tiny_net(seed=3, **kw):
+    opts = dict(kind="dense", timesteps=2, levels=2, in_shape=(6,), depth=1, max_neurons=5)
+    opts.update(kw)
+    return ir.random_network(seed, **opts)
+
+
+def _mock_board(net, divisor=4, **kw):
+    core = MockNetworkTop(net)
+    dut = BoardTop(net, clk_freq=1e6, divisor=divisor, core=core, **kw)
+    t = SimTransport(dut)
+    t.sim.add_process(core.model)
+    return t, core, dut
+
+
+def _check_against_golden(net, run, x):
+    gold = reference.run(net, x)
+    np.testing.assert_array_equal(run.predictions, gold.predictions)
+    np.testing.assert_array_equal(run.readout, gold.readout)
+    for li, layer in enumerate(net.layers):
+        for name in reference.COUNTERS:
+            np.testing.assert_array_equal(run.counters[li][name], gold.counters[layer.name][name],
+                                          err_msg=f"{layer.name}.{name}")
+        np.testing.assert_array_equal(run.overflow[:, li], gold.overflow[layer.name] == 2)
+
+
+def test_protocol_with_model_core():
+    net = _tiny_net()
+    t, core, dut = _mock_board(net)
+    board = Board(t)
+    assert board.info.n_in == net.input.size
+    assert board.info.n_classes == net.n_classes
+    assert board.info.n_layers == len(net.layers)
+    assert board.info.potential_width == core.width
+    assert board.info.clk_freq == 1_000_000
+    board.check_network(net)
+    x = ir.random_inputs(net, 3, seed=5)
+    run = board.run(x)
+    _check_against_golden(net, run, x)
+    # Single counter reads agree with the sweep; counters accumulate until clear.
+    gold = reference.run(net, x[:2])
+    board.clear()
+    board.infer(x[0])
+    board.infer(x[1])
+    for li, layer in enumerate(net.layers):
+        assert board.counter(li, "syn_acc") == int(gold.counters[layer.name]["syn_acc"].sum())
+    assert board.counter(0, "cycles") == 2 * core.latency
+    board.clear()
+    assert all(v == 0 for c in board.counters().values() for v in c.values())
+
+
+def test_protocol_errors_and_break():
+    net = _tiny_net()
+    t, core, dut = _mock_board(net)
+    board = Board(t)
+    # An unknown opcode is answered with '!' and the byte.
+    t.write(b"x")
+    assert t.read(2) == b"!x"
+    # An interrupted inference (half the pixels) is recovered by a break.
+    t.write(b"I" + bytes(net.input.size // 2))
+    t.flush()
+    board.reset()
+    board2 = Board(t, reset=False)
+    assert board2.info == board.info
+    x = ir.random_inputs(net, 1, seed=9)
+    assert board2.infer(x[0]) == reference.run(net, x).predictions[0]
+    with pytest.raises(MlsnnError, match="must have 6 values"):
+        board2.infer(np.zeros(5, dtype=np.int64))
+    with pytest.raises(MlsnnError, match="integers in"):
+        board2.infer(np.full(6, 1 << net.input.in_bits))
+    with pytest.raises(MlsnnError, match="unknown counter"):
+        board2.counter(0, "nope")
+    other = _tiny_net(seed=4)
+    with pytest.raises(MlsnnError, match="different network"):
+        board2.check_network(other)
+
+
+def test_protocol_wide_pixels_and_signs():
+    # in_bits > 8 sends two bytes per pixel; potentials of any sign come back exactly.
+    net = _tiny_net(seed=11, in_bits=10)
+    t, core, dut = _mock_board(net, divisor=5)
+    board = Board(t)
+    assert board.info.pixel_bytes == 2
+    x = ir.random_inputs(net, 2, seed=1)
+    run = board.run(x)
+    _check_against_golden(net, run, x)
+
+
+def test_descriptor():
+    net = _tiny_net()
+    d = info_bytes(net, clk_freq=12e6, potential_width=20)
+    assert len(d) == INFO_SIZE and d[:4] == b"MLSN"
+    assert network_fingerprint(net) == network_fingerprint(_tiny_net())
+    assert network_fingerprint(net) != network_fingerprint(_tiny_net(seed=4))
+
+
+def test_board_top_validation():
+    net = _tiny_net()
+    with pytest.raises(TypeError, match="core lacks the NetworkTop port"):
+        BoardTop(net, clk_freq=12e6, core=UARTTx(divisor=4))
+    with pytest.raises(ValueError, match="fifo_depth must be an integer >= 2"):
+        BoardTop(net, clk_freq=12e6, core=MockNetworkTop(net), fifo_depth=1)
+    with pytest.raises(TypeError, match="net must be a golden.ir.Network"):
+        BoardTop("net", clk_freq=12e6)
