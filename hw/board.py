@@ -136,6 +136,8 @@ class BoardTop(wiring.Component):
         Some layer's sticky overflow flag is set (for an LED).
     busy : Out(1)
         The core is running an inference.
+    uart_rx, uart_tx : UARTRx, UARTTx
+        The UART halves (``uart_rx.brk`` is the break that resets the engine and the core).
 
     Timing: commands are handled at line rate; an inference runs at the core's speed between
     the last pixel byte and the answer.
@@ -163,6 +165,8 @@ class BoardTop(wiring.Component):
         self._fifo_depth = fifo_depth
         self._potential_width = len(core.result.payload.potential)
         self._info = info_bytes(net, clk_freq=clk_freq, potential_width=self._potential_width)
+        self.uart_rx = UARTRx(divisor=divisor)
+        self.uart_tx = UARTTx(divisor=divisor)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -185,8 +189,8 @@ class BoardTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.uart_rx = urx = UARTRx(divisor=self._divisor)
-        m.submodules.uart_tx = utx = UARTTx(divisor=self._divisor)
+        m.submodules.uart_rx = urx = self.uart_rx
+        m.submodules.uart_tx = utx = self.uart_tx
         engine = _Engine(self._net, self._core, info=self._info,
                          potential_width=self._potential_width, fifo_depth=self._fifo_depth)
         # A break resets the engine (and the core inside it), not the receiver that saw it.

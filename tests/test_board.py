@@ -160,6 +160,7 @@ class MockNetworkTop(wiring.Component):
 
     def __init__(self, net, *, latency=17):
         self.net = net
+        self.reset = None           # a signal that resets the model (the board's break)
         self.latency = latency
         self.width = net.info(net.readout.name).width
         n = len(net.layers) * CTR_STRIDE
@@ -187,8 +188,11 @@ class MockNetworkTop(wiring.Component):
         pix = []
         ctx.set(self.pixels.ready, 1)
         while True:
-            _, _, valid, payload, clear = await ctx.tick().sample(
-                self.pixels.valid, self.pixels.payload, self.clear)
+            _, _, valid, payload, clear, reset = await ctx.tick().sample(
+                self.pixels.valid, self.pixels.payload, self.clear, self.reset)
+            if reset:
+                pix = []
+                continue
             if clear:
                 totals[:] = 0
                 ovf = 0
@@ -235,6 +239,7 @@ def _tiny_net(seed=3, **kw):
 def _mock_board(net, divisor=4, **kw):
     core = MockNetworkTop(net)
     dut = BoardTop(net, clk_freq=1e6, divisor=divisor, core=core, **kw)
+    core.reset = dut.uart_rx.brk
     t = SimTransport(dut)
     t.sim.add_process(core.model)
     return t, core, dut
