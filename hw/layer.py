@@ -1,0 +1,490 @@
+"""Event layer core for dense and conv2d layers (SPEC §3–§5).
+
+Design note
+===========
+
+One core per IR layer, with its own counted memories: weights ``W`` (read-only), biases ``B``
+(read-only, one row per output neuron for dense, per output channel for conv) and potentials
+``P`` (read/write, initialised to v0). A dense layer is run as a 1×1 convolution over a 1×1
+image (see :class:`hw.layout.LayerGeometry`), so one address generator serves both kinds.
+
+Integrate pipeline (one synaptic update per cycle)::
+
+    i ──► D ──► G ──► M ──► A
+          │     │     │     └ P + z·w (saturated when the width was forced narrow) → write P[j]
+          │     │     └ w arrives; z·w (mul: one cycle; serial: z additions, G waits);
+          │     │       read P[j] (transparent for A's write of the same cycle)
+          │     └ address generator: issues read W[w_addr] for each target (ky, kx, co ascending)
+          └ decode: one input token; conv: fan-out table lookup (ROM, sync read)
+
+* D accepts a token when it is empty or G takes its token in the same cycle, so back-to-back
+  events cost no bubble: G loads the next event during the last update of the current one.
+* Read-after-write on P: an update reads P[j] in M, one cycle after the previous update of the
+  pipeline read it and in the very cycle that update writes P[j] in A. The P read port is
+  transparent for the P write port, so the read sees the value being written (write-to-read
+  forwarding); older writes are already in the memory. Sums are therefore never stale, whatever
+  the targets of consecutive updates (tested with N_out = 1, 2, 3 and repeated events).
+* Latency of an update: 3 cycles from its issue in G to its write in A (mul); throughput one
+  update per cycle sustained (mul), one per z cycles (serial). Events whose fan-out is empty
+  (stride, borders) are consumed (counted in ``ev_in``) and cost one bubble cycle in G.
+
+End of timestep: an EOT token in D is taken when G is free; the core drains M and A (at most
+three cycles), then sweeps the neurons j ascending::
+
+    sweep counter ──► read P[j], B[co(j)] ──► W1 ──► FireUnit ──► WB: write P'[j]; emit (j, z)
+
+W1 holds the memory read data (read enables are low while it is stalled). The fire unit is a
+registered stream stage (parallel: one neuron per cycle; serial: N micro-steps per neuron). WB
+writes ``P'`` (v0 at the last timestep) and, when ``z > 0``, offers the event on ``o``; a stalled
+``o`` stalls WB, the fire unit and the sweep counter, and no access is repeated, so the counters
+stay exact under backpressure. After the last write-back the core emits EOT and only then takes
+tokens of the next timestep from D (SPEC §4). Sweep cost: N_out + 3 cycles (parallel, no stall).
+
+Readout layer: the fire unit never fires; at t < T the sweep writes H back and emits nothing
+but EOT; at t = T it emits one READOUT token ``(j, H)`` per neuron, j ascending, writes v0 and
+then emits EOT.
+
+Backpressure: ``i.ready`` and ``o.valid`` depend on registers only (no combinational path from
+``i.valid`` to ``i.ready`` or from ``o.ready`` to ``o.valid``); ``o.ready`` reaches the memory read
+enables combinationally through W1, so cores are separated by FIFOs in the network top.
+
+Counters (32 bit, SPEC §5): ``w_rd``, ``p_rd``, ``p_wr``, ``b_rd`` come from the memories;
+``ev_in`` counts EVENT tokens accepted, ``ev_out`` EVENT tokens sent, ``syn_updates`` and
+``syn_acc`` the updates issued by G (+1, +z); ``cycles`` counts the cycles in which an inference
+is in progress, from the cycle its first input token is accepted to the cycle its last EOT is
+sent, inclusive; ``saturations`` the saturated additions (integrate and fire).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.ir import Conv2d, Dense, LayerInfo
+
+from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
+from .memory import COUNTER_WIDTH, CountedMemory
+from .neuron import FireUnit, check_choice, check_int
+
+__all__ = ["LayerCore", "CounterLayout", "check_v0"]
+
+
+class CounterLayout(data.StructLayout):
+    """All counters of a core, 32 bits each, in :data:`hw.layout.COUNTERS` order."""
+
+    def __init__(self):
+        super().__init__({name: unsigned(COUNTER_WIDTH) for name in COUNTERS})
+
+
+def check_v0(layer, info):
+    """The hardware stores v0 in P: it must fit the potential width in use.
+
+    Raises
+    ------
+    ValueError
+        ``layer 'fc0': v0 (300) does not fit its potential width 8``.
+    """
+    lo, hi = -(1 << (info.width - 1)), (1 << (info.width - 1)) - 1
+    if not lo <= layer.v0 <= hi:
+        raise ValueError(f"layer '{layer.name}': v0 ({layer.v0}) does not fit its potential "
+                         f"width {info.width}")
+
+
+class _Phase(enum.Enum, shape=2):
+    INTEGRATE = 0
+    DRAIN = 1
+    SWEEP = 2
+    EOT_OUT = 3
+
+
+class LayerCore(wiring.Component):
+    """Event-driven core of one dense or conv2d layer.
+
+    Timing: integrate one synaptic update per cycle sustained (``synapse="mul"``), update latency
+    3 cycles; end-of-timestep sweep N_out + 3 cycles (``discharge="parallel"``); backpressure on
+    ``o`` stalls the sweep without repeating any access. See the module's design note.
+
+    Parameters
+    ----------
+    layer : golden.ir.Dense or golden.ir.Conv2d
+        The IR layer (weights, bias, θ, N, v0, readout).
+    info : golden.ir.LayerInfo
+        ``net.info(layer.name)``: shapes, ``zmax_in``, potential width.
+    timesteps : int
+        T, the timesteps of an inference.
+    discharge : {"parallel", "serial"}
+        Fire unit: N comparators, or N compare-subtract micro-steps.
+    synapse : {"mul", "serial"}
+        ``z·w`` with a multiplier, or with z additions of w.
+
+    Members
+    -------
+    i : In(stream.Signature(EventLayout(index_width(N_in), value_width(zmax_in))))
+        Input events and EOT tokens.
+    o : Out(stream.Signature(EventLayout(...)))
+        Output events (spiking layer) or READOUT tokens (readout layer), and EOT tokens.
+    clear : In(1)
+        Clears every counter and the overflow flag.
+    counters : Out(CounterLayout)
+        The counters of SPEC §5 plus ``cycles`` and ``saturations``.
+    overflow : Out(1)
+        Sticky: a potential saturated (only possible when the width was forced narrow).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On invalid parameters (messages name the parameter).
+    """
+
+    def __init__(self, *, layer, info, timesteps, discharge="parallel", synapse="mul"):
+        if not isinstance(layer, (Dense, Conv2d)):
+            raise TypeError(f"layer must be a golden.ir.Dense or golden.ir.Conv2d, not "
+                            f"{type(layer).__name__}")
+        if not isinstance(info, LayerInfo):
+            raise TypeError(f"info must be a golden.ir.LayerInfo, not {type(info).__name__}")
+        self._T = check_int("timesteps", timesteps, minimum=1)
+        self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
+        self._synapse = check_choice("synapse", synapse, ("mul", "serial"))
+        self._layer = layer
+        self._info = info
+        self._geo = LayerGeometry.of(layer, info)
+        self._pw = info.width
+        check_v0(layer, info)
+        self._narrow = info.width < info.safe_width
+        self._zmax_in = info.zmax_in_index
+        self.in_layout = EventLayout(index_width(info.n_in), value_width(self._zmax_in))
+        if layer.readout:
+            self.out_layout = EventLayout(index_width(info.n_out), self._pw, signed_value=True)
+        else:
+            self.out_layout = EventLayout(index_width(info.n_out), value_width(layer.levels))
+        super().__init__({
+            "i": In(stream.Signature(self.in_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+            "clear": In(1),
+            "counters": Out(CounterLayout()),
+            "overflow": Out(1),
+        })
+
+    @classmethod
+    def from_network(cls, net, name, **kwargs):
+        """The core of layer ``name`` of ``net``."""
+        return cls(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps, **kwargs)
+
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def geometry(self):
+        return self._geo
+
+    @property
+    def narrow(self):
+        """The potential width was forced below the safe width (saturating arithmetic)."""
+        return self._narrow
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, geo, T = self._layer, self._geo, self._T
+        pw = self._pw
+        lo, hi = -(1 << (pw - 1)), (1 << (pw - 1)) - 1
+        n_out, c_out = geo.n_out, geo.c_out
+        readout = layer.readout
+        zw = value_width(self._zmax_in)
+
+        # -- memories -------------------------------------------------------------------
+        weight = [int(v) for v in layer.weight.reshape(-1)]
+        m.submodules.wmem = wmem = CountedMemory(shape=signed(layer.w_bits), depth=len(weight),
+                                                 init=weight, writable=False)
+        m.submodules.bmem = bmem = CountedMemory(shape=signed(layer.b_bits), depth=c_out,
+                                                 init=[int(v) for v in layer.bias],
+                                                 writable=False)
+        m.submodules.pmem = pmem = CountedMemory(shape=signed(pw), depth=n_out,
+                                                 init=[layer.v0] * n_out, transparent=True)
+        for mem in (wmem, bmem, pmem):
+            m.d.comb += mem.clear.eq(self.clear)
+
+        m.submodules.fire = fire = FireUnit(
+            levels=layer.levels, threshold=layer.threshold, potential_width=pw,
+            bias_width=layer.b_bits, index_width=index_width(n_out), v0=layer.v0,
+            discharge=self._discharge, readout=readout, saturate=self._narrow)
+        m.d.comb += fire.clear.eq(self.clear)
+
+        phase = Signal(_Phase)
+        t_cur = Signal(range(T))
+        last_t = Signal()
+        m.d.comb += last_t.eq(t_cur == T - 1)
+
+        # -- D: decode one input token ----------------------------------------------------
+        d_valid = Signal()
+        d_kind = Signal(EventKind)
+        d_z = Signal(zw)
+        d_take = Signal()
+        in_hs = Signal()
+        m.d.comb += [
+            self.i.ready.eq(~d_valid | d_take),
+            in_hs.eq(self.i.valid & self.i.ready),
+        ]
+        with m.If(in_hs):
+            m.d.sync += [d_valid.eq(1), d_kind.eq(self.i.payload.kind),
+                         d_z.eq(self.i.payload.value)]
+        with m.Elif(d_take):
+            m.d.sync += d_valid.eq(0)
+
+        w_depth = len(weight)
+        jw = range(n_out)
+        wa = range(w_depth)
+        ny_max, nx_max = max(1, geo.max_ny), max(1, geo.max_nx)
+        if geo.kind == "dense":
+            d_wbase = Signal(wa)
+            with m.If(in_hs):
+                m.d.sync += d_wbase.eq(self.i.payload.index * c_out)
+            d_jbase = Const(0, jw)
+            d_ny = Const(1, range(ny_max + 1))
+            d_nx = Const(1, range(nx_max + 1))
+        else:
+            entry = data.StructLayout({"w_base": wa, "j_base": jw, "ny": range(ny_max + 1),
+                                       "nx": range(nx_max + 1)})
+            m.submodules.fanout = table = Memory(
+                shape=entry, depth=geo.n_in,
+                init=[{"w_base": geo.w_base[i], "j_base": geo.j_base[i], "ny": geo.ny[i],
+                       "nx": geo.nx[i]} for i in range(geo.n_in)])
+            tp = table.read_port()
+            m.d.comb += [tp.addr.eq(self.i.payload.index), tp.en.eq(in_hs)]
+            d_wbase, d_jbase, d_ny, d_nx = tp.data.w_base, tp.data.j_base, tp.data.ny, tp.data.nx
+
+        # -- G: address generator -----------------------------------------------------------
+        g_busy = Signal()
+        g_z = Signal(zw)
+        g_w, g_wab, g_wa = Signal(wa), Signal(wa), Signal(wa)
+        g_j, g_jab, g_ja = Signal(jw), Signal(jw), Signal(jw)
+        g_co = Signal(range(c_out))
+        g_b, g_nx = Signal(range(nx_max + 1)), Signal(range(nx_max + 1))
+        g_a, g_ny = Signal(range(ny_max + 1)), Signal(range(ny_max + 1))
+        g_last_co = g_co == c_out - 1
+        g_last_b = g_b == g_nx - 1
+        g_last = g_last_co & g_last_b & (g_a == g_ny - 1)
+        g_adv = Signal()
+        m_accept = Signal()
+        m.d.comb += g_adv.eq(g_busy & m_accept)
+
+        m.d.comb += [wmem.rd_addr.eq(g_w), wmem.rd_en.eq(g_adv)]
+        with m.If(g_adv):
+            with m.If(~g_last_co):
+                m.d.sync += [g_co.eq(g_co + 1), g_w.eq(g_w + 1), g_j.eq(g_j + geo.hw_out)]
+            with m.Elif(~g_last_b):
+                m.d.sync += [g_co.eq(0), g_b.eq(g_b + 1),
+                             g_wab.eq(g_wab + geo.w_step_b), g_w.eq(g_wab + geo.w_step_b),
+                             g_jab.eq(g_jab - 1), g_j.eq(g_jab - 1)]
+            with m.Elif(~g_last):
+                m.d.sync += [g_co.eq(0), g_b.eq(0), g_a.eq(g_a + 1),
+                             g_wa.eq(g_wa + geo.w_step_a), g_wab.eq(g_wa + geo.w_step_a),
+                             g_w.eq(g_wa + geo.w_step_a),
+                             g_ja.eq(g_ja - geo.w_out), g_jab.eq(g_ja - geo.w_out),
+                             g_j.eq(g_ja - geo.w_out)]
+            with m.Else():
+                m.d.sync += g_busy.eq(0)
+
+        m.d.comb += d_take.eq((phase == _Phase.INTEGRATE) & d_valid & (~g_busy | (g_adv & g_last)))
+        with m.If(d_take):
+            with m.If(d_kind == EventKind.EOT):
+                m.d.sync += phase.eq(_Phase.DRAIN)
+            with m.Elif((d_ny != 0) & (d_nx != 0)):
+                m.d.sync += [
+                    g_busy.eq(1), g_z.eq(d_z),
+                    g_w.eq(d_wbase), g_wab.eq(d_wbase), g_wa.eq(d_wbase),
+                    g_j.eq(d_jbase), g_jab.eq(d_jbase), g_ja.eq(d_jbase),
+                    g_co.eq(0), g_b.eq(0), g_a.eq(0), g_ny.eq(d_ny), g_nx.eq(d_nx),
+                ]
+
+        # -- M: z·w, read P ---------------------------------------------------------------
+        m_valid = Signal()
+        m_j = Signal(jw)
+        m_z = Signal(zw)
+        m_issue = Signal()      # M hands its product to A and reads P[m_j] this cycle
+        prod_shape = signed(zw + layer.w_bits + 1)
+        m_prod = Signal(prod_shape)
+        w_data = wmem.rd_data
+        if self._synapse == "mul":
+            m.d.comb += [m_accept.eq(1), m_issue.eq(m_valid), m_prod.eq(m_z * w_data)]
+            m.d.sync += m_valid.eq(g_adv)
+            with m.If(g_adv):
+                m.d.sync += [m_j.eq(g_j), m_z.eq(g_z)]
+        else:
+            # z additions of w into a local accumulator; the generator waits meanwhile and W's
+            # read port holds w (its enable is low), so w is read once per update.
+            m_k = Signal(zw)
+            m_acc = Signal(prod_shape)
+            m_done = Signal()
+            m.d.comb += [
+                m_done.eq(m_valid & (m_k + 1 >= m_z)),
+                m_accept.eq(~m_valid | m_done),
+                m_issue.eq(m_done),
+                m_prod.eq(m_acc + Mux(m_z != 0, w_data, 0)),
+            ]
+            with m.If(m_valid & ~m_done):
+                m.d.sync += [m_acc.eq(m_prod), m_k.eq(m_k + 1)]
+            with m.If(g_adv):
+                m.d.sync += [m_valid.eq(1), m_j.eq(g_j), m_z.eq(g_z), m_acc.eq(0), m_k.eq(0)]
+            with m.Elif(m_done):
+                m.d.sync += m_valid.eq(0)
+
+        # -- A: P + z·w, write P ------------------------------------------------------------
+        a_valid = Signal()
+        a_j = Signal(jw)
+        a_prod = Signal(prod_shape)
+        m.d.sync += a_valid.eq(m_issue)
+        with m.If(m_issue):
+            m.d.sync += [a_j.eq(m_j), a_prod.eq(m_prod)]
+        a_full = pmem.rd_data + a_prod
+        a_sum = Signal(signed(pw))
+        a_sat = Signal()
+        if self._narrow:
+            with m.If(a_full > hi):
+                m.d.comb += [a_sum.eq(hi), a_sat.eq(1)]
+            with m.Elif(a_full < lo):
+                m.d.comb += [a_sum.eq(lo), a_sat.eq(1)]
+            with m.Else():
+                m.d.comb += a_sum.eq(a_full)
+        else:
+            m.d.comb += a_sum.eq(a_full)
+
+        # -- sweep: read P[j], B[co] → W1 → fire unit → write-back ----------------------------
+        s_j = Signal(range(n_out + 1))
+        s_co = Signal(range(c_out))
+        s_pix = Signal(range(geo.hw_out))
+        w1_valid = Signal()
+        w1_j = Signal(jw)
+        s_issue = Signal()
+        m.d.comb += s_issue.eq((phase == _Phase.SWEEP) & (s_j != n_out)
+                               & (~w1_valid | fire.i.ready))
+        with m.If(s_issue):
+            m.d.sync += [w1_valid.eq(1), w1_j.eq(s_j), s_j.eq(s_j + 1)]
+            with m.If(s_pix == geo.hw_out - 1):
+                m.d.sync += [s_pix.eq(0), s_co.eq(s_co + 1)]
+            with m.Else():
+                m.d.sync += s_pix.eq(s_pix + 1)
+        with m.Elif(fire.i.ready):
+            m.d.sync += w1_valid.eq(0)
+        m.d.comb += [
+            fire.i.valid.eq(w1_valid),
+            fire.i.payload.index.eq(w1_j),
+            fire.i.payload.p.eq(pmem.rd_data),
+            fire.i.payload.b.eq(bmem.rd_data),
+            fire.i.payload.last.eq(last_t),
+            bmem.rd_addr.eq(s_co),
+            bmem.rd_en.eq(s_issue),
+        ]
+
+        # P's ports: the integrate pipeline outside the sweep, the sweep during it.
+        with m.If(phase == _Phase.SWEEP):
+            m.d.comb += [pmem.rd_addr.eq(s_j), pmem.rd_en.eq(s_issue)]
+        with m.Else():
+            m.d.comb += [pmem.rd_addr.eq(m_j), pmem.rd_en.eq(m_issue)]
+
+        if readout:
+            emit = Signal()
+            m.d.comb += emit.eq(last_t)
+            ev_kind, ev_value = EventKind.READOUT, fire.o.payload.h
+        else:
+            emit = fire.o.payload.z != 0
+            ev_kind, ev_value = EventKind.EVENT, fire.o.payload.z
+        wb = Signal()
+        wb_count = Signal(range(n_out))
+        m.d.comb += [
+            fire.o.ready.eq((phase == _Phase.SWEEP) & (~emit | self.o.ready)),
+            wb.eq(fire.o.valid & fire.o.ready),
+        ]
+        with m.If(wb):
+            m.d.comb += [pmem.wr_addr.eq(fire.o.payload.index), pmem.wr_data.eq(fire.o.payload.p),
+                         pmem.wr_en.eq(1)]
+        with m.Else():
+            m.d.comb += [pmem.wr_addr.eq(a_j), pmem.wr_data.eq(a_sum), pmem.wr_en.eq(a_valid)]
+
+        # -- output stream --------------------------------------------------------------------
+        with m.If(phase == _Phase.EOT_OUT):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(EventKind.EOT)]
+        with m.Else():
+            m.d.comb += [
+                self.o.valid.eq(fire.o.valid & emit & (phase == _Phase.SWEEP)),
+                self.o.payload.kind.eq(ev_kind),
+                self.o.payload.index.eq(fire.o.payload.index),
+                self.o.payload.value.eq(ev_value),
+            ]
+        out_hs = self.o.valid & self.o.ready
+
+        # -- phases ---------------------------------------------------------------------------
+        with m.Switch(phase):
+            with m.Case(_Phase.DRAIN):
+                with m.If(~g_busy & ~m_valid & ~a_valid):
+                    m.d.sync += phase.eq(_Phase.SWEEP)
+            with m.Case(_Phase.SWEEP):
+                with m.If(wb):
+                    m.d.sync += wb_count.eq(wb_count + 1)
+                    with m.If(wb_count == n_out - 1):
+                        m.d.sync += [phase.eq(_Phase.EOT_OUT), wb_count.eq(0)]
+            with m.Case(_Phase.EOT_OUT):
+                with m.If(self.o.ready):
+                    m.d.sync += [phase.eq(_Phase.INTEGRATE), s_j.eq(0), s_co.eq(0),
+                                 s_pix.eq(0), t_cur.eq(Mux(last_t, 0, t_cur + 1))]
+
+        # -- counters -------------------------------------------------------------------------
+        ctr = {name: Signal(COUNTER_WIDTH, name=f"ctr_{name}")
+               for name in ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles",
+                            "saturations")}
+
+        def count(name, cond, inc=1):
+            with m.If(self.clear):
+                m.d.sync += ctr[name].eq(0)
+            with m.Elif(cond):
+                m.d.sync += ctr[name].eq(ctr[name] + inc)
+
+        count("ev_in", in_hs & (self.i.payload.kind == EventKind.EVENT))
+        count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
+        count("syn_updates", g_adv)
+        count("syn_acc", g_adv, g_z)
+        count("saturations", a_valid & a_sat)
+
+        # Inference bracketing for the cycle counter: the first token of an inference is the
+        # first accepted after the T-th EOT of the previous one; the last is the T-th EOT sent.
+        in_started = Signal()
+        in_eots = Signal(range(T))
+        in_first = Signal()
+        out_last = Signal()
+        in_flight = Signal(range(3))
+        m.d.comb += [
+            in_first.eq(in_hs & ~in_started),
+            out_last.eq(out_hs & (phase == _Phase.EOT_OUT) & last_t),
+        ]
+        with m.If(in_hs):
+            m.d.sync += in_started.eq(1)
+            with m.If(self.i.payload.kind == EventKind.EOT):
+                with m.If(in_eots == T - 1):
+                    m.d.sync += [in_eots.eq(0), in_started.eq(0)]
+                with m.Else():
+                    m.d.sync += in_eots.eq(in_eots + 1)
+        m.d.sync += in_flight.eq(in_flight + in_first - out_last)
+        count("cycles", (in_flight != 0) | in_first)
+
+        ovf = Signal()
+        with m.If(self.clear):
+            m.d.sync += ovf.eq(0)
+        with m.Elif(a_valid & a_sat):
+            m.d.sync += ovf.eq(1)
+        m.d.comb += self.overflow.eq(ovf | fire.overflow)
+
+        m.d.comb += [
+            self.counters.ev_in.eq(ctr["ev_in"]),
+            self.counters.ev_out.eq(ctr["ev_out"]),
+            self.counters.w_rd.eq(wmem.reads),
+            self.counters.p_rd.eq(pmem.reads),
+            self.counters.p_wr.eq(pmem.writes),
+            self.counters.b_rd.eq(bmem.reads),
+            self.counters.syn_updates.eq(ctr["syn_updates"]),
+            self.counters.syn_acc.eq(ctr["syn_acc"]),
+            self.counters.cycles.eq(ctr["cycles"]),
+            self.counters.saturations.eq(ctr["saturations"] + fire.saturations),
+        ]
+        return m

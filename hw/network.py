@@ -1,0 +1,308 @@
+"""Network top: layer cores chained by FIFOs, input streamer, readout and counter access.
+
+``NetworkTop(net)`` builds the accelerator of a sequential IR (``docs/hw-interfaces.md``)::
+
+    pixels ─► InputStreamer ─► Queue ─► LayerCore ─► Queue ─► … ─► LayerCore (readout) ─► result
+
+The cores are wired by name through a table of event sources, one :class:`Queue` per consumer
+edge, so residual blocks (a fork broadcasting one source to two queues, a join core with two
+inputs) slot into the same loop later; until then a DAG is rejected with an
+:class:`~golden.errors.MlsnnError`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, unsigned
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.errors import MlsnnError
+from golden.ir import INPUT, Network
+
+from .layer import LayerCore, check_v0
+from .layout import (COUNTER_STRIDE, COUNTERS, EventKind, EventLayout, ResultLayout,
+                     index_width, value_width)
+from .memory import COUNTER_WIDTH
+from .neuron import check_choice, check_int
+
+__all__ = ["NetworkTop", "Queue", "InputStreamer"]
+
+
+class Queue(wiring.Component):
+    """A stream FIFO: ``lib.fifo.SyncFIFOBuffered`` behind stream ports.
+
+    Timing: latency 2 cycles (write to ``o.valid``); one token per cycle; ``i.ready`` and
+    ``o.valid`` come from registers, so a queue cuts every combinational valid/ready path.
+
+    Parameters
+    ----------
+    shape : shape-like
+        Payload shape.
+    depth : int
+        Capacity (>= 1; a depth-1 queue passes one token every other cycle).
+    """
+
+    def __init__(self, *, shape, depth):
+        self._shape = shape
+        self._depth = check_int("depth", depth, minimum=1)
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=Shape.cast(self._shape).width,
+                                                      depth=self._depth)
+        m.d.comb += [
+            q.w_data.eq(self.i.payload),
+            q.w_en.eq(self.i.valid),
+            self.i.ready.eq(q.w_rdy),
+            self.o.payload.eq(q.r_data),
+            self.o.valid.eq(q.r_rdy),
+            q.r_en.eq(self.o.ready),
+        ]
+        return m
+
+
+class InputStreamer(wiring.Component):
+    """Turns an image into the network's input events (SPEC §3, direct encoding).
+
+    Accepts ``n_in`` pixels (flat CHW order) while ``enable`` is high, then presents them T times:
+    for each timestep, ``EVENT(i, x_i)`` for every ``x_i > 0`` in ascending i, then EOT.
+
+    Timing: one pixel scanned per cycle (zero pixels cost a cycle here and nothing downstream),
+    one cycle per EOT; a stalled ``o`` holds the scan.
+
+    Members
+    -------
+    pixels : In(stream.Signature(unsigned(in_bits)))
+    o : Out(stream.Signature(EventLayout(index_width(n_in), in_bits)))
+    enable : In(1)
+        Pixels are accepted only while high.
+    busy : Out(1)
+        Loading (after the first pixel) or streaming.
+    done : Out(1)
+        Pulses with the handshake of the last EOT of the inference.
+    """
+
+    def __init__(self, *, n_in, in_bits, timesteps):
+        self._n = check_int("n_in", n_in, minimum=1)
+        self._bits = check_int("in_bits", in_bits, minimum=1)
+        self._T = check_int("timesteps", timesteps, minimum=1)
+        self.out_layout = EventLayout(index_width(n_in), in_bits)
+        super().__init__({
+            "pixels": In(stream.Signature(unsigned(in_bits))),
+            "o": Out(stream.Signature(self.out_layout)),
+            "enable": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n, T = self._n, self._T
+        m.submodules.buf = buf = Memory(shape=unsigned(self._bits), depth=n, init=[])
+        wp = buf.write_port()
+        rp = buf.read_port()
+
+        load_i = Signal(range(n))
+        scan_i = Signal(range(n + 1))
+        t = Signal(range(T))
+        scanning = Signal()
+        eot = Signal()
+        r_valid = Signal()
+        r_i = Signal(range(n))
+        loading = ~scanning & ~eot
+
+        m.d.comb += [
+            self.pixels.ready.eq(loading & self.enable),
+            wp.addr.eq(load_i),
+            wp.data.eq(self.pixels.payload),
+            wp.en.eq(self.pixels.valid & self.pixels.ready),
+            self.busy.eq(scanning | eot | (load_i != 0)),
+        ]
+        with m.If(wp.en):
+            with m.If(load_i == n - 1):
+                m.d.sync += [load_i.eq(0), scanning.eq(1), scan_i.eq(0)]
+            with m.Else():
+                m.d.sync += load_i.eq(load_i + 1)
+
+        x = rp.data
+        r_leave = r_valid & ((x == 0) | self.o.ready)
+        issue = scanning & (scan_i != n) & (~r_valid | r_leave)
+        m.d.comb += [rp.addr.eq(scan_i), rp.en.eq(issue)]
+        with m.If(issue):
+            m.d.sync += [r_valid.eq(1), r_i.eq(scan_i), scan_i.eq(scan_i + 1)]
+        with m.Elif(r_leave):
+            m.d.sync += r_valid.eq(0)
+        with m.If(scanning & (scan_i == n) & (~r_valid | r_leave) & ~issue):
+            m.d.sync += [scanning.eq(0), eot.eq(1)]
+
+        with m.If(eot):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(EventKind.EOT)]
+            with m.If(self.o.ready):
+                m.d.sync += eot.eq(0)
+                with m.If(t == T - 1):
+                    m.d.sync += t.eq(0)
+                    m.d.comb += self.done.eq(1)
+                with m.Else():
+                    m.d.sync += [t.eq(t + 1), scanning.eq(1), scan_i.eq(0)]
+        with m.Else():
+            m.d.comb += [
+                self.o.valid.eq(r_valid & (x != 0)),
+                self.o.payload.kind.eq(EventKind.EVENT),
+                self.o.payload.index.eq(r_i),
+                self.o.payload.value.eq(x),
+            ]
+        return m
+
+
+class NetworkTop(wiring.Component):
+    """The accelerator of a sequential IR network (ports in ``docs/hw-interfaces.md``).
+
+    Timing: layers overlap in a pipeline (a core integrates timestep t+1 while the next one
+    sweeps t); an inference takes about Σ updates + T·(N_out + 5) cycles of the slowest core plus
+    the pipeline fill. The next image's pixels are accepted once ``busy`` is low.
+
+    Parameters
+    ----------
+    net : golden.ir.Network
+        A sequential network (no joins).
+    fifo_depth : int or None
+        Depth of every inter-core queue (default 16).
+    discharge, synapse : str
+        Passed to every :class:`~hw.layer.LayerCore`.
+    monitor : bool
+        Add one ``tap_<k>`` port per layer: ``{valid, payload}`` of every token the core sends
+        (``valid`` = handshake), for testbenches. Off for synthesis.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On invalid parameters.
+    MlsnnError
+        For a DAG: "residual joins are not supported by NetworkTop yet".
+    """
+
+    def __init__(self, net, *, fifo_depth=None, discharge="parallel", synapse="mul",
+                 monitor=False):
+        if not isinstance(net, Network):
+            raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
+        if not net.is_sequential:
+            raise MlsnnError("residual joins are not supported by NetworkTop yet")
+        self._fifo_depth = 16 if fifo_depth is None else check_int("fifo_depth", fifo_depth,
+                                                                    minimum=1)
+        self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
+        self._synapse = check_choice("synapse", synapse, ("mul", "serial"))
+        for layer in net.layers:
+            check_v0(layer, net.info(layer.name))
+        self._net = net
+        self._monitor = bool(monitor)
+        ro = net.readout
+        ro_info = net.info(ro.name)
+        self.n_classes = ro_info.n_out
+        self.n_layers = len(net.layers)
+        self.result_layout = ResultLayout(index_width(self.n_classes), ro_info.width)
+        self.tap_layouts = [self._out_layout(net, layer) for layer in net.layers]
+        members = {
+            "pixels": In(stream.Signature(unsigned(net.input.in_bits))),
+            "result": Out(stream.Signature(self.result_layout)),
+            "prediction": Out(index_width(self.n_classes)),
+            "busy": Out(1),
+            "clear": In(1),
+            "ctr_addr": In(index_width(self.n_layers * COUNTER_STRIDE)),
+            "ctr_data": Out(COUNTER_WIDTH),
+            "overflow": Out(self.n_layers),
+        }
+        if self._monitor:
+            for k, lay in enumerate(self.tap_layouts):
+                members[f"tap_{k}"] = Out(stream.Signature(lay, always_ready=True))
+        super().__init__(members)
+
+    @staticmethod
+    def _out_layout(net, layer):
+        info = net.info(layer.name)
+        if layer.readout:
+            return EventLayout(index_width(info.n_out), info.width, signed_value=True)
+        return EventLayout(index_width(info.n_out), value_width(layer.levels))
+
+    @property
+    def network(self):
+        return self._net
+
+    def elaborate(self, platform):
+        m = Module()
+        net = self._net
+        T = net.timesteps
+        m.submodules.streamer = st = InputStreamer(n_in=net.input.size,
+                                                   in_bits=net.input.in_bits, timesteps=T)
+        wiring.connect(m, wiring.flipped(self.pixels), st.pixels)
+
+        # Event sources by name; every consumer edge gets its own queue.
+        sources = {INPUT: st.o}
+        cores = []
+        for k, layer in enumerate(net.layers):
+            core = LayerCore.from_network(net, layer.name, discharge=self._discharge,
+                                          synapse=self._synapse)
+            m.submodules[f"core_{k}_{layer.name}"] = core
+            src = sources[layer.inputs[0]]
+            q = Queue(shape=core.in_layout, depth=self._fifo_depth)
+            m.submodules[f"queue_{k}_{layer.name}"] = q
+            wiring.connect(m, src, q.i)
+            wiring.connect(m, q.o, core.i)
+            m.d.comb += core.clear.eq(self.clear)
+            if not layer.readout:
+                sources[layer.name] = core.o
+            cores.append(core)
+            if self._monitor:
+                tap = getattr(self, f"tap_{k}")
+                m.d.comb += [tap.valid.eq(core.o.valid & core.o.ready),
+                             tap.payload.eq(core.o.payload)]
+
+        # Readout tokens → result beats; EOT tokens are consumed here.
+        ro = cores[-1].o
+        is_ro = ro.payload.kind == EventKind.READOUT
+        n_cls = self.n_classes
+        m.d.comb += [
+            self.result.valid.eq(ro.valid & is_ro),
+            self.result.payload.index.eq(ro.payload.index),
+            self.result.payload.potential.eq(ro.payload.value),
+            self.result.payload.last.eq(ro.payload.index == n_cls - 1),
+            ro.ready.eq(Mux(is_ro, self.result.ready, 1)),
+        ]
+        best = Signal.like(self.result.payload.potential)
+        pred = Signal.like(self.prediction)
+        m.d.comb += self.prediction.eq(pred)
+        with m.If(self.result.valid & self.result.ready):
+            with m.If((ro.payload.index == 0) | (ro.payload.value > best)):
+                m.d.sync += [best.eq(ro.payload.value), pred.eq(ro.payload.index)]
+
+        ro_t = Signal(range(T))
+        final = Signal()
+        with m.If(ro.valid & ro.ready & (ro.payload.kind == EventKind.EOT)):
+            with m.If(ro_t == T - 1):
+                m.d.sync += ro_t.eq(0)
+                m.d.comb += final.eq(1)
+            with m.Else():
+                m.d.sync += ro_t.eq(ro_t + 1)
+        draining = Signal()
+        with m.If(st.done):
+            m.d.sync += draining.eq(1)
+        with m.Elif(final):
+            m.d.sync += draining.eq(0)
+        m.d.comb += [
+            st.enable.eq(~draining),
+            self.busy.eq(st.busy | draining),
+            self.overflow.eq(Cat(c.overflow for c in cores)),
+        ]
+
+        with m.Switch(self.ctr_addr):
+            for k, core in enumerate(cores):
+                for c, name in enumerate(COUNTERS):
+                    with m.Case(k * COUNTER_STRIDE + c):
+                        m.d.comb += self.ctr_data.eq(getattr(core.counters, name))
+            with m.Default():
+                m.d.comb += self.ctr_data.eq(0)
+        return m

@@ -1,0 +1,230 @@
+"""The multi-level fire unit (SPEC §2–§3): one neuron's end-of-timestep update.
+
+For each neuron of the sweep it takes the accumulated potential ``P`` and the bias ``b`` and
+computes::
+
+    H  = P + b
+    z  = 0 if H < θ else min(N, floor(H / θ))
+    P' = H - z·θ, or v0 at the last timestep of the inference
+
+In readout mode it never fires: ``z = 0`` and ``P' = H`` (``v0`` at the last timestep); ``H``
+travels along in the output so that the readout core can emit it.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layout import value_width
+from .memory import COUNTER_WIDTH
+
+__all__ = ["FireUnit", "FireInLayout", "FireOutLayout", "check_int"]
+
+
+def check_int(name, value, *, minimum=None, what=None):
+    """Validate an integer constructor argument; messages follow SPEC §4's pattern."""
+    what = what or ("a positive integer" if minimum == 1 else
+                    f"an integer >= {minimum}" if minimum is not None else "an integer")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {what}, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be {what}, not {value!r}")
+    return value
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        opts = " or ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be {opts}, not {value!r}")
+    return value
+
+
+class FireInLayout(data.StructLayout):
+    def __init__(self, index_width, potential_width, bias_width):
+        super().__init__({
+            "index": unsigned(index_width),
+            "p": signed(potential_width),
+            "b": signed(bias_width),
+            "last": unsigned(1),
+        })
+
+
+class FireOutLayout(data.StructLayout):
+    def __init__(self, index_width, potential_width, levels):
+        super().__init__({
+            "index": unsigned(index_width),
+            "z": unsigned(value_width(levels)),
+            "p": signed(potential_width),
+            "h": signed(potential_width),
+        })
+
+
+class FireUnit(wiring.Component):
+    """Multi-level fire unit.
+
+    Timing: ``discharge="parallel"``: N comparators, latency 1 cycle, one neuron per cycle;
+    ``discharge="serial"``: N compare-subtract micro-steps (seed 000), latency N+1 cycles, one
+    neuron every N+2 cycles. Both are registered stream stages: ``o.valid`` comes from a register,
+    and a stalled output holds the unit (``i.ready`` low) without losing or repeating a neuron.
+
+    Parameters
+    ----------
+    levels : int
+        N >= 1, the most spikes per timestep.
+    threshold : int
+        θ >= 1.
+    v0 : int
+        Potential after the last timestep (must fit ``potential_width``).
+    potential_width : int
+        Width of P and H (>= 2).
+    bias_width : int
+        Width of b (>= 2).
+    index_width : int
+        Width of the neuron index carried along.
+    discharge : {"parallel", "serial"}
+    readout : bool
+        Never fire (readout layer).
+    saturate : bool
+        The potential width was forced narrower than the safe one: saturate ``H`` to the width,
+        raise the sticky ``overflow`` flag and count saturations. Otherwise ``H`` cannot overflow
+        (the static bound of SPEC §3) and no saturation logic is built.
+
+    Members
+    -------
+    i : In(stream.Signature(FireInLayout))
+        ``{index, p, b, last}``; ``last`` marks the last timestep of the inference.
+    o : Out(stream.Signature(FireOutLayout))
+        ``{index, z, p (P'), h (H)}``.
+    clear : In(1)
+        Clears ``overflow`` and ``saturations``.
+    overflow : Out(1)
+        Sticky: a saturation happened since the last ``clear``.
+    saturations : Out(32)
+        Number of saturated additions since the last ``clear``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On invalid parameters, e.g. ``levels must be a positive integer, not 0``.
+    """
+
+    def __init__(self, *, levels, threshold, potential_width, bias_width=16, index_width=1,
+                 v0=0, discharge="parallel", readout=False, saturate=False):
+        self._levels = check_int("levels", levels, minimum=1)
+        self._threshold = check_int("threshold", threshold, minimum=1)
+        self._pw = check_int("potential_width", potential_width, minimum=2)
+        self._bw = check_int("bias_width", bias_width, minimum=1)
+        self._iw = check_int("index_width", index_width, minimum=1)
+        self._v0 = check_int("v0", v0)
+        lo, hi = -(1 << (self._pw - 1)), (1 << (self._pw - 1)) - 1
+        if not lo <= v0 <= hi:
+            raise ValueError(f"v0 ({v0}) does not fit the potential width {self._pw} "
+                             f"([{lo}, {hi}])")
+        self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
+        self._readout = bool(readout)
+        self._saturate = bool(saturate)
+        super().__init__({
+            "i": In(stream.Signature(FireInLayout(self._iw, self._pw, self._bw))),
+            "o": Out(stream.Signature(FireOutLayout(self._iw, self._pw, self._levels))),
+            "clear": In(1),
+            "overflow": Out(1),
+            "saturations": Out(COUNTER_WIDTH),
+        })
+
+    @property
+    def latency(self):
+        """Cycles from an input handshake to the output becoming valid."""
+        if self._discharge == "parallel" or self._readout:
+            return 1
+        return self._levels + 1
+
+    @property
+    def interval(self):
+        """Cycles between two neurons when the output is never stalled."""
+        if self._discharge == "parallel" or self._readout:
+            return 1
+        return self._levels + 2
+
+    def elaborate(self, platform):
+        m = Module()
+        pw, theta, levels = self._pw, self._threshold, self._levels
+        lo, hi = -(1 << (pw - 1)), (1 << (pw - 1)) - 1
+
+        # H = P + b, exact, then saturated to the width when it was forced narrow.
+        h_full = self.i.payload.p + self.i.payload.b
+        h = Signal(signed(pw))
+        sat = Signal()
+        if self._saturate:
+            with m.If(h_full > hi):
+                m.d.comb += [h.eq(hi), sat.eq(1)]
+            with m.Elif(h_full < lo):
+                m.d.comb += [h.eq(lo), sat.eq(1)]
+            with m.Else():
+                m.d.comb += h.eq(h_full)
+        else:
+            m.d.comb += h.eq(h_full)
+
+        accepted = self.i.valid & self.i.ready
+        ovf = Signal()
+        nsat = Signal(COUNTER_WIDTH)
+        m.d.comb += [self.overflow.eq(ovf), self.saturations.eq(nsat)]
+        with m.If(self.clear):
+            m.d.sync += [ovf.eq(0), nsat.eq(0)]
+        with m.Elif(accepted & sat):
+            m.d.sync += [ovf.eq(1), nsat.eq(nsat + 1)]
+
+        v0 = Const(self._v0, signed(pw))
+        out = self.o.payload
+        if self._readout:
+            m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+            with m.If(accepted):
+                m.d.sync += [
+                    self.o.valid.eq(1),
+                    out.index.eq(self.i.payload.index),
+                    out.z.eq(0),
+                    out.h.eq(h),
+                    out.p.eq(Mux(self.i.payload.last, v0, h)),
+                ]
+            with m.Elif(self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+        elif self._discharge == "parallel":
+            # z = Σ_k [H >= kθ] for k = 1..N; the comparisons are against constants.
+            z = Signal(unsigned(value_width(levels)))
+            m.d.comb += z.eq(sum((h >= k * theta).as_unsigned() for k in range(1, levels + 1)))
+            m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+            with m.If(accepted):
+                m.d.sync += [
+                    self.o.valid.eq(1),
+                    out.index.eq(self.i.payload.index),
+                    out.z.eq(z),
+                    out.h.eq(h),
+                    out.p.eq(Mux(self.i.payload.last, v0, h - z * theta)),
+                ]
+            with m.Elif(self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+        else:
+            # N micro-steps: if H_n >= θ then H_n+1 = H_n - θ and one more spike (seed 000).
+            acc = Signal(signed(pw))
+            z = Signal(unsigned(value_width(levels)))
+            step = Signal(range(levels + 1))
+            last = Signal()
+            busy = Signal()
+            m.d.comb += self.i.ready.eq(~busy & ~self.o.valid)
+            with m.If(accepted):
+                m.d.sync += [
+                    busy.eq(1), acc.eq(h), z.eq(0), step.eq(0), last.eq(self.i.payload.last),
+                    out.index.eq(self.i.payload.index), out.h.eq(h),
+                ]
+            with m.If(busy):
+                fire = acc >= theta
+                nacc = Mux(fire, acc - theta, acc)
+                nz = Mux(fire, z + 1, z)
+                m.d.sync += [acc.eq(nacc), z.eq(nz), step.eq(step + 1)]
+                with m.If(step == levels - 1):
+                    m.d.sync += [
+                        busy.eq(0), self.o.valid.eq(1),
+                        out.z.eq(nz), out.p.eq(Mux(last, v0, nacc)),
+                    ]
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+        return m

@@ -1,0 +1,170 @@
+"""Run a layer core or a network top in the Amaranth simulator (seeded gaps and backpressure)."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from hw.layout import COUNTER_STRIDE, COUNTERS, EventKind
+from hw.network import NetworkTop
+
+from .scoreboard import EOT, EVENT, RtlResult, split_timesteps
+from .tb import stream_get, stream_put
+
+__all__ = ["run_layer", "run_network", "CLOCK_PERIOD"]
+
+CLOCK_PERIOD = 1e-8   # 100 MHz, only for waveforms
+
+
+def _simulate(dut, testbenches, *, vcd=None, background=()):
+    sim = Simulator(dut)
+    sim.add_clock(CLOCK_PERIOD)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
+    for tb in testbenches:
+        sim.add_testbench(tb)
+    ctx = sim.write_vcd(vcd) if vcd else contextlib.nullcontext()
+    with ctx:
+        sim.run()
+
+
+def run_layer(core, tokens, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=None, max_cycles=None):
+    """Feed ``tokens`` (``[(kind, index, value)]``) to ``core`` and collect its output until
+    ``n_eot`` EOT tokens came out.
+
+    Returns
+    -------
+    dict
+        ``tokens`` (output, ``(kind, index, value)``), ``counters`` (``{name: int}``),
+        ``overflow`` (0/1), ``cycles`` (simulated cycles).
+    """
+    rng_in = random.Random(seed * 2 + 1)
+    rng_out = random.Random(seed * 2 + 2)
+    out = []
+    res = {}
+    cycle = [0]
+
+    async def producer(ctx):
+        for kind, index, value in tokens:
+            await stream_put(ctx, core.i, {"kind": EventKind(kind), "index": index,
+                                           "value": value}, rng=rng_in, gap=gap)
+
+    async def clock(ctx):
+        async for _ in ctx.tick():
+            cycle[0] += 1
+            if max_cycles is not None and cycle[0] > max_cycles:
+                raise RuntimeError(f"layer simulation did not finish in {max_cycles} cycles")
+
+    async def consumer(ctx):
+        eots = 0
+        while eots < n_eot:
+            p = await stream_get(ctx, core.o, rng=rng_out, stall=stall)
+            tok = (int(p.kind.value), int(p.index), int(p.value))
+            if tok[0] == EOT:
+                tok = (EOT, 0, 0)
+                eots += 1
+            out.append(tok)
+        await ctx.tick().repeat(4)     # let the last counter updates land
+        res["counters"] = {n: ctx.get(getattr(core.counters, n)) for n in COUNTERS}
+        res["overflow"] = ctx.get(core.overflow)
+        res["cycles"] = cycle[0]
+
+    _simulate(core, [consumer], vcd=vcd, background=[producer, clock])
+    res["tokens"] = out
+    return res
+
+
+def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None, discharge="parallel",
+                synapse="mul", vcd=None, progress=None, top=None):
+    """Run ``x`` (``[B, *input_shape]``) image by image through a :class:`NetworkTop`.
+
+    After each image the counters and flags are read through ``ctr_addr``/``ctr_data`` and
+    cleared with ``clear``, so they are per image. Internal tokens are observed on the
+    ``tap_<k>`` monitor ports.
+
+    Returns
+    -------
+    RtlResult
+    """
+    x = net.check_inputs(x)
+    B = x.shape[0]
+    T = net.timesteps
+    top = top or NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
+                            monitor=True)
+    L = len(net.layers)
+    rng_in = random.Random(seed * 2 + 1)
+    rng_out = random.Random(seed * 2 + 2)
+    taps = [getattr(top, f"tap_{k}") for k in range(L)]
+    streams = {layer.name: [] for layer in net.layers}
+    busy_cycles = [0]
+    n_cls = top.n_classes
+
+    readout = np.zeros((B, n_cls), dtype=np.int64)
+    preds = np.zeros(B, dtype=np.int64)
+    counters = {l.name: {c: np.zeros(B, dtype=np.int64) for c in COUNTERS} for l in net.layers}
+    overflow = {l.name: np.zeros(B, dtype=np.int64) for l in net.layers}
+    cycles = np.zeros(B, dtype=np.int64)
+
+    async def monitor(ctx):
+        sampled = [top.busy] + [s for tap in taps for s in (tap.valid, tap.payload)]
+        async for _, _, busy, *vals in ctx.tick().sample(*sampled):
+            busy_cycles[0] += busy
+            for k, layer in enumerate(net.layers):
+                if vals[2 * k]:
+                    p = vals[2 * k + 1]
+                    streams[layer.name].append((int(p.kind.value), int(p.index), int(p.value)))
+
+    async def driver(ctx):
+        for b in range(B):
+            if progress:
+                progress(b, B)
+            start = busy_cycles[0]
+            for v in x[b].reshape(-1):
+                await stream_put(ctx, top.pixels, int(v), rng=rng_in, gap=gap)
+            for c in range(n_cls):
+                p = await stream_get(ctx, top.result, rng=rng_out, stall=stall)
+                readout[b, int(p.index)] = int(p.potential)
+                if bool(p.last) != (c == n_cls - 1):
+                    raise AssertionError(f"image {b}: result beat {c} has last={p.last}")
+            while ctx.get(top.busy):
+                await ctx.tick()
+            await ctx.tick()
+            cycles[b] = busy_cycles[0] - start
+            preds[b] = ctx.get(top.prediction)
+            ovf = ctx.get(top.overflow)
+            for k, layer in enumerate(net.layers):
+                overflow[layer.name][b] = (ovf >> k) & 1
+                for c, name in enumerate(COUNTERS):
+                    ctx.set(top.ctr_addr, k * COUNTER_STRIDE + c)
+                    counters[layer.name][name][b] = ctx.get(top.ctr_data)
+            ctx.set(top.clear, 1)
+            await ctx.tick()
+            ctx.set(top.clear, 0)
+        if progress:
+            progress(B, B)
+
+    _simulate(top, [driver], vcd=vcd, background=[monitor])
+    return RtlResult(events=_events_by_image(net, streams), readout=readout, predictions=preds,
+                     counters=counters, overflow=overflow, cycles=cycles)
+
+
+def _events_by_image(net, streams):
+    """Monitor streams → ``{layer: [B][T] [(j, z)]}`` for the spiking layers."""
+    out = {}
+    for layer in net.layers:
+        if layer.readout:
+            continue
+        images, rest = split_timesteps(streams[layer.name], net.timesteps)
+        if rest:
+            raise AssertionError(f"layer '{layer.name}': {len(rest)} tokens after the last EOT")
+        for img in images:
+            for ts in img:
+                for kind, i, v in ts:
+                    if kind != EVENT:
+                        raise AssertionError(f"layer '{layer.name}' sent a token of kind {kind}")
+        out[layer.name] = [[[(i, v) for _, i, v in ts] for ts in img] for img in images]
+    return out
+

@@ -1,0 +1,220 @@
+"""Expected token streams from the golden model, and the comparison of an RTL run with it.
+
+Shared by the Amaranth-simulator runners, the cocotb benches and ``mlsnn simulate``, so every
+path checks the same things the same way:
+
+* every token of every core (per image and timestep, in sweep order: j ascending),
+* the readout potentials and predictions,
+* every counter of SPEC §5 per image,
+* the overflow flags: golden 0 (impossible) → flag must be 0 and the results exact; golden 2
+  (certain) → flag must be 1. Where a layer's flag rose, its tokens and everything downstream of
+  it may legitimately differ from the golden model, so they are not compared for that image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.ir import INPUT
+from golden.reference import COUNTERS as GOLDEN_COUNTERS
+from hw.layout import COUNTERS, EventKind
+
+__all__ = ["RtlResult", "layer_input_tokens", "layer_expected", "split_timesteps",
+           "golden_events", "compare", "summary"]
+
+EVENT, EOT, READOUT = (int(k.value) for k in (EventKind.EVENT, EventKind.EOT, EventKind.READOUT))
+
+
+@dataclass
+class RtlResult:
+    """What an RTL run of a network observed (per image).
+
+    Members
+    -------
+    events : ``{layer: [B][T] list of (j, z)}`` tokens of every spiking (non-readout) core.
+    readout : ``[B, n_classes]`` readout potentials (the ``result`` beats).
+    predictions : ``[B]``.
+    counters : ``{layer: {counter: [B]}}`` all ten hardware counters per image.
+    overflow : ``{layer: [B]}`` sticky flag per image (0/1).
+    cycles : ``[B]`` clock cycles with ``busy`` high, per image.
+    """
+
+    events: dict
+    readout: np.ndarray
+    predictions: np.ndarray
+    counters: dict
+    overflow: dict
+    cycles: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self):
+        return {
+            "events": {k: [[[list(e) for e in ts] for ts in img] for img in v]
+                       for k, v in self.events.items()},
+            "readout": self.readout.tolist(),
+            "predictions": self.predictions.tolist(),
+            "counters": {k: {c: np.asarray(v).tolist() for c, v in d.items()}
+                         for k, d in self.counters.items()},
+            "overflow": {k: np.asarray(v).tolist() for k, v in self.overflow.items()},
+            "cycles": np.asarray(self.cycles).tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, d):
+        return cls(
+            events={k: [[[tuple(e) for e in ts] for ts in img] for img in v]
+                    for k, v in d["events"].items()},
+            readout=np.asarray(d["readout"], dtype=np.int64).reshape(len(d["predictions"]), -1),
+            predictions=np.asarray(d["predictions"], dtype=np.int64),
+            counters={k: {c: np.asarray(v, dtype=np.int64) for c, v in dd.items()}
+                      for k, dd in d["counters"].items()},
+            overflow={k: np.asarray(v, dtype=np.int64) for k, v in d["overflow"].items()},
+            cycles=np.asarray(d["cycles"], dtype=np.int64))
+
+
+def golden_events(golden, name, b, t):
+    """``[(j, z), ...]`` emitted by layer ``name`` for image b at timestep t (j ascending)."""
+    ev = golden.events[name][t, b]
+    return [(int(j), int(ev[j])) for j in np.nonzero(ev)[0]]
+
+
+def layer_input_tokens(net, name, x, golden):
+    """The token stream entering core ``name`` for inputs ``x``: ``[(kind, index, value)]``.
+
+    The first layer sees the pixel events (direct encoding); the others see the golden events
+    of their input layer. Every timestep ends with EOT.
+    """
+    layer = net.layer(name)
+    src = layer.inputs[0]
+    x = net.check_inputs(x)
+    B = x.shape[0]
+    tokens = []
+    for b in range(B):
+        for t in range(net.timesteps):
+            if src == INPUT:
+                flat = x[b].reshape(-1)
+                evs = [(int(i), int(v)) for i, v in enumerate(flat) if v > 0]
+            else:
+                evs = golden_events(golden, src, b, t)
+            tokens += [(EVENT, i, z) for i, z in evs]
+            tokens.append((EOT, 0, 0))
+    return tokens
+
+
+def layer_expected(net, name, golden):
+    """Expected output of core ``name``: ``[B][T]`` lists of ``(kind, index, value)`` (no EOT)."""
+    layer = net.layer(name)
+    T = net.timesteps
+    B = golden.predictions.shape[0]
+    out = []
+    for b in range(B):
+        per_t = []
+        for t in range(T):
+            if layer.readout:
+                if t == T - 1:
+                    per_t.append([(READOUT, j, int(v)) for j, v in enumerate(golden.readout[b])])
+                else:
+                    per_t.append([])
+            else:
+                per_t.append([(EVENT, j, z) for j, z in golden_events(golden, name, b, t)])
+        out.append(per_t)
+    return out
+
+
+def split_timesteps(tokens, T):
+    """``[(kind, index, value)]`` with EOTs → ``[image][t]`` lists without EOT (complete
+    images only) and the tokens left after the last EOT."""
+    images, cur, ts = [], [], []
+    for tok in tokens:
+        if tok[0] == EOT:
+            ts.append(cur)
+            cur = []
+            if len(ts) == T:
+                images.append(ts)
+                ts = []
+        else:
+            cur.append(tuple(tok))
+    return images, [tok for t_ in ts for tok in t_] + cur
+
+
+def _first_diff(got, exp):
+    for k in range(max(len(got), len(exp))):
+        g = got[k] if k < len(got) else None
+        e = exp[k] if k < len(exp) else None
+        if g != e:
+            return k, g, e
+    return None
+
+
+def compare(net, golden, rtl, *, images=None):
+    """Compare an :class:`RtlResult` with a golden :class:`~golden.reference.Result`.
+
+    Returns
+    -------
+    list of str
+        One line per mismatch, in network order (image, layer, timestep); empty when all match.
+    """
+    T = net.timesteps
+    B = golden.predictions.shape[0] if images is None else images
+    msgs = []
+    for b in range(B):
+        saturated = None      # first layer whose flag rose: it and downstream are not compared
+        for layer in net.layers:
+            name = layer.name
+            g_ovf = int(golden.overflow[name][b])
+            flag = int(rtl.overflow[name][b])
+            if g_ovf == 0 and flag:
+                msgs.append(f"image {b}, layer '{name}': overflow flag is 1 but the golden model "
+                            f"says overflow is impossible")
+            if g_ovf == 2 and not flag:
+                msgs.append(f"image {b}, layer '{name}': overflow flag is 0 but the golden model "
+                            f"says overflow is certain")
+            if saturated is None and flag:
+                saturated = name
+            if saturated is not None:
+                continue
+            if not layer.readout:
+                for t in range(T):
+                    exp = golden_events(golden, name, b, t)
+                    got = list(rtl.events[name][b][t])
+                    d = _first_diff(got, exp)
+                    if d is not None:
+                        k, g, e = d
+                        msgs.append(f"image {b}, layer '{name}', timestep {t + 1}, event #{k}: "
+                                    f"RTL {_fmt(g)}, golden {_fmt(e)}")
+                        break
+            else:
+                got = [int(v) for v in rtl.readout[b]]
+                exp = [int(v) for v in golden.readout[b]]
+                d = _first_diff(got, exp)
+                if d is not None:
+                    k, g, e = d
+                    msgs.append(f"image {b}, layer '{name}', readout neuron {k}: RTL potential "
+                                f"{g}, golden {e}")
+                if int(rtl.predictions[b]) != int(golden.predictions[b]):
+                    msgs.append(f"image {b}: RTL prediction {int(rtl.predictions[b])}, golden "
+                                f"{int(golden.predictions[b])}")
+            for c in GOLDEN_COUNTERS:
+                g = int(rtl.counters[name][c][b])
+                e = int(golden.counters[name][c][b])
+                if g != e:
+                    msgs.append(f"image {b}, layer '{name}', counter {c}: RTL {g}, golden {e}")
+    return msgs
+
+
+def _fmt(ev):
+    return "nothing" if ev is None else f"(j={ev[0]}, z={ev[1]})"
+
+
+def summary(net, rtl):
+    """JSON-ready summary: cycles, predictions, counters summed over the images."""
+    return {
+        "cycles": int(np.sum(rtl.cycles)),
+        "predictions": [int(p) for p in rtl.predictions],
+        "layers": [{"name": l.name,
+                    "counters": {c: int(np.sum(rtl.counters[l.name][c])) for c in COUNTERS},
+                    "overflow": bool(np.any(rtl.overflow[l.name]))}
+                   for l in net.layers],
+    }
