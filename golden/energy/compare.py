@@ -1,0 +1,365 @@
+"""Counts from three sources side by side: analytic, exact (golden) and measured (RTL).
+
+- **analytic**: the Lemaire formulas (:mod:`golden.energy.lemaire`) fed with the exact activity
+  θ of every layer; they ignore borders, take every conv event to reach C_out·K² targets for
+  memory accesses and C_out·⌈K/S⌉² for synaptic ACC, and count a multi-level event as N ACC.
+- **exact**: the counters of the golden reference (:func:`golden.reference.run`), SPEC §5.
+- **measured**: the counters of an RTL run, the JSON of ``mlsnn simulate --json`` (counters
+  summed over the images of the run).
+
+Every analytic − exact difference is split into its causes, computed from the positions and
+values of the events (so the split is exact, not estimated):
+
+``stride``   analytic targets per event minus the targets a stride-S kernel really reaches away
+             from borders (C_out·K² or C_out·⌈K/S⌉² versus C_out·f_y·f_x, with f the number of
+             kernel offsets aligned with the stride grid);
+``borders``  targets lost at the edges of the output map (the exact fan-out is smaller there);
+``levels``   the paper's N×ACC worst case versus the exact Σz (multi-level events, pixels).
+
+Measured must equal exact; any difference is reported as a mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from ..errors import MlsnnError
+from ..ir import INPUT, Conv2d, Dense, Join, Network
+from ..reference import COUNTERS, run
+from . import lemaire
+from .arch import _event_bits, from_ir
+from .lemaire import Activity, Flow
+from .tech import DEFAULT
+
+__all__ = ["ir_report", "load_measured", "measured_totals", "explain", "stream_stats",
+           "PJ_PER_NJ"]
+
+PJ_PER_NJ = 1000.0
+
+
+def _axis_aligned(size, kernel, stride, padding):
+    """Per input coordinate: kernel offsets k with (i + P − k) ≡ 0 mod S, borders ignored."""
+    i = np.arange(size)[:, None]
+    k = np.arange(kernel)[None, :]
+    return ((i + padding - k) % stride == 0).sum(axis=1).astype(np.int64)
+
+
+def _fanouts(layer, info):
+    """Per input index: (exact fan-out, stride-aligned fan-out ignoring borders, F, Fs)."""
+    n_in = info.n_in
+    if isinstance(layer, Conv2d):
+        c, h, w = info.in_shape
+        exact = layer.fanout_counts(info.in_shape)
+        fy = _axis_aligned(h, layer.kernel, layer.stride, layer.padding)
+        fx = _axis_aligned(w, layer.kernel, layer.stride, layer.padding)
+        aligned = np.broadcast_to(np.outer(fy, fx) * layer.out_channels, (c, h, w)).reshape(-1)
+        F = layer.out_channels * layer.kernel ** 2
+        Fs = layer.out_channels * math.ceil(layer.kernel / layer.stride) ** 2
+        return exact.astype(np.float64), aligned.astype(np.float64), F, Fs
+    if isinstance(layer, Dense):
+        n = layer.out_features
+        full = np.full(n_in, float(n))
+        return full, full, n, n
+    ones = np.ones(n_in)
+    return ones, ones, 1, 1
+
+
+def stream_stats(net, res, x):
+    """Per layer, per input stream: events per input index and their value sums (all images).
+
+    Returns ``{layer: [(stream, is_pixel, N, count[n_in], zsum[n_in])]}``.
+    """
+    x = net.check_inputs(x)
+    T = net.timesteps
+    xf = x.reshape(x.shape[0], -1).astype(np.float64)
+    px_cnt = T * (xf > 0).sum(axis=0)
+    px_z = T * xf.sum(axis=0)
+    out = {}
+    for layer in net.layers:
+        info = net.info(layer.name)
+        rows = []
+        for s in info.streams:
+            if s == INPUT:
+                rows.append((s, True, float(net.input.zmax), px_cnt, px_z))
+            else:
+                ev = res.events[s].astype(np.float64)
+                rows.append((s, False, float(net.layer(s).levels), (ev > 0).sum(axis=(0, 1)),
+                             ev.sum(axis=(0, 1))))
+        out[layer.name] = rows
+    return out
+
+
+def explain(net, layer, rows, images):
+    """Analytic counters, activity and the per-counter causes of analytic − exact.
+
+    Returns
+    -------
+    activity : :class:`~golden.energy.lemaire.Activity` without ``ev_out`` (set by the caller)
+    sums : dict of per-inference sums used for the exact ops split
+    causes : ``{counter: {"stride": x, "borders": y, "levels": z}}`` (per inference)
+    """
+    info = net.info(layer.name)
+    B = float(images)
+    spikes, pixels = Flow(), Flow()
+    sums = {k: 0.0 for k in ("px_updates", "px_zfan", "sp_updates", "sp_zfan", "sp_nfan")}
+    acc = {k: 0.0 for k in ("cntF", "cntFs", "cnt_al", "cnt_fan", "zFs", "z_al", "z_fan",
+                            "NcntFs")}
+    sew = isinstance(layer, Join) and layer.mode == "sew"
+    if not sew:
+        fan, aligned, F, Fs = _fanouts(layer, info)
+    for _, is_px, N, cnt, zs in rows:
+        flow = Flow(float(cnt.sum()) / B, float(zs.sum()) / B, N * float(cnt.sum()) / B)
+        if is_px:
+            pixels = pixels + flow
+        else:
+            spikes = spikes + flow
+        if sew:
+            continue
+        upd, zfan = float(cnt @ fan) / B, float(zs @ fan) / B
+        if is_px:
+            sums["px_updates"] += upd
+            sums["px_zfan"] += zfan
+        else:
+            sums["sp_updates"] += upd
+            sums["sp_zfan"] += zfan
+            sums["sp_nfan"] += N * upd
+        n_ev = float(cnt.sum())
+        acc["cntF"] += F * n_ev / B
+        acc["cntFs"] += Fs * n_ev / B
+        acc["cnt_al"] += float(cnt @ aligned) / B
+        acc["cnt_fan"] += upd
+        acc["zFs"] += Fs * float(zs.sum()) / B
+        acc["z_al"] += float(zs @ aligned) / B
+        acc["z_fan"] += zfan
+        acc["NcntFs"] += N * Fs * n_ev / B
+    causes = {}
+    if not sew:
+        mem = {"stride": acc["cntF"] - acc["cnt_al"], "borders": acc["cnt_al"] - acc["cnt_fan"],
+               "levels": 0.0}
+        for c in ("p_rd", "p_wr") + (() if isinstance(layer, Join) else ("w_rd",)):
+            causes[c] = dict(mem)
+        causes["syn_updates"] = {"stride": acc["cntFs"] - acc["cnt_al"],
+                                 "borders": acc["cnt_al"] - acc["cnt_fan"], "levels": 0.0}
+        causes["syn_acc"] = {"levels": acc["NcntFs"] - acc["zFs"],
+                             "stride": acc["zFs"] - acc["z_al"],
+                             "borders": acc["z_al"] - acc["z_fan"]}
+    return Activity(spikes=spikes, pixels=pixels), sums, causes
+
+
+def _exact_ops(spec, counters, sums, ref=None, ref_sums=None):
+    """Priced operations from counters (exact or measured), per inference.
+
+    Quantities the counters do not separate (pixel MACs versus spike ACCs, the worst-case N×
+    count) come from the exact per-stream split ``sums``; for measured counters they are scaled
+    by measured/exact of the counter they belong to (1 when the two agree).
+    """
+    ops = {k: 0.0 for k in lemaire.OPS}
+    if spec.kind == "join" and spec.join == "sew":
+        return ops
+    ref = ref or counters
+    ru = counters["syn_updates"] / ref["syn_updates"] if ref["syn_updates"] else 1.0
+    ra = counters["syn_acc"] / ref["syn_acc"] if ref["syn_acc"] else 1.0
+    ops.update(in_rd=counters["ev_in"], out_wr=counters["ev_out"], w_rd=counters["w_rd"],
+               b_rd=counters["b_rd"], p_rd=counters["p_rd"], p_wr=counters["p_wr"],
+               acc_syn=sums["sp_nfan"] * ru, acc_syn_z=sums["sp_zfan"] * ra,
+               mac_syn=sums["px_updates"] * ru, acc_bias=counters["b_rd"],
+               acc_reset=counters["ev_out"])
+    if spec.kind == "conv":
+        ops["addr_mac"] = 2 * counters["ev_in"]
+        ops["addr_acc"] = counters["syn_updates"]
+    elif spec.kind == "dense":
+        ops["addr_acc"] = counters["syn_updates"]
+    return ops
+
+
+# -- measured counters ---------------------------------------------------------------------
+
+def load_measured(source):
+    """Parse the JSON of ``mlsnn simulate --json`` (a path or an already parsed dict).
+
+    Expected: ``{"match": bool, "cycles": int, "predictions": [...], "layers": [{"name": str,
+    "counters": {counter: int, ...}}, ...]}`` with counters summed over the images of the run.
+
+    Raises
+    ------
+    MlsnnError
+        On a missing file, malformed JSON or a missing/ill-typed field (named).
+    """
+    where = "measured counters"
+    if isinstance(source, (str, os.PathLike)):
+        where = str(source)
+        if not os.path.isfile(source):
+            raise MlsnnError(f"measured counters file not found: {source}")
+        with open(source) as f:
+            try:
+                doc = json.load(f)
+            except json.JSONDecodeError as e:
+                raise MlsnnError(f"{where}: malformed JSON ({e})") from None
+    else:
+        doc = source
+    if not isinstance(doc, dict):
+        raise MlsnnError(f"{where}: expected a JSON object from 'mlsnn simulate --json'")
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise MlsnnError(f"{where}: field 'layers' must be a non-empty list")
+    preds = doc.get("predictions")
+    if not isinstance(preds, list) or not preds:
+        raise MlsnnError(f"{where}: field 'predictions' must be a non-empty list (one per "
+                         f"image; it gives the number of images)")
+    out = {}
+    for idx, entry in enumerate(layers):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise MlsnnError(f"{where}: layers[{idx}] must be an object with a 'name'")
+        ctr = entry.get("counters")
+        if not isinstance(ctr, dict):
+            raise MlsnnError(f"{where}: layer '{entry['name']}': field 'counters' must be an "
+                             f"object")
+        clean = {}
+        for k, v in ctr.items():
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise MlsnnError(f"{where}: layer '{entry['name']}': counter '{k}' must be a "
+                                 f"non-negative integer, not {v!r}")
+            clean[k] = v
+        missing = [c for c in COUNTERS if c not in clean]
+        if missing:
+            raise MlsnnError(f"{where}: layer '{entry['name']}': counter '{missing[0]}' is "
+                             f"missing")
+        out[entry["name"]] = clean
+    return {"images": len(preds), "layers": out, "match": doc.get("match"),
+            "cycles": doc.get("cycles")}
+
+
+def measured_totals(net, measured):
+    """Check the measured layers against the network: ``{layer: {counter: total}}``."""
+    names = [l.name for l in net.layers]
+    extra = sorted(set(measured["layers"]) - set(names))
+    if extra:
+        raise MlsnnError(f"measured counters name layer '{extra[0]}', which the network does "
+                         f"not have")
+    missing = [n for n in names if n not in measured["layers"]]
+    if missing:
+        raise MlsnnError(f"measured counters have no entry for layer '{missing[0]}'")
+    return measured["layers"]
+
+
+# -- the report ----------------------------------------------------------------------------
+
+def _nj(d):
+    return {k: v / PJ_PER_NJ for k, v in d.items()}
+
+
+def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=None):
+    """Analytic vs exact (vs measured) counts and energies of an IR network on inputs ``x``.
+
+    Parameters
+    ----------
+    net : golden.ir.Network
+    x : array ``[B, *input_shape]``
+    measured : dict or path or None
+        ``mlsnn simulate --json`` output for the same network and inputs.
+    tech : Tech
+    fifo_depth : int or None
+        Depth of the event FIFOs (default: the technology table's).
+    result : golden.reference.Result or None
+        A golden run of ``net`` on ``x`` already at hand.
+
+    Returns
+    -------
+    dict
+        JSON-ready; energies in nJ per inference, counts per inference.
+    """
+    if not isinstance(net, Network):
+        raise MlsnnError("ir_report: net must be a golden.ir.Network")
+    x = net.check_inputs(x)
+    B = x.shape[0]
+    if B < 1:
+        raise MlsnnError("inputs hold no image")
+    T = net.timesteps
+    res = result if result is not None else run(net, x)
+    stats = stream_stats(net, res, x)
+    arch = from_ir(net)
+    meas = None
+    if measured is not None:
+        already = isinstance(measured, dict) and isinstance(measured.get("layers"), dict)
+        meas = measured if already else load_measured(measured)
+        meas_tot = measured_totals(net, meas)
+        if meas["images"] != B:
+            raise MlsnnError(f"measured counters are for {meas['images']} images (length of "
+                             f"'predictions') but the inputs hold {B}")
+    layers, mismatches = [], []
+    for layer, spec in zip(net.layers, arch.layers):
+        info = net.info(layer.name)
+        exact_tot = res.totals(layer.name)
+        exact = {k: v / B for k, v in exact_tot.items()}
+        act, sums, causes = explain(net, layer, stats[layer.name], B)
+        act = Activity(spikes=act.spikes, pixels=act.pixels, ev_out=exact["ev_out"])
+        ana_ctr, ana_ops = lemaire.snn_counts(spec, act, T)
+        ebits = _event_bits(max(info.n_in, info.n_out), max(info.zmax_in_index, info.zmax_out))
+        cost = lemaire.costs(arch, spec, tech, mode="snn", fifo_depth=fifo_depth,
+                             event_bits=ebits)
+        ex_ops = _exact_ops(spec, exact, sums)
+        entry = {
+            "name": layer.name, "kind": lemaire._kind(spec),
+            "shape": {"in": list(spec.in_shape), "out": list(spec.out_shape),
+                      **({"kernel": spec.kernel, "stride": spec.stride,
+                          "padding": spec.padding} if spec.kind == "conv" else {})},
+            "levels": spec.levels, "readout": spec.readout,
+            "activity": act.to_json(),
+            "counters": {"analytic": ana_ctr, "exact": exact},
+            "differences": {},
+            "ops": {"analytic": ana_ops, "exact": ex_ops},
+            "cost_pJ_per_access": cost,
+            "energy_nJ": {"analytic": _nj(lemaire.energy(ana_ops, cost, tech)),
+                          "exact": _nj(lemaire.energy(ex_ops, cost, tech))},
+        }
+        for c in COUNTERS:
+            d = ana_ctr[c] - exact[c]
+            if abs(d) > 1e-9 * max(1.0, abs(exact[c])):
+                why = {k: v for k, v in causes.get(c, {}).items() if abs(v) > 1e-9}
+                entry["differences"][c] = {"analytic_minus_exact": d, "causes": why}
+        if meas is not None:
+            mt = meas_tot[layer.name]
+            for c in COUNTERS:
+                if mt[c] != exact_tot[c]:
+                    mismatches.append({"layer": layer.name, "counter": c,
+                                       "measured": mt[c], "exact": exact_tot[c]})
+            mc = {k: mt[k] / B for k in COUNTERS}
+            if "cycles" in mt:
+                mc["cycles"] = mt["cycles"] / B
+            entry["counters"]["measured"] = mc
+            m_ops = _exact_ops(spec, mc, sums, ref=exact)
+            entry["ops"]["measured"] = m_ops
+            entry["energy_nJ"]["measured"] = _nj(lemaire.energy(m_ops, cost, tech))
+        layers.append(entry)
+    sources = ["analytic", "exact"] + (["measured"] if meas is not None else [])
+    total = {key: {s: lemaire.add_terms(l[key][s] for l in layers) for s in sources}
+             for key in ("counters", "ops", "energy_nJ")}
+    ann = lemaire.estimate(arch, ann=True, tech=tech)
+    ann_total = _nj(ann["total"]["energy_pj"])
+    report = {
+        "model": "lemaire", "units": {"energy": "nJ per inference", "counts": "per inference"},
+        "network": net.name, "timesteps": T, "images": B,
+        "fifo_depth": fifo_depth or tech.sram.fifo_depth, "tech": tech.to_json(),
+        "sources": sources, "layers": layers, "total": total,
+        "ann": {"layers": [{"name": l["name"], "kind": l["kind"], "ops": l["ops"],
+                            "energy_nJ": _nj(l["energy_pj"])} for l in ann["layers"]],
+                "total": {"ops": ann["total"]["ops"], "energy_nJ": ann_total}},
+        "ratios": {"E_SNN/E_ANN": {s: _ratio(total["energy_nJ"][s]["total"], ann_total["total"])
+                                   for s in sources},
+                   "E_SNN/E_ANN_sum_z": {s: _ratio(total["energy_nJ"][s]["total_sum_z"],
+                                                   ann_total["total"]) for s in sources}},
+        "predictions": [int(p) for p in res.predictions],
+    }
+    if meas is not None:
+        report["measured"] = {"equals_exact": not mismatches, "mismatches": mismatches,
+                              "simulate_match": meas.get("match"), "cycles": meas.get("cycles"),
+                              "images": meas["images"]}
+    return report
+
+
+def _ratio(a, b):
+    return a / b if b else None

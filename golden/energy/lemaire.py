@@ -1,0 +1,334 @@
+"""The analytic energy model of Lemaire et al. (ICONIP 2022) as used by seed 000 (§5.3).
+
+Per layer, an inference costs memory accesses (potentials, weights, biases, input/output
+activations or events), synaptic operations (MAC, ACC) and addressing. This module counts them
+from the layer shapes (:class:`~golden.energy.arch.LayerSpec`) and, for SNN layers, from the
+activity (:class:`Activity`), then prices them with the technology table. The formulas are
+those of ENERGY.md §1, written out in :func:`snn_counts` and :func:`ann_ops`.
+
+Everything here is per inference; energies are in pJ (the reports convert to nJ).
+
+Vocabulary
+----------
+``counters``: the analytic values of the hardware's counters (SPEC §5: ``ev_in``, ``ev_out``,
+``w_rd``, ``p_rd``, ``p_wr``, ``b_rd``, ``syn_updates``, ``syn_acc``), to compare with the exact
+and measured ones. ``ops``: the operation counts that are priced (:data:`OPS`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..errors import MlsnnError
+from ..ir import INPUT
+from .tech import DEFAULT
+
+__all__ = ["Flow", "Activity", "OPS", "TERMS", "COUNTERS", "snn_counts", "ann_ops", "costs",
+           "energy", "add_terms", "activity_from_rates", "estimate"]
+
+COUNTERS = ("ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc")
+
+#: Priced operation counts. ``acc_syn`` is the paper's worst case (an event of a layer with N
+#: levels costs N ACC per target), ``acc_syn_z`` the exact Σz count; ``mac_syn`` are the MACs of
+#: multi-bit input pixels (one per synaptic update) and of ANN layers.
+OPS = ("in_rd", "out_wr", "w_rd", "b_rd", "p_rd", "p_wr", "acc_syn", "acc_syn_z", "mac_syn",
+       "acc_bias", "acc_reset", "mac_leak", "addr_mac", "addr_acc")
+
+#: Energy terms, as the rows of seed 000 Table 3. ``*_sum_z`` use the exact Σz ACC count.
+TERMS = ("potentials", "weights", "bias", "in_out", "memory", "synaptic", "addressing", "total",
+         "synaptic_sum_z", "total_sum_z")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Events of one kind entering a layer, per inference.
+
+    Members
+    -------
+    events : θ, the number of events (one event whatever its value).
+    zsum : Σ z, the sum of their values.
+    nsum : Σ N, the sum of the largest value each could carry (the paper's worst case).
+    """
+
+    events: float = 0.0
+    zsum: float = 0.0
+    nsum: float = 0.0
+
+    def __add__(self, other):
+        return Flow(self.events + other.events, self.zsum + other.zsum, self.nsum + other.nsum)
+
+    def scaled(self, k):
+        return Flow(self.events * k, self.zsum * k, self.nsum * k)
+
+
+@dataclass(frozen=True)
+class Activity:
+    """The activity of one layer per inference.
+
+    Members
+    -------
+    spikes : events from neurons (θ_{l−1} of the paper, except pixels), their values and levels.
+    pixels : events of the network input (direct encoding: a nonzero pixel is an event at every
+        timestep); synaptic updates they cause are costed as MACs (ENERGY.md §1).
+    ev_out : θ_l, events emitted by this layer (0 for the readout and for pools).
+    """
+
+    spikes: Flow = field(default_factory=Flow)
+    pixels: Flow = field(default_factory=Flow)
+    ev_out: float = 0.0
+
+    @property
+    def ev_in(self):
+        return self.spikes.events + self.pixels.events
+
+    def to_json(self):
+        return {"ev_in": self.ev_in, "ev_in_pixels": self.pixels.events,
+                "z_in": self.spikes.zsum, "n_in": self.spikes.nsum, "ev_out": self.ev_out}
+
+
+def _zero(keys):
+    return {k: 0.0 for k in keys}
+
+
+def fan(spec):
+    """Per input event: (analytic targets F, analytic synaptic ACC targets Fs).
+
+    Conv: F = C_out·K², Fs = C_out·⌈K/S⌉²; dense: F = Fs = N_out; barrier join: 1.
+    """
+    if spec.kind == "conv":
+        return spec.c_out * spec.kernel ** 2, spec.c_out * math.ceil(spec.kernel / spec.stride) ** 2
+    if spec.kind == "dense":
+        return spec.n_out, spec.n_out
+    if spec.kind == "join" and spec.join == "barrier":
+        return 1, 1
+    return 0, 0
+
+
+def snn_counts(spec, act, timesteps, *, leak=False):
+    """Analytic SNN counts of one layer (ENERGY.md §1, SNN table; barrier neuron; SEW join).
+
+    Returns
+    -------
+    counters : dict
+        Analytic values of the SPEC §5 counters (``syn_acc`` is the paper's worst case).
+    ops : dict
+        Priced operations (:data:`OPS`).
+    """
+    T = timesteps
+    counters, ops = _zero(COUNTERS), _zero(OPS)
+    theta, theta_out = act.ev_in, act.ev_out
+    if spec.kind == "pool":
+        return counters, ops
+    counters["ev_in"], counters["ev_out"] = theta, theta_out
+    if spec.kind == "join" and spec.join == "sew":
+        # No neuron, no memory: the next layer receives both streams (seed 000 §4.3).
+        return counters, ops
+    F, Fs = fan(spec)
+    neurons = T * spec.n_out
+    is_barrier = spec.kind == "join"
+    counters["w_rd"] = 0.0 if is_barrier else theta * F
+    counters["b_rd"] = 0.0 if is_barrier else neurons
+    counters["p_rd"] = counters["p_wr"] = theta * F + neurons
+    counters["syn_updates"] = theta * Fs
+    counters["syn_acc"] = (act.spikes.nsum + act.pixels.nsum) * Fs
+    ops.update(in_rd=theta, out_wr=theta_out, w_rd=counters["w_rd"], b_rd=counters["b_rd"],
+               p_rd=counters["p_rd"], p_wr=counters["p_wr"],
+               acc_syn=act.spikes.nsum * Fs, acc_syn_z=act.spikes.zsum * Fs,
+               mac_syn=act.pixels.events * Fs,
+               acc_bias=0.0 if is_barrier else neurons, acc_reset=theta_out,
+               mac_leak=neurons if leak else 0.0)
+    if spec.kind == "conv":
+        ops["addr_mac"] = 2 * theta
+        ops["addr_acc"] = theta * spec.c_out * spec.kernel ** 2
+    elif spec.kind == "dense":
+        ops["addr_acc"] = theta * spec.n_out
+    return counters, ops
+
+
+def ann_ops(spec):
+    """Operation counts of one ANN (formal) layer (ENERGY.md §1, ANN table; residual add)."""
+    ops = _zero(OPS)
+    if spec.kind == "conv":
+        macs = spec.synapses            # C_in·K²·C_out·H_out·W_out
+        ops.update(in_rd=macs, w_rd=macs, b_rd=spec.n_out, out_wr=spec.n_out, mac_syn=macs,
+                   acc_bias=spec.n_out,
+                   addr_acc=spec.n_in + spec.n_out + spec.c_out * spec.kernel ** 2)
+    elif spec.kind == "dense":
+        ops.update(in_rd=spec.n_in, w_rd=spec.synapses, b_rd=spec.n_out, out_wr=spec.n_out,
+                   mac_syn=spec.synapses, acc_bias=spec.n_out, addr_acc=spec.synapses)
+    elif spec.kind == "join":
+        # Reads of both inputs, a write of the output, one ACC per output element.
+        n = spec.n_out
+        ops.update(in_rd=2 * n, out_wr=n, acc_syn=n, acc_syn_z=n)
+    return ops
+
+
+def costs(arch, spec, tech=DEFAULT, *, mode="snn", fifo_depth=None, event_bits=None):
+    """pJ per access of each memory of a layer: ``{"w", "b", "p", "in", "out"}``.
+
+    Sizes are those of the memory holding the data (ENERGY.md §1): weights — the layer's weight
+    count; bias — its bias count; potentials — its neuron count; ANN inputs and outputs — the
+    input and output tensor sizes; SNN events — the event FIFO's depth.
+    """
+    w = tech.widths
+    sram = tech.sram
+    c = {"w": sram.access(spec.n_weights, spec.w_bits or w.weight) if spec.n_weights else 0.0,
+         "b": sram.access(spec.n_bias, spec.b_bits or w.bias) if spec.n_bias else 0.0,
+         "p": sram.access(spec.n_out, spec.p_bits or w.potential)}
+    if mode == "snn":
+        depth = fifo_depth or sram.fifo_depth
+        e = sram.access(depth, event_bits or w.event)
+        c["in"] = c["out"] = e
+    else:
+        src = spec.inputs[0] if spec.inputs else None
+        if src == INPUT:
+            in_bits = arch.in_bits or w.activation
+        elif src is not None:
+            prod = arch.layer(src)
+            in_bits = _ann_out_bits(arch, prod, w)
+        else:
+            in_bits = w.activation
+        c["in"] = sram.access(spec.n_in, in_bits)
+        c["out"] = sram.access(spec.n_out, spec.a_bits or w.activation)
+    return c
+
+
+def _ann_out_bits(arch, spec, widths):
+    """Activation width of the tensor a layer produces (pools and SEW joins pass theirs on)."""
+    while spec.kind == "pool" or (spec.kind == "join" and spec.a_bits is None):
+        src = spec.inputs[0] if spec.inputs else None
+        if src is None or src == INPUT:
+            return arch.in_bits or widths.activation
+        spec = arch.layer(src)
+    return spec.a_bits or widths.activation
+
+
+def energy(ops, cost, tech=DEFAULT):
+    """Price operation counts: ``{term: pJ}`` for every term of :data:`TERMS`."""
+    add, mac = tech.ops.add, tech.ops.mac
+    e = {
+        "potentials": (ops["p_rd"] + ops["p_wr"]) * cost["p"],
+        "weights": ops["w_rd"] * cost["w"],
+        "bias": ops["b_rd"] * cost["b"],
+        "in_out": ops["in_rd"] * cost["in"] + ops["out_wr"] * cost["out"],
+    }
+    e["memory"] = e["potentials"] + e["weights"] + e["bias"] + e["in_out"]
+    other = (ops["acc_bias"] + ops["acc_reset"]) * add + (ops["mac_syn"] + ops["mac_leak"]) * mac
+    e["synaptic"] = ops["acc_syn"] * add + other
+    e["synaptic_sum_z"] = ops["acc_syn_z"] * add + other
+    e["addressing"] = ops["addr_mac"] * mac + ops["addr_acc"] * add
+    e["total"] = e["memory"] + e["synaptic"] + e["addressing"]
+    e["total_sum_z"] = e["memory"] + e["synaptic_sum_z"] + e["addressing"]
+    return e
+
+
+def add_terms(dicts):
+    """Key-wise sum of dicts of numbers."""
+    out = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def activity_from_rates(arch, timesteps, rates, *, input_density=1.0, mean_level=1.0,
+                        in_levels=None):
+    """Per-layer :class:`Activity` from spike rates (events per neuron per timestep).
+
+    Parameters
+    ----------
+    rates : float or dict
+        One rate for every layer with neurons, or ``{layer: rate}`` (missing layers get the
+        ``"*"`` entry, else 0). The readout never fires.
+    input_density : float
+        Fraction of nonzero input pixels; each is an event at every timestep.
+    mean_level : float
+        Average value z of a spike (1 for binary SNNs); sets Σz for the exact ACC count.
+    in_levels : int or None
+        N of the input pixels (for the worst-case ACC column only; pixels are costed as MACs).
+
+    Pooling passes the rate per neuron on; a SEW join forwards the events of both streams.
+    """
+    if not 0 <= input_density <= 1:
+        raise MlsnnError(f"input density must be in [0, 1], not {input_density}")
+    if mean_level <= 0:
+        raise MlsnnError(f"mean spike level must be > 0, not {mean_level}")
+    T = timesteps
+    px_events = input_density * T * math.prod(arch.input_shape)
+    n_px = in_levels or 1
+    out = {INPUT: Flow(px_events, px_events * n_px, px_events * n_px)}
+    is_px = {INPUT: True}
+    acts = {}
+    for spec in arch.layers:
+        if isinstance(rates, dict):
+            r = rates.get(spec.name, rates.get("*", 0.0))
+        else:
+            r = rates
+        if r < 0:
+            raise MlsnnError(f"layer '{spec.name}': spike rate must be >= 0, not {r}")
+        spikes, pixels = Flow(), Flow()
+        for src in spec.inputs:
+            if is_px.get(src):
+                pixels = pixels + out[src]
+            else:
+                spikes = spikes + out[src]
+        if spec.kind == "pool":
+            src = spec.inputs[0]
+            ratio = spec.n_out / max(1, spec.n_in)
+            out[spec.name] = (pixels + spikes).scaled(ratio)
+            is_px[spec.name] = is_px.get(src, False)
+            acts[spec.name] = Activity()
+            continue
+        if spec.kind == "join" and spec.join == "sew":
+            ev = spikes.events + pixels.events
+            out[spec.name] = spikes + pixels
+            is_px[spec.name] = False
+            acts[spec.name] = Activity(spikes=spikes, pixels=pixels, ev_out=ev)
+            continue
+        if spec.readout or spec.levels == 0:
+            ev_out = 0.0
+        else:
+            if r > 1:
+                raise MlsnnError(f"layer '{spec.name}': spike rate {r} is above 1 event per "
+                                 f"neuron per timestep")
+            ev_out = r * T * spec.n_out
+        z = min(mean_level, spec.levels) if spec.levels else mean_level
+        out[spec.name] = Flow(ev_out, ev_out * z, ev_out * spec.levels)
+        is_px[spec.name] = False
+        acts[spec.name] = Activity(spikes=spikes, pixels=pixels, ev_out=ev_out)
+    return acts
+
+
+def estimate(arch, activities=None, timesteps=1, tech=DEFAULT, *, ann=False, leak=False,
+             fifo_depth=None, event_bits=None):
+    """Per-layer and total analytic estimate of an architecture.
+
+    Returns
+    -------
+    dict
+        ``{"layers": [{"name", "kind", "counters", "ops", "energy_pj"}], "total": {...}}``;
+        ANN when ``ann`` is true (activities ignored).
+    """
+    layers = []
+    for spec in arch.layers:
+        if ann:
+            counters = None
+            ops = ann_ops(spec)
+            cost = costs(arch, spec, tech, mode="ann")
+        else:
+            act = activities[spec.name]
+            counters, ops = snn_counts(spec, act, timesteps, leak=leak)
+            eb = event_bits.get(spec.name) if isinstance(event_bits, dict) else event_bits
+            cost = costs(arch, spec, tech, mode="snn", fifo_depth=fifo_depth, event_bits=eb)
+        layers.append({"name": spec.name, "kind": _kind(spec), "counters": counters,
+                       "ops": ops, "cost_pj": cost, "energy_pj": energy(ops, cost, tech)})
+    total = {"ops": add_terms(l["ops"] for l in layers),
+             "energy_pj": add_terms(l["energy_pj"] for l in layers)}
+    if not ann:
+        total["counters"] = add_terms(l["counters"] for l in layers)
+    return {"layers": layers, "total": total}
+
+
+def _kind(spec):
+    return f"join-{spec.join}" if spec.kind == "join" else spec.kind
