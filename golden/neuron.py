@@ -255,7 +255,8 @@ def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False)
     if isinstance(currents, np.ndarray):
         if not np.issubdtype(currents.dtype, np.integer):
             raise TypeError(f"currents must be an integer tensor, not {currents.dtype}")
-        if currents.dtype == np.uint64 and currents.size and currents.max() > np.iinfo(np.int64).max:
+        if (currents.dtype == np.uint64 and currents.size
+                and currents.max() > np.iinfo(np.int64).max):
             raise ValueError("currents must fit in int64")
         currents = torch.from_numpy(currents.astype(np.int64))
     elif isinstance(currents, torch.Tensor):

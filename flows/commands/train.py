@@ -41,8 +41,8 @@ def add_arguments(p):
                    help="V_th of every spiking layer, fixed (default: 1.0)")
     p.add_argument("--alpha", type=float, default=5.0,
                    help="sigmoid surrogate sharpness (default: 5)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="Adam learning rate (default: 1e-2 for mlp, 5e-3 otherwise)")
+    p.add_argument("--lr", type=float, default=1e-2,
+                   help="Adam learning rate, cosine-annealed (default: 0.01)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
     p.add_argument("-o", "--output", default="model.pt", metavar="model.pt",
                    help="checkpoint to write (default: model.pt)")

@@ -1,0 +1,622 @@
+"""Float multi-level SNNs: architectures, datasets, surrogate-gradient training, checkpoints.
+
+Models are built from :class:`golden.neuron.MultiLevelIF` and described layer by layer in the
+vocabulary of the IR (:mod:`golden.ir`, SPEC §6), so that an exporter can walk them:
+
+- ``dense`` / ``conv2d``: a ``torch.nn.Linear`` / ``torch.nn.Conv2d`` (the synapses, with bias)
+  followed by a :class:`MultiLevelIF` (the neurons);
+- ``join``: a residual join of two streams; ``mode="sew"`` adds the two float streams (no neuron,
+  SEW-ResNet); ``mode="barrier"`` adds them and feeds a barrier :class:`MultiLevelIF` with the
+  straight-through estimator (Sparse-ResNet, seed 000 §4.4);
+- the last layer is the dense readout: it integrates and never fires; its output (the logits)
+  is its potential after T timesteps, ``Σ_t (W·x(t) + b)`` (SPEC §3, readout, v0 = 0).
+
+Every spiking layer and barrier uses the same fixed ``V_th = threshold`` (default 1.0, not
+trained) and the same N, so that every stream carries values of the same scale θ = V_th/N (a
+SEW join requires it) and a barrier's integer threshold is 1 with stream weights (1, 1).
+
+Input (direct encoding, SPEC §3): the network input is an unsigned integer tensor (pixels); the
+float model sees ``pixel · input_scale`` at every timestep, where ``input_scale`` is a power of two
+recorded in the config (1/16 for digits, whose pixels are 0..16, so a white pixel is V_th).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import MlsnnError
+from .neuron import MultiLevelIF
+
+__all__ = [
+    "ARCHS", "ModelConfig", "LayerSpec", "SpikingNet", "Dataset", "build_model",
+    "load_digits_dataset", "dataset_from_arrays", "load_numpy_dataset", "load_dataset",
+    "train", "evaluate", "save_checkpoint", "load_checkpoint",
+]
+
+ARCHS = ("mlp", "cnn", "sew-resnet", "sparse-resnet")
+CHECKPOINT_FORMAT = "mlsnn-float-model"
+CHECKPOINT_VERSION = 1
+MAX_LEVELS = 255                    # the IR's limit on N
+MAX_IN_BITS = 16
+
+
+def _pos_int(name, value, maximum=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise MlsnnError(f"{name} must be a positive integer, not {value!r}")
+    if value < 1:
+        raise MlsnnError(f"{name} must be a positive integer, not {value!r}")
+    if maximum is not None and value > maximum:
+        raise MlsnnError(f"{name} must be at most {maximum}, not {value!r}")
+    return int(value)
+
+
+def _pos_float(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise MlsnnError(f"{name} must be a positive number, not {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise MlsnnError(f"{name} must be a positive number, not {value!r}")
+    return float(value)
+
+
+# -- configuration and model ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model (saved in every checkpoint).
+
+    Parameters
+    ----------
+    arch : str
+        One of :data:`ARCHS`.
+    input_shape : tuple of int
+        ``(F,)`` or ``(C, H, W)``, the shape of one sample (no batch axis).
+    num_classes : int
+        Outputs of the readout.
+    timesteps, levels : int
+        T and N of every spiking layer.
+    threshold : float
+        V_th of every spiking layer and barrier (fixed, not trained); θ = V_th / N.
+    alpha : float
+        Sigmoid surrogate sharpness.
+    hidden : int
+        Width of the hidden dense layer (``mlp``, ``cnn``).
+    channels : int
+        Channels of the first convolution (``cnn``: second conv has twice as many) and of every
+        convolution of the residual networks.
+    blocks : int
+        Residual blocks (``sew-resnet``, ``sparse-resnet``).
+    input_scale : float
+        Float value of one input unit (power of two).
+    in_bits : int
+        Width of an input value (pixel) in the integer IR.
+    dataset : str
+        Name of the dataset the model was trained on.
+    split_seed : int
+        Seed of the stratified train/test split.
+    """
+
+    arch: str
+    input_shape: tuple
+    num_classes: int
+    timesteps: int = 1
+    levels: int = 4
+    threshold: float = 1.0
+    alpha: float = 5.0
+    hidden: int = 64
+    channels: int = 8
+    blocks: int = 1
+    input_scale: float = 1.0 / 16
+    in_bits: int = 5
+    dataset: str = "digits"
+    split_seed: int = 0
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise MlsnnError(f"arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
+        shape = self.input_shape
+        if not isinstance(shape, (tuple, list)) or len(shape) not in (1, 3):
+            raise MlsnnError(f"input_shape must be (features,) or (channels, height, width), "
+                             f"not {shape!r}")
+        object.__setattr__(self, "input_shape",
+                           tuple(_pos_int("input_shape", s) for s in shape))
+        if self.arch != "mlp" and len(self.input_shape) != 3:
+            raise MlsnnError(f"arch {self.arch!r} needs image inputs (x of shape [samples, "
+                             f"height, width] or [samples, channels, height, width]), but the "
+                             f"samples are flat vectors of shape {self.input_shape}")
+        _pos_int("num_classes", self.num_classes)
+        _pos_int("timesteps", self.timesteps, 1024)
+        _pos_int("levels", self.levels, MAX_LEVELS)
+        object.__setattr__(self, "threshold", _pos_float("threshold", self.threshold))
+        object.__setattr__(self, "alpha", _pos_float("alpha", self.alpha))
+        _pos_int("hidden", self.hidden)
+        _pos_int("channels", self.channels)
+        _pos_int("blocks", self.blocks, 8)
+        object.__setattr__(self, "input_scale", _pos_float("input_scale", self.input_scale))
+        _pos_int("in_bits", self.in_bits, MAX_IN_BITS)
+        if not isinstance(self.dataset, str):
+            raise MlsnnError(f"dataset must be a string, not {self.dataset!r}")
+        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
+            raise MlsnnError(f"split_seed must be an integer, not {self.split_seed!r}")
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names - {"thresholds"})
+        if unknown:
+            raise MlsnnError(f"checkpoint config has unknown field(s) {', '.join(unknown)}")
+        missing = sorted(n for n in ("arch", "input_shape", "num_classes") if n not in d)
+        if missing:
+            raise MlsnnError(f"checkpoint config lacks field(s) {', '.join(missing)}")
+        return cls(**{k: (tuple(v) if k == "input_shape" else v)
+                      for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a :class:`SpikingNet`, in IR terms (SPEC §6).
+
+    ``kind`` is ``"dense"``, ``"conv2d"`` or ``"join"``; ``inputs`` names the input layers
+    (``"input"`` is the network input); ``mode`` is ``"sew"`` or ``"barrier"`` for joins;
+    ``readout`` marks the last layer. The synapses of dense/conv2d layers are
+    ``model.synapses[name]``; the neurons of spiking layers and barriers ``model.neurons[name]``.
+    """
+
+    name: str
+    kind: str
+    inputs: tuple
+    mode: str | None = None
+    readout: bool = False
+
+
+class SpikingNet(nn.Module):
+    """A float multi-level SNN described by :class:`LayerSpec` s (see the module docstring).
+
+    Members
+    -------
+    config : ModelConfig
+    layers : tuple of LayerSpec
+        In topological order; the last one is the readout.
+    synapses : torch.nn.ModuleDict
+        ``torch.nn.Linear`` / ``torch.nn.Conv2d`` of each dense/conv2d layer, by name.
+    neurons : torch.nn.ModuleDict
+        :class:`MultiLevelIF` of each spiking layer and barrier join, by name.
+    """
+
+    def __init__(self, config, layers, synapses, neurons):
+        super().__init__()
+        self.config = config
+        self.layers = tuple(layers)
+        self.synapses = nn.ModuleDict(synapses)
+        self.neurons = nn.ModuleDict(neurons)
+
+    def encode(self, pixels):
+        """Raw unsigned integer inputs ``[B, *input_shape]`` → float inputs (× input_scale)."""
+        x = torch.as_tensor(np.asarray(pixels) if not isinstance(pixels, torch.Tensor)
+                            else pixels)
+        return x.to(torch.float32) * self.config.input_scale
+
+    def forward(self, x, *, record=None):
+        """Logits ``[B, num_classes]`` of float inputs ``x`` ``[B, *input_shape]``.
+
+        The same ``x`` is presented at each of the T timesteps (direct encoding). If ``record``
+        is a dict, it receives, by layer name, the detached output of every layer: the float
+        values z·θ ``[T, B, ...]`` of spiking layers and joins, the logits of the readout.
+        """
+        cfg = self.config
+        if x.dim() != len(cfg.input_shape) + 1 or tuple(x.shape[1:]) != cfg.input_shape:
+            raise MlsnnError(f"model input must have shape [batch, "
+                             f"{', '.join(map(str, cfg.input_shape))}], not {tuple(x.shape)}")
+        steps, batch = cfg.timesteps, x.shape[0]
+        values = {"input": x.unsqueeze(0).expand(steps, *x.shape)}
+        logits = None
+        for spec in self.layers:
+            if spec.kind == "join":
+                a, b = (values[s] for s in spec.inputs)
+                out = a + b if spec.mode == "sew" else self.neurons[spec.name](a + b)
+            else:
+                inp = values[spec.inputs[0]]
+                flat = inp.reshape(steps * batch, *inp.shape[2:])
+                if spec.kind == "dense":
+                    flat = flat.flatten(1)
+                cur = self.synapses[spec.name](flat)
+                cur = cur.reshape(steps, batch, *cur.shape[1:])
+                if spec.readout:
+                    logits = out = cur.sum(0)
+                else:
+                    out = self.neurons[spec.name](cur)
+            values[spec.name] = out
+            if record is not None:
+                record[spec.name] = out.detach()
+        return logits
+
+    def thresholds(self):
+        """V_th of every spiking layer and barrier, by layer name."""
+        return {name: n.threshold for name, n in self.neurons.items()}
+
+    @torch.no_grad()
+    def predict(self, pixels, batch_size=512):
+        """Predicted classes (argmax, lowest index wins ties) of raw integer inputs."""
+        self.eval()
+        x = self.encode(pixels)
+        return torch.cat([self(x[i:i + batch_size]).argmax(1)
+                          for i in range(0, len(x), batch_size)])
+
+
+def build_model(config):
+    """A freshly initialised :class:`SpikingNet` for a :class:`ModelConfig`."""
+    cfg = config
+    neuron = dict(levels=cfg.levels, threshold=cfg.threshold, alpha=cfg.alpha)
+    layers, syn, neu = [], {}, {}
+
+    def spiking(name, kind, src, module):
+        layers.append(LayerSpec(name, kind, (src,)))
+        syn[name] = module
+        neu[name] = MultiLevelIF(**neuron)
+        return name
+
+    def join(name, a, b, mode):
+        layers.append(LayerSpec(name, "join", (a, b), mode=mode))
+        if mode == "barrier":
+            neu[name] = MultiLevelIF(**neuron, surrogate="ste")
+        return name
+
+    shape = cfg.input_shape
+    n_in = math.prod(shape)
+    if cfg.arch == "mlp":
+        last = spiking("fc1", "dense", "input", nn.Linear(n_in, cfg.hidden))
+        n_last = cfg.hidden
+    elif cfg.arch == "cnn":
+        c, h, w = shape
+        ch = cfg.channels
+        spiking("conv1", "conv2d", "input", nn.Conv2d(c, ch, 3, stride=1, padding=1))
+        spiking("conv2", "conv2d", "conv1", nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1))
+        h2, w2 = (h + 2 - 3) // 2 + 1, (w + 2 - 3) // 2 + 1
+        last = spiking("fc1", "dense", "conv2", nn.Linear(2 * ch * h2 * w2, cfg.hidden))
+        n_last = cfg.hidden
+    else:
+        c, h, w = shape
+        ch = cfg.channels
+        mode = "sew" if cfg.arch == "sew-resnet" else "barrier"
+        last = spiking("stem", "conv2d", "input", nn.Conv2d(c, ch, 3, stride=1, padding=1))
+        for i in range(1, cfg.blocks + 1):
+            a = spiking(f"b{i}_conv1", "conv2d", last, nn.Conv2d(ch, ch, 3, padding=1))
+            b = spiking(f"b{i}_conv2", "conv2d", a, nn.Conv2d(ch, ch, 3, padding=1))
+            last = join(f"b{i}_join", b, last, mode)
+        n_last = ch * h * w
+    layers.append(LayerSpec("readout", "dense", (last,), readout=True))
+    syn["readout"] = nn.Linear(n_last, cfg.num_classes)
+    return SpikingNet(cfg, layers, syn, neu)
+
+
+# -- datasets -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A classification dataset of unsigned integer inputs, split into train and test.
+
+    Members
+    -------
+    name : str
+    x_train, x_test : numpy.ndarray
+        Raw integer inputs (int64) ``[n, *input_shape]``.
+    y_train, y_test : numpy.ndarray
+        Labels (int64) in ``0..num_classes-1``.
+    input_shape : tuple
+        ``(F,)`` or ``(C, H, W)``.
+    num_classes : int
+    input_scale : float
+        Float value of one input unit: ``2**-ceil(log2(max input))`` (1/16 for digits), so the
+        largest input is at most 1.0.
+    in_bits : int
+        Bits of the largest input value.
+    split_seed : int
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    input_shape: tuple
+    num_classes: int
+    input_scale: float
+    in_bits: int
+    split_seed: int
+
+
+def dataset_from_arrays(x, y, *, name="arrays", split_seed=0, test_fraction=0.25):
+    """Validate ``x``, ``y`` and split them (stratified, ``split_seed``) into a :class:`Dataset`.
+
+    ``x`` is ``[samples, features]``, ``[samples, height, width]`` (one channel) or
+    ``[samples, channels, height, width]`` of non-negative integers (integer dtype or whole
+    floats) below ``2**16``; ``y`` is ``[samples]`` of non-negative integer labels.
+
+    Raises
+    ------
+    MlsnnError
+        On bad shapes or values, naming the array.
+    """
+    from sklearn.model_selection import train_test_split
+
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim not in (2, 3, 4) or x.shape[0] == 0 or 0 in x.shape:
+        raise MlsnnError(f"x must have shape [samples, features], [samples, height, width] or "
+                         f"[samples, channels, height, width], not {x.shape}")
+    n = x.shape[0]
+    if y.ndim != 1 or y.shape[0] != n:
+        raise MlsnnError(f"y must have shape [samples] = ({n},) to match x, not {y.shape}")
+    for arr, what in ((x, "x"), (y, "y")):
+        if np.issubdtype(arr.dtype, np.floating):
+            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                raise MlsnnError(f"{what} must hold whole numbers (unsigned integer "
+                                 f"{'inputs' if what == 'x' else 'labels'}), but has fractions")
+        elif not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+            raise MlsnnError(f"{what} must hold integers, not {arr.dtype}")
+        if arr.min() < 0:
+            raise MlsnnError(f"{what} must be non-negative (unsigned integer "
+                             f"{'inputs' if what == 'x' else 'labels'}), but its minimum is "
+                             f"{arr.min()}")
+    x, y = x.astype(np.int64), y.astype(np.int64)
+    xmax = int(x.max())
+    if xmax >= 1 << MAX_IN_BITS:
+        raise MlsnnError(f"x values must be below 2**{MAX_IN_BITS}, but the maximum is {xmax}")
+    if x.ndim == 3:
+        x = x[:, None]
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise MlsnnError(f"y must hold at least two classes, not {len(classes)}")
+    counts = np.bincount(y)
+    rare = [int(c) for c in classes if counts[c] < 2]
+    if rare:
+        raise MlsnnError(f"every class needs at least two samples for a stratified split; "
+                         f"class(es) {rare} have one")
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y,
+                                                  random_state=split_seed)
+    except ValueError as e:
+        raise MlsnnError(f"cannot split {n} samples into train and test: {e}") from None
+    return Dataset(name=name, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
+                   input_shape=tuple(int(s) for s in x.shape[1:]),
+                   num_classes=int(y.max()) + 1,
+                   input_scale=2.0 ** -math.ceil(math.log2(max(xmax, 1))),
+                   in_bits=max(xmax, 1).bit_length(), split_seed=split_seed)
+
+
+def load_digits_dataset(split_seed=0):
+    """scikit-learn's digits (1,797 8×8 images, pixels 0..16), as ``[n, 1, 8, 8]``, 25 % test."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return dataset_from_arrays(d.images.astype(np.int64), d.target, name="digits",
+                               split_seed=split_seed)
+
+
+def load_numpy_dataset(path, split_seed=0):
+    """A user dataset: an ``.npz`` file with arrays ``x`` and ``y``, or a directory holding
+    ``x.npy`` and ``y.npy`` (see :func:`dataset_from_arrays` for the shapes).
+
+    Raises
+    ------
+    MlsnnError
+        On a missing array or bad shapes. FileNotFoundError if ``path`` does not exist.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        arrays = {}
+        for key in ("x", "y"):
+            f = os.path.join(path, f"{key}.npy")
+            if not os.path.isfile(f):
+                raise MlsnnError(f"dataset directory {path} has no {key}.npy")
+            try:
+                arrays[key] = np.load(f, allow_pickle=False)
+            except ValueError as e:
+                raise MlsnnError(f"cannot read {f}: {e}") from None
+    elif path.endswith(".npz"):
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                missing = [k for k in ("x", "y") if k not in f.files]
+                if missing:
+                    raise MlsnnError(f"{path} must hold arrays 'x' and 'y'; it lacks "
+                                     f"{' and '.join(repr(k) for k in missing)} (it has "
+                                     f"{', '.join(repr(k) for k in f.files) or 'none'})")
+                arrays = {"x": f["x"], "y": f["y"]}
+        except ValueError as e:
+            raise MlsnnError(f"cannot read {path}: {e}") from None
+    elif not os.path.exists(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+    else:
+        raise MlsnnError(f"dataset {path} must be 'digits', an .npz file with arrays x and y, "
+                         f"or a directory with x.npy and y.npy")
+    name = os.path.basename(os.path.normpath(path))
+    return dataset_from_arrays(arrays["x"], arrays["y"], name=name, split_seed=split_seed)
+
+
+def load_dataset(spec="digits", split_seed=0):
+    """``"digits"``, a path (see :func:`load_numpy_dataset`), or a :class:`Dataset` as is."""
+    if isinstance(spec, Dataset):
+        return spec
+    if spec == "digits":
+        return load_digits_dataset(split_seed)
+    if isinstance(spec, (str, os.PathLike)):
+        return load_numpy_dataset(spec, split_seed)
+    raise MlsnnError(f"dataset must be 'digits', a path or a Dataset, not {spec!r}")
+
+
+# -- training -----------------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate(model, pixels, labels, batch_size=512):
+    """Accuracy (float in [0, 1]) of ``model`` on raw integer inputs and labels."""
+    pred = model.predict(pixels, batch_size=batch_size)
+    return float((pred == torch.as_tensor(labels)).float().mean())
+
+
+def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None,
+          dataset="digits", hidden=64, channels=8, blocks=1, threshold=1.0, alpha=5.0,
+          lr=1e-2, batch_size=32, split_seed=0):
+    """Train a float multi-level SNN with surrogate gradients and Adam.
+
+    Parameters
+    ----------
+    arch : str
+        ``"mlp"`` (input → dense ``hidden`` → readout), ``"cnn"`` (conv 3×3 s1 p1 ``channels``
+        → conv 3×3 s2 p1 ``2·channels`` → dense ``hidden`` → readout), ``"sew-resnet"`` or
+        ``"sparse-resnet"`` (stem conv 3×3 → ``blocks`` × [conv 3×3 → conv 3×3, identity
+        shortcut, SEW add or barrier neuron] → readout). No pooling, no batch normalisation.
+    timesteps, levels : int
+        T and N.
+    epochs : int
+    seed : int
+        Seed of the initialisation and of the shuffling.
+    progress : callable or None
+        Called after each epoch with a dict ``{epoch, epochs, loss, train_accuracy,
+        test_accuracy, seconds}``.
+    dataset : str, path or Dataset
+        ``"digits"`` (default) or a user dataset (:func:`load_dataset`).
+    hidden, channels, blocks, threshold, alpha :
+        See :class:`ModelConfig`.
+    lr : float
+        Adam learning rate, decayed to 0 by cosine annealing over the training.
+    batch_size : int
+    split_seed : int
+        Seed of the stratified split (ignored for a :class:`Dataset`, which is already split).
+
+    Returns
+    -------
+    model : SpikingNet
+        In eval mode.
+    metrics : dict
+        ``test_accuracy``, ``train_accuracy`` (floats in [0, 1]), ``loss`` (last epoch),
+        ``history`` (the per-epoch dicts), ``seconds``, ``n_train``, ``n_test``.
+
+    Raises
+    ------
+    MlsnnError
+        On a bad argument or dataset.
+    """
+    if arch not in ARCHS:
+        raise MlsnnError(f"arch must be one of {', '.join(ARCHS)}, not {arch!r}")
+    _pos_int("timesteps", timesteps, 1024)
+    _pos_int("levels", levels, MAX_LEVELS)
+    epochs = _pos_int("epochs", epochs)
+    batch_size = _pos_int("batch_size", batch_size)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise MlsnnError(f"seed must be an integer, not {seed!r}")
+    data = load_dataset(dataset, split_seed)
+    config = ModelConfig(arch=arch, input_shape=data.input_shape, num_classes=data.num_classes,
+                         timesteps=timesteps, levels=levels, threshold=threshold, alpha=alpha,
+                         hidden=hidden, channels=channels, blocks=blocks,
+                         input_scale=data.input_scale, in_bits=data.in_bits, dataset=data.name,
+                         split_seed=data.split_seed)
+    lr = _pos_float("lr", lr)
+    torch.manual_seed(seed)
+    model = build_model(config)
+    x = model.encode(data.x_train)
+    y = torch.as_tensor(data.y_train)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(seed)
+    loss_fn = nn.CrossEntropyLoss()
+    history = []
+    start = time.monotonic()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        total, seen = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            loss = loss_fn(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            seen += len(idx)
+        entry = {"epoch": epoch, "epochs": epochs, "loss": total / seen,
+                 "train_accuracy": evaluate(model, data.x_train, data.y_train),
+                 "test_accuracy": evaluate(model, data.x_test, data.y_test),
+                 "seconds": time.monotonic() - start}
+        history.append(entry)
+        if progress is not None:
+            progress(dict(entry))
+    model.eval()
+    last = history[-1]
+    metrics = {"test_accuracy": last["test_accuracy"], "train_accuracy": last["train_accuracy"],
+               "loss": last["loss"], "history": history, "seconds": time.monotonic() - start,
+               "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test))}
+    return model, metrics
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+def save_checkpoint(model, path, *, metrics=None):
+    """Save ``{"config": ..., "state_dict": ...}`` with :func:`torch.save`.
+
+    ``config`` is :meth:`ModelConfig.to_dict` plus ``thresholds`` (V_th per spiking layer and
+    barrier) — arch, T, N, thresholds, input scale, split seed. ``metrics`` (plain numbers) are
+    stored alongside when given.
+    """
+    config = model.config.to_dict()
+    config["thresholds"] = model.thresholds()
+    doc = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": config,
+           "state_dict": model.state_dict()}
+    if metrics is not None:
+        doc["metrics"] = {k: v for k, v in metrics.items()
+                          if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    torch.save(doc, os.fspath(path))
+
+
+def load_checkpoint(path):
+    """The :class:`SpikingNet` saved by :func:`save_checkpoint`, in eval mode.
+
+    Raises
+    ------
+    MlsnnError
+        If the file is not an mlsnn float-model checkpoint. FileNotFoundError if it is missing.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:          # torch raises many types for a file that is not its own
+        raise MlsnnError(f"{path} is not a readable PyTorch checkpoint "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                         ) from None
+    if (not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT
+            or "config" not in doc or "state_dict" not in doc):
+        raise MlsnnError(f"{path} is not an mlsnn float-model checkpoint (expected a dict with "
+                         f"format {CHECKPOINT_FORMAT!r}, config and state_dict)")
+    if doc.get("version") != CHECKPOINT_VERSION:
+        raise MlsnnError(f"{path} has checkpoint version {doc.get('version')!r}; this mlsnn "
+                         f"reads version {CHECKPOINT_VERSION}")
+    config = ModelConfig.from_dict(doc["config"])
+    model = build_model(config)
+    for name, vth in doc["config"].get("thresholds", {}).items():
+        if name not in model.neurons:
+            raise MlsnnError(f"{path}: config thresholds name layer {name!r}, which the "
+                             f"{config.arch} model does not have")
+        model.neurons[name].threshold = _pos_float(f"threshold of layer {name!r}", vth)
+    try:
+        model.load_state_dict(doc["state_dict"])
+    except RuntimeError as e:
+        raise MlsnnError(f"{path}: weights do not match the config: "
+                         f"{str(e).splitlines()[0]}") from None
+    model.eval()
+    return model
