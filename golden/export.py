@@ -1,0 +1,150 @@
+"""Float model → integer IR (SPEC §6): BN folding and per-layer integer scaling.
+
+A float layer sees input events whose float value is ``z · s_in`` (``s_in`` = the input scale
+for pixels, θ = V_th/N of the layer that emitted them) and computes, per timestep,
+``I = Σ z_i s_in w_ij + b_j``; it fires ``z = min(N, ⌊H/θ⌋)``. Multiplying every term by one
+positive per-layer factor Q changes nothing but the unit of the potential, so the integer layer
+uses ``w_int = round(s_in·w·Q)``, ``b_int = round(b·Q)``, ``θ_int = θ·Q``, ``v0_int = round(v0·Q)``.
+Q is chosen so that θ·Q is an integer and the largest |s_in·w·Q| fits in W_BITS
+(``Q = θ_int / θ`` with ``θ_int = ⌊θ · (2^(W_BITS−1) − 1) / max|s_in·w|⌋``): the threshold is exact
+and only the weights and biases are rounded. The readout's Q only scales the logits (argmax is
+unchanged). Barrier joins get small integer stream weights and threshold from the ratio of their
+input scales to their own θ (exactly (1, 1) and θ = 1 when all scales are equal).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import ir
+from .errors import MlsnnError
+
+__all__ = ["fold_batchnorm", "export", "ExportReport"]
+
+
+def fold_batchnorm(weight, bias, bn):
+    """Fold an eval-mode ``torch.nn.BatchNorm1d/2d`` that follows a linear or conv layer.
+
+    Returns ``(weight', bias')`` (float tensors) with ``bn(W x + b) == W' x + b'``.
+    """
+    if not isinstance(bn, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+        raise MlsnnError(f"fold_batchnorm: expected a BatchNorm1d/2d, not {type(bn).__name__}")
+    gamma = bn.weight.detach() if bn.affine else torch.ones_like(bn.running_mean)
+    beta = bn.bias.detach() if bn.affine else torch.zeros_like(bn.running_mean)
+    scale = gamma / torch.sqrt(bn.running_var + bn.eps)
+    w = weight.detach() * scale.reshape(-1, *([1] * (weight.dim() - 1)))
+    b = bias.detach() if bias is not None else torch.zeros_like(bn.running_mean)
+    return w, (b - bn.running_mean) * scale + beta
+
+
+def _small_ratio(values, limit=1 << 12):
+    """Smallest power-of-two multiple Q of ``1/min(values)`` that makes every ``v·Q`` an
+    integer (within 1e-9), up to ``limit``; else the best rounding at ``limit``."""
+    base = 1.0 / min(values)
+    q = base
+    while q * min(values) <= limit:
+        if all(abs(v * q - round(v * q)) < 1e-9 for v in values):
+            return q
+        q *= 2
+    return q / 2
+
+
+class ExportReport(dict):
+    """Per-layer facts of an export: Q, θ_int, weight clipping, max rounding error."""
+
+
+def export(model, *, w_bits=8, name=None):
+    """Convert a trained :class:`golden.train.SpikingNet` to a :class:`golden.ir.Network`.
+
+    Parameters
+    ----------
+    model : golden.train.SpikingNet
+    w_bits : int
+        Signed weight width of every layer (2..16).
+
+    Returns
+    -------
+    net : golden.ir.Network
+    report : ExportReport
+        ``{layer: {"q": Q, "threshold": θ_int, "clipped": n, "max_weight_error": e}}``.
+    """
+    if isinstance(w_bits, bool) or not isinstance(w_bits, int) or not 2 <= w_bits <= 16:
+        raise MlsnnError(f"w_bits must be an integer in 2..16, not {w_bits!r}")
+    cfg = model.config
+    wmax = (1 << (w_bits - 1)) - 1
+    scale = {"input": float(cfg.input_scale)}
+    layers, report = [], ExportReport()
+    for spec in model.layers:
+        if spec.kind == "join":
+            a, b = (scale[s] for s in spec.inputs)
+            if spec.mode == "sew":
+                if not math.isclose(a, b, rel_tol=1e-9):
+                    raise MlsnnError(f"layer '{spec.name}': a SEW join needs inputs of the same "
+                                     f"scale, got {a:g} and {b:g}")
+                layers.append(ir.Join(name=spec.name, inputs=spec.inputs, mode="sew", scale=a))
+                scale[spec.name] = a
+                report[spec.name] = {"mode": "sew"}
+                continue
+            neuron = model.neurons[spec.name]
+            theta = neuron.theta
+            q = _small_ratio([a, b, theta])
+            sw = (int(round(a * q)), int(round(b * q)))
+            th = max(1, int(round(theta * q)))
+            layers.append(ir.Join(name=spec.name, inputs=spec.inputs, mode="barrier",
+                                  threshold=th, levels=neuron.levels,
+                                  v0=int(round(neuron.v0 * q)), stream_weights=sw,
+                                  scale=theta))
+            scale[spec.name] = theta
+            report[spec.name] = {"mode": "barrier", "q": q, "threshold": th,
+                                 "stream_weights": list(sw)}
+            continue
+        syn = model.synapses[spec.name]
+        s_in = scale[spec.inputs[0]]
+        w = syn.weight.detach().to(torch.float64) * s_in
+        bias = syn.bias.detach().to(torch.float64) if syn.bias is not None \
+            else torch.zeros(w.shape[0], dtype=torch.float64)
+        amax = float(w.abs().max())
+        if amax == 0.0:
+            amax = 1.0
+        if spec.readout:
+            q = wmax / amax
+            th, levels, v0, out_scale = 1, 1, 0, 1.0
+        else:
+            neuron = model.neurons[spec.name]
+            theta = neuron.theta
+            th = int(math.floor(theta * wmax / amax))
+            if th < 1:
+                th = 1          # weights will clip: reported
+            q = th / theta
+            levels, out_scale = neuron.levels, theta
+            v0 = int(round(neuron.v0 * q))
+        wq = torch.round(w * q)
+        clipped = int((wq.abs() > wmax).sum())
+        wq = wq.clamp(-wmax, wmax)
+        bq = torch.round(bias * q)
+        b_bits = max(16, ir.signed_width(int(bq.abs().max()) if bq.numel() else 0))
+        if spec.kind == "dense":
+            weight = wq.t().contiguous().numpy().astype(np.int64)        # [N_in, N_out]
+            layer = ir.Dense(name=spec.name, inputs=spec.inputs, threshold=th, levels=levels,
+                             weight=weight, bias=bq.numpy().astype(np.int64), v0=v0,
+                             w_bits=w_bits, b_bits=b_bits, readout=spec.readout,
+                             scale=out_scale)
+        else:
+            weight = wq.permute(1, 2, 3, 0).contiguous().numpy().astype(np.int64)
+            layer = ir.Conv2d(name=spec.name, inputs=spec.inputs, threshold=th, levels=levels,
+                              weight=weight, bias=bq.numpy().astype(np.int64), v0=v0,
+                              w_bits=w_bits, b_bits=b_bits, readout=spec.readout,
+                              scale=out_scale, stride=syn.stride[0], padding=syn.padding[0])
+        layers.append(layer)
+        scale[spec.name] = out_scale
+        report[spec.name] = {"q": q, "threshold": th, "clipped": clipped,
+                             "max_weight_error": float(((w * q).clamp(-wmax, wmax) - wq)
+                                                       .abs().max() / q)}
+    net = ir.Network(input=ir.InputSpec(shape=tuple(cfg.input_shape), in_bits=cfg.in_bits,
+                                        scale=cfg.input_scale),
+                     timesteps=cfg.timesteps, layers=tuple(layers),
+                     name=name or f"{cfg.arch}-T{cfg.timesteps}-N{cfg.levels}")
+    return net, report

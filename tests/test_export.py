@@ -1,0 +1,96 @@
+"""Float → integer export (golden/export.py) and `mlsnn export`."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from flows.cli import main
+from golden import ir
+from golden.errors import MlsnnError
+from golden.export import export, fold_batchnorm
+from golden.reference import run
+from golden.train import build_model, ModelConfig, save_checkpoint, train
+
+
+def test_fold_batchnorm_matches_module():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+    bn = torch.nn.BatchNorm2d(4)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    bn.weight.data.uniform_(0.5, 1.5)
+    bn.bias.data.uniform_(-0.5, 0.5)
+    bn.eval()
+    x = torch.randn(2, 3, 5, 5)
+    w, b = fold_batchnorm(conv.weight, conv.bias, bn)
+    folded = torch.nn.functional.conv2d(x, w, b, padding=1)
+    assert torch.allclose(folded, bn(conv(x)), atol=1e-5)
+    with pytest.raises(MlsnnError, match="expected a BatchNorm1d/2d, not Linear"):
+        fold_batchnorm(conv.weight, conv.bias, torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "sew-resnet", "sparse-resnet"])
+def test_integer_model_equals_float_model_on_exact_weights(arch):
+    """With weights that are exact multiples of the integer step, the integer golden model
+    must reproduce the float model's spikes exactly (no rounding anywhere)."""
+    torch.manual_seed(1)
+    shape = (64,) if arch == "mlp" else (1, 8, 8)
+    cfg = ModelConfig(arch=arch, input_shape=shape, num_classes=10, timesteps=2, levels=4,
+                      hidden=16, channels=4, input_scale=1 / 16, in_bits=5)
+    model = build_model(cfg)
+    theta = cfg.threshold / cfg.levels
+    # Weights k·step/s_in with integer |k| <= 31 and one k = 31: the exporter's Q is then
+    # 64/θ (θ_int = 64) and every s_in·w·Q = k, b·Q an integer: nothing is rounded.
+    step = theta / 64
+    scale_in = {"input": cfg.input_scale}
+    with torch.no_grad():
+        for spec in model.layers:
+            scale_in[spec.name] = theta
+            if spec.kind == "join":
+                continue
+            syn = model.synapses[spec.name]
+            s_in = scale_in[spec.inputs[0]]
+            k = torch.clamp(torch.round(syn.weight * s_in / step * 8), -31, 31)
+            k.view(-1)[0] = 31
+            syn.weight.copy_(k * step / s_in)
+            syn.bias.copy_(torch.round(syn.bias / step) * step)
+    net, report = export(model, w_bits=6)
+    assert all(report[l.name]["threshold"] == 64 for l in net.layers
+               if l.kind != "join" and not l.readout)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 17, size=(20,) + shape)
+    rec = {}
+    with torch.no_grad():
+        logits = model(model.encode(x).to(torch.float64).float(), record=rec)
+    res = run(net, x)
+    for spec in model.layers:
+        if spec.readout or (spec.kind == "join" and spec.mode == "sew"):
+            continue
+        theta_l = model.neurons[spec.name].theta
+        z_float = torch.round(rec[spec.name] / theta_l).to(torch.int64).numpy()
+        assert np.array_equal(res.events[spec.name].reshape(z_float.shape), z_float), spec.name
+    assert np.array_equal(res.predictions, logits.argmax(1).numpy())
+
+
+def test_export_cli_reports_accuracy_drop(tmp_path, capsys):
+    model, metrics = train(arch="mlp", timesteps=1, levels=4, epochs=3, hidden=32, seed=0)
+    save_checkpoint(model, tmp_path / "m.pt", metrics=metrics)
+    rc = main(["export", str(tmp_path / "m.pt"), "-o", str(tmp_path / "net"), "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["float_accuracy"] > 0.85
+    assert abs(doc["drop_points"]) <= 1.0
+    net = ir.load(tmp_path / "net" / "network.json")
+    data = np.load(tmp_path / "net" / "inputs.npz")
+    acc = float((run(net, data["x"]).predictions == data["y"]).mean())
+    assert acc == doc["golden_accuracy"]
+    rc = main(["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "n2")])
+    assert rc == 1
+    assert "file not found" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    rc = main(["export", str(tmp_path / "junk.pt"), "-o", str(tmp_path / "n3")])
+    assert rc == 1
+    assert "not a readable PyTorch checkpoint" in capsys.readouterr().err
