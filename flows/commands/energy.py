@@ -1,0 +1,198 @@
+"""``mlsnn energy``: the Lemaire et al. analytic model (and Dampfhoffer's baselines) against the
+exact (golden) and measured (RTL) counts.
+
+Three modes::
+
+    mlsnn energy --ir network.json --inputs x.npz [--measured sim.json] [--tech t.toml]
+    mlsnn energy --arch vgg16 --input-shape 3,32,32 --ann
+    mlsnn energy --arch vgg16 --input-shape 3,32,32 --snn --timesteps 1 --levels 4 \\
+                 (--spike-rate 0.2 | --total-spikes 57000)
+    mlsnn energy --breakeven
+
+Every mode takes ``--json`` (machine-readable on stdout) and ``--plot out.png``. With
+``--measured``, any counter that differs from the golden model is printed on stderr and the exit
+status is 1.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+from golden.errors import MlsnnError
+
+NAME = "energy"
+HELP = "analytic energy model (Lemaire; Dampfhoffer baselines) vs exact and measured counters"
+
+
+def add_arguments(p):
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--ir", metavar="NETWORK_JSON",
+                      help="IR network (network.json or its directory)")
+    mode.add_argument("--arch", metavar="NAME",
+                      help="vgg16, resnet18 (SEW), sew-resnet18, sparse-resnet18, or a JSON file "
+                           "of layers")
+    mode.add_argument("--breakeven", action="store_true",
+                      help="Dampfhoffer's break-even spikes per synapse (seed 002 Table 3.3)")
+    p.add_argument("--inputs", metavar="X_NPZ", help="inputs .npz with key 'x', [B, *shape]")
+    p.add_argument("--measured", metavar="SIM_JSON",
+                   help="output of 'mlsnn simulate --json' on the same network and inputs")
+    p.add_argument("--tech", metavar="FILE", help="technology overrides (.toml or .json)")
+    p.add_argument("--sram", choices=("linear", "packed64"),
+                   help="SRAM model (overrides the technology table)")
+    p.add_argument("--fifo-depth", type=int, metavar="D",
+                   help="event FIFO depth (default: the technology table's)")
+    p.add_argument("--input-shape", metavar="C,H,W", default="3,32,32",
+                   help="input shape for --arch (default 3,32,32)")
+    p.add_argument("--classes", type=int, default=10, help="classes for --arch (default 10)")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--ann", action="store_true", help="--arch: the ANN only")
+    kind.add_argument("--snn", action="store_true", help="--arch: the SNN (and the ANN)")
+    p.add_argument("--timesteps", type=int, default=1, metavar="T")
+    p.add_argument("--levels", type=int, default=1, metavar="N")
+    p.add_argument("--spike-rate", metavar="R",
+                   help="events per neuron per timestep: one number, or layer=rate,... "
+                        "(with '*=rate' for the rest)")
+    p.add_argument("--total-spikes", type=float, metavar="S",
+                   help="spikes per inference, spread at one uniform rate")
+    p.add_argument("--input-density", type=float, default=1.0,
+                   help="fraction of nonzero input pixels for --arch (default 1)")
+    p.add_argument("--mean-level", type=float, default=1.0,
+                   help="average spike value z for the exact Σz ACC count with --arch "
+                        "(default 1)")
+    p.add_argument("--join", choices=("sew", "barrier"), default="sew",
+                   help="residual join of resnet18 (default sew)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plot", metavar="PNG", help="write the breakdown and per-layer chart")
+
+
+def _tech(args):
+    from golden.energy.tech import DEFAULT, load_tech
+
+    tech = load_tech(args.tech) if args.tech else DEFAULT
+    if args.sram:
+        tech = tech.replace(sram={"model": args.sram})
+    return tech
+
+
+def _shape(text):
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise MlsnnError(f"--input-shape must be integers like 3,32,32, not {text!r}") from None
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise MlsnnError(f"--input-shape must be N or C,H,W of positive integers, not {text!r}")
+    return shape
+
+
+def _rates(text):
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        out = {}
+        for part in text.split(","):
+            k, v = part.split("=")
+            out[k.strip()] = float(v)
+        return out
+    except ValueError:
+        raise MlsnnError(f"--spike-rate must be a number or layer=rate,..., not {text!r}") \
+            from None
+
+
+def _load_inputs(path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z.files:
+                raise MlsnnError(f"{path}: no array 'x' (found {', '.join(z.files) or 'none'})")
+            return z["x"]
+    except (ValueError, OSError) as e:
+        raise MlsnnError(f"{path}: not a readable .npz file ({e})") from None
+
+
+def _emit(args, report, text):
+    if args.plot:
+        from flows.energy_report import plot_report
+
+        plot_report(report, args.plot)
+    if args.json:
+        json.dump(report, sys.stdout, indent=1, default=_default)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+        if args.plot:
+            print(f"\nplot written to {args.plot}")
+
+
+def _default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def run(args):
+    from flows import energy_report
+
+    if args.fifo_depth is not None and args.fifo_depth < 1:
+        raise MlsnnError("--fifo-depth must be a positive integer")
+    if args.breakeven:
+        from golden.energy.dampfhoffer import breakeven
+
+        rows = breakeven(_tech(args))
+        if args.json:
+            json.dump({"model": "dampfhoffer", "breakeven": rows}, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            print(energy_report.format_breakeven(rows))
+        return 0
+    if args.ir:
+        return _run_ir(args, energy_report)
+    if args.arch:
+        return _run_arch(args, energy_report)
+    raise MlsnnError("choose one of --ir, --arch or --breakeven")
+
+
+def _run_ir(args, energy_report):
+    from golden.energy.compare import ir_report
+    from golden.ir import load
+
+    if not args.inputs:
+        raise MlsnnError("--ir needs --inputs x.npz (key 'x', shape [B, *input_shape])")
+    net = load(args.ir)
+    x = _load_inputs(args.inputs)
+    report = ir_report(net, x, measured=args.measured, tech=_tech(args),
+                       fifo_depth=args.fifo_depth)
+    _emit(args, report, energy_report.format_report(report))
+    m = report.get("measured")
+    if m is not None and not m["equals_exact"]:
+        for mm in m["mismatches"]:
+            print(f"mlsnn energy: MISMATCH layer '{mm['layer']}' counter {mm['counter']}: "
+                  f"measured {mm['measured']} != exact {mm['exact']}", file=sys.stderr)
+        print(f"mlsnn energy: error: measured counters differ from the golden model in "
+              f"{len(m['mismatches'])} place(s)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_arch(args, energy_report):
+    from golden.energy.arch import named
+    from golden.energy.report import arch_report
+
+    if args.timesteps < 1 or args.levels < 1:
+        raise MlsnnError("--timesteps and --levels must be positive integers")
+    arch = named(args.arch, _shape(args.input_shape), classes=args.classes, levels=args.levels,
+                 join=args.join)
+    tech = _tech(args)
+    if args.ann or not args.snn:
+        if args.spike_rate or args.total_spikes:
+            raise MlsnnError("--spike-rate/--total-spikes need --snn")
+        report = arch_report(arch, ann_only=True, tech=tech)
+    else:
+        if (args.spike_rate is None) == (args.total_spikes is None):
+            raise MlsnnError("--snn needs exactly one of --spike-rate or --total-spikes")
+        report = arch_report(arch, timesteps=args.timesteps, rates=_rates(args.spike_rate),
+                             total_spikes=args.total_spikes, input_density=args.input_density,
+                             mean_level=args.mean_level, tech=tech, fifo_depth=args.fifo_depth)
+    _emit(args, report, energy_report.format_report(report))
+    return 0
