@@ -29,11 +29,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line (exit status 2)."""
 
     def error(self, message):
-        self.exit(2, f"mlsnn: error: {message} (see 'mlsnn {self._cmd()} --help')\n")
-
-    def _cmd(self):
-        parts = self.prog.split()
-        return " ".join(parts[1:]) if len(parts) > 1 else ""
+        self.exit(2, f"mlsnn: error: {message} (see '{self.prog} --help')\n")
 
 
 class _Broken:

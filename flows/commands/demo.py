@@ -1,38 +1,44 @@
-"""`mlsnn demo`: the main job end to end.
-
-Until the full demo (train on digits, export, RTL simulation, synthesis, energy report) is in
-place, this runs what exists end to end on a random network and says so.
-"""
+"""`mlsnn demo`: the main job end to end (see :mod:`flows.demo`)."""
 
 import os
 
-from golden import ir
-from golden.reference import run as run_reference
+from flows.demo import DEFAULT, Demo
 
 NAME = "demo"
-HELP = "the main job end to end (writes out/demo/)"
-DESCRIPTION = ("Run mlsnn end to end and write the results to out/demo/. The current demo runs "
-               "the golden integer model on random networks of every kind; training, RTL "
-               "simulation, synthesis and the energy report join it as they land.")
+HELP = "the main job end to end: train, export, RTL simulation, synthesis, energy (out/demo/)"
+DESCRIPTION = ("Train a multi-level SNN on scikit-learn's digits (cached after the first run), "
+               "export it to the integer IR, simulate test images on the RTL with Icarus "
+               "(bit-exact check of every image against the golden model), synthesize for "
+               "iCE40 UP5K, compare the energy model with the measured counters, and write "
+               "out/demo/report.md with PNG plots. Every stage runs the mlsnn command a user "
+               "would run; logs go to out/demo/logs/.")
 
 
 def add_arguments(p):
     p.add_argument("-o", "--output", default=os.path.join("out", "demo"), metavar="DIR",
                    help="output directory (default out/demo)")
+    p.add_argument("--images", type=int, default=100,
+                   help="test images to simulate on the RTL (default 100)")
+    p.add_argument("--sim", choices=["icarus", "amaranth"], default="icarus",
+                   help="RTL simulator (default icarus)")
+    p.add_argument("--target", choices=["ice40-up5k", "ecp5-85f"], default="ice40-up5k",
+                   help="synthesis target (default ice40-up5k)")
+    p.add_argument("--arch", default=DEFAULT["arch"],
+                   choices=["mlp", "cnn", "sew-resnet", "sparse-resnet"],
+                   help=f"network to train (default {DEFAULT['arch']})")
+    p.add_argument("--timesteps", type=int, default=DEFAULT["timesteps"], help="T (default 1)")
+    p.add_argument("--levels", type=int, default=DEFAULT["levels"], help="N (default 4)")
+    p.add_argument("--epochs", type=int, default=DEFAULT["epochs"], help="training epochs")
+    p.add_argument("--retrain", action="store_true", help="ignore the cached model")
+    p.add_argument("--skip-synth", action="store_true", help="skip synthesis")
 
 
 def run(args):
-    print("mlsnn demo (partial): the golden integer model on random networks; training, RTL, "
-          "synthesis and energy are not wired into the demo yet")
-    os.makedirs(args.output, exist_ok=True)
-    for seed, kind in enumerate(["dense", "conv", "residual"]):
-        net = ir.random_network(seed, kind=kind)
-        d = os.path.join(args.output, f"random-{kind}")
-        ir.save(net, d)
-        x = ir.random_inputs(net, 16, seed=seed)
-        res = run_reference(net, x)
-        events = {l.name: int(res.counters[l.name]["ev_out"].sum()) for l in net.layers}
-        print(f"  {kind:<9} T={net.timesteps} layers={len(net.layers)} -> {d}")
-        print(f"            predictions {res.predictions.tolist()}")
-        print(f"            events out per layer (16 inputs): {events}")
-    return 0
+    from golden.errors import MlsnnError
+    if args.images < 1:
+        raise MlsnnError(f"--images must be at least 1, not {args.images}")
+    demo = Demo(args.output, images=args.images, sim=args.sim, target=args.target,
+                retrain=args.retrain, skip_synth=args.skip_synth,
+                config=dict(arch=args.arch, timesteps=args.timesteps, levels=args.levels,
+                            epochs=args.epochs))
+    return 0 if demo.run() else 1

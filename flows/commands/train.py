@@ -73,7 +73,8 @@ def run(args):
         doc = {"checkpoint": args.output, "config": cfg.to_dict(),
                "thresholds": model.thresholds(),
                **{k: metrics[k] for k in ("test_accuracy", "train_accuracy", "loss", "seconds",
-                                          "n_train", "n_test")}}
+                                          "n_train", "n_test")},
+               "history": metrics["history"]}
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
         return 0
