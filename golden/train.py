@@ -93,6 +93,12 @@ class ModelConfig:
         convolution of the residual networks.
     blocks : int
         Residual blocks (``sew-resnet``, ``sparse-resnet``).
+    block_strides : tuple of int
+        Stride (1 or 2) of each residual block, ``()`` (the default, and what older
+        checkpoints load as) for all 1. A stride-2 block is a downsampling block as in
+        ResNet: its first conv has stride 2 and doubles the channels, and its shortcut is a
+        1×1 stride-2 conv followed by a :class:`MultiLevelIF` (layer ``b<i>_short``) instead
+        of the identity.
     input_scale : float
         Float value of one input unit (power of two).
     in_bits : int
@@ -113,6 +119,7 @@ class ModelConfig:
     hidden: int = 64
     channels: int = 8
     blocks: int = 1
+    block_strides: tuple = ()
     input_scale: float = 1.0 / 16
     in_bits: int = 5
     dataset: str = "digits"
@@ -139,6 +146,19 @@ class ModelConfig:
         _pos_int("hidden", self.hidden)
         _pos_int("channels", self.channels)
         _pos_int("blocks", self.blocks, 8)
+        strides = self.block_strides
+        if not isinstance(strides, (tuple, list)) or any(
+                isinstance(v, bool) or v not in (1, 2) for v in strides):
+            raise MlsnnError(f"block_strides must be a list of strides 1 or 2, one per residual "
+                             f"block, not {strides!r}")
+        object.__setattr__(self, "block_strides", tuple(int(v) for v in strides))
+        if self.block_strides:
+            if self.arch not in ("sew-resnet", "sparse-resnet"):
+                raise MlsnnError(f"block_strides applies to the residual networks only, not "
+                                 f"arch {self.arch!r}")
+            if len(self.block_strides) != self.blocks:
+                raise MlsnnError(f"block_strides must give one stride per residual block "
+                                 f"({self.blocks}), not {len(self.block_strides)}")
         object.__setattr__(self, "input_scale", _pos_float("input_scale", self.input_scale))
         _pos_int("in_bits", self.in_bits, MAX_IN_BITS)
         if not isinstance(self.dataset, str):
@@ -149,6 +169,7 @@ class ModelConfig:
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["input_shape"] = list(self.input_shape)
+        d["block_strides"] = list(self.block_strides)
         return d
 
     @classmethod
@@ -160,7 +181,7 @@ class ModelConfig:
         missing = sorted(n for n in ("arch", "input_shape", "num_classes") if n not in d)
         if missing:
             raise MlsnnError(f"checkpoint config lacks field(s) {', '.join(missing)}")
-        return cls(**{k: (tuple(v) if k == "input_shape" else v)
+        return cls(**{k: (tuple(v) if k in ("input_shape", "block_strides") else v)
                       for k, v in d.items() if k in names})
 
 
@@ -291,10 +312,20 @@ def build_model(config):
         ch = cfg.channels
         mode = "sew" if cfg.arch == "sew-resnet" else "barrier"
         last = spiking("stem", "conv2d", "input", nn.Conv2d(c, ch, 3, stride=1, padding=1))
-        for i in range(1, cfg.blocks + 1):
-            a = spiking(f"b{i}_conv1", "conv2d", last, nn.Conv2d(ch, ch, 3, padding=1))
-            b = spiking(f"b{i}_conv2", "conv2d", a, nn.Conv2d(ch, ch, 3, padding=1))
-            last = join(f"b{i}_join", b, last, mode)
+        for i, stride in enumerate(cfg.block_strides or (1,) * cfg.blocks, start=1):
+            # A stride-2 block halves the map and doubles the channels (ResNet); its shortcut
+            # is then a spiking 1x1 stride-2 conv, so that both streams carry the same scale θ.
+            out = ch * stride
+            a = spiking(f"b{i}_conv1", "conv2d", last,
+                        nn.Conv2d(ch, out, 3, stride=stride, padding=1))
+            b = spiking(f"b{i}_conv2", "conv2d", a, nn.Conv2d(out, out, 3, padding=1))
+            short = last
+            if stride != 1:
+                short = spiking(f"b{i}_short", "conv2d", last,
+                                nn.Conv2d(ch, out, 1, stride=stride, padding=0))
+                h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
+            last = join(f"b{i}_join", b, short, mode)
+            ch = out
         n_last = ch * h * w
     layers.append(LayerSpec("readout", "dense", (last,), readout=True))
     syn["readout"] = nn.Linear(n_last, cfg.num_classes)
@@ -468,7 +499,7 @@ def evaluate(model, pixels, labels, batch_size=512):
 
 def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None,
           dataset="digits", hidden=64, channels=8, blocks=1, threshold=1.0, alpha=5.0,
-          lr=1e-2, batch_size=32, split_seed=0):
+          lr=1e-2, batch_size=32, split_seed=0, block_strides=()):
     """Train a float multi-level SNN with surrogate gradients and Adam.
 
     Parameters
@@ -478,6 +509,8 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
         → conv 3×3 s2 p1 ``2·channels`` → dense ``hidden`` → readout), ``"sew-resnet"`` or
         ``"sparse-resnet"`` (stem conv 3×3 → ``blocks`` × [conv 3×3 → conv 3×3, identity
         shortcut, SEW add or barrier neuron] → readout). No pooling, no batch normalisation.
+        A residual block with stride 2 (``block_strides``) downsamples: stride-2 first conv
+        with twice the channels and a 1×1 stride-2 spiking conv shortcut.
     timesteps, levels : int
         T and N.
     epochs : int
@@ -488,7 +521,7 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
         test_accuracy, seconds}``.
     dataset : str, path or Dataset
         ``"digits"`` (default) or a user dataset (:func:`load_dataset`).
-    hidden, channels, blocks, threshold, alpha :
+    hidden, channels, blocks, threshold, alpha, block_strides :
         See :class:`ModelConfig`.
     lr : float
         Adam learning rate, decayed to 0 by cosine annealing over the training.
@@ -521,7 +554,7 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
     config = ModelConfig(arch=arch, input_shape=data.input_shape, num_classes=data.num_classes,
                          timesteps=timesteps, levels=levels, threshold=threshold, alpha=alpha,
                          hidden=hidden, channels=channels, blocks=blocks,
-                         input_scale=data.input_scale, in_bits=data.in_bits, dataset=data.name,
+                         block_strides=block_strides, input_scale=data.input_scale, in_bits=data.in_bits, dataset=data.name,
                          split_seed=data.split_seed)
     lr = _pos_float("lr", lr)
     torch.manual_seed(seed)

@@ -296,3 +296,102 @@ def test_cli_bad_dataset_is_one_line(tmp_path, capsys):
     rc = cli_main(["train", "--dataset", str(tmp_path / "nope.npz")])
     assert rc == 1
     assert capsys.readouterr().err == f"mlsnn train: error: file not found: {tmp_path}/nope.npz\n"
+
+
+# -- downsampling residual blocks (issue 4) -------------------------------------------------------
+
+def test_downsampling_block_graph_and_shapes(digits):
+    def graph(model):
+        return [(s.name, s.kind, s.inputs, s.mode) for s in model.layers]
+
+    for arch, mode in (("sew-resnet", "sew"), ("sparse-resnet", "barrier")):
+        model = build_model(_config(arch, blocks=2, channels=4, block_strides=(1, 2)))
+        assert graph(model) == [
+            ("stem", "conv2d", ("input",), None),
+            ("b1_conv1", "conv2d", ("stem",), None),
+            ("b1_conv2", "conv2d", ("b1_conv1",), None),
+            ("b1_join", "join", ("b1_conv2", "stem"), mode),
+            ("b2_conv1", "conv2d", ("b1_join",), None),
+            ("b2_conv2", "conv2d", ("b2_conv1",), None),
+            ("b2_short", "conv2d", ("b1_join",), None),
+            ("b2_join", "join", ("b2_conv2", "b2_short"), mode),
+            ("readout", "dense", ("b2_join",), None)]
+        syn = model.synapses
+        assert (syn["b2_conv1"].in_channels, syn["b2_conv1"].out_channels) == (4, 8)
+        assert (syn["b2_conv1"].stride, syn["b2_conv1"].padding) == ((2, 2), (1, 1))
+        assert (syn["b2_conv2"].in_channels, syn["b2_conv2"].out_channels) == (8, 8)
+        short = syn["b2_short"]
+        assert (short.in_channels, short.out_channels, short.kernel_size, short.stride,
+                short.padding) == (4, 8, (1, 1), (2, 2), (0, 0))
+        assert isinstance(model.neurons["b2_short"], MultiLevelIF)
+        assert model.neurons["b2_short"].surrogate == "sigmoid"
+        assert syn["readout"].in_features == 8 * 4 * 4
+        rec = {}
+        with torch.no_grad():
+            logits = model(model.encode(digits.x_test[:5]), record=rec)
+        assert logits.shape == (5, 10)
+        assert rec["b1_join"].shape == (1, 5, 4, 8, 8)
+        for name in ("b2_conv1", "b2_conv2", "b2_short", "b2_join"):
+            assert rec[name].shape == (1, 5, 8, 4, 4)
+    # Odd sizes: the 3x3/p1 and the 1x1/p0 stride-2 convolutions agree (ceil(7/2) = 4).
+    odd = build_model(ModelConfig(arch="sew-resnet", input_shape=(1, 7, 7), num_classes=3,
+                                  block_strides=(2,), channels=2))
+    assert odd.synapses["readout"].in_features == 4 * 4 * 4
+    # Default: identity shortcuts, as before (old checkpoints load unchanged).
+    plain = build_model(_config("sew-resnet", blocks=2))
+    assert plain.config.block_strides == () and "b2_short" not in plain.synapses
+
+
+def test_block_strides_validation():
+    cases = [
+        (dict(arch="sew-resnet", blocks=2, block_strides=(2,)),
+         "block_strides must give one stride per residual block (2), not 1"),
+        (dict(arch="sew-resnet", block_strides=(3,)),
+         "block_strides must be a list of strides 1 or 2, one per residual block, not (3,)"),
+        (dict(arch="sparse-resnet", block_strides=2),
+         "block_strides must be a list of strides 1 or 2, one per residual block, not 2"),
+        (dict(arch="cnn", block_strides=(2,)),
+         "block_strides applies to the residual networks only, not arch 'cnn'"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(MlsnnError) as info:
+            _config(**kwargs)
+        assert str(info.value) == message
+    assert _config("sparse-resnet", blocks=2, block_strides=[1, 2]).block_strides == (1, 2)
+
+
+def test_old_checkpoint_without_block_strides_loads(tmp_path):
+    model = build_model(_config("sparse-resnet", channels=4))
+    save_checkpoint(model, tmp_path / "m.pt")
+    doc = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert doc["config"].pop("block_strides") == []
+    torch.save(doc, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt").config == model.config
+
+
+@pytest.mark.parametrize("arch", ["sew-resnet", "sparse-resnet"])
+def test_downsampling_training_and_export_round_trip(digits, tmp_path, arch):
+    from golden import ir
+    from golden.export import export
+    from golden.reference import run
+
+    model, metrics = train(arch=arch, timesteps=2, levels=2, epochs=2, seed=1, channels=8,
+                           blocks=1, block_strides=(2,), dataset=digits)
+    assert metrics["test_accuracy"] > 0.5                  # chance is 0.1
+    save_checkpoint(model, tmp_path / "m.pt")
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.config.block_strides == (2,) and loaded.config == model.config
+    net, report = export(loaded, w_bits=8)
+    short = net.layer("b1_short")
+    assert isinstance(short, ir.Conv2d) and short.inputs == ("stem",)
+    assert (short.kernel, short.stride, short.padding) == (1, 2, 0)
+    assert short.weight.shape == (8, 1, 1, 16)
+    join = net.layer("b1_join")
+    assert isinstance(join, ir.Join) and join.inputs == ("b1_conv2", "b1_short")
+    assert join.mode == ("sew" if arch == "sew-resnet" else "barrier")
+    if join.mode == "barrier":
+        assert tuple(join.stream_weights) == (1, 1) and join.threshold == 1
+    assert net.info("b1_join").out_shape == (16, 4, 4)
+    golden = run(net, digits.x_test)
+    agree = float(np.mean(golden.predictions == loaded.predict(digits.x_test).numpy()))
+    assert agree >= 0.97
