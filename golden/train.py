@@ -554,7 +554,8 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
     config = ModelConfig(arch=arch, input_shape=data.input_shape, num_classes=data.num_classes,
                          timesteps=timesteps, levels=levels, threshold=threshold, alpha=alpha,
                          hidden=hidden, channels=channels, blocks=blocks,
-                         block_strides=block_strides, input_scale=data.input_scale, in_bits=data.in_bits, dataset=data.name,
+                         block_strides=block_strides, input_scale=data.input_scale,
+                         in_bits=data.in_bits, dataset=data.name,
                          split_seed=data.split_seed)
     lr = _pos_float("lr", lr)
     torch.manual_seed(seed)
