@@ -21,6 +21,10 @@ import numpy as np
 
 from golden.errors import MlsnnError
 
+#: Event FIFO depth of the hardware when ``NetworkTop(fifo_depth=None)`` (hw/network.py); the
+#: energy of an IR network prices event accesses at the depth the hardware really has.
+HW_FIFO_DEPTH = 16
+
 NAME = "energy"
 HELP = "analytic energy model (Lemaire; Dampfhoffer baselines) vs exact and measured counters"
 
@@ -41,7 +45,8 @@ def add_arguments(p):
     p.add_argument("--sram", choices=("linear", "packed64"),
                    help="SRAM model (overrides the technology table)")
     p.add_argument("--fifo-depth", type=int, metavar="D",
-                   help="event FIFO depth (default: the technology table's)")
+                   help=f"event FIFO depth (default: {HW_FIFO_DEPTH}, the hardware's, with --ir; "
+                        f"the technology table's with --arch)")
     p.add_argument("--input-shape", metavar="C,H,W", default="3,32,32",
                    help="input shape for --arch (default 3,32,32)")
     p.add_argument("--classes", type=int, default=10, help="classes for --arch (default 10)")
@@ -76,10 +81,10 @@ def _tech(args):
 
 
 def _shape(text):
-    try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
-    except ValueError:
-        raise MlsnnError(f"--input-shape must be integers like 3,32,32, not {text!r}") from None
+    parts = text.replace("x", ",").split(",")
+    if not all(p.strip().isdigit() for p in parts):
+        raise MlsnnError(f"--input-shape must be integers like 3,32,32, not {text!r}")
+    shape = tuple(int(p) for p in parts)
     if len(shape) not in (1, 3) or min(shape) < 1:
         raise MlsnnError(f"--input-shape must be N or C,H,W of positive integers, not {text!r}")
     return shape
@@ -162,7 +167,7 @@ def _run_ir(args, energy_report):
     net = load(args.ir)
     x = _load_inputs(args.inputs)
     report = ir_report(net, x, measured=args.measured, tech=_tech(args),
-                       fifo_depth=args.fifo_depth)
+                       fifo_depth=args.fifo_depth or _hw_fifo_depth())
     _emit(args, report, energy_report.format_report(report))
     m = report.get("measured")
     if m is not None and not m["equals_exact"]:
@@ -173,6 +178,14 @@ def _run_ir(args, energy_report):
               f"{len(m['mismatches'])} place(s)", file=sys.stderr)
         return 1
     return 0
+
+
+def _hw_fifo_depth():
+    try:
+        import hw.network as hwn
+    except ImportError:
+        return HW_FIFO_DEPTH
+    return int(getattr(hwn, "DEFAULT_FIFO_DEPTH", HW_FIFO_DEPTH))
 
 
 def _run_arch(args, energy_report):

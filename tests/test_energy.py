@@ -1,0 +1,611 @@
+"""Energy models (golden/energy): Lemaire formulas against hand counts, Dampfhoffer's break-even
+values, analytic vs exact (golden) vs measured counters, the torch front end, and the CLI."""
+
+import gc
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from golden.energy import (DEFAULT, Activity, Flow, ann_ops, breakeven, energy, ir_report,
+                           load_tech, snn_counts, vgg16)
+from golden.energy.arch import LayerSpec, from_ir, resnet18
+from golden.energy.compare import load_measured
+from golden.energy.lemaire import activity_from_rates, costs, estimate
+from golden.energy.report import arch_report
+from golden.errors import MlsnnError
+from golden.ir import (Conv2d, Dense, InputSpec, Join, Network, random_inputs,
+                       random_network)
+from golden.reference import COUNTERS, run
+
+
+def E(n, bits):
+    """The default SRAM access energy, written out (ENERGY.md)."""
+    return 1.09e-5 * n * bits + 13.2
+
+
+# -- analytic formulas against hand counts ---------------------------------------------------
+
+def test_dense_snn_counts_by_hand():
+    spec = LayerSpec(name="fc", kind="dense", in_shape=(4,), out_shape=(3,), levels=2)
+    # 5 input events of a 2-level layer carrying z = 1,1,2,2,1 (Σz = 7, Σ N = 10); 2 out.
+    act = Activity(spikes=Flow(5, 7, 10), ev_out=2)
+    ctr, ops = snn_counts(spec, act, timesteps=2)
+    assert ctr == {"ev_in": 5, "ev_out": 2, "w_rd": 15, "p_rd": 15 + 6, "p_wr": 21, "b_rd": 6,
+                   "syn_updates": 15, "syn_acc": 30}
+    assert ops["acc_syn"] == 30 and ops["acc_syn_z"] == 21       # N×ACC vs exact Σz
+    assert ops["acc_bias"] == 6 and ops["acc_reset"] == 2 and ops["mac_syn"] == 0
+    assert ops["addr_acc"] == 15 and ops["addr_mac"] == 0        # θ·N_out ACC, no MAC
+    assert ops["in_rd"] == 5 and ops["out_wr"] == 2 and ops["mac_leak"] == 0
+    _, leaky = snn_counts(spec, act, timesteps=2, leak=True)
+    assert leaky["mac_leak"] == 6                                  # T·N_out
+
+
+def test_conv_snn_counts_by_hand_stride_2():
+    # C_in 2, C_out 3, K 3, S 2, P 1, 8x8 -> 4x4. θ = 10 binary events, 4 out, T = 3.
+    spec = LayerSpec(name="c", kind="conv", in_shape=(2, 8, 8), out_shape=(3, 4, 4), kernel=3,
+                     stride=2, padding=1)
+    ctr, ops = snn_counts(spec, Activity(spikes=Flow(10, 10, 10), ev_out=4), timesteps=3)
+    assert ctr["w_rd"] == 10 * 3 * 9                      # θ·C_out·K² (stride ignored)
+    assert ctr["p_rd"] == ctr["p_wr"] == 270 + 3 * 48     # + T·C_out·H_out·W_out
+    assert ctr["b_rd"] == 144
+    assert ctr["syn_updates"] == 10 * 3 * 4               # θ·C_out·⌈K/S⌉²
+    assert ops["acc_syn"] == 120 and ops["acc_bias"] == 144 and ops["acc_reset"] == 4
+    assert ops["addr_mac"] == 20 and ops["addr_acc"] == 270   # 2θ MAC, θ·C_out·K² ACC
+
+
+def test_pixels_cost_macs_and_barrier_and_sew():
+    spec = LayerSpec(name="c", kind="conv", in_shape=(1, 4, 4), out_shape=(2, 4, 4), kernel=3,
+                     padding=1)
+    _, ops = snn_counts(spec, Activity(pixels=Flow(7, 700, 7 * 255), ev_out=0), timesteps=1)
+    assert ops["mac_syn"] == 7 * 18 and ops["acc_syn"] == 0 and ops["acc_syn_z"] == 0
+    bar = LayerSpec(name="j", kind="join", join="barrier", in_shape=(4,), out_shape=(4,),
+                    levels=2)
+    ctr, ops = snn_counts(bar, Activity(spikes=Flow(3, 5, 6), ev_out=1), timesteps=2)
+    # Barrier: per event one p read + write and one ACC; per timestep one r/w per neuron.
+    assert ctr["p_rd"] == ctr["p_wr"] == 3 + 8 and ctr["w_rd"] == 0 and ctr["b_rd"] == 0
+    assert ctr["syn_updates"] == 3 and ops["acc_syn_z"] == 5 and ops["acc_syn"] == 6
+    assert ops["acc_bias"] == 0 and ops["acc_reset"] == 1 and ops["addr_acc"] == 0
+    sew = LayerSpec(name="s", kind="join", join="sew", in_shape=(4,), out_shape=(4,), levels=0)
+    ctr, ops = snn_counts(sew, Activity(spikes=Flow(3, 3, 3), ev_out=3), timesteps=2)
+    assert ctr["ev_in"] == ctr["ev_out"] == 3
+    assert all(v == 0 for v in ops.values())             # no cost of its own
+
+
+def test_ann_counts_by_hand():
+    conv = LayerSpec(name="c", kind="conv", in_shape=(2, 5, 5), out_shape=(3, 5, 5), kernel=3,
+                     padding=1)
+    ops = ann_ops(conv)
+    assert ops["in_rd"] == ops["w_rd"] == ops["mac_syn"] == 2 * 3 * 25 * 9
+    assert ops["b_rd"] == ops["out_wr"] == ops["acc_bias"] == 75
+    assert ops["addr_acc"] == 50 + 75 + 27
+    dense = LayerSpec(name="d", kind="dense", in_shape=(4,), out_shape=(3,))
+    ops = ann_ops(dense)
+    assert (ops["in_rd"], ops["w_rd"], ops["b_rd"], ops["out_wr"], ops["mac_syn"],
+            ops["addr_acc"]) == (4, 12, 3, 3, 12, 12)
+    add = LayerSpec(name="a", kind="join", join="sew", in_shape=(2, 2, 2), out_shape=(2, 2, 2),
+                    levels=0)
+    ops = ann_ops(add)
+    # Residual add: reads of both inputs, a write of the output, one ACC per output element.
+    assert (ops["in_rd"], ops["out_wr"], ops["acc_syn"]) == (16, 8, 8)
+
+
+def test_energy_pricing_by_hand():
+    spec = LayerSpec(name="fc", kind="dense", in_shape=(4,), out_shape=(3,), levels=2,
+                     w_bits=8, b_bits=16, p_bits=12)
+    arch = vgg16()  # only used for ANN widths; SNN costs depend on the spec and the FIFO
+    cost = costs(arch, spec, DEFAULT, mode="snn", fifo_depth=16, event_bits=6)
+    assert cost["w"] == pytest.approx(E(12, 8)) and cost["b"] == pytest.approx(E(3, 16))
+    assert cost["p"] == pytest.approx(E(3, 12)) and cost["in"] == pytest.approx(E(16, 6))
+    _, ops = snn_counts(spec, Activity(spikes=Flow(5, 7, 10), ev_out=2), timesteps=2)
+    e = energy(ops, cost)
+    assert e["potentials"] == pytest.approx(42 * E(3, 12))
+    assert e["weights"] == pytest.approx(15 * E(12, 8))
+    assert e["bias"] == pytest.approx(6 * E(3, 16))
+    assert e["in_out"] == pytest.approx(7 * E(16, 6))
+    assert e["synaptic"] == pytest.approx((30 + 6 + 2) * 0.1)       # 32-bit ACC = 0.1 pJ
+    assert e["synaptic_sum_z"] == pytest.approx((21 + 6 + 2) * 0.1)
+    assert e["addressing"] == pytest.approx(15 * 0.1)
+    assert e["total"] == pytest.approx(e["memory"] + e["synaptic"] + e["addressing"])
+    packed = DEFAULT.replace(sram={"model": "packed64"}, ops={"bits": 8})
+    c2 = costs(arch, spec, packed, mode="snn", event_bits=6)
+    assert c2["w"] == pytest.approx(10 * 8 / 64) and c2["p"] == pytest.approx(10 * 12 / 64)
+    assert energy(ops, c2, packed)["addressing"] == pytest.approx(15 * 0.03)
+
+
+# -- Dampfhoffer -------------------------------------------------------------------------------
+
+def test_breakeven_values_of_seed_002():
+    rows = {r["model"]: r["n_s"] for r in breakeven()}
+    assert round(rows["naive"], 2) == 1.38
+    assert rows["naive"] == pytest.approx((4 * 5.4 + 1) / (3 * 5.4 + 0.13))
+    assert round(rows["ideal_reuse"], 2) == 0.28
+    assert round(rows["reuse_sparsity"], 2) == 0.15
+    assert round(rows["eyeriss_v1"], 2) == 0.42
+    assert round(rows["eyeriss_v1_vgg16"], 2) == 0.44
+    # Eyeriss v2: the thesis divides the rounded v1 figure by 1.15 (0.42 / 1.15 = 0.365);
+    # the unrounded model gives 0.364. Both are reported.
+    assert round(rows["eyeriss_v2_thesis"], 2) == 0.37
+    assert rows["eyeriss_v2"] == pytest.approx(rows["eyeriss_v1"] / 1.15)
+    assert round(rows["eyeriss_v2"], 3) == 0.364
+
+
+# -- exact (golden) and analytic on IR networks ----------------------------------------------------
+
+def _conv_net(*, k, s, p, shape, c_out=2, levels=1, T=1):
+    w = np.ones((shape[0], k, k, c_out), dtype=np.int64)
+    conv = Conv2d(name="c", inputs=("input",), threshold=10 ** 6, levels=levels, weight=w,
+                  bias=np.zeros(c_out, np.int64), stride=s, padding=p)
+    n = conv.out_shape(shape)
+    out = Dense(name="out", inputs=("c",), threshold=1, levels=1,
+                weight=np.zeros((math.prod(n), 1), np.int64), bias=np.zeros(1, np.int64),
+                readout=True)
+    return Network(input=InputSpec(shape=shape, in_bits=2), timesteps=T, layers=(conv, out))
+
+
+def _one_event(shape, y, x, value=1):
+    a = np.zeros((1,) + shape, np.int64)
+    a[0, 0, y, x] = value
+    return a
+
+
+def test_conv_borders_by_hand():
+    # 3x3 kernel, padding 1, 2 output channels, 3x3 input: a corner event reaches 2·2·2 = 8
+    # targets, the analytic model assumes C_out·K² = 18: the 10 missing are borders.
+    net = _conv_net(k=3, s=1, p=1, shape=(1, 3, 3))
+    rep = ir_report(net, _one_event((1, 3, 3), 0, 0))
+    c = rep["layers"][0]
+    assert c["counters"]["exact"]["w_rd"] == 8 and c["counters"]["analytic"]["w_rd"] == 18
+    assert c["differences"]["w_rd"] == {"analytic_minus_exact": 10,
+                                        "causes": {"borders": 10}}
+    # A centre event of the largest pixel value (3 at 2 bits) has the full fan-out and the
+    # worst-case value: no difference at all.
+    rep = ir_report(net, _one_event((1, 3, 3), 1, 1, value=3))
+    assert rep["layers"][0]["differences"] == {}
+
+
+def test_conv_stride_2_by_hand():
+    # K 3, S 2, P 1 on 5x5 -> 3x3, one output channel. Along an axis, input i is reached by the
+    # kernel offsets k with (i + 1 - k) even: 2 offsets for odd i, 1 for even i.
+    net = _conv_net(k=3, s=2, p=1, shape=(1, 5, 5), c_out=1)
+    c = ir_report(net, _one_event((1, 5, 5), 1, 1))["layers"][0]      # 2·2 = 4 targets
+    assert c["counters"]["exact"]["w_rd"] == 4
+    assert c["differences"]["w_rd"]["causes"] == {"stride": 9 - 4}
+    assert "syn_updates" not in c["differences"]                     # ⌈3/2⌉² = 4 = exact
+    c = ir_report(net, _one_event((1, 5, 5), 2, 2))["layers"][0]      # 1·1 = 1 target
+    assert c["counters"]["exact"]["w_rd"] == 1
+    assert c["differences"]["w_rd"]["causes"] == {"stride": 8}
+    assert c["differences"]["syn_updates"]["causes"] == {"stride": 3}
+    # 4x4 -> 2x2: input 3 is aligned with k = 0 and k = 2 but k = 0 falls off the map.
+    net = _conv_net(k=3, s=2, p=1, shape=(1, 4, 4), c_out=1)
+    c = ir_report(net, _one_event((1, 4, 4), 3, 1))["layers"][0]
+    assert c["counters"]["exact"]["w_rd"] == 2
+    assert c["differences"]["w_rd"]["causes"] == {"stride": 5, "borders": 2}
+
+
+def test_multilevel_acc_worst_case_vs_sum_z():
+    # A dense layer fed by a 4-level layer: analytic syn_acc = N·θ·N_out, exact = Σz·N_out.
+    fc0 = Dense(name="fc0", inputs=("input",), threshold=1, levels=4,
+                weight=np.array([[1, 3]]), bias=np.array([0, 0]))
+    fc1 = Dense(name="fc1", inputs=("fc0",), threshold=1, levels=1,
+                weight=np.ones((2, 3), np.int64), bias=np.zeros(3, np.int64), readout=True)
+    net = Network(input=InputSpec(shape=(1,), in_bits=2), timesteps=1, layers=(fc0, fc1))
+    rep = ir_report(net, np.array([[1]]))           # fc0 fires z = 1 and z = 3
+    l1 = rep["layers"][1]
+    assert l1["counters"]["exact"]["syn_acc"] == (1 + 3) * 3
+    assert l1["counters"]["analytic"]["syn_acc"] == 2 * 4 * 3
+    assert l1["differences"]["syn_acc"]["causes"] == {"levels": 24 - 12}
+    assert l1["ops"]["exact"]["acc_syn_z"] == 12 and l1["ops"]["analytic"]["acc_syn"] == 24
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_networks_differences_fully_explained(seed):
+    kind = ("dense", "conv", "residual")[seed % 3]
+    net = random_network(seed, kind=kind)
+    x = random_inputs(net, 3, seed)
+    res = run(net, x)
+    rep = ir_report(net, x, result=res)
+    for layer, l in zip(net.layers, rep["layers"]):
+        assert l["counters"]["exact"] == {c: v / 3 for c, v in res.totals(layer.name).items()}
+        for c in COUNTERS:
+            d = l["counters"]["analytic"][c] - l["counters"]["exact"][c]
+            causes = l["differences"].get(c, {"causes": {}})["causes"]
+            assert d == pytest.approx(sum(causes.values()), abs=1e-9), (layer.name, c)
+            if not isinstance(layer, Conv2d):
+                assert set(causes) <= {"levels"}          # no borders/stride off convs
+            if c not in ("syn_acc",):
+                assert "levels" not in causes
+            assert all(v >= -1e-9 for v in causes.values()) or c == "syn_acc"
+    # The exact energies come from the counters: their memory terms are counter × cost.
+    for l in rep["layers"]:
+        e, ctr, cost = l["energy_nJ"]["exact"], l["counters"]["exact"], l["cost_pJ_per_access"]
+        assert e["potentials"] * 1000 == pytest.approx((ctr["p_rd"] + ctr["p_wr"]) * cost["p"])
+        assert e["weights"] * 1000 == pytest.approx(ctr["w_rd"] * cost["w"])
+
+
+def test_sew_join_is_extra_events_of_the_next_layer():
+    net = random_network(4, kind="residual", join="sew", shortcut="identity")
+    x = random_inputs(net, 2, 1)
+    res = run(net, x)
+    rep = ir_report(net, x, result=res)
+    by = {l["name"]: l for l in rep["layers"]}
+    for layer in net.layers:
+        if isinstance(layer, Join):
+            nxt = [l for l in net.layers if layer.name in l.inputs][0]
+            a, b = layer.inputs
+            ev = sum(by[s]["counters"]["exact"]["ev_out"] if s != "input" else 0 for s in (a, b))
+            assert by[nxt.name]["activity"]["ev_in"] == pytest.approx(ev)
+            assert by[layer.name]["energy_nJ"]["exact"]["total"] == 0
+            assert by[layer.name]["energy_nJ"]["analytic"]["total"] == 0
+
+
+# -- measured counters ---------------------------------------------------------------------------
+
+def _simulate_json(net, res, *, tamper=None):
+    """What ``mlsnn simulate --json`` prints: counters summed over the images."""
+    layers = [{"name": l.name, "counters": dict(res.totals(l.name), cycles=123)}
+              for l in net.layers]
+    if tamper:
+        layers[tamper[0]]["counters"][tamper[1]] += 1
+    return {"match": True, "cycles": 456, "predictions": [int(p) for p in res.predictions],
+            "layers": layers}
+
+
+def test_measured_from_constructed_json_equals_exact(tmp_path):
+    net = random_network(7, kind="conv")
+    x = random_inputs(net, 4, 2)
+    res = run(net, x)
+    doc = _simulate_json(net, res)
+    path = tmp_path / "sim.json"
+    path.write_text(json.dumps(doc))
+    rep = ir_report(net, x, measured=str(path), result=res)
+    assert rep["measured"]["equals_exact"] and rep["measured"]["mismatches"] == []
+    for l in rep["layers"]:
+        for c in COUNTERS:
+            assert l["counters"]["measured"][c] == l["counters"]["exact"][c]
+        assert l["energy_nJ"]["measured"] == pytest.approx(l["energy_nJ"]["exact"])
+    bad = ir_report(net, x, measured=_simulate_json(net, res, tamper=(0, "p_wr")), result=res)
+    assert not bad["measured"]["equals_exact"]
+    assert bad["measured"]["mismatches"] == [
+        {"layer": net.layers[0].name, "counter": "p_wr",
+         "measured": res.totals(net.layers[0].name)["p_wr"] + 1,
+         "exact": res.totals(net.layers[0].name)["p_wr"]}]
+
+
+def test_measured_json_errors(tmp_path):
+    net = random_network(1, kind="dense")
+    x = random_inputs(net, 2, 0)
+    res = run(net, x)
+    doc = _simulate_json(net, res)
+    with pytest.raises(MlsnnError, match="for 2 images .* inputs hold 3"):
+        ir_report(net, random_inputs(net, 3, 0), measured=doc)
+    del doc["layers"][0]["counters"]["w_rd"]
+    with pytest.raises(MlsnnError, match="counter 'w_rd' is missing"):
+        load_measured(doc)
+    with pytest.raises(MlsnnError, match="have no entry for layer"):
+        ir_report(net, x, measured={**_simulate_json(net, res),
+                                    "layers": _simulate_json(net, res)["layers"][1:]})
+    p = tmp_path / "broken.json"
+    p.write_text("{")
+    with pytest.raises(MlsnnError, match="malformed JSON"):
+        load_measured(str(p))
+
+
+def _rtl_json(net, x, seed):
+    from sim.amaranth_run import run_network
+
+    r = run_network(net, x, seed=seed, gap=0.2, stall=0.2)
+    return {"match": True, "cycles": int(np.sum(r.cycles)),
+            "predictions": [int(p) for p in r.predictions],
+            "layers": [{"name": l.name, "counters": {c: int(np.sum(v)) for c, v in
+                                                     r.counters[l.name].items()}}
+                       for l in net.layers]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed,kind", [(1, "dense"), (2, "conv"), (6, "conv"), (9, "dense"),
+                                       (3, "residual")])
+def test_rtl_measured_equals_exact(seed, kind):
+    """The real RTL (Amaranth simulation of hw.network.NetworkTop) counts what golden says."""
+    pytest.importorskip("hw.network", reason="hw/network.py (the RTL network top) is missing")
+    net = random_network(seed, kind=kind, max_neurons=24)
+    x = random_inputs(net, 2, seed)
+    reason = None
+    try:
+        doc = _rtl_json(net, x, seed)
+    except MlsnnError as e:
+        if "not supported" not in str(e):
+            raise
+        reason = str(e)
+    if reason is not None:
+        # The half-built top's elaboratables warn when collected; collect them here, quietly.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gc.collect()
+        pytest.skip(f"the RTL does not support this network yet: {reason}")
+    rep = ir_report(net, x, measured=doc)
+    assert rep["measured"]["mismatches"] == []
+    assert rep["measured"]["equals_exact"]
+
+
+# -- multi-level versus binary, on the golden counters ----------------------------------------
+
+def _pair(seed):
+    """The same weights and inputs as [T=1, N=4] and as [T=4, N=1] (θ_binary = 4·θ_multi, so
+    both quantise to the same 5 levels, seed 000 §4.2)."""
+    net = random_network(seed, kind=("dense", "conv")[seed % 2], timesteps=1, levels=4)
+    layers_b = []
+    for layer in net.layers:
+        if layer.readout:
+            layers_b.append(layer)
+        else:
+            import dataclasses
+            layers_b.append(dataclasses.replace(layer, levels=1, threshold=4 * layer.threshold))
+    ml = net
+    bin_ = Network(input=net.input, timesteps=4, layers=tuple(layers_b), name="binary")
+    return ml, bin_
+
+
+def _accesses(res, net):
+    return sum(res.totals(l.name)[c] for l in net.layers
+               for c in ("w_rd", "p_rd", "p_wr", "b_rd", "ev_in", "ev_out"))
+
+
+def _events(res, net):
+    return sum(res.totals(l.name)["ev_out"] for l in net.layers)
+
+
+def test_multilevel_fewer_events_means_fewer_accesses():
+    checked = 0
+    for seed in range(16):
+        ml, bn = _pair(seed)
+        x = random_inputs(ml, 8, seed)
+        r_ml, r_bn = run(ml, x), run(bn, x)
+        if _events(r_ml, ml) < _events(r_bn, bn):
+            checked += 1
+            assert _accesses(r_ml, ml) < _accesses(r_bn, bn), seed
+    assert checked >= 8     # the premise held often enough for the check to mean something
+
+
+# -- VGG16 / ResNet18 and seed 000 Table 3 --------------------------------------------------------
+
+def test_vgg16_ann_against_table3():
+    arch = vgg16((3, 32, 32))
+    assert arch.synapses == 313_725_952                        # MACs of VGG16 on 32x32
+    assert arch.neurons == 277_504
+    rep = arch_report(arch, ann_only=True)
+    e = rep["ann"]["total"]["energy_nJ"]
+    # Table 3 (nJ): weights 5.58e6, in/out 6.1e6, synaptic 1.29e6, total 12.9e6. The in/out and
+    # synaptic terms land close; the weight term is ~11x larger here because every weight read
+    # is priced at the SRAM size of the whole layer (up to 2.36 M weights), see docs/energy.md.
+    assert 0.7 < e["in_out"] / 6.1e6 < 1.3
+    assert 0.6 < e["synaptic"] / 1.29e6 < 1.3
+    assert e["weights"] == pytest.approx(6.10e7, rel=0.01)     # 10.9x Table 3
+    assert 1 <= e["total"] / 12.9e6 < 10                        # 6.72e7: 5.2x Table 3
+
+
+def test_vgg16_snn_trends_of_table3():
+    """Seed 000's activities (130e3 spikes [T=4, N=1], 57e3 [T=1, N=4]): multi-level wins,
+    both SNNs beat the ANN, biases scale with T, memory dominates synaptic operations."""
+    b = arch_report(vgg16(levels=1), timesteps=4, total_spikes=130e3)
+    m = arch_report(vgg16(levels=4), timesteps=1, total_spikes=57e3, mean_level=2.0)
+    eb, em = b["total"]["energy_nJ"]["analytic"], m["total"]["energy_nJ"]["analytic"]
+    assert em["total"] < eb["total"]
+    assert 0.3 < em["total"] / eb["total"] < 0.7                 # Table 3: 0.51
+    assert b["ratios"]["E_SNN/E_ANN"]["analytic"] < 1
+    assert eb["bias"] == pytest.approx(4 * em["bias"])
+    assert em["memory"] > 100 * em["synaptic"]
+    assert b["total"]["spikes"] == pytest.approx(130e3)
+
+
+def test_resnet18_shapes_and_joins():
+    for join in ("sew", "barrier"):
+        a = resnet18((3, 32, 32), join=join, levels=2)
+        convs = [l for l in a.layers if l.kind == "conv"]
+        assert len(convs) == 1 + 16 + 3                          # stem, 8 blocks x 2, 3 shortcuts
+        assert [l.kind for l in a.layers].count("join") == 8
+        assert a.layers[-1].in_shape == (512,) and a.layers[-1].readout
+        rep = arch_report(a, timesteps=1, rates=0.1)
+        joins = [l for l in rep["layers"] if l["kind"].startswith("join")]
+        if join == "sew":
+            assert all(l["energy_nJ"]["analytic"]["total"] == 0 for l in joins)
+        else:
+            assert all(l["energy_nJ"]["analytic"]["potentials"] > 0 for l in joins)
+    # SEW forwards both streams: the layer after a SEW join sees more events (the avalanche).
+    sew = activity_from_rates(resnet18(join="sew"), 1, 0.1)
+    bar = activity_from_rates(resnet18(join="barrier"), 1, 0.1)
+    assert sew["l2b1_conv1"].ev_in > bar["l2b1_conv1"].ev_in
+
+
+def test_ir_arch_and_ann_equivalent():
+    net = random_network(3, kind="residual")
+    arch = from_ir(net)
+    assert [l.name for l in arch.layers] == [l.name for l in net.layers]
+    ann = estimate(arch, ann=True)
+    assert ann["total"]["ops"]["mac_syn"] == sum(l.synapses for l in arch.layers)
+
+
+# -- technology table ------------------------------------------------------------------------------
+
+def test_tech_overrides_from_toml_and_json(tmp_path):
+    p = tmp_path / "t.toml"
+    p.write_text('[sram]\nmodel = "packed64"\nfifo_depth = 64\n[ops]\nbits = 8\n'
+                 '[widths]\nweight = 4\n')
+    t = load_tech(str(p))
+    assert t.sram.model == "packed64" and t.sram.fifo_depth == 64 and t.ops.add == 0.03
+    assert t.sram.access(10 ** 6, 16) == pytest.approx(2.5) and t.widths.weight == 4
+    q = tmp_path / "t.json"
+    q.write_text(json.dumps({"ops": {"add_pj": {"32": 0.2}}}))
+    assert load_tech(str(q)).ops.add == 0.2 and load_tech(str(q)).ops.mul == 3.1
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sram]\nmodle = 1\n")
+    with pytest.raises(MlsnnError, match="section 'sram' has unknown field 'modle'"):
+        load_tech(str(bad))
+    bad.write_text("[sram]\nmodel = 'dram'\n")
+    with pytest.raises(MlsnnError, match="'sram.model' must be 'linear' or 'packed64'"):
+        load_tech(str(bad))
+    bad.write_text("[ops]\nbits = 16\n")
+    with pytest.raises(MlsnnError, match="no entry for it"):
+        load_tech(str(bad))
+    bad.write_text("nonsense = = 1")
+    with pytest.raises(MlsnnError, match="malformed technology file"):
+        load_tech(str(bad))
+
+
+# -- torch front end -------------------------------------------------------------------------------
+
+def _torch_twin(net):
+    """A float torch model computing exactly what the dense IR network ``net`` computes."""
+    import torch
+    from golden.neuron import MultiLevelIF
+
+    class Twin(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fcs = torch.nn.ModuleList()
+            self.neurons = torch.nn.ModuleList()
+            # A neuron outputs z·θ·s; scaling the next bias and threshold by that unit s keeps
+            # every float an exact integer multiple of the integer model's value.
+            scale = 1.0
+            for layer in net.layers:
+                fc = torch.nn.Linear(layer.in_features, layer.out_features).double()
+                with torch.no_grad():
+                    fc.weight.copy_(torch.from_numpy(layer.weight.T.astype(np.float64)))
+                    fc.bias.copy_(torch.from_numpy(layer.bias.astype(np.float64)) * scale)
+                self.fcs.append(fc)
+                if not layer.readout:
+                    self.neurons.append(MultiLevelIF(levels=layer.levels, threshold=float(
+                        layer.levels * layer.threshold * scale)))
+                    scale *= layer.threshold
+
+        def forward(self, x):
+            T = net.timesteps
+            a = x.unsqueeze(0).expand(T, *x.shape)
+            for k, fc in enumerate(self.fcs):
+                a = fc(a.reshape(-1, a.shape[-1])).reshape(T, -1, fc.out_features)
+                if k < len(self.neurons):
+                    a = self.neurons[k](a)
+            return a.sum(0)
+
+    return Twin()
+
+
+@pytest.mark.parametrize("seed", [0, 5, 11])
+def test_torch_hooks_record_the_golden_activity(seed):
+    import torch
+    from golden.energy.torchfront import record
+
+    net = random_network(seed, kind="dense", depth=2)
+    x = random_inputs(net, 5, seed)
+    res = run(net, x)
+    arch, acts = record(_torch_twin(net), torch.from_numpy(x.astype(np.float64)),
+                        timesteps=net.timesteps)
+    assert [l.kind for l in arch.layers] == ["dense"] * len(net.layers)
+    for layer, spec in zip(net.layers, arch.layers):
+        tot = res.totals(layer.name)
+        act = acts[spec.name]
+        assert act.ev_in == pytest.approx(tot["ev_in"] / 5)
+        assert act.ev_out == pytest.approx(tot["ev_out"] / 5)
+        assert spec.readout == layer.readout
+        if layer.inputs[0] == "input":
+            assert act.pixels.events == act.ev_in
+        else:
+            # Σz of the incoming spikes = syn_acc / N_out for a dense layer.
+            assert act.spikes.zsum == pytest.approx(tot["syn_acc"] / layer.out_features / 5)
+            assert act.spikes.nsum == act.ev_in * net.layer(layer.inputs[0]).levels
+
+
+def test_torch_vgg16_and_resnet18_any_shape():
+    import torch
+    from golden.energy.torchfront import ArchNet, record, torch_report
+
+    for arch in (vgg16((3, 32, 40), levels=4), resnet18((1, 24, 24), join="barrier")):
+        model = ArchNet(arch, timesteps=2)
+        x = torch.rand(2, *arch.input_shape)
+        rec, acts = record(model, x, timesteps=2)
+        want = [l for l in arch.layers if l.kind in ("conv", "dense", "join")]
+        assert [(l.name, l.kind, l.in_shape, l.out_shape) for l in rec.layers] == \
+            [(l.name, l.kind, l.in_shape, l.out_shape) for l in want]
+        rep = torch_report(model, x, timesteps=2)
+        assert rep["total"]["energy_nJ"]["analytic"]["total"] > 0
+        # The ANN of the same shapes costs the same whatever the source of the shapes.
+        ann = torch_report(ArchNet(arch, ann=True), x, timesteps=1, ann=True)
+        assert ann["ann"]["total"]["energy_nJ"]["total"] == pytest.approx(
+            arch_report(arch, ann_only=True)["ann"]["total"]["energy_nJ"]["total"])
+    # With pooling between them, the next conv sees the pooled events: fewer than emitted.
+    arch = vgg16(levels=1)
+    _, acts = record(ArchNet(arch, timesteps=1), torch.rand(1, 3, 32, 32), timesteps=1)
+    assert acts["conv3"].ev_in <= acts["conv2"].ev_out
+    assert acts["conv2"].ev_in == acts["conv1"].ev_out
+
+
+# -- the command line --------------------------------------------------------------------------------
+
+def _cli(args, capsys):
+    from flows.cli import main
+
+    rc = main(["energy", *args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_cli_breakeven_json(capsys):
+    rc, out, _ = _cli(["--breakeven", "--json"], capsys)
+    rows = {r["model"]: r for r in json.loads(out)["breakeven"]}
+    assert rc == 0 and round(rows["naive"]["n_s"], 2) == 1.38
+
+
+def test_cli_arch(capsys, tmp_path):
+    rc, out, _ = _cli(["--arch", "vgg16", "--input-shape", "3,32,32", "--ann", "--json"], capsys)
+    doc = json.loads(out)
+    assert rc == 0 and doc["kind"] == "ann" and doc["ann"]["total"]["macs"] == 313_725_952
+    png = tmp_path / "snn.png"
+    rc, out, _ = _cli(["--arch", "sparse-resnet18", "--input-shape", "3,32,32", "--snn",
+                       "--timesteps", "1", "--levels", "4", "--spike-rate", "0.1", "--json",
+                       "--plot", str(png)], capsys)
+    doc = json.loads(out)
+    assert rc == 0 and doc["kind"] == "snn" and png.stat().st_size > 10_000
+    assert set(doc["total"]["energy_nJ"]["analytic"]) >= {"potentials", "weights", "bias",
+                                                          "in_out", "synaptic", "addressing",
+                                                          "total"}
+    rc, out, _ = _cli(["--arch", "vgg16", "--snn", "--total-spikes", "1e5"], capsys)
+    assert rc == 0 and "Table 3" in out and "E_SNN/E_ANN" in out
+
+
+def test_cli_ir_measured_and_plot(capsys, tmp_path):
+    from golden.ir import save
+
+    net = random_network(2, kind="residual")
+    x = random_inputs(net, 3, 0)
+    save(net, tmp_path / "net")
+    np.savez(tmp_path / "x.npz", x=x)
+    res = run(net, x)
+    (tmp_path / "sim.json").write_text(json.dumps(_simulate_json(net, res)))
+    png = tmp_path / "e.png"
+    args = ["--ir", str(tmp_path / "net"), "--inputs", str(tmp_path / "x.npz"),
+            "--measured", str(tmp_path / "sim.json"), "--plot", str(png)]
+    rc, out, err = _cli(args + ["--json"], capsys)
+    doc = json.loads(out)
+    assert rc == 0 and err == "" and doc["measured"]["equals_exact"]
+    assert doc["sources"] == ["analytic", "exact", "measured"] and png.stat().st_size > 10_000
+    rc, out, _ = _cli(args, capsys)
+    assert rc == 0 and "measured == exact" in out
+    (tmp_path / "sim.json").write_text(json.dumps(_simulate_json(net, res, tamper=(1, "w_rd"))))
+    rc, out, err = _cli(args, capsys)
+    assert rc == 1 and "MISMATCH" in err and "MEASURED != EXACT" in out
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--ir", "nowhere.json", "--inputs", "x.npz"], "file not found"),
+    (["--arch", "alexnet"], "unknown architecture 'alexnet'"),
+    (["--arch", "vgg16", "--input-shape", "3,x"], "--input-shape must be integers"),
+    (["--arch", "vgg16", "--snn"], "exactly one of --spike-rate or --total-spikes"),
+    (["--arch", "vgg16", "--snn", "--spike-rate", "2"], "above 1 event per neuron"),
+    (["--arch", "vgg16", "--input-shape", "3,8,8"], "too small"),
+    ([], "choose one of --ir, --arch or --breakeven"),
+])
+def test_cli_errors_are_one_line(capsys, args, msg):
+    rc, _, err = _cli(args, capsys)
+    assert rc == 1 and msg in err and len(err.strip().splitlines()) == 1
