@@ -589,6 +589,7 @@ def test_cli_ir_measured_and_plot(capsys, tmp_path):
     rc, out, err = _cli(args + ["--json"], capsys)
     doc = json.loads(out)
     assert rc == 0 and err == "" and doc["measured"]["equals_exact"]
+    assert doc["fifo_depth"] == 16          # the hardware's event FIFO depth prices events
     assert doc["sources"] == ["analytic", "exact", "measured"] and png.stat().st_size > 10_000
     rc, out, _ = _cli(args, capsys)
     assert rc == 0 and "measured == exact" in out
