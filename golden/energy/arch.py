@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import MlsnnError
-from ..ir import INPUT, Conv2d, Dense, Join, Network, conv_out_size
+from ..ir import INPUT, Conv2d, Join, Network, conv_out_size
 
 __all__ = ["LayerSpec", "Arch", "vgg16", "resnet18", "from_ir", "from_json", "named"]
 
