@@ -449,6 +449,29 @@ def test_resnet18_shapes_and_joins():
     assert sew["l2b1_conv1"].ev_in > bar["l2b1_conv1"].ev_in
 
 
+def test_arch_from_json_file():
+    from golden.energy.arch import from_json
+
+    doc = {"input_shape": [1, 8, 8], "layers": [
+        {"name": "c1", "kind": "conv", "out_channels": 4, "kernel": 3, "padding": 1},
+        {"name": "c2", "kind": "conv", "out_channels": 4, "kernel": 3, "stride": 2,
+         "padding": 1},
+        {"name": "c3", "kind": "conv", "out_channels": 4, "kernel": 3, "padding": 1},
+        {"name": "add", "kind": "join", "inputs": ["c3", "c2"], "join": "barrier"},
+        {"name": "pool", "kind": "pool", "kernel": 4},
+        {"name": "fc", "kind": "dense", "out_features": 10}]}
+    a = from_json(doc, levels=2)
+    assert [l.out_shape for l in a.layers] == [(4, 8, 8), (4, 4, 4), (4, 4, 4), (4, 4, 4),
+                                               (4, 1, 1), (10,)]
+    assert a.layers[-1].readout and a.layers[3].levels == 2
+    acts = activity_from_rates(a, 2, {"c1": 0.5, "*": 0.25})
+    assert acts["c2"].spikes.events == 0.5 * 2 * 256          # c1's events
+    assert acts["add"].spikes.events == 0.25 * 2 * 64 * 2      # both streams
+    doc["layers"][3]["inputs"] = ["c3", "c1"]
+    with pytest.raises(MlsnnError, match="two inputs of one shape"):
+        from_json(doc)
+
+
 def test_ir_arch_and_ann_equivalent():
     net = random_network(3, kind="residual")
     arch = from_ir(net)
