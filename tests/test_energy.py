@@ -643,6 +643,8 @@ def test_cli_ir_measured_and_plot(capsys, tmp_path):
     doc = json.loads(out)
     assert rc == 0 and err == "" and doc["measured"]["equals_exact"]
     assert doc["fifo_depth"] == 16          # the hardware's event FIFO depth prices events
+    assert doc["measured_equals_exact"] is True and doc["summary"]["source"] == "measured"
+    assert doc["summary"]["total"] == doc["total"]["energy_nJ"]["measured"]["total"]
     assert doc["sources"] == ["analytic", "exact", "measured"] and png.stat().st_size > 10_000
     rc, out, _ = _cli(args, capsys)
     assert rc == 0 and "measured == exact" in out

@@ -358,6 +358,12 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
         report["measured"] = {"equals_exact": not mismatches, "mismatches": mismatches,
                               "simulate_match": meas.get("match"), "cycles": meas.get("cycles"),
                               "images": meas["images"]}
+    # Flat summary for dashboards: the most trusted source's terms, and the check.
+    best = sources[-1]
+    report["summary"] = {"source": best, **total["energy_nJ"][best],
+                         "ann_total": ann_total["total"],
+                         "E_SNN/E_ANN": report["ratios"]["E_SNN/E_ANN"][best]}
+    report["measured_equals_exact"] = (not mismatches) if meas is not None else None
     return report
 
 
