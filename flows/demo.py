@@ -188,9 +188,12 @@ class Demo:
                   f"{d['dsps']} DSP, Fmax {d['fmax_mhz']:.1f} MHz")
         en = self.stages.get("energy")
         if en and en.ok:
-            tot = en.doc.get("total", {})
-            if isinstance(tot, dict) and "total" in tot:
-                print(f"energy (Lemaire 45 nm model): {tot['total']:.3g} nJ per inference")
+            tot = en.doc.get("summary") or {}
+            if "total" in tot:
+                print(f"energy (Lemaire 45 nm model, {tot.get('source')} counts): "
+                      f"{tot['total']:.3g} nJ per inference (ANN of the same shape: "
+                      f"{tot.get('ann_total', float('nan')):.3g} nJ); measured == exact: "
+                      f"{en.doc.get('measured_equals_exact')}")
         failed = [s.name for s in self.stages.values() if not s.ok]
         if failed:
             print(f"FAILED stages: {', '.join(failed)} (logs in {self.path('logs')})")

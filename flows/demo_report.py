@@ -115,11 +115,12 @@ def write_report(demo):
                   "term and count):", ""]
         if os.path.exists(os.path.join(out, "energy.png")):
             lines += ["![energy](energy.png)", ""]
-        tot = en.doc.get("total") if isinstance(en.doc, dict) else None
+        tot = en.doc.get("summary") if isinstance(en.doc, dict) else None
         if isinstance(tot, dict):
-            lines += ["| term | nJ per inference |", "|---|---|"]
+            lines += [f"Counts used: {tot.get('source')}.", "",
+                      "| term | nJ per inference |", "|---|---|"]
             lines += [f"| {k} | {v:.4g} |" for k, v in tot.items()
-                      if isinstance(v, (int, float))]
+                      if isinstance(v, (int, float)) and not isinstance(v, bool)]
             lines.append("")
         if "measured_equals_exact" in en.doc:
             lines += [f"Measured counts equal exact (golden) counts: "
