@@ -26,7 +26,19 @@ from .layout import (COUNTER_STRIDE, COUNTERS, EventKind, EventLayout, ResultLay
 from .memory import COUNTER_WIDTH
 from .neuron import check_choice, check_int
 
-__all__ = ["NetworkTop", "Queue", "InputStreamer"]
+__all__ = ["NetworkTop", "Queue", "InputStreamer", "check_supported"]
+
+
+def check_supported(net):
+    """Raise :class:`MlsnnError` when :class:`NetworkTop` cannot build ``net`` (yet).
+
+    Call it before constructing a top from user input: a constructor that raises still leaves an
+    unused elaboratable behind.
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
+    if not net.is_sequential:
+        raise MlsnnError("residual joins are not supported by NetworkTop yet")
 
 
 class Queue(wiring.Component):
@@ -188,10 +200,7 @@ class NetworkTop(wiring.Component):
 
     def __init__(self, net, *, fifo_depth=None, discharge="parallel", synapse="mul",
                  monitor=False):
-        if not isinstance(net, Network):
-            raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
-        if not net.is_sequential:
-            raise MlsnnError("residual joins are not supported by NetworkTop yet")
+        check_supported(net)
         self._fifo_depth = 16 if fifo_depth is None else check_int("fifo_depth", fifo_depth,
                                                                     minimum=1)
         self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
@@ -218,7 +227,8 @@ class NetworkTop(wiring.Component):
         }
         if self._monitor:
             for k, lay in enumerate(self.tap_layouts):
-                members[f"tap_{k}"] = Out(stream.Signature(lay, always_ready=True))
+                members[f"tap_{k}"] = Out(wiring.Signature({"valid": Out(1),
+                                                            "payload": Out(lay)}))
         super().__init__(members)
 
     @staticmethod

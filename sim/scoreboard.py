@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden.ir import INPUT
-from golden.reference import COUNTERS as GOLDEN_COUNTERS
 from hw.layout import COUNTERS, EventKind
 
-__all__ = ["RtlResult", "layer_input_tokens", "layer_expected", "split_timesteps",
-           "golden_events", "compare", "summary"]
+#: The counters the golden model computes (SPEC §5), a prefix of the hardware's.
+GOLDEN_COUNTERS = COUNTERS[:8]
+
+__all__ = ["RtlResult", "Expected", "layer_input_tokens", "layer_expected", "split_timesteps",
+           "golden_events", "compare", "compare_expected", "summary", "GOLDEN_COUNTERS"]
 
 EVENT, EOT, READOUT = (int(k.value) for k in (EventKind.EVENT, EventKind.EOT, EventKind.READOUT))
 
@@ -53,8 +55,8 @@ class RtlResult:
         return {
             "events": {k: [[[list(e) for e in ts] for ts in img] for img in v]
                        for k, v in self.events.items()},
-            "readout": self.readout.tolist(),
-            "predictions": self.predictions.tolist(),
+            "readout": np.asarray(self.readout).tolist(),
+            "predictions": np.asarray(self.predictions).tolist(),
             "counters": {k: {c: np.asarray(v).tolist() for c, v in d.items()}
                          for k, d in self.counters.items()},
             "overflow": {k: np.asarray(v).tolist() for k, v in self.overflow.items()},
@@ -148,7 +150,58 @@ def _first_diff(got, exp):
     return None
 
 
-def compare(net, golden, rtl, *, images=None):
+@dataclass
+class Expected:
+    """The golden side of a network run in a serialisable form (no torch needed to use it).
+
+    Members
+    -------
+    layers : ``[(name, readout)]`` in network order.
+    timesteps : T.
+    events : ``{layer: [B][T] [(j, z)]}`` for the spiking layers.
+    readout : ``[B][n_classes]``; predictions : ``[B]``.
+    counters : ``{layer: {counter: [B]}}`` (the eight golden counters).
+    overflow : ``{layer: [B]}`` 0 impossible, 1 possible, 2 certain.
+    """
+
+    layers: list
+    timesteps: int
+    events: dict
+    readout: list
+    predictions: list
+    counters: dict
+    overflow: dict
+
+    @classmethod
+    def from_golden(cls, net, golden):
+        B = golden.predictions.shape[0]
+        T = net.timesteps
+        return cls(
+            layers=[(l.name, bool(l.readout)) for l in net.layers], timesteps=T,
+            events={l.name: [[golden_events(golden, l.name, b, t) for t in range(T)]
+                             for b in range(B)] for l in net.layers if not l.readout},
+            readout=golden.readout.tolist(), predictions=golden.predictions.tolist(),
+            counters={n: {c: np.asarray(v).tolist() for c, v in d.items()}
+                      for n, d in golden.counters.items()},
+            overflow={n: np.asarray(v).tolist() for n, v in golden.overflow.items()})
+
+    def to_json(self):
+        return {"layers": [list(l) for l in self.layers], "timesteps": self.timesteps,
+                "events": {k: [[[list(e) for e in ts] for ts in img] for img in v]
+                           for k, v in self.events.items()},
+                "readout": self.readout, "predictions": self.predictions,
+                "counters": self.counters, "overflow": self.overflow}
+
+    @classmethod
+    def from_json(cls, d):
+        return cls(layers=[(n, bool(r)) for n, r in d["layers"]], timesteps=d["timesteps"],
+                   events={k: [[[tuple(e) for e in ts] for ts in img] for img in v]
+                           for k, v in d["events"].items()},
+                   readout=d["readout"], predictions=d["predictions"], counters=d["counters"],
+                   overflow=d["overflow"])
+
+
+def compare(net, golden, rtl):
     """Compare an :class:`RtlResult` with a golden :class:`~golden.reference.Result`.
 
     Returns
@@ -156,14 +209,17 @@ def compare(net, golden, rtl, *, images=None):
     list of str
         One line per mismatch, in network order (image, layer, timestep); empty when all match.
     """
-    T = net.timesteps
-    B = golden.predictions.shape[0] if images is None else images
+    return compare_expected(Expected.from_golden(net, golden), rtl)
+
+
+def compare_expected(exp, rtl):
+    """:func:`compare` against an :class:`Expected`."""
+    T = exp.timesteps
     msgs = []
-    for b in range(B):
+    for b in range(len(exp.predictions)):
         saturated = None      # first layer whose flag rose: it and downstream are not compared
-        for layer in net.layers:
-            name = layer.name
-            g_ovf = int(golden.overflow[name][b])
+        for name, readout in exp.layers:
+            g_ovf = int(exp.overflow[name][b])
             flag = int(rtl.overflow[name][b])
             if g_ovf == 0 and flag:
                 msgs.append(f"image {b}, layer '{name}': overflow flag is 1 but the golden model "
@@ -175,30 +231,26 @@ def compare(net, golden, rtl, *, images=None):
                 saturated = name
             if saturated is not None:
                 continue
-            if not layer.readout:
+            if not readout:
                 for t in range(T):
-                    exp = golden_events(golden, name, b, t)
-                    got = list(rtl.events[name][b][t])
-                    d = _first_diff(got, exp)
+                    d = _first_diff(list(rtl.events[name][b][t]), list(exp.events[name][b][t]))
                     if d is not None:
                         k, g, e = d
                         msgs.append(f"image {b}, layer '{name}', timestep {t + 1}, event #{k}: "
                                     f"RTL {_fmt(g)}, golden {_fmt(e)}")
                         break
             else:
-                got = [int(v) for v in rtl.readout[b]]
-                exp = [int(v) for v in golden.readout[b]]
-                d = _first_diff(got, exp)
+                d = _first_diff([int(v) for v in rtl.readout[b]], [int(v) for v in exp.readout[b]])
                 if d is not None:
                     k, g, e = d
                     msgs.append(f"image {b}, layer '{name}', readout neuron {k}: RTL potential "
                                 f"{g}, golden {e}")
-                if int(rtl.predictions[b]) != int(golden.predictions[b]):
+                if int(rtl.predictions[b]) != int(exp.predictions[b]):
                     msgs.append(f"image {b}: RTL prediction {int(rtl.predictions[b])}, golden "
-                                f"{int(golden.predictions[b])}")
+                                f"{int(exp.predictions[b])}")
             for c in GOLDEN_COUNTERS:
                 g = int(rtl.counters[name][c][b])
-                e = int(golden.counters[name][c][b])
+                e = int(exp.counters[name][c][b])
                 if g != e:
                     msgs.append(f"image {b}, layer '{name}', counter {c}: RTL {g}, golden {e}")
     return msgs

@@ -1,0 +1,53 @@
+"""Verilog export of the hardware (Amaranth → RTLIL → Verilog through Amaranth's builtin Yosys).
+
+Ports keep Amaranth's flattened names (``pixels__payload``, ``result__valid``, ``tap_0__payload``
+…); struct payloads are single vectors, LSB first in field order (see ``hw.layout``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from amaranth.back import verilog
+
+from golden.errors import MlsnnError
+
+__all__ = ["convert", "network_verilog", "layer_verilog", "write_text"]
+
+
+def convert(component, *, name="top"):
+    """Verilog text of a ``wiring.Component`` with its signature as the port list."""
+    if not name.isidentifier():
+        raise MlsnnError(f"the Verilog top name must be an identifier, not {name!r}")
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", synapse="mul",
+                    monitor=False):
+    """Verilog of :class:`hw.network.NetworkTop` for a sequential IR network."""
+    from hw.network import NetworkTop, check_supported
+    check_supported(net)
+    try:
+        top = NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
+                         monitor=monitor)
+    except (TypeError, ValueError) as e:
+        raise MlsnnError(str(e)) from None
+    return convert(top, name=name), top
+
+
+def layer_verilog(net, layer_name, *, name="top", discharge="parallel", synapse="mul"):
+    """Verilog of the :class:`hw.layer.LayerCore` of one layer of ``net``."""
+    from hw.layer import LayerCore
+    core = LayerCore.from_network(net, layer_name, discharge=discharge, synapse=synapse)
+    return convert(core, name=name), core
+
+
+def write_text(path, text):
+    """Write ``text`` to ``path`` (creating its directory); errors become MlsnnError."""
+    d = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(d, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise MlsnnError(f"cannot write {path}: {e.strerror}") from None

@@ -1,0 +1,1 @@
+"""cocotb bench of a layer core (``bench.py``)."""

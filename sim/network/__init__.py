@@ -1,0 +1,1 @@
+"""cocotb bench of the network top (``bench.py``)."""

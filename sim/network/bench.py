@@ -1,0 +1,125 @@
+"""cocotb bench of the exported network top: driver, monitor, scoreboard.
+
+Launched by :func:`sim.icarus_run.run_network_icarus` (``MLSNN_BENCH`` names the JSON config the
+launcher wrote): feeds every image through ``pixels`` (random gaps), takes the ``result`` beats
+(random stalls), records every token on the ``tap_<k>`` monitor ports, reads all counters through
+``ctr_addr``/``ctr_data`` after each image and clears them. The observations go to
+``config["out"]`` (an :class:`sim.scoreboard.RtlResult` as JSON); with ``config["expected"]`` the
+bench also compares them with the golden model and fails on the first mismatch.
+"""
+
+import json
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from hw.layout import COUNTER_STRIDE, COUNTERS
+from sim.cocotb_util import Sink, Source, load_config, signed, write_json
+from sim.scoreboard import EVENT, Expected, RtlResult, compare_expected, split_timesteps
+
+
+def _unpack_event(word, lay):
+    kind = word & 3
+    index = (word >> 2) & ((1 << lay["index_width"]) - 1)
+    value = (word >> (2 + lay["index_width"])) & ((1 << lay["value_width"]) - 1)
+    if lay["signed"]:
+        value = signed(value, lay["value_width"])
+    return kind, index, value
+
+
+@cocotb.test()
+async def network_bench(dut):
+    cfg = load_config()
+    T = cfg["timesteps"]
+    layers = cfg["layers"]
+    L = len(layers)
+    n_cls = cfg["n_classes"]
+    ri, rp = cfg["result"]["index_width"], cfg["result"]["potential_width"]
+    images = cfg["images"]
+    B = len(images)
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.rst.value = 1
+    dut.clear.value = 0
+    dut.ctr_addr.value = 0
+    src = Source(dut, "pixels", [], rng=random.Random(cfg["seed"] * 2 + 1), gap=cfg["gap"])
+    sink = Sink(dut, "result", rng=random.Random(cfg["seed"] * 2 + 2), stall=cfg["stall"])
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+    taps = [(getattr(dut, f"tap_{k}__valid"), getattr(dut, f"tap_{k}__payload"), cfg["taps"][k])
+            for k in range(L)]
+    streams = [[] for _ in range(L)]
+    readout, preds, cycles = [], [], []
+    counters = {name: {c: [] for c in COUNTERS} for name, _ in layers}
+    overflow = {name: [] for name, _ in layers}
+
+    for b, img in enumerate(images):
+        src.extend(img)
+        beats = {}
+        n_cycles = 0
+        while True:
+            await FallingEdge(dut.clk)
+            src.drive()
+            sink.drive()
+            await ReadOnly()
+            busy = int(dut.busy.value)
+            n_cycles += busy
+            src.sample()
+            w = sink.sample()
+            if w is not None:
+                index = w & ((1 << ri) - 1)
+                pot = signed(w >> ri, rp)
+                last = (w >> (ri + rp)) & 1
+                assert last == int(index == n_cls - 1), f"image {b}: beat {index} last={last}"
+                beats[index] = pot
+            for k, (valid, payload, lay) in enumerate(taps):
+                if int(valid.value):
+                    streams[k].append(_unpack_event(payload.value.to_unsigned(), lay))
+            if src.done and not busy and len(beats) == n_cls:
+                break
+            assert n_cycles <= cfg["max_cycles"], \
+                f"image {b}: no result after {cfg['max_cycles']} cycles (deadlock?)"
+        cycles.append(n_cycles)
+        readout.append([beats[j] for j in range(n_cls)])
+        await FallingEdge(dut.clk)
+        await ReadOnly()
+        preds.append(dut.prediction.value.to_unsigned())
+        ovf = dut.overflow.value.to_unsigned()
+        for k, (name, _) in enumerate(layers):
+            overflow[name].append((ovf >> k) & 1)
+            for c, cname in enumerate(COUNTERS):
+                await FallingEdge(dut.clk)
+                dut.ctr_addr.value = k * COUNTER_STRIDE + c
+                await ReadOnly()
+                counters[name][cname].append(dut.ctr_data.value.to_unsigned())
+        await FallingEdge(dut.clk)
+        dut.clear.value = 1
+        await FallingEdge(dut.clk)
+        dut.clear.value = 0
+        if cfg.get("progress"):
+            with open(cfg["progress"], "w") as f:
+                f.write(f"{b + 1} {B}\n")
+
+    events = {}
+    for k, (name, ro) in enumerate(layers):
+        if ro:
+            continue
+        imgs, rest = split_timesteps(streams[k], T)
+        assert not rest, f"layer '{name}': {len(rest)} tokens after the last EOT"
+        assert all(kind == EVENT for img in imgs for ts in img for kind, _, _ in ts), \
+            f"layer '{name}' sent a token that is not an EVENT"
+        events[name] = [[[(i, v) for _, i, v in ts] for ts in img] for img in imgs]
+    rtl = RtlResult(events=events, readout=readout, predictions=preds, counters=counters,
+                    overflow=overflow, cycles=cycles)
+    doc = rtl.to_json()
+    msgs = []
+    if cfg.get("expected"):
+        with open(cfg["expected"]) as f:
+            exp = Expected.from_json(json.load(f))
+        msgs = compare_expected(exp, rtl)
+        doc["mismatches"] = msgs[:20]
+    write_json(cfg["out"], doc)
+    assert not msgs, msgs[0]
