@@ -1,0 +1,1 @@
+"""Experiment scripts (see docs/results.md)."""
