@@ -12,7 +12,13 @@ import json
 import os
 import random
 
-__all__ = ["Source", "Sink", "load_config", "write_json", "signed"]
+__all__ = ["Source", "Sink", "load_config", "write_json", "signed", "uint"]
+
+
+def uint(handle):
+    """Unsigned value of a signal (1-bit signals give a ``Logic``, wider ones a ``LogicArray``)."""
+    v = handle.value
+    return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
 
 
 def signed(value, width):
@@ -95,5 +101,5 @@ class Sink:
     def sample(self):
         """In ReadOnly; the payload word taken at the next edge, or None."""
         if self._ready and int(self.valid.value):
-            return self.payload.value.to_unsigned()
+            return uint(self.payload)
         return None

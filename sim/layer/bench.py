@@ -15,7 +15,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from hw.layout import COUNTERS
-from sim.cocotb_util import Sink, Source, load_config, signed, write_json
+from sim.cocotb_util import Sink, Source, load_config, signed, uint, write_json
 from sim.scoreboard import EOT, GOLDEN_COUNTERS, split_timesteps
 
 
@@ -59,9 +59,9 @@ async def layer_bench(dut):
         await FallingEdge(dut.clk)
         sink.drive()
     await ReadOnly()
-    vec = dut.counters.value.to_unsigned()
+    vec = uint(dut.counters)
     counters = {c: (vec >> (32 * k)) & 0xFFFFFFFF for k, c in enumerate(COUNTERS)}
-    doc = {"tokens": out, "counters": counters, "overflow": int(dut.overflow.value),
+    doc = {"tokens": out, "counters": counters, "overflow": uint(dut.overflow),
            "cycles": cycles}
     msgs = []
     exp = cfg.get("expected")

@@ -16,7 +16,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from hw.layout import COUNTER_STRIDE, COUNTERS
-from sim.cocotb_util import Sink, Source, load_config, signed, write_json
+from sim.cocotb_util import Sink, Source, load_config, signed, uint, write_json
 from sim.scoreboard import EVENT, Expected, RtlResult, compare_expected, split_timesteps
 
 
@@ -77,7 +77,7 @@ async def network_bench(dut):
                 beats[index] = pot
             for k, (valid, payload, lay) in enumerate(taps):
                 if int(valid.value):
-                    streams[k].append(_unpack_event(payload.value.to_unsigned(), lay))
+                    streams[k].append(_unpack_event(uint(payload), lay))
             if src.done and not busy and len(beats) == n_cls:
                 break
             assert n_cycles <= cfg["max_cycles"], \
@@ -86,15 +86,15 @@ async def network_bench(dut):
         readout.append([beats[j] for j in range(n_cls)])
         await FallingEdge(dut.clk)
         await ReadOnly()
-        preds.append(dut.prediction.value.to_unsigned())
-        ovf = dut.overflow.value.to_unsigned()
+        preds.append(uint(dut.prediction))
+        ovf = uint(dut.overflow)
         for k, (name, _) in enumerate(layers):
             overflow[name].append((ovf >> k) & 1)
             for c, cname in enumerate(COUNTERS):
                 await FallingEdge(dut.clk)
                 dut.ctr_addr.value = k * COUNTER_STRIDE + c
                 await ReadOnly()
-                counters[name][cname].append(dut.ctr_data.value.to_unsigned())
+                counters[name][cname].append(uint(dut.ctr_data))
         await FallingEdge(dut.clk)
         dut.clear.value = 1
         await FallingEdge(dut.clk)

@@ -1,0 +1,128 @@
+"""`mlsnn simulate`: run the RTL on inputs and compare it with the golden model, bit for bit."""
+
+import json
+import sys
+import time
+
+import numpy as np
+
+NAME = "simulate"
+HELP = "run the RTL (Amaranth simulator or Icarus) on inputs; compare with the golden model"
+DESCRIPTION = ("Simulate the accelerator of an IR network cycle-accurately on every input image "
+               "(--sim amaranth: Amaranth's simulator; --sim icarus: the exported Verilog under "
+               "cocotb on Icarus Verilog) and compare every event token of every layer, the "
+               "readout potentials, the predictions and every counter with the golden model "
+               "(golden.reference). Prints the first mismatch and exits 1 on any. "
+               "Example: mlsnn simulate --ir net/network.json --inputs net/inputs.npz "
+               "--sim icarus --json")
+
+
+def add_arguments(p):
+    p.add_argument("--ir", required=True, metavar="NETWORK_JSON",
+                   help="IR network (network.json or its directory)")
+    p.add_argument("--inputs", required=True, metavar="X_NPZ",
+                   help=".npz with array 'x' of shape [B, *input_shape]")
+    p.add_argument("--sim", choices=["amaranth", "icarus"], default="amaranth",
+                   help="RTL simulator (default amaranth)")
+    p.add_argument("--images", type=int, default=None, help="simulate only the first N images")
+    p.add_argument("--discharge", choices=["parallel", "serial"], default="parallel",
+                   help="fire unit variant (default parallel)")
+    p.add_argument("--synapse", choices=["mul", "serial"], default="mul",
+                   help="synapse variant (default mul)")
+    p.add_argument("--fifo-depth", type=int, default=None,
+                   help="depth of the inter-core FIFOs (default 16)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random input gaps and output stalls (default 0)")
+    p.add_argument("--gaps", type=float, default=0.0, metavar="P",
+                   help="probability of an idle cycle before each pixel (default 0)")
+    p.add_argument("--stalls", type=float, default=0.0, metavar="P",
+                   help="probability of a stall cycle before each result beat (default 0)")
+    p.add_argument("--vcd", metavar="WAVES_VCD", help="write the waveforms to this VCD file")
+    p.add_argument("--build-dir", metavar="DIR",
+                   help="cocotb build directory root for --sim icarus (default: a temp dir, "
+                        "or $MLSNN_BUILD)")
+    p.add_argument("--json", action="store_true",
+                   help='print {"match", "cycles", "predictions", "layers": [{"name", '
+                        '"counters"}]} (counters summed over the images)')
+
+
+class _Progress:
+    """'simulate: k/B images done' on stderr, at most every 2 s, and once at the end."""
+
+    def __init__(self):
+        self.last = 0.0
+        self.t0 = time.monotonic()
+        self.finished = False
+
+    def __call__(self, k, total):
+        now = time.monotonic()
+        if self.finished or not (k == total or now - self.last >= 2.0):
+            return
+        self.last = now
+        self.finished = k == total
+        print(f"simulate: {k}/{total} images done ({now - self.t0:.0f} s)", file=sys.stderr,
+              flush=True)
+
+
+def run(args):
+    from flows.io import load_inputs, load_network
+    from golden.errors import MlsnnError
+    from golden.reference import run as golden_run
+    from hw.network import check_supported
+    from sim.scoreboard import compare, summary
+
+    for name, p in (("--gaps", args.gaps), ("--stalls", args.stalls)):
+        if not 0.0 <= p < 1.0:
+            raise MlsnnError(f"{name} must be a probability in [0, 1), not {p}")
+    if args.fifo_depth is not None and args.fifo_depth < 1:
+        raise MlsnnError(f"--fifo-depth must be at least 1, not {args.fifo_depth}")
+    if args.images is not None and args.images < 1:
+        raise MlsnnError(f"--images must be at least 1, not {args.images}")
+    net = load_network(args.ir)
+    check_supported(net)
+    x = load_inputs(args.inputs, net)
+    if args.images is not None:
+        x = x[:args.images]
+    if x.shape[0] == 0:
+        raise MlsnnError(f"{args.inputs}: no images in 'x'")
+    golden = golden_run(net, x)
+    opts = dict(seed=args.seed, gap=args.gaps, stall=args.stalls, fifo_depth=args.fifo_depth,
+                discharge=args.discharge, synapse=args.synapse, vcd=args.vcd,
+                progress=_Progress())
+    t0 = time.monotonic()
+    if args.sim == "amaranth":
+        from sim.amaranth_run import run_network
+        rtl = run_network(net, x, **opts)
+    else:
+        from sim.icarus_run import run_network_icarus
+        rtl = run_network_icarus(net, x, golden=golden, build_dir=args.build_dir, **opts)
+    elapsed = time.monotonic() - t0
+    opts["progress"](x.shape[0], x.shape[0])
+    msgs = compare(net, golden, rtl)
+    doc = {"match": not msgs, "sim": args.sim, "images": int(x.shape[0])}
+    doc.update(summary(net, rtl))
+    doc["seconds"] = round(elapsed, 3)
+    if msgs:
+        doc["mismatches"] = msgs[:20]
+        print(f"mlsnn simulate: mismatch: {msgs[0]}"
+              + (f" (and {len(msgs) - 1} more)" if len(msgs) > 1 else ""), file=sys.stderr)
+    if args.json:
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        _print_text(net, doc, golden)
+    return 0 if not msgs else 1
+
+
+def _print_text(net, doc, golden):
+    status = "MATCH" if doc["match"] else "MISMATCH"
+    acc = np.asarray(doc["predictions"]) == golden.predictions
+    print(f"{status}: {doc['images']} image(s) on {doc['sim']}, {doc['cycles']} cycles, "
+          f"predictions equal golden for {int(acc.sum())}/{len(acc)}")
+    names = ["ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc",
+             "cycles", "saturations"]
+    width = max(len(l["name"]) for l in doc["layers"])
+    print(f"{'layer':<{width}} " + " ".join(f"{n:>11}" for n in names))
+    for layer in doc["layers"]:
+        print(f"{layer['name']:<{width}} "
+              + " ".join(f"{layer['counters'][n]:>11}" for n in names))

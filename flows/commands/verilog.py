@@ -1,0 +1,53 @@
+"""`mlsnn verilog`: IR network → Verilog of the accelerator (hw.network.NetworkTop)."""
+
+import json
+import sys
+
+NAME = "verilog"
+HELP = "write the Verilog of the accelerator of an IR network"
+DESCRIPTION = ("Generate the event-driven accelerator of a sequential IR network (layer cores "
+               "chained by FIFOs, input streamer, readout, counters) and write it as one Verilog "
+               "file. Ports are listed in docs/hw-interfaces.md. The file is Verilog-2005: "
+               "simulate it as such (e.g. iverilog -g2005). "
+               "Example: mlsnn verilog --ir net/network.json -o top.v")
+
+
+def add_arguments(p):
+    p.add_argument("--ir", required=True, metavar="NETWORK_JSON",
+                   help="IR network (network.json or its directory)")
+    p.add_argument("-o", "--output", required=True, metavar="TOP_V", help="Verilog file to write")
+    p.add_argument("--top", default="top", help="name of the top module (default top)")
+    p.add_argument("--discharge", choices=["parallel", "serial"], default="parallel",
+                   help="fire unit: N comparators or N micro-steps (default parallel)")
+    p.add_argument("--synapse", choices=["mul", "serial"], default="mul",
+                   help="z*w with a multiplier or z additions (default mul)")
+    p.add_argument("--fifo-depth", type=int, default=None,
+                   help="depth of the inter-core FIFOs (default 16)")
+    p.add_argument("--monitor", action="store_true",
+                   help="add the tap_<k> monitor ports (every token of every core)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+
+def run(args):
+    from flows.export import network_verilog, write_text
+    from flows.io import load_network
+    from golden.errors import MlsnnError
+    if args.fifo_depth is not None and args.fifo_depth < 1:
+        raise MlsnnError(f"--fifo-depth must be at least 1, not {args.fifo_depth}")
+    net = load_network(args.ir)
+    text, _ = network_verilog(net, name=args.top, fifo_depth=args.fifo_depth,
+                                discharge=args.discharge, synapse=args.synapse,
+                                monitor=args.monitor)
+    write_text(args.output, text)
+    head = text.split("endmodule", 1)[0]         # the top module comes first
+    ports = [line.strip().rstrip(";") for line in head.splitlines()
+             if line.startswith(("  input ", "  output "))]
+    summary = {"output": args.output, "top": args.top, "lines": len(text.splitlines()),
+               "layers": [l.name for l in net.layers], "ports": ports}
+    if args.json:
+        json.dump(summary, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(f"wrote {args.output}: module {args.top}, {len(net.layers)} layer cores, "
+              f"{summary['lines']} lines")
+    return 0

@@ -1,0 +1,123 @@
+"""`mlsnn simulate` and `mlsnn verilog` (flows/commands/simulate.py, verilog.py)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from flows.cli import main
+from golden import ir
+
+
+@pytest.fixture
+def netdir(tmp_path):
+    net = ir.random_network(7, kind="conv", timesteps=2, max_neurons=12)
+    ir.save(net, tmp_path)
+    np.savez(tmp_path / "inputs.npz", x=ir.random_inputs(net, 3, seed=7))
+    return tmp_path
+
+
+def _sim(capsys, netdir, *extra):
+    rc = main(["simulate", "--ir", str(netdir / "network.json"), "--inputs",
+               str(netdir / "inputs.npz"), *extra])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_simulate_amaranth_json(capsys, netdir):
+    rc, out, err = _sim(capsys, netdir, "--json", "--gaps", "0.2", "--stalls", "0.3")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["match"] is True
+    assert doc["cycles"] > 0 and len(doc["predictions"]) == 3
+    net = ir.load(netdir)
+    from golden.reference import run
+    golden = run(net, np.load(netdir / "inputs.npz")["x"])
+    assert doc["predictions"] == golden.predictions.tolist()
+    for layer in doc["layers"]:
+        totals = golden.totals(layer["name"])
+        assert {k: layer["counters"][k] for k in totals} == totals
+        assert layer["counters"]["cycles"] > 0
+    assert "3/3 images done" in err
+
+
+def test_simulate_text_and_vcd(capsys, netdir, tmp_path):
+    rc, out, _ = _sim(capsys, netdir, "--images", "1", "--vcd", str(tmp_path / "w.vcd"))
+    assert rc == 0
+    assert out.startswith("MATCH: 1 image(s) on amaranth")
+    assert (tmp_path / "w.vcd").stat().st_size > 0
+
+
+def test_simulate_reports_first_mismatch(capsys, netdir, monkeypatch):
+    import sim.amaranth_run as ar
+    orig = ar.run_network
+
+    def broken(*args, **kwargs):
+        rtl = orig(*args, **kwargs)
+        rtl.readout[1, 0] += 1
+        return rtl
+    monkeypatch.setattr(ar, "run_network", broken)
+    rc, out, err = _sim(capsys, netdir, "--json")
+    assert rc == 1
+    assert json.loads(out)["match"] is False
+    assert "mlsnn simulate: mismatch: image 1, layer 'fc_out', readout neuron 0: RTL " in err
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--gaps", "1.5"], "--gaps must be a probability in [0, 1), not 1.5"),
+    (["--images", "0"], "--images must be at least 1, not 0"),
+    (["--fifo-depth", "0"], "--fifo-depth must be at least 1, not 0"),
+])
+def test_simulate_bad_options(capsys, netdir, args, msg):
+    rc, _, err = _sim(capsys, netdir, *args)
+    assert rc == 1
+    assert err.strip() == f"mlsnn simulate: error: {msg}"
+
+
+def test_simulate_rejects_residual_and_bad_inputs(capsys, tmp_path):
+    net = ir.random_network(1, kind="residual", max_neurons=12)
+    ir.save(net, tmp_path)
+    np.savez(tmp_path / "inputs.npz", x=ir.random_inputs(net, 2))
+    rc, _, err = _sim(capsys, tmp_path)
+    assert rc == 1
+    assert err.strip() == ("mlsnn simulate: error: residual joins are not supported by "
+                           "NetworkTop yet")
+    dense = ir.random_network(2, kind="dense", max_neurons=8)
+    ir.save(dense, tmp_path)
+    rc, _, err = _sim(capsys, tmp_path)
+    assert rc == 1 and "inputs have shape" in err and err.count("\n") == 1
+
+
+def test_verilog_command(capsys, netdir, tmp_path):
+    out_v = tmp_path / "sub" / "top.v"
+    rc = main(["verilog", "--ir", str(netdir), "-o", str(out_v), "--json", "--top", "mlsnn_top"])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    doc = json.loads(out)
+    text = out_v.read_text()
+    assert "module mlsnn_top(" in text
+    assert "input [31:0] ctr_data" not in text and "output [31:0] ctr_data" in doc["ports"]
+    assert "input pixels__valid" in doc["ports"] and "output result__valid" in doc["ports"]
+    rc = main(["verilog", "--ir", str(netdir), "-o", str(out_v), "--top", "1x"])
+    _, err = capsys.readouterr()
+    assert rc == 1 and "the Verilog top name must be an identifier, not '1x'" in err
+
+
+@pytest.mark.cocotb
+def test_simulate_icarus_from_a_clean_shell(tmp_path):
+    net = ir.random_network(11, kind="dense", depth=1, timesteps=2, max_neurons=12)
+    ir.save(net, tmp_path)
+    np.savez(tmp_path / "inputs.npz", x=ir.random_inputs(net, 2, seed=11))
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)),
+           "MLSNN_BUILD": str(tmp_path / "build")}
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--ir",
+                           str(tmp_path / "network.json"), "--inputs",
+                           str(tmp_path / "inputs.npz"), "--sim", "icarus", "--json"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["match"] is True and doc["sim"] == "icarus"
+    assert [l["name"] for l in doc["layers"]] == [l.name for l in net.layers]
