@@ -15,10 +15,14 @@ from golden.errors import MlsnnError
 __all__ = ["convert", "network_verilog", "layer_verilog", "write_text"]
 
 
+def _check_name(name):
+    if not isinstance(name, str) or not name.isidentifier():
+        raise MlsnnError(f"the Verilog top name must be an identifier, not {name!r}")
+
+
 def convert(component, *, name="top"):
     """Verilog text of a ``wiring.Component`` with its signature as the port list."""
-    if not name.isidentifier():
-        raise MlsnnError(f"the Verilog top name must be an identifier, not {name!r}")
+    _check_name(name)
     return verilog.convert(component, name=name, emit_src=False)
 
 
@@ -26,7 +30,10 @@ def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", s
                     monitor=False):
     """Verilog of :class:`hw.network.NetworkTop` for a sequential IR network."""
     from hw.network import NetworkTop, check_supported
+    _check_name(name)          # everything is checked before the top exists
     check_supported(net)
+    if fifo_depth is not None and (not isinstance(fifo_depth, int) or fifo_depth < 1):
+        raise MlsnnError(f"fifo_depth must be a positive integer, not {fifo_depth!r}")
     try:
         top = NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
                          monitor=monitor)
@@ -38,7 +45,11 @@ def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", s
 def layer_verilog(net, layer_name, *, name="top", discharge="parallel", synapse="mul"):
     """Verilog of the :class:`hw.layer.LayerCore` of one layer of ``net``."""
     from hw.layer import LayerCore
-    core = LayerCore.from_network(net, layer_name, discharge=discharge, synapse=synapse)
+    _check_name(name)
+    try:
+        core = LayerCore.from_network(net, layer_name, discharge=discharge, synapse=synapse)
+    except (TypeError, ValueError) as e:
+        raise MlsnnError(str(e)) from None
     return convert(core, name=name), core
 
 

@@ -26,7 +26,8 @@ Integrate pipeline (one synaptic update per cycle)::
   the targets of consecutive updates (tested with N_out = 1, 2, 3 and repeated events).
 * Latency of an update: 3 cycles from its issue in G to its write in A (mul); throughput one
   update per cycle sustained (mul), one per z cycles (serial). Events whose fan-out is empty
-  (stride, borders) are consumed (counted in ``ev_in``) and cost one bubble cycle in G.
+  (stride, borders) are consumed (counted in ``ev_in``) and dropped by D while G works, so they
+  cost no generator cycle (D takes one token per cycle, so a run of them can still starve G).
 
 End of timestep: an EOT token in D is taken when G is free; the core drains M and A (at most
 three cycles), then sweeps the neurons j ascending::
@@ -139,19 +140,15 @@ class LayerCore(wiring.Component):
     """
 
     def __init__(self, *, layer, info, timesteps, discharge="parallel", synapse="mul"):
-        if not isinstance(layer, (Dense, Conv2d)):
-            raise TypeError(f"layer must be a golden.ir.Dense or golden.ir.Conv2d, not "
-                            f"{type(layer).__name__}")
-        if not isinstance(info, LayerInfo):
-            raise TypeError(f"info must be a golden.ir.LayerInfo, not {type(info).__name__}")
-        self._T = check_int("timesteps", timesteps, minimum=1)
-        self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
-        self._synapse = check_choice("synapse", synapse, ("mul", "serial"))
+        self._validate(layer=layer, info=info, timesteps=timesteps, discharge=discharge,
+                       synapse=synapse)
+        self._T = timesteps
+        self._discharge = discharge
+        self._synapse = synapse
         self._layer = layer
         self._info = info
         self._geo = LayerGeometry.of(layer, info)
         self._pw = info.width
-        check_v0(layer, info)
         self._narrow = info.width < info.safe_width
         self._zmax_in = info.zmax_in_index
         self.in_layout = EventLayout(index_width(info.n_in), value_width(self._zmax_in))
@@ -167,10 +164,25 @@ class LayerCore(wiring.Component):
             "overflow": Out(1),
         })
 
+    @staticmethod
+    def _validate(*, layer, info, timesteps, discharge, synapse):
+        if not isinstance(layer, (Dense, Conv2d)):
+            raise TypeError(f"layer must be a golden.ir.Dense or golden.ir.Conv2d, not "
+                            f"{type(layer).__name__}")
+        if not isinstance(info, LayerInfo):
+            raise TypeError(f"info must be a golden.ir.LayerInfo, not {type(info).__name__}")
+        check_int("timesteps", timesteps, minimum=1)
+        check_choice("discharge", discharge, ("parallel", "serial"))
+        check_choice("synapse", synapse, ("mul", "serial"))
+        check_v0(layer, info)
+
     @classmethod
-    def from_network(cls, net, name, **kwargs):
+    def from_network(cls, net, name, *, discharge="parallel", synapse="mul"):
         """The core of layer ``name`` of ``net``."""
-        return cls(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps, **kwargs)
+        args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
+                    discharge=discharge, synapse=synapse)
+        cls._validate(**args)       # before construction: a failed constructor leaves an
+        return cls(**args)          # unused elaboratable behind (a warning at exit)
 
     @property
     def layer(self):
@@ -287,7 +299,11 @@ class LayerCore(wiring.Component):
             with m.Else():
                 m.d.sync += g_busy.eq(0)
 
-        m.d.comb += d_take.eq((phase == _Phase.INTEGRATE) & d_valid & (~g_busy | (g_adv & g_last)))
+        # An event without targets (stride, borders) leaves D at once, even while G is busy, so
+        # it costs no generator cycle; everything else waits for G to be free.
+        d_empty = (d_kind == EventKind.EVENT) & ((d_ny == 0) | (d_nx == 0))
+        m.d.comb += d_take.eq((phase == _Phase.INTEGRATE) & d_valid
+                              & (d_empty | ~g_busy | (g_adv & g_last)))
         with m.If(d_take):
             with m.If(d_kind == EventKind.EOT):
                 m.d.sync += phase.eq(_Phase.DRAIN)
@@ -474,6 +490,9 @@ class LayerCore(wiring.Component):
         with m.Elif(a_valid & a_sat):
             m.d.sync += ovf.eq(1)
         m.d.comb += self.overflow.eq(ovf | fire.overflow)
+
+        # Internal signals for benchmarks and debugging in the Amaranth simulator.
+        self.probe = {"g_adv": g_adv, "g_busy": g_busy, "phase": phase, "d_valid": d_valid}
 
         m.d.comb += [
             self.counters.ev_in.eq(ctr["ev_in"]),

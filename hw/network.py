@@ -39,6 +39,11 @@ def check_supported(net):
         raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
     if not net.is_sequential:
         raise MlsnnError("residual joins are not supported by NetworkTop yet")
+    for layer in net.layers:
+        try:
+            check_v0(layer, net.info(layer.name))
+        except ValueError as e:
+            raise MlsnnError(str(e)) from None
 
 
 class Queue(wiring.Component):
@@ -195,7 +200,8 @@ class NetworkTop(wiring.Component):
     TypeError, ValueError
         On invalid parameters.
     MlsnnError
-        For a DAG: "residual joins are not supported by NetworkTop yet".
+        For a DAG ("residual joins are not supported by NetworkTop yet") or a layer whose v0
+        does not fit its potential width.
     """
 
     def __init__(self, net, *, fifo_depth=None, discharge="parallel", synapse="mul",

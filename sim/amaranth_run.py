@@ -9,7 +9,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from hw.layout import COUNTER_STRIDE, COUNTERS, EventKind
-from hw.network import NetworkTop
+from hw.network import NetworkTop, check_supported
 
 from .scoreboard import EOT, EVENT, RtlResult, split_timesteps
 from .tb import stream_get, stream_put
@@ -92,6 +92,8 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None, discharg
     x = net.check_inputs(x)
     B = x.shape[0]
     T = net.timesteps
+    if top is None:
+        check_supported(net)      # before constructing: see hw.network.check_supported
     top = top or NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
                             monitor=True)
     L = len(net.layers)
