@@ -66,9 +66,20 @@ def write_report(demo):
     lines += ["## Accuracy", "", "| model | images | accuracy |", "|---|---|---|",
               f"| float (PyTorch) | {ex['n_test']} | {100 * ex['float_accuracy']:.2f} % |",
               f"| integer golden | {ex['n_test']} | {100 * ex['golden_accuracy']:.2f} % |"]
+    gold = st.get("golden")
+    if gold and gold.ok and sim and sim.ok:
+        import numpy as np
+        y = np.load(demo.subset)["y"]
+        g_acc = float((np.array(gold.doc["predictions"]) == y).mean())
+        same = sum(int(a == b) for a, b in zip(gold.doc["predictions"], sim.doc["predictions"]))
+        lines.append(f"| integer golden, same images as the RTL | {len(y)} | "
+                     f"{100 * g_acc:.2f} % |")
     if sim and sim.ok:
         lines.append(f"| RTL ({demo.sim}) | {len(sim.doc['predictions'])} | "
                      f"{100 * sim.doc['rtl_accuracy']:.2f} % |")
+        if gold and gold.ok:
+            lines += ["", f"RTL and golden predictions agree on {same} of "
+                          f"{len(sim.doc['predictions'])} images."]
     lines += ["", f"Float → integer drop: {ex['drop_points']:+.2f} points.", ""]
     lines += ["## RTL vs golden", ""]
     if sim and sim.ok:
