@@ -102,6 +102,7 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None, discharg
     taps = [getattr(top, f"tap_{k}") for k in range(L)]
     streams = {layer.name: [] for layer in net.layers}
     busy_cycles = [0]
+    all_cycles = [0]
     n_cls = top.n_classes
 
     readout = np.zeros((B, n_cls), dtype=np.int64)
@@ -114,6 +115,7 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None, discharg
         sampled = [top.busy] + [s for tap in taps for s in (tap.valid, tap.payload)]
         async for _, _, busy, *vals in ctx.tick().sample(*sampled):
             busy_cycles[0] += busy
+            all_cycles[0] += 1
             for k, layer in enumerate(net.layers):
                 if vals[2 * k]:
                     p = vals[2 * k + 1]
@@ -150,7 +152,8 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None, discharg
 
     _simulate(top, [driver], vcd=vcd, background=[monitor])
     return RtlResult(events=_events_by_image(net, streams), readout=readout, predictions=preds,
-                     counters=counters, overflow=overflow, cycles=cycles)
+                     counters=counters, overflow=overflow, cycles=cycles,
+                     extra={"sim_cycles": all_cycles[0]})
 
 
 def _events_by_image(net, streams):

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 
 from golden.errors import MlsnnError
 
@@ -79,11 +80,13 @@ def _run(verilog, test_module, cfg, *, build_dir=None, vcd=None, progress=None, 
         watcher = threading.Thread(target=_watch, args=(cfg["progress"], progress, stop),
                                    daemon=True)
         watcher.start()
+    t0 = time.monotonic()
     try:
         runner.build(sources=sources, hdl_toplevel="top", build_dir=bdir, build_args=build_args,
                      log_file=os.path.join(bdir, "build.log"), timescale=("1ns", "1ps"))
         if vcd:
             _plusarg_vcd(runner)
+        t1 = time.monotonic()
         try:
             runner.test(test_module=test_module, hdl_toplevel="top", build_dir=bdir,
                         test_dir=run_dir, extra_env={"MLSNN_BENCH": cfg_path},
@@ -105,6 +108,7 @@ def _run(verilog, test_module, cfg, *, build_dir=None, vcd=None, progress=None, 
     with open(cfg["out"]) as f:
         doc = json.load(f)
     doc["log"] = os.path.join(run_dir, "sim.log")
+    doc["build_s"], doc["test_s"] = t1 - t0, time.monotonic() - t1
     return doc
 
 
@@ -171,7 +175,9 @@ def run_network_icarus(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None,
         if tmp:
             os.unlink(tmp)
     rtl = RtlResult.from_json(doc)
-    rtl.extra = {"mismatches": doc.get("mismatches", []), "log": doc["log"]}
+    rtl.extra = {"mismatches": doc.get("mismatches", []), "log": doc["log"],
+                 "sim_cycles": doc.get("sim_cycles"), "build_s": doc["build_s"],
+                 "test_s": doc["test_s"]}
     return rtl
 
 

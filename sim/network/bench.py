@@ -56,6 +56,7 @@ async def network_bench(dut):
     counters = {name: {c: [] for c in COUNTERS} for name, _ in layers}
     overflow = {name: [] for name, _ in layers}
 
+    sim_cycles = 0
     for b, img in enumerate(images):
         src.extend(img)
         beats = {}
@@ -67,6 +68,7 @@ async def network_bench(dut):
             await ReadOnly()
             busy = int(dut.busy.value)
             n_cycles += busy
+            sim_cycles += 1
             src.sample()
             w = sink.sample()
             if w is not None:
@@ -91,6 +93,7 @@ async def network_bench(dut):
         for k, (name, _) in enumerate(layers):
             overflow[name].append((ovf >> k) & 1)
             for c, cname in enumerate(COUNTERS):
+                sim_cycles += 1
                 await FallingEdge(dut.clk)
                 dut.ctr_addr.value = k * COUNTER_STRIDE + c
                 await ReadOnly()
@@ -115,6 +118,7 @@ async def network_bench(dut):
     rtl = RtlResult(events=events, readout=readout, predictions=preds, counters=counters,
                     overflow=overflow, cycles=cycles)
     doc = rtl.to_json()
+    doc["sim_cycles"] = sim_cycles + 3 * B
     msgs = []
     if cfg.get("expected"):
         with open(cfg["expected"]) as f:
