@@ -177,3 +177,10 @@ def test_validation(kwargs, exc, msg):
     with pytest.raises(TypeError) as e:
         NetworkTop("network.json")
     assert str(e.value) == "net must be a golden.ir.Network, not str"
+
+
+def test_counter_names_extend_the_golden_ones():
+    from golden.reference import COUNTERS as golden_counters
+    from sim.scoreboard import GOLDEN_COUNTERS
+    assert GOLDEN_COUNTERS == golden_counters == COUNTERS[:8]
+    assert COUNTERS[8:] == ("cycles", "saturations")
