@@ -199,7 +199,7 @@ def energy_summary(net, x, result, *, measured=None):
     """Lemaire energy per inference (nJ) of ``net`` on ``x``: the Table-3 breakdown.
 
     Returns ``{"exact": {term: nJ}, "analytic": {...}, ["measured": {...}], "ann": {...},
-    "measured_equals_exact": bool|None}``. ``exact`` uses the golden counters, ``analytic`` the
+    "layers_exact_total": {layer: nJ}, "measured_equals_exact": bool|None}``. ``exact`` uses the golden counters, ``analytic`` the
     paper's formulas (borders ignored) fed with the exact activity, ``measured`` the RTL
     counters; ``total`` counts a multi-level event as N ACC (the paper's worst case),
     ``total_sum_z`` as Σz ACC.
@@ -209,6 +209,8 @@ def energy_summary(net, x, result, *, measured=None):
     rep = ir_report(net, x, measured=measured, fifo_depth=HW_FIFO_DEPTH, result=result)
     out = {s: dict(rep["total"]["energy_nJ"][s]) for s in rep["sources"]}
     out["ann"] = dict(rep["ann"]["total"]["energy_nJ"])
+    out["layers_exact_total"] = {l["name"]: l["energy_nJ"]["exact"]["total"]
+                                 for l in rep["layers"]}
     out["measured_equals_exact"] = rep["measured"]["equals_exact"] if measured else None
     return out
 

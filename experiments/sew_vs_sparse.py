@@ -17,7 +17,7 @@ checked equal to the golden ones and reported; otherwise the output says so.
 
 Run from the repository root::
 
-    python -m experiments.sew_vs_sparse                   # ~10 min the first time
+    python -m experiments.sew_vs_sparse     # ~8 min idle, ~16 min on a busy machine (training)
 
 Outputs (``--out``, default ``experiments/results``): ``sew_vs_sparse.json``, ``.md``, ``.png``;
 checkpoints and RTL runs are cached in ``out/experiments/``.
