@@ -71,6 +71,10 @@ def _measure(net, layers):
         # Events consumed by the cores that do work (conv, barrier, readout; pixels included).
         "events_in": sum(layers[l.name]["ev_in"] for l in net.layers
                          if not (isinstance(l, Join) and l.mode == "sew")),
+        # Events into the layers with weights (conv, dense readout): each costs a weight and
+        # potential read and a potential write per target.
+        "events_in_weighted": sum(layers[l.name]["ev_in"] for l in net.layers
+                                  if not isinstance(l, Join)),
         "syn_updates": sum(layers[l.name]["syn_updates"] for l in net.layers),
     }
     for c in ("w_rd", "p_rd", "p_wr", "b_rd"):
@@ -181,7 +185,8 @@ def _compare(runs, archs, levels):
     for N in levels:
         sew, sp = _find(runs, "sew-resnet", N), _find(runs, "sparse-resnet", N)
         e = {"N": N}
-        for key in ("events", "neuron_events", "events_in", "syn_updates"):
+        for key in ("events", "neuron_events", "events_in", "events_in_weighted",
+                    "syn_updates"):
             a, b = sew["totals"][key], sp["totals"][key]
             e[f"{key}_reduction"] = (a - b) / a if a else None
         a, b = sew["energy_nJ"]["exact"]["total"], sp["energy_nJ"]["exact"]["total"]
@@ -228,22 +233,24 @@ def tables(result):
         tot = r["totals"]
         rows.append([r["label"], r["N"], _pm(r["float_accuracy_seeds"]),
                      _pm(r["int_accuracy_seeds"]), fmt(tot["events"]), fmt(tot["neuron_events"]),
-                     fmt(tot["events_in"]), fmt(tot["syn_updates"]),
+                     fmt(tot["events_in"]), fmt(tot["events_in_weighted"]),
+                     fmt(tot["syn_updates"]),
                      fmt(r["energy_nJ"]["exact"]["total"]), _rtl_word(r)])
     t["summary"] = (["net", "N", "float acc %", "int acc %", "events (all layer outputs)",
-                     "neuron events", "events into cores", "synaptic updates", "energy nJ",
+                     "neuron events", "events into cores", "events into conv/dense",
+                     "synaptic updates", "energy nJ",
                      "RTL"], rows)
     rows = []
     for c in result["comparison"]:
         rows.append([c["N"]] + [_pct(c[k]) for k in (
             "events_reduction", "neuron_events_reduction", "events_in_reduction",
-            "syn_updates_reduction", "energy_reduction")]
+            "events_in_weighted_reduction", "syn_updates_reduction", "energy_reduction")]
             + [" / ".join(_pct(j["reduction"], 0) for j in c["join_reduction"]),
                _pct(c["float_accuracy_gap"], sign=True), _pct(c["int_accuracy_gap"], sign=True)])
     if rows:
         joins = " / ".join(j["sum"] for j in result["comparison"][0]["join_reduction"])
         t["reduction"] = (["N", "events %", "neuron events %", "events into cores %",
-                           "syn. updates %", "energy %", f"join outputs % ({joins})",
+                           "events into conv/dense %", "syn. updates %", "energy %", f"join outputs % ({joins})",
                            "float acc SEW−Sparse", "int acc SEW−Sparse"], rows)
     rows = []
     for r in runs:
