@@ -156,6 +156,8 @@ def run_experiment(*, archs=ARCHS, levels=LEVELS, seeds=SEEDS, epochs=15, rtl_im
                          "float_accuracy_seeds": [s["float_accuracy"] for s in per_seed],
                          "int_accuracy_seeds": [s["int_accuracy"] for s in per_seed],
                          "events_seeds": [s["totals"]["events"] for s in per_seed],
+                         "totals_seeds": [s["totals"] for s in per_seed],
+                         "join_out_seeds": [[j["out"] for j in s["joins"]] for s in per_seed],
                          "rtl": rtl})
     result = {
         "experiment": NAME,
