@@ -190,8 +190,9 @@ def rtl_measure(net, x, *, cache, log=None, seed=0, fresh=False):
     with open(path, "w") as f:
         json.dump(doc, f)
     if log:
-        log(f"RTL {net.name}: {B} images in {seconds:.0f}s, "
-            f"{'all events and counters equal the golden model' if not msgs else 'MISMATCH: ' + msgs[0]}")
+        verdict = "all events and counters equal the golden model" if not msgs \
+            else "MISMATCH: " + msgs[0]
+        log(f"RTL {net.name}: {B} images in {seconds:.0f}s, {verdict}")
     return doc
 
 
@@ -199,8 +200,8 @@ def energy_summary(net, x, result, *, measured=None):
     """Lemaire energy per inference (nJ) of ``net`` on ``x``: the Table-3 breakdown.
 
     Returns ``{"exact": {term: nJ}, "analytic": {...}, ["measured": {...}], "ann": {...},
-    "layers_exact_total": {layer: nJ}, "measured_equals_exact": bool|None}``. ``exact`` uses the golden counters, ``analytic`` the
-    paper's formulas (borders ignored) fed with the exact activity, ``measured`` the RTL
+    "layers_exact_total": {layer: nJ}, "measured_equals_exact": bool|None}``. ``exact`` uses
+    the golden counters, ``analytic`` the paper's formulas (borders ignored) fed with the exact activity, ``measured`` the RTL
     counters; ``total`` counts a multi-level event as N ACC (the paper's worst case),
     ``total_sum_z`` as Σz ACC.
     """

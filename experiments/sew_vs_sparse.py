@@ -252,7 +252,8 @@ def tables(result):
     if rows:
         joins = " / ".join(j["sum"] for j in result["comparison"][0]["join_reduction"])
         t["reduction"] = (["N", "events %", "neuron events %", "events into cores %",
-                           "events into conv/dense %", "syn. updates %", "energy %", f"join outputs % ({joins})",
+                           "events into conv/dense %", "syn. updates %", "energy %",
+                           f"join outputs % ({joins})",
                            "float acc SEW−Sparse", "int acc SEW−Sparse"], rows)
     rows = []
     for r in runs:
