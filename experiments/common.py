@@ -202,8 +202,8 @@ def energy_summary(net, x, result, *, measured=None):
     Returns ``{"exact": {term: nJ}, "analytic": {...}, ["measured": {...}], "ann": {...},
     "layers_exact_total": {layer: nJ}, "measured_equals_exact": bool|None}``. ``exact`` uses
     the golden counters, ``analytic`` the paper's formulas (borders ignored) fed with the exact
-    activity, ``measured`` the RTL counters; ``total`` counts a multi-level event as N ACC (the paper's worst case),
-    ``total_sum_z`` as Σz ACC.
+    activity, ``measured`` the RTL counters; ``total`` counts a multi-level event as N ACC
+    (the paper's worst case), ``total_sum_z`` as Σz ACC.
     """
     from golden.energy import ir_report
 
