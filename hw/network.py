@@ -1,13 +1,25 @@
-"""Network top: layer cores chained by FIFOs, input streamer, readout and counter access.
+"""Network top: cores of an IR DAG joined by FIFOs, input streamer, readout and counter access.
 
-``NetworkTop(net)`` builds the accelerator of a sequential IR (``docs/hw-interfaces.md``)::
+``NetworkTop(net)`` builds the accelerator of any IR network (``docs/hw-interfaces.md``)::
 
     pixels ─► InputStreamer ─► Queue ─► LayerCore ─► Queue ─► … ─► LayerCore (readout) ─► result
 
-The cores are wired by name through a table of event sources, one :class:`Queue` per consumer
-edge, so residual blocks (a fork broadcasting one source to two queues, a join core with two
-inputs) slot into the same loop later; until then a DAG is rejected with an
-:class:`~golden.errors.MlsnnError`.
+One core per IR layer, in IR order: :class:`~hw.layer.LayerCore` for dense and conv2d layers,
+:class:`~hw.join.BarrierCore` for barrier joins, :class:`~hw.join.SewJoin` for SEW joins. The
+cores are wired by name: every consumer edge (source layer → input port k of a consumer) gets its
+own :class:`Queue`, and a source with several consumers feeds their queues through a
+:class:`~hw.join.Fork`. A residual block therefore becomes::
+
+                 ┌► Queue ► conv a ► Queue ► conv b ► Queue ┐
+    S ► Fork(2) ─┤                                          ├► BarrierCore | SewJoin ► Queue ► …
+                 └► Queue ─────────(short conv ► Queue)─────┘
+
+FIFO depths (``fifo_depth=None``): :data:`DEFAULT_FIFO_DEPTH` on ordinary edges; an edge into a
+join gets room for one timestep of its source's events (``events_bound + 1``, at least the
+default, at most :data:`MAX_JOIN_FIFO_DEPTH`), so that the short path can run a timestep ahead
+while the long path computes. Depth is a matter of overlap only: the joins consume whichever
+input has a token, which makes every depth >= 1 deadlock-free (the argument is in
+:mod:`hw.join`); ``fifo_depth=<int>`` sets every queue to that depth (tests use 1 and 2).
 """
 
 from __future__ import annotations
@@ -18,32 +30,67 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.errors import MlsnnError
-from golden.ir import INPUT, Network
+from golden.ir import INPUT, Join, Network
 
+from .join import BarrierCore, Fork, SewJoin
 from .layer import LayerCore, check_v0
 from .layout import (COUNTER_STRIDE, COUNTERS, EventKind, EventLayout, ResultLayout,
                      index_width, value_width)
 from .memory import COUNTER_WIDTH
 from .neuron import check_choice, check_int
 
-__all__ = ["NetworkTop", "Queue", "InputStreamer", "check_supported"]
+__all__ = ["NetworkTop", "Queue", "InputStreamer", "check_supported", "edges",
+           "default_fifo_depth", "DEFAULT_FIFO_DEPTH", "MAX_JOIN_FIFO_DEPTH"]
+
+#: Depth of an ordinary inter-core queue when ``fifo_depth=None``.
+DEFAULT_FIFO_DEPTH = 16
+#: Upper bound of the depth given by default to a queue that feeds a join.
+MAX_JOIN_FIFO_DEPTH = 256
+
+
+def _is_sew(layer):
+    return isinstance(layer, Join) and layer.mode == "sew"
 
 
 def check_supported(net):
-    """Raise :class:`MlsnnError` when :class:`NetworkTop` cannot build ``net`` (yet).
+    """Raise :class:`MlsnnError` when :class:`NetworkTop` cannot build ``net``.
 
-    Call it before constructing a top from user input: a constructor that raises still leaves an
-    unused elaboratable behind.
+    Every IR DAG is supported; what remains is a v0 that does not fit its potential width (the
+    hardware stores it in the potential memory). Call it before constructing a top from user
+    input: a constructor that raises still leaves an unused elaboratable behind.
     """
     if not isinstance(net, Network):
         raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
-    if not net.is_sequential:
-        raise MlsnnError("residual joins are not supported by NetworkTop yet")
     for layer in net.layers:
+        if _is_sew(layer):
+            continue
         try:
             check_v0(layer, net.info(layer.name))
         except ValueError as e:
             raise MlsnnError(str(e)) from None
+
+
+def edges(net):
+    """The consumer edges of ``net`` in the order the top builds their queues:
+    ``[(source, consumer_index, port)]`` with ``source`` a layer name or ``"input"``,
+    ``consumer_index`` the consumer's index in ``net.layers`` and ``port`` its input (0 or 1)."""
+    return [(src, k, p) for k, layer in enumerate(net.layers)
+            for p, src in enumerate(layer.inputs)]
+
+
+def _events_bound(net, src):
+    """Most events ``src`` can send in one timestep (a SEW join passes several streams)."""
+    if src == INPUT:
+        return net.input.size
+    info = net.info(src)
+    return info.n_out * (len(info.streams) if _is_sew(net.layer(src)) else 1)
+
+
+def default_fifo_depth(net, src, consumer):
+    """Depth of the queue from ``src`` to layer ``consumer`` when ``fifo_depth=None``."""
+    if isinstance(net.layer(consumer), Join):
+        return min(MAX_JOIN_FIFO_DEPTH, max(DEFAULT_FIFO_DEPTH, _events_bound(net, src) + 1))
+    return DEFAULT_FIFO_DEPTH
 
 
 class Queue(wiring.Component):
@@ -58,27 +105,39 @@ class Queue(wiring.Component):
         Payload shape.
     depth : int
         Capacity (>= 1; a depth-1 queue passes one token every other cycle).
+    stall_port : bool
+        Add a ``stall`` input: while it is high the queue offers nothing (``o.valid`` low). A
+        test hook for random backpressure inside a network; off for synthesis.
     """
 
-    def __init__(self, *, shape, depth):
+    def __init__(self, *, shape, depth, stall_port=False):
         self._shape = shape
         self._depth = check_int("depth", depth, minimum=1)
-        super().__init__({
+        self._stall_port = bool(stall_port)
+        members = {
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
-        })
+        }
+        if self._stall_port:
+            members["stall"] = In(1)
+        super().__init__(members)
+
+    @property
+    def depth(self):
+        return self._depth
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=Shape.cast(self._shape).width,
                                                       depth=self._depth)
+        hold = self.stall if self._stall_port else 0
         m.d.comb += [
             q.w_data.eq(self.i.payload),
             q.w_en.eq(self.i.valid),
             self.i.ready.eq(q.w_rdy),
             self.o.payload.eq(q.r_data),
-            self.o.valid.eq(q.r_rdy),
-            q.r_en.eq(self.o.ready),
+            self.o.valid.eq(q.r_rdy & ~hold),
+            q.r_en.eq(self.o.ready & ~hold),
         ]
         return m
 
@@ -177,44 +236,51 @@ class InputStreamer(wiring.Component):
 
 
 class NetworkTop(wiring.Component):
-    """The accelerator of a sequential IR network (ports in ``docs/hw-interfaces.md``).
+    """The accelerator of an IR network, residual joins included (ports in
+    ``docs/hw-interfaces.md``).
 
-    Timing: layers overlap in a pipeline (a core integrates timestep t+1 while the next one
+    Timing: cores overlap in a pipeline (a core integrates timestep t+1 while the next one
     sweeps t); an inference takes about Σ updates + T·(N_out + 5) cycles of the slowest core plus
     the pipeline fill. The next image's pixels are accepted once ``busy`` is low.
 
     Parameters
     ----------
     net : golden.ir.Network
-        A sequential network (no joins).
+        Any IR network: dense and conv2d layers, barrier and SEW joins.
     fifo_depth : int or None
-        Depth of every inter-core queue (default 16).
+        Depth of every inter-core queue; ``None`` sizes them from the IR (see the module
+        docstring and :func:`default_fifo_depth`).
     discharge, synapse : str
-        Passed to every :class:`~hw.layer.LayerCore`.
+        Passed to every core (``synapse`` to the layer cores only: joins have no synapses).
     monitor : bool
-        Add one ``tap_<k>`` port per layer: ``{valid, payload}`` of every token the core sends
+        Add one ``tap_<k>`` port per layer: ``{valid, payload}`` of every token core k sends
         (``valid`` = handshake), for testbenches. Off for synthesis.
+    stall_port : bool
+        Add ``stall: In(len(edges(net)))``: while bit e is high, the queue of edge e (order of
+        :func:`edges`) offers nothing to its consumer. For testbenches (random backpressure on
+        every edge); off for synthesis.
 
     Raises
     ------
     TypeError, ValueError
         On invalid parameters.
     MlsnnError
-        For a DAG ("residual joins are not supported by NetworkTop yet") or a layer whose v0
-        does not fit its potential width.
+        For a layer whose v0 does not fit its potential width.
     """
 
     def __init__(self, net, *, fifo_depth=None, discharge="parallel", synapse="mul",
-                 monitor=False):
+                 monitor=False, stall_port=False):
         check_supported(net)
-        self._fifo_depth = 16 if fifo_depth is None else check_int("fifo_depth", fifo_depth,
-                                                                    minimum=1)
+        self._fifo_depth = None if fifo_depth is None else check_int("fifo_depth", fifo_depth,
+                                                                      minimum=1)
         self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
         self._synapse = check_choice("synapse", synapse, ("mul", "serial"))
-        for layer in net.layers:
-            check_v0(layer, net.info(layer.name))
         self._net = net
         self._monitor = bool(monitor)
+        self._stall_port = bool(stall_port)
+        self.edges = edges(net)
+        self.fifo_depths = [self._fifo_depth or default_fifo_depth(net, src, net.layers[k].name)
+                            for src, k, _ in self.edges]
         ro = net.readout
         ro_info = net.info(ro.name)
         self.n_classes = ro_info.n_out
@@ -235,6 +301,8 @@ class NetworkTop(wiring.Component):
             for k, lay in enumerate(self.tap_layouts):
                 members[f"tap_{k}"] = Out(wiring.Signature({"valid": Out(1),
                                                             "payload": Out(lay)}))
+        if self._stall_port:
+            members["stall"] = In(len(self.edges))
         super().__init__(members)
 
     @staticmethod
@@ -242,11 +310,25 @@ class NetworkTop(wiring.Component):
         info = net.info(layer.name)
         if layer.readout:
             return EventLayout(index_width(info.n_out), info.width, signed_value=True)
+        if _is_sew(layer):
+            return EventLayout(index_width(info.n_out), value_width(info.zmax_out))
         return EventLayout(index_width(info.n_out), value_width(layer.levels))
 
     @property
     def network(self):
         return self._net
+
+    def _core(self, layer):
+        net = self._net
+        if isinstance(layer, Join):
+            if layer.mode == "sew":
+                core = SewJoin.from_network(net, layer.name)
+            else:
+                core = BarrierCore.from_network(net, layer.name, discharge=self._discharge)
+            return core, list(zip(core.inputs, core.in_layouts))
+        core = LayerCore.from_network(net, layer.name, discharge=self._discharge,
+                                      synapse=self._synapse)
+        return core, [(core.i, core.in_layout)]
 
     def elaborate(self, platform):
         m = Module()
@@ -256,26 +338,43 @@ class NetworkTop(wiring.Component):
                                                    in_bits=net.input.in_bits, timesteps=T)
         wiring.connect(m, wiring.flipped(self.pixels), st.pixels)
 
-        # Event sources by name; every consumer edge gets its own queue.
+        # Cores in IR order; event sources by name.
         sources = {INPUT: st.o}
-        cores = []
+        cores, in_ports = [], []
         for k, layer in enumerate(net.layers):
-            core = LayerCore.from_network(net, layer.name, discharge=self._discharge,
-                                          synapse=self._synapse)
+            core, ports = self._core(layer)
             m.submodules[f"core_{k}_{layer.name}"] = core
-            src = sources[layer.inputs[0]]
-            q = Queue(shape=core.in_layout, depth=self._fifo_depth)
-            m.submodules[f"queue_{k}_{layer.name}"] = q
-            wiring.connect(m, src, q.i)
-            wiring.connect(m, q.o, core.i)
             m.d.comb += core.clear.eq(self.clear)
             if not layer.readout:
                 sources[layer.name] = core.o
             cores.append(core)
+            in_ports.append(ports)
             if self._monitor:
                 tap = getattr(self, f"tap_{k}")
                 m.d.comb += [tap.valid.eq(core.o.valid & core.o.ready),
                              tap.payload.eq(core.o.payload)]
+
+        # One queue per consumer edge; a source with several consumers feeds them by a fork.
+        outs = {}
+        for src in sources:
+            n_cons = sum(1 for s, _, _ in self.edges if s == src)
+            if n_cons == 1:
+                outs[src] = [sources[src]]
+            elif n_cons > 1:
+                fork = Fork(shape=sources[src].payload.shape(), outputs=n_cons)
+                m.submodules[f"fork_{src}"] = fork
+                wiring.connect(m, sources[src], fork.i)
+                outs[src] = list(fork.o)
+        for e, ((src, k, p), depth) in enumerate(zip(self.edges, self.fifo_depths)):
+            port, layout = in_ports[k][p]
+            name = net.layers[k].name
+            q = Queue(shape=layout, depth=depth, stall_port=self._stall_port)
+            m.submodules[f"queue_{k}_{name}" if len(in_ports[k]) == 1
+                         else f"queue_{k}_{name}_{p}"] = q
+            wiring.connect(m, outs[src].pop(0), q.i)
+            wiring.connect(m, q.o, port)
+            if self._stall_port:
+                m.d.comb += q.stall.eq(self.stall[e])
 
         # Readout tokens → result beats; EOT tokens are consumed here.
         ro = cores[-1].o

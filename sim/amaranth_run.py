@@ -11,10 +11,34 @@ from amaranth.sim import Simulator
 from hw.layout import COUNTER_STRIDE, COUNTERS, EventKind
 from hw.network import NetworkTop, check_supported
 
-from .scoreboard import EOT, EVENT, RtlResult, split_timesteps
-from .tb import stream_get, stream_put
+from .scoreboard import EOT, EVENT, RtlResult, is_sew, split_timesteps
+from .tb import CycleLimitError, stream_get, stream_put
 
-__all__ = ["run_layer", "run_network", "CLOCK_PERIOD"]
+__all__ = ["run_layer", "run_network", "cycle_bound", "SimulationTimeout", "CLOCK_PERIOD"]
+
+
+class SimulationTimeout(RuntimeError):
+    """An image did not finish within the cycle budget (a deadlock, or a budget too small)."""
+
+
+def cycle_bound(net, *, gap=0.0, stall=0.0, throttle=0.0):
+    """A generous cycle budget per image: the cores' work done one after the other (no
+    overlap), serial synapses and discharge, slowed down by the random gaps and stalls."""
+    from hw.layout import LayerGeometry
+    from golden.ir import Join
+    T = net.timesteps
+    work = net.input.size + 16
+    for layer in net.layers:
+        info = net.info(layer.name)
+        if isinstance(layer, Join):
+            upd = info.n_in * len(info.streams)
+        else:
+            geo = LayerGeometry.of(layer, info)
+            upd = int(geo.fanout_counts().sum()) * max(1, info.zmax_in_index) + info.n_in
+        levels = 1 if is_sew(layer) or layer.readout else layer.levels
+        work += T * (upd + info.n_out * (levels + 3) + 16)
+    slow = (1 - min(gap, 0.95)) * (1 - min(stall, 0.95)) * (1 - min(throttle, 0.95))
+    return int(2000 + 4 * work / slow)
 
 CLOCK_PERIOD = 1e-8   # 100 MHz, only for waveforms
 
@@ -77,13 +101,25 @@ def run_layer(core, tokens, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=None, max_
     return res
 
 
-def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None, discharge="parallel",
-                synapse="mul", vcd=None, progress=None, top=None):
+def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=None,
+                discharge="parallel", synapse="mul", vcd=None, progress=None, top=None,
+                max_cycles=None):
     """Run ``x`` (``[B, *input_shape]``) image by image through a :class:`NetworkTop`.
 
     After each image the counters and flags are read through ``ctr_addr``/``ctr_data`` and
     cleared with ``clear``, so they are per image. Internal tokens are observed on the
     ``tap_<k>`` monitor ports.
+
+    Parameters
+    ----------
+    gap, stall : float
+        Probability of an idle cycle before each pixel, of a stall before each result beat.
+    throttle : float
+        Probability, per cycle and per inter-core queue, that the queue offers nothing to its
+        consumer (random backpressure on every edge; builds the top with ``stall_port=True``).
+    max_cycles : int or None
+        Cycle budget per image (default :func:`cycle_bound`); exceeding it raises
+        :class:`SimulationTimeout` ("image 0: no result after N cycles (deadlock?)").
 
     Returns
     -------
@@ -95,7 +131,13 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None, discharg
     if top is None:
         check_supported(net)      # before constructing: see hw.network.check_supported
     top = top or NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
-                            monitor=True)
+                            monitor=True, stall_port=throttle > 0)
+    if throttle > 0 and not hasattr(top, "stall"):
+        raise ValueError("throttle needs a NetworkTop built with stall_port=True")
+    if max_cycles is None:
+        max_cycles = cycle_bound(net, gap=gap, stall=stall, throttle=throttle)
+    rng_thr = random.Random(seed * 2 + 3)
+    n_edges = len(top.edges) if throttle > 0 else 0
     L = len(net.layers)
     rng_in = random.Random(seed * 2 + 1)
     rng_out = random.Random(seed * 2 + 2)
@@ -116,6 +158,12 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None, discharg
         async for _, _, busy, *vals in ctx.tick().sample(*sampled):
             busy_cycles[0] += busy
             all_cycles[0] += 1
+            if n_edges:
+                bits = 0
+                for e in range(n_edges):
+                    if rng_thr.random() < throttle:
+                        bits |= 1 << e
+                ctx.set(top.stall, bits)
             for k, layer in enumerate(net.layers):
                 if vals[2 * k]:
                     p = vals[2 * k + 1]
@@ -126,15 +174,30 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None, discharg
             if progress:
                 progress(b, B)
             start = busy_cycles[0]
-            for v in x[b].reshape(-1):
-                await stream_put(ctx, top.pixels, int(v), rng=rng_in, gap=gap)
-            for c in range(n_cls):
-                p = await stream_get(ctx, top.result, rng=rng_out, stall=stall)
-                readout[b, int(p.index)] = int(p.potential)
-                if bool(p.last) != (c == n_cls - 1):
-                    raise AssertionError(f"image {b}: result beat {c} has last={p.last}")
-            while ctx.get(top.busy):
-                await ctx.tick()
+            deadline = all_cycles[0] + max_cycles
+
+            def left():
+                n = deadline - all_cycles[0]
+                if n <= 0:
+                    raise SimulationTimeout(f"image {b}: no result after {max_cycles} cycles "
+                                            f"(deadlock?)")
+                return n
+            try:
+                for v in x[b].reshape(-1):
+                    await stream_put(ctx, top.pixels, int(v), rng=rng_in, gap=gap,
+                                     timeout=left())
+                for c in range(n_cls):
+                    p = await stream_get(ctx, top.result, rng=rng_out, stall=stall,
+                                         timeout=left())
+                    readout[b, int(p.index)] = int(p.potential)
+                    if bool(p.last) != (c == n_cls - 1):
+                        raise AssertionError(f"image {b}: result beat {c} has last={p.last}")
+                while ctx.get(top.busy):
+                    left()
+                    await ctx.tick()
+            except CycleLimitError:
+                raise SimulationTimeout(f"image {b}: no result after {max_cycles} cycles "
+                                        f"(deadlock?)") from None
             await ctx.tick()
             cycles[b] = busy_cycles[0] - start
             preds[b] = ctx.get(top.prediction)

@@ -3,7 +3,9 @@
 Shared by the Amaranth-simulator runners, the cocotb benches and ``mlsnn simulate``, so every
 path checks the same things the same way:
 
-* every token of every core (per image and timestep, in sweep order: j ascending),
+* every token of every core (per image and timestep, in sweep order: j ascending); a SEW join
+  merges two streams whose events may interleave in any order, so its tokens are compared per
+  timestep as multisets (SPEC §3),
 * the readout potentials and predictions,
 * every counter of SPEC §5 per image,
 * the overflow flags: golden 0 (impossible) → flag must be 0 and the results exact; golden 2
@@ -17,14 +19,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden.ir import INPUT
+from golden.ir import INPUT, Join
 from hw.layout import COUNTERS, EventKind
 
 #: The counters the golden model computes (SPEC §5), a prefix of the hardware's.
 GOLDEN_COUNTERS = COUNTERS[:8]
 
 __all__ = ["RtlResult", "Expected", "layer_input_tokens", "layer_expected", "split_timesteps",
-           "golden_events", "compare", "compare_expected", "summary", "GOLDEN_COUNTERS"]
+           "golden_events", "merged_events", "compare", "compare_expected", "summary",
+           "layer_kind", "GOLDEN_COUNTERS"]
 
 EVENT, EOT, READOUT = (int(k.value) for k in (EventKind.EVENT, EventKind.EOT, EventKind.READOUT))
 
@@ -82,14 +85,38 @@ def golden_events(golden, name, b, t):
     return [(int(j), int(ev[j])) for j in np.nonzero(ev)[0]]
 
 
-def layer_input_tokens(net, name, x, golden):
-    """The token stream entering core ``name`` for inputs ``x``: ``[(kind, index, value)]``.
+def is_sew(layer):
+    return isinstance(layer, Join) and layer.mode == "sew"
 
-    The first layer sees the pixel events (direct encoding); the others see the golden events
-    of their input layer. Every timestep ends with EOT.
+
+def merged_events(net, golden, name, b, t, x=None):
+    """The events a SEW join ``name`` passes on for image b at timestep t: those of every stream
+    it merges, sorted (a multiset: the hardware may interleave them in any order). ``None``
+    when a merged stream is the network input and ``x`` is not given."""
+    out = []
+    for s in net.info(name).streams:
+        if s == INPUT:
+            if x is None:
+                return None
+            flat = np.asarray(x[b]).reshape(-1)
+            out += [(int(i), int(v)) for i, v in enumerate(flat) if v > 0]
+        else:
+            out += golden_events(golden, s, b, t)
+    return sorted(out)
+
+
+def layer_input_tokens(net, name, x, golden, port=0):
+    """The token stream entering input ``port`` of core ``name`` for inputs ``x``:
+    ``[(kind, index, value)]``.
+
+    A layer fed by the network input sees the pixel events (direct encoding); the others see the
+    golden events of their input layer (a SEW join's: the events of every stream it merges).
+    Every timestep ends with EOT.
     """
-    layer = net.layer(name)
-    src = layer.inputs[0]
+    return _input_tokens(net, net.layer(name).inputs[port], x, golden)
+
+
+def _input_tokens(net, src, x, golden):
     x = net.check_inputs(x)
     B = x.shape[0]
     tokens = []
@@ -98,6 +125,8 @@ def layer_input_tokens(net, name, x, golden):
             if src == INPUT:
                 flat = x[b].reshape(-1)
                 evs = [(int(i), int(v)) for i, v in enumerate(flat) if v > 0]
+            elif is_sew(net.layer(src)):
+                evs = merged_events(net, golden, src, b, t, x)
             else:
                 evs = golden_events(golden, src, b, t)
             tokens += [(EVENT, i, z) for i, z in evs]
@@ -158,7 +187,8 @@ class Expected:
     -------
     layers : ``[(name, readout)]`` in network order.
     timesteps : T.
-    events : ``{layer: [B][T] [(j, z)]}`` for the spiking layers.
+    events : ``{layer: [B][T] [(j, z)]}`` for the spiking layers (SEW joins: sorted, compared as
+        multisets; ``None`` when unknown: a SEW join of the network input without ``x``).
     readout : ``[B][n_classes]``; predictions : ``[B]``.
     counters : ``{layer: {counter: [B]}}`` (the eight golden counters).
     overflow : ``{layer: [B]}`` 0 impossible, 1 possible, 2 certain.
@@ -171,45 +201,63 @@ class Expected:
     predictions: list
     counters: dict
     overflow: dict
+    merged: list = field(default_factory=list)     # names of the SEW joins
 
     @classmethod
-    def from_golden(cls, net, golden):
+    def from_golden(cls, net, golden, x=None):
         B = golden.predictions.shape[0]
         T = net.timesteps
+        events = {}
+        for l in net.layers:
+            if l.readout:
+                continue
+            if is_sew(l):
+                per_img = [[merged_events(net, golden, l.name, b, t, x) for t in range(T)]
+                           for b in range(B)]
+                events[l.name] = None if any(e is None for img in per_img for e in img) \
+                    else per_img
+            else:
+                events[l.name] = [[golden_events(golden, l.name, b, t) for t in range(T)]
+                                  for b in range(B)]
         return cls(
             layers=[(l.name, bool(l.readout)) for l in net.layers], timesteps=T,
-            events={l.name: [[golden_events(golden, l.name, b, t) for t in range(T)]
-                             for b in range(B)] for l in net.layers if not l.readout},
+            events=events,
             readout=golden.readout.tolist(), predictions=golden.predictions.tolist(),
             counters={n: {c: np.asarray(v).tolist() for c, v in d.items()}
                       for n, d in golden.counters.items()},
-            overflow={n: np.asarray(v).tolist() for n, v in golden.overflow.items()})
+            overflow={n: np.asarray(v).tolist() for n, v in golden.overflow.items()},
+            merged=[l.name for l in net.layers if is_sew(l)])
 
     def to_json(self):
         return {"layers": [list(l) for l in self.layers], "timesteps": self.timesteps,
-                "events": {k: [[[list(e) for e in ts] for ts in img] for img in v]
+                "events": {k: None if v is None else
+                           [[[list(e) for e in ts] for ts in img] for img in v]
                            for k, v in self.events.items()},
                 "readout": self.readout, "predictions": self.predictions,
-                "counters": self.counters, "overflow": self.overflow}
+                "counters": self.counters, "overflow": self.overflow, "merged": self.merged}
 
     @classmethod
     def from_json(cls, d):
         return cls(layers=[(n, bool(r)) for n, r in d["layers"]], timesteps=d["timesteps"],
-                   events={k: [[[tuple(e) for e in ts] for ts in img] for img in v]
+                   events={k: None if v is None else
+                           [[[tuple(e) for e in ts] for ts in img] for img in v]
                            for k, v in d["events"].items()},
                    readout=d["readout"], predictions=d["predictions"], counters=d["counters"],
-                   overflow=d["overflow"])
+                   overflow=d["overflow"], merged=list(d.get("merged", [])))
 
 
-def compare(net, golden, rtl):
+def compare(net, golden, rtl, x=None):
     """Compare an :class:`RtlResult` with a golden :class:`~golden.reference.Result`.
+
+    ``x`` (the inputs) is needed only to check the tokens of a SEW join that merges the network
+    input itself; without it that join's counters are still compared.
 
     Returns
     -------
     list of str
         One line per mismatch, in network order (image, layer, timestep); empty when all match.
     """
-    return compare_expected(Expected.from_golden(net, golden), rtl)
+    return compare_expected(Expected.from_golden(net, golden, x), rtl)
 
 
 def compare_expected(exp, rtl):
@@ -231,12 +279,18 @@ def compare_expected(exp, rtl):
                 saturated = name
             if saturated is not None:
                 continue
-            if not readout:
+            if not readout and exp.events[name] is not None:
+                merged = name in exp.merged
                 for t in range(T):
-                    d = _first_diff(list(rtl.events[name][b][t]), list(exp.events[name][b][t]))
+                    got = [tuple(e) for e in rtl.events[name][b][t]]
+                    want = [tuple(e) for e in exp.events[name][b][t]]
+                    if merged:
+                        got = sorted(got)
+                    d = _first_diff(got, want)
                     if d is not None:
                         k, g, e = d
-                        msgs.append(f"image {b}, layer '{name}', timestep {t + 1}, event #{k}: "
+                        what = "sorted event" if merged else "event"
+                        msgs.append(f"image {b}, layer '{name}', timestep {t + 1}, {what} #{k}: "
                                     f"RTL {_fmt(g)}, golden {_fmt(e)}")
                         break
             else:
@@ -260,12 +314,17 @@ def _fmt(ev):
     return "nothing" if ev is None else f"(j={ev[0]}, z={ev[1]})"
 
 
+def layer_kind(layer):
+    """``dense``, ``conv2d``, ``join-barrier`` or ``join-sew`` (as ``mlsnn golden`` prints)."""
+    return f"join-{layer.mode}" if isinstance(layer, Join) else layer.kind
+
+
 def summary(net, rtl):
     """JSON-ready summary: cycles, predictions, counters summed over the images."""
     return {
         "cycles": int(np.sum(rtl.cycles)),
         "predictions": [int(p) for p in rtl.predictions],
-        "layers": [{"name": l.name,
+        "layers": [{"name": l.name, "kind": layer_kind(l),
                     "counters": {c: int(np.sum(rtl.counters[l.name][c])) for c in COUNTERS},
                     "overflow": bool(np.any(rtl.overflow[l.name]))}
                    for l in net.layers],

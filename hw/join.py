@@ -1,0 +1,590 @@
+"""Residual-block components: :class:`Fork`, :class:`BarrierCore`, :class:`SewJoin` (SPEC §3–§5).
+
+Design note
+===========
+
+A residual block (seed 000 §4.3–4.4, Fig. 3) splits one event stream into a direct path (two
+convolutions) and a residual path (identity, or a 1×1 stride-2 convolution), and joins the two
+again::
+
+             ┌─► Queue ─► conv a ─► Queue ─► conv b ─► Queue ─┐
+    S ─► Fork┤                                                 ├─► join (barrier | SEW) ─► …
+             └─► Queue ─────────── (identity or short) ─► Queue┘
+
+Fork
+    A broadcast without storage: the input token is offered to every output at once and leaves
+    the fork only when *every* output has taken it. A per-output ``taken`` flag remembers which
+    outputs already took the token, so an output that is ready early takes it at once and is not
+    offered it again (no duplicate), and a stalled output keeps its copy offered (no loss). The
+    per-edge FIFOs behind the fork are the skid buffers; the fork itself adds no latency.
+
+Joins consume whichever input has a token
+    Both join kinds keep one ``eot`` flag per input. In a timestep, an input is accepted whenever
+    it has a token and has not yet delivered its EOT; after its EOT it is held until the other
+    input's EOT has arrived too, and only then does the join end the timestep (barrier: fire
+    sweep, then one EOT; SEW: one EOT). When both inputs offer a token in the same cycle, a
+    round-robin pointer picks one (the inputs alternate), so neither input can starve the other.
+    Events of one timestep may be consumed in any order because the sums are exact (SPEC §3).
+
+No deadlock, for every FIFO depth >= 1 (the guarantee the network top relies on)
+    Assume the network is stuck and let t be the earliest timestep whose EOT some component has
+    not sent; among those, take the first component C in topological order (a fork counts as
+    part of its producer: a token is "sent" once every consumer queue took it). Every producer
+    upstream of C has sent EOT(t), so all of C's input tokens up to EOT(t) sit in C's queues, and
+    C has consumed everything up to EOT(t-1) (it sent EOT(t-1)). A layer or barrier core in its
+    integrate phase takes input without needing its output, and a join never holds an input that
+    has not delivered EOT(t), so C can only be stuck because its *output* is full. Its consumer D
+    has not sent EOT(t) either (it needs C's EOT(t)), holds only timestep-t tokens from C, and
+    is itself blocked only by its own full output; following these edges downstream must end at
+    a core in its integrate phase or at the readout (whose result stream the host drains) — a
+    contradiction. The argument needs exactly the two properties above: an input is never held
+    before its own EOT, and a core integrates without output space. (A join that drained its
+    inputs one after the other — all of the direct path, then all of the residual path —
+    would deadlock as soon as the residual queue filled up with the next timestep's tokens.)
+    FIFO depth therefore only buys overlap between timesteps (see ``hw.network``), never
+    correctness; the tests run depths 1 and 2 with random stalls on every queue.
+
+BarrierCore (Sparse-ResNet barrier neuron)
+    Integrate: the accepted event ``(j, z)`` of input k is registered with ``z·w_k`` (``w_k`` is
+    the IR's integer stream weight, a constant: no weight memory); the next cycle reads ``P[j]``,
+    the cycle after writes ``P[j] + z·w_k`` — one read and one write per event, one event per
+    cycle sustained. The read port is transparent for the write port, so back-to-back events on
+    the same j see each other's sums (the forwarding of :mod:`hw.layer`). After both EOTs it
+    drains the two stages and sweeps ``j`` ascending through a :class:`~hw.neuron.FireUnit`
+    with its own θ_b, N_b, v0 and no bias (bias input tied to 0), exactly as a layer core does.
+    Counters: ``ev_in``, ``ev_out``, ``p_rd``/``p_wr`` (= ev_in + T·N), ``syn_updates`` (= ev_in),
+    ``syn_acc`` (Σ z), ``cycles``, ``saturations``; ``w_rd`` and ``b_rd`` are always 0.
+
+SewJoin (SEW-ResNet element-wise sum, no neuron)
+    A merge with a registered output stage: it forwards every EVENT of both inputs unchanged
+    (values widened to the output width) and, once both inputs delivered EOT, one EOT. One token
+    per cycle. Counters: ``ev_in`` = ``ev_out`` = events passed through, ``cycles``; the others
+    are 0 (as in the golden model).
+
+Combinational paths: ``i0.ready`` and ``i1.ready`` depend on the *other* input's ``valid``
+(the arbiter) and, for the SEW join and the fork, on ``o.ready``; ``o.valid`` of the fork
+depends on ``i.valid``. The network top puts a queue (registered ``valid``/``ready``) on every
+edge, so no combinational loop can form.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed
+from amaranth.lib import enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.ir import Join, LayerInfo
+
+from .layer import CounterLayout, check_v0
+from .layout import EventKind, EventLayout, index_width, value_width
+from .memory import COUNTER_WIDTH, CountedMemory
+from .neuron import FireUnit, check_choice, check_int
+
+__all__ = ["Fork", "BarrierCore", "SewJoin"]
+
+
+class Fork(wiring.Component):
+    """Broadcast one stream to ``outputs`` consumers; a token leaves when all took it.
+
+    Timing: no storage and no latency (``o[k].valid`` follows ``i.valid`` in the same cycle);
+    one token per cycle when every output is ready; a stalled output holds the input, and an
+    output that already took the current token is not offered it again.
+
+    Parameters
+    ----------
+    shape : shape-like
+        Payload shape (e.g. an :class:`~hw.layout.EventLayout`).
+    outputs : int
+        Number of consumers (>= 2).
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape)).array(outputs)
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``outputs must be an integer >= 2, not 1``; ``shape must be shape-castable, not 'x'``.
+    """
+
+    def __init__(self, *, shape, outputs=2):
+        try:
+            Shape.cast(shape)
+        except TypeError:
+            raise TypeError(f"shape must be shape-castable, not {shape!r}") from None
+        self._n = check_int("outputs", outputs, minimum=2)
+        self._shape = shape
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)).array(self._n),
+        })
+
+    @property
+    def outputs(self):
+        return self._n
+
+    def elaborate(self, platform):
+        m = Module()
+        taken = Signal(self._n)
+        done = [taken[k] | o.ready for k, o in enumerate(self.o)]
+        all_done = done[0]
+        for d in done[1:]:
+            all_done = all_done & d
+        m.d.comb += self.i.ready.eq(all_done)
+        for k, o in enumerate(self.o):
+            m.d.comb += [o.valid.eq(self.i.valid & ~taken[k]), o.payload.eq(self.i.payload)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += taken.eq(0)
+        with m.Else():
+            for k, o in enumerate(self.o):
+                with m.If(o.valid & o.ready):
+                    m.d.sync += taken[k].eq(1)
+        return m
+
+
+def _arbitrate(m, i0, i1, open0, open1):
+    """Round-robin choice between two inputs; an input is considered only while ``open``.
+
+    Returns the two handshake conditions (never both in one cycle).
+    """
+    pri = Signal()          # 0: input 0 wins a tie, 1: input 1 wins
+    avail0 = i0.valid & open0
+    avail1 = i1.valid & open1
+    m.d.comb += [
+        i0.ready.eq(open0 & (~pri | ~avail1)),
+        i1.ready.eq(open1 & (pri | ~avail0)),
+    ]
+    hs0 = i0.valid & i0.ready
+    hs1 = i1.valid & i1.ready
+    with m.If(hs0):
+        m.d.sync += pri.eq(1)
+    with m.Elif(hs1):
+        m.d.sync += pri.eq(0)
+    return hs0, hs1
+
+
+class _Counters:
+    """32-bit counters cleared by ``clear``."""
+
+    def __init__(self, m, clear, names):
+        self.m, self.clear = m, clear
+        self.sig = {n: Signal(COUNTER_WIDTH, name=f"ctr_{n}") for n in names}
+        for n, s in self.sig.items():
+            with m.If(clear):
+                m.d.sync += s.eq(0)
+
+    def count(self, name, cond, inc=1):
+        s = self.sig[name]
+        with self.m.If(~self.clear & cond):
+            self.m.d.sync += s.eq(s + inc)
+
+
+def _cycle_condition(m, T, first_cand, input_done, out_last):
+    """The ``cycles`` bracket of ``docs/hw-interfaces.md``: from the first input token of an
+    inference (``first_cand``: any input handshake) to its T-th output EOT (``out_last``).
+    ``input_done`` pulses when the core has taken the inputs' last EOTs of timestep T."""
+    started = Signal()
+    in_first = Signal()
+    flight = Signal(range(3))
+    m.d.comb += in_first.eq(first_cand & ~started)
+    with m.If(input_done):
+        m.d.sync += started.eq(0)
+    with m.Elif(first_cand):
+        m.d.sync += started.eq(1)
+    m.d.sync += flight.eq(flight + in_first - out_last)
+    return (flight != 0) | in_first
+
+
+def _check_layer(layer, info, mode):
+    if not isinstance(layer, Join) or layer.mode != mode:
+        raise TypeError(f"layer must be a golden.ir.Join with mode '{mode}', not "
+                        f"{_describe(layer)}")
+    if not isinstance(info, LayerInfo):
+        raise TypeError(f"info must be a golden.ir.LayerInfo, not {type(info).__name__}")
+
+
+def _describe(layer):
+    if isinstance(layer, Join):
+        return f"a Join with mode '{layer.mode}'"
+    return type(layer).__name__
+
+
+class _Phase(enum.Enum, shape=2):
+    INTEGRATE = 0
+    DRAIN = 1
+    SWEEP = 2
+    EOT_OUT = 3
+
+
+class BarrierCore(wiring.Component):
+    """Sparse-ResNet barrier neuron of a residual join (``Join(mode="barrier")``).
+
+    Timing: integrate one event per cycle sustained (either input), latency 2 cycles from
+    acceptance to the write of ``P``; after both inputs' EOT, a drain of at most 2 cycles and
+    a sweep of N + 3 cycles (``discharge="parallel"``); backpressure on ``o`` stalls the sweep
+    without repeating an access. See the module's design note.
+
+    Parameters
+    ----------
+    layer : golden.ir.Join
+        A barrier join: ``threshold``, ``levels``, ``v0``, ``stream_weights``.
+    info : golden.ir.LayerInfo
+        ``net.info(layer.name)``: size, ``zmax_in`` per input, potential width.
+    timesteps : int
+        T.
+    discharge : {"parallel", "serial"}
+        Fire unit variant.
+
+    Members
+    -------
+    i0, i1 : In(stream.Signature(EventLayout(index_width(N), value_width(zmax_in[k]))))
+        The two joined streams (IR ``inputs`` order), EVENT and EOT tokens.
+    o : Out(stream.Signature(EventLayout(index_width(N), value_width(levels))))
+        Events ``(j, z)`` in sweep order and one EOT per timestep.
+    clear : In(1)
+    counters : Out(CounterLayout)
+        Same layout as :class:`~hw.layer.LayerCore` (``w_rd``, ``b_rd`` stay 0).
+    overflow : Out(1)
+        Sticky: a potential saturated (only when the width was forced narrow).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``layer must be a golden.ir.Join with mode 'barrier', not Dense``, a v0 that does not
+        fit the width, bad ``timesteps`` or ``discharge``.
+    """
+
+    def __init__(self, *, layer, info, timesteps, discharge="parallel"):
+        self._validate(layer=layer, info=info, timesteps=timesteps, discharge=discharge)
+        self._layer, self._info, self._T = layer, info, timesteps
+        self._discharge = discharge
+        self._n = info.n_out
+        self._pw = info.width
+        self._narrow = info.width < info.safe_width
+        iw = index_width(info.n_in)
+        self.in_layouts = tuple(EventLayout(iw, value_width(z)) for z in info.zmax_in)
+        self.out_layout = EventLayout(index_width(info.n_out), value_width(layer.levels))
+        super().__init__({
+            "i0": In(stream.Signature(self.in_layouts[0])),
+            "i1": In(stream.Signature(self.in_layouts[1])),
+            "o": Out(stream.Signature(self.out_layout)),
+            "clear": In(1),
+            "counters": Out(CounterLayout()),
+            "overflow": Out(1),
+        })
+
+    @staticmethod
+    def _validate(*, layer, info, timesteps, discharge):
+        _check_layer(layer, info, "barrier")
+        check_int("timesteps", timesteps, minimum=1)
+        check_choice("discharge", discharge, ("parallel", "serial"))
+        check_v0(layer, info)
+
+    @classmethod
+    def from_network(cls, net, name, *, discharge="parallel"):
+        """The barrier core of join ``name`` of ``net``."""
+        args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
+                    discharge=discharge)
+        cls._validate(**args)
+        return cls(**args)
+
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def inputs(self):
+        """The input ports in IR ``inputs`` order."""
+        return (self.i0, self.i1)
+
+    @property
+    def narrow(self):
+        return self._narrow
+
+    def elaborate(self, platform):
+        m = Module()
+        layer, T, n, pw = self._layer, self._T, self._n, self._pw
+        lo, hi = -(1 << (pw - 1)), (1 << (pw - 1)) - 1
+        w0, w1 = layer.stream_weights
+
+        m.submodules.pmem = pmem = CountedMemory(shape=signed(pw), depth=n,
+                                                 init=[layer.v0] * n, transparent=True)
+        m.d.comb += pmem.clear.eq(self.clear)
+        m.submodules.fire = fire = FireUnit(
+            levels=layer.levels, threshold=layer.threshold, potential_width=pw, bias_width=2,
+            index_width=index_width(n), v0=layer.v0, discharge=self._discharge,
+            saturate=self._narrow)
+        m.d.comb += fire.clear.eq(self.clear)
+
+        phase = Signal(_Phase)
+        t_cur = Signal(range(T))
+        last_t = Signal()
+        m.d.comb += last_t.eq(t_cur == T - 1)
+
+        # -- input: round robin between the inputs that have not sent this timestep's EOT --
+        eot = Signal(2)
+        integ = phase == _Phase.INTEGRATE
+        hs0, hs1 = _arbitrate(m, self.i0, self.i1, integ & ~eot[0], integ & ~eot[1])
+        p0, p1 = self.i0.payload, self.i1.payload
+        ev0 = hs0 & (p0.kind == EventKind.EVENT)
+        ev1 = hs1 & (p1.kind == EventKind.EVENT)
+        with m.If(hs0 & (p0.kind == EventKind.EOT)):
+            m.d.sync += eot[0].eq(1)
+        with m.If(hs1 & (p1.kind == EventKind.EOT)):
+            m.d.sync += eot[1].eq(1)
+
+        # -- M: z·w_k registered; read P[j] ------------------------------------------------
+        zw = max(lay.value_width for lay in self.in_layouts)
+        ww = max(Const.cast(w0).shape().width, Const.cast(w1).shape().width)
+        prod_shape = signed(zw + ww + 1)
+        m_valid = Signal()
+        m_j = Signal(range(n))
+        m_prod = Signal(prod_shape)
+        z_in = Signal(zw)
+        m.d.comb += z_in.eq(Mux(hs1, p1.value, p0.value))
+        m.d.sync += m_valid.eq(ev0 | ev1)
+        with m.If(ev0 | ev1):
+            m.d.sync += [m_j.eq(Mux(hs1, p1.index, p0.index)),
+                         m_prod.eq(Mux(hs1, p1.value * w1, p0.value * w0))]
+
+        # -- A: P + z·w_k, write P ---------------------------------------------------------
+        a_valid = Signal()
+        a_j = Signal(range(n))
+        a_prod = Signal(prod_shape)
+        m.d.sync += a_valid.eq(m_valid)
+        with m.If(m_valid):
+            m.d.sync += [a_j.eq(m_j), a_prod.eq(m_prod)]
+        a_full = pmem.rd_data + a_prod
+        a_sum = Signal(signed(pw))
+        a_sat = Signal()
+        if self._narrow:
+            with m.If(a_full > hi):
+                m.d.comb += [a_sum.eq(hi), a_sat.eq(1)]
+            with m.Elif(a_full < lo):
+                m.d.comb += [a_sum.eq(lo), a_sat.eq(1)]
+            with m.Else():
+                m.d.comb += a_sum.eq(a_full)
+        else:
+            m.d.comb += a_sum.eq(a_full)
+
+        # -- sweep: read P[j] → W1 → fire unit → write back, emit -----------------------------
+        s_j = Signal(range(n + 1))
+        w1_valid = Signal()
+        w1_j = Signal(range(n))
+        s_issue = Signal()
+        m.d.comb += s_issue.eq((phase == _Phase.SWEEP) & (s_j != n)
+                               & (~w1_valid | fire.i.ready))
+        with m.If(s_issue):
+            m.d.sync += [w1_valid.eq(1), w1_j.eq(s_j), s_j.eq(s_j + 1)]
+        with m.Elif(fire.i.ready):
+            m.d.sync += w1_valid.eq(0)
+        m.d.comb += [
+            fire.i.valid.eq(w1_valid),
+            fire.i.payload.index.eq(w1_j),
+            fire.i.payload.p.eq(pmem.rd_data),
+            fire.i.payload.b.eq(0),
+            fire.i.payload.last.eq(last_t),
+        ]
+        with m.If(phase == _Phase.SWEEP):
+            m.d.comb += [pmem.rd_addr.eq(s_j), pmem.rd_en.eq(s_issue)]
+        with m.Else():
+            m.d.comb += [pmem.rd_addr.eq(m_j), pmem.rd_en.eq(m_valid)]
+
+        emit = fire.o.payload.z != 0
+        wb = Signal()
+        wb_count = Signal(range(n))
+        m.d.comb += [
+            fire.o.ready.eq((phase == _Phase.SWEEP) & (~emit | self.o.ready)),
+            wb.eq(fire.o.valid & fire.o.ready),
+        ]
+        with m.If(wb):
+            m.d.comb += [pmem.wr_addr.eq(fire.o.payload.index), pmem.wr_data.eq(fire.o.payload.p),
+                         pmem.wr_en.eq(1)]
+        with m.Else():
+            m.d.comb += [pmem.wr_addr.eq(a_j), pmem.wr_data.eq(a_sum), pmem.wr_en.eq(a_valid)]
+
+        with m.If(phase == _Phase.EOT_OUT):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(EventKind.EOT)]
+        with m.Else():
+            m.d.comb += [
+                self.o.valid.eq(fire.o.valid & emit & (phase == _Phase.SWEEP)),
+                self.o.payload.kind.eq(EventKind.EVENT),
+                self.o.payload.index.eq(fire.o.payload.index),
+                self.o.payload.value.eq(fire.o.payload.z),
+            ]
+        out_hs = self.o.valid & self.o.ready
+
+        # -- phases ---------------------------------------------------------------------------
+        both = Signal()
+        m.d.comb += both.eq(integ & (eot == 0b11))
+        with m.Switch(phase):
+            with m.Case(_Phase.INTEGRATE):
+                with m.If(eot == 0b11):
+                    m.d.sync += [phase.eq(_Phase.DRAIN), eot.eq(0)]
+            with m.Case(_Phase.DRAIN):
+                with m.If(~m_valid & ~a_valid):
+                    m.d.sync += phase.eq(_Phase.SWEEP)
+            with m.Case(_Phase.SWEEP):
+                with m.If(wb):
+                    m.d.sync += wb_count.eq(wb_count + 1)
+                    with m.If(wb_count == n - 1):
+                        m.d.sync += [phase.eq(_Phase.EOT_OUT), wb_count.eq(0)]
+            with m.Case(_Phase.EOT_OUT):
+                with m.If(self.o.ready):
+                    m.d.sync += [phase.eq(_Phase.INTEGRATE), s_j.eq(0),
+                                 t_cur.eq(Mux(last_t, 0, t_cur + 1))]
+
+        # -- counters -------------------------------------------------------------------------
+        ctr = _Counters(m, self.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles",
+                                        "saturations"))
+        ctr.count("ev_in", ev0 | ev1)
+        ctr.count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
+        ctr.count("syn_updates", ev0 | ev1)
+        ctr.count("syn_acc", ev0 | ev1, z_in)
+        ctr.count("saturations", a_valid & a_sat)
+        out_last = out_hs & (phase == _Phase.EOT_OUT) & last_t
+        ctr.count("cycles", _cycle_condition(m, T, hs0 | hs1, both & last_t, out_last))
+
+        ovf = Signal()
+        with m.If(self.clear):
+            m.d.sync += ovf.eq(0)
+        with m.Elif(a_valid & a_sat):
+            m.d.sync += ovf.eq(1)
+        m.d.comb += self.overflow.eq(ovf | fire.overflow)
+
+        c = ctr.sig
+        m.d.comb += [
+            self.counters.ev_in.eq(c["ev_in"]),
+            self.counters.ev_out.eq(c["ev_out"]),
+            self.counters.w_rd.eq(0),
+            self.counters.p_rd.eq(pmem.reads),
+            self.counters.p_wr.eq(pmem.writes),
+            self.counters.b_rd.eq(0),
+            self.counters.syn_updates.eq(c["syn_updates"]),
+            self.counters.syn_acc.eq(c["syn_acc"]),
+            self.counters.cycles.eq(c["cycles"]),
+            self.counters.saturations.eq(c["saturations"] + fire.saturations),
+        ]
+        return m
+
+
+class SewJoin(wiring.Component):
+    """SEW-ResNet join: forwards the events of both inputs, one EOT per timestep.
+
+    Timing: one token per cycle through a registered output stage (latency 1 cycle); an EOT is
+    emitted in the cycle after the second input EOT has been taken; a stalled ``o`` holds both
+    inputs. ``o.valid`` comes from a register; ``i0.ready``/``i1.ready`` depend on ``o.ready``
+    and on the other input's ``valid``.
+
+    Parameters
+    ----------
+    index_width : int
+        Width of the neuron index (both inputs and the output).
+    in_value_widths : (int, int)
+        Value widths of ``i0`` and ``i1``.
+    out_value_width : int
+        Value width of ``o`` (>= both input widths; the IR's sum of the input maxima).
+    timesteps : int
+        T (brackets the ``cycles`` counter per inference).
+
+    Members
+    -------
+    i0, i1 : In(stream.Signature(EventLayout(index_width, in_value_widths[k])))
+    o : Out(stream.Signature(EventLayout(index_width, out_value_width)))
+    clear : In(1)
+    counters : Out(CounterLayout)
+        ``ev_in`` = ``ev_out`` (events passed through) and ``cycles``; the others stay 0.
+    overflow : Out(1)
+        Always 0 (no arithmetic).
+
+    Raises
+    ------
+    TypeError, ValueError
+        e.g. ``out_value_width (2) must be at least the widest input value width (3)``.
+    """
+
+    def __init__(self, *, index_width, in_value_widths, out_value_width, timesteps):
+        iw = check_int("index_width", index_width, minimum=1)
+        if (not isinstance(in_value_widths, (tuple, list)) or len(in_value_widths) != 2):
+            raise TypeError(f"in_value_widths must be a pair of positive integers, not "
+                            f"{in_value_widths!r}")
+        vws = tuple(check_int("in_value_widths", v, minimum=1) for v in in_value_widths)
+        ow = check_int("out_value_width", out_value_width, minimum=1)
+        if ow < max(vws):
+            raise ValueError(f"out_value_width ({ow}) must be at least the widest input value "
+                             f"width ({max(vws)})")
+        self._T = check_int("timesteps", timesteps, minimum=1)
+        self.in_layouts = tuple(EventLayout(iw, v) for v in vws)
+        self.out_layout = EventLayout(iw, ow)
+        super().__init__({
+            "i0": In(stream.Signature(self.in_layouts[0])),
+            "i1": In(stream.Signature(self.in_layouts[1])),
+            "o": Out(stream.Signature(self.out_layout)),
+            "clear": In(1),
+            "counters": Out(CounterLayout()),
+            "overflow": Out(1),
+        })
+
+    @classmethod
+    def from_network(cls, net, name):
+        """The SEW join ``name`` of ``net``."""
+        layer, info = net.layer(name), net.info(name)
+        _check_layer(layer, info, "sew")
+        return cls(index_width=index_width(info.n_in),
+                   in_value_widths=tuple(value_width(z) for z in info.zmax_in),
+                   out_value_width=value_width(info.zmax_out), timesteps=net.timesteps)
+
+    @property
+    def inputs(self):
+        """The input ports in IR ``inputs`` order."""
+        return (self.i0, self.i1)
+
+    def elaborate(self, platform):
+        m = Module()
+        T = self._T
+        eot = Signal(2)
+        t_cur = Signal(range(T))
+        load = Signal()
+        m.d.comb += load.eq(~self.o.valid | self.o.ready)
+        hs0, hs1 = _arbitrate(m, self.i0, self.i1, load & ~eot[0], load & ~eot[1])
+        p0, p1 = self.i0.payload, self.i1.payload
+        is_eot0 = p0.kind == EventKind.EOT
+        is_eot1 = p1.kind == EventKind.EOT
+        ev_in = (hs0 & ~is_eot0) | (hs1 & ~is_eot1)
+        emit_eot = Signal()
+        m.d.comb += emit_eot.eq(load & (eot == 0b11))
+        out = self.o.payload
+        with m.If(emit_eot):
+            m.d.sync += [self.o.valid.eq(1), out.kind.eq(EventKind.EOT), out.index.eq(0),
+                         out.value.eq(0), eot.eq(0), t_cur.eq(Mux(t_cur == T - 1, 0, t_cur + 1))]
+        with m.Elif(ev_in):
+            m.d.sync += [self.o.valid.eq(1), out.kind.eq(EventKind.EVENT),
+                         out.index.eq(Mux(hs1, p1.index, p0.index)),
+                         out.value.eq(Mux(hs1, p1.value, p0.value))]
+        with m.Else():
+            with m.If(hs0):
+                m.d.sync += eot[0].eq(1)
+            with m.If(hs1):
+                m.d.sync += eot[1].eq(1)
+            with m.If(self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+
+        out_hs = self.o.valid & self.o.ready
+        ctr = _Counters(m, self.clear, ("ev_in", "ev_out", "cycles"))
+        ctr.count("ev_in", ev_in)
+        ctr.count("ev_out", out_hs & (out.kind == EventKind.EVENT))
+        out_t = Signal(range(T))        # timestep of the EOT in the output register
+        with m.If(out_hs & (out.kind == EventKind.EOT)):
+            m.d.sync += out_t.eq(Mux(out_t == T - 1, 0, out_t + 1))
+        out_last = out_hs & (out.kind == EventKind.EOT) & (out_t == T - 1)
+        ctr.count("cycles", _cycle_condition(m, T, hs0 | hs1, emit_eot & (t_cur == T - 1),
+                                             out_last))
+        c = ctr.sig
+        m.d.comb += [
+            self.counters.ev_in.eq(c["ev_in"]),
+            self.counters.ev_out.eq(c["ev_out"]),
+            self.counters.cycles.eq(c["cycles"]),
+            self.overflow.eq(0),
+        ]
+        return m
