@@ -469,8 +469,7 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     (``hw.layer.LayerCore``) alone, run ``parallel`` at a time.
 
     Every design is wrapped (:class:`PinWrapper`) by default, whatever its pin count, so that
-    Fmax measures the logic and the top and its cores compare: on the large ECP5-85F, a top
-    whose 80-odd ports go to pins spread around the die loses about half of its Fmax.
+    the top and its cores are measured the same way and no I/O placement enters the figures.
 
     Raises
     ------
