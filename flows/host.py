@@ -376,8 +376,8 @@ class Board:
     def counters(self):
         """Every counter: ``{layer_index: {name: value}}``."""
         self._command(OP_COUNTERS)
-        n = self.info.counters_per_layer
-        vals = struct.unpack(f"<{self.info.n_layers * n}I", self._t.read(4 * self.info.n_layers * n))
+        n, layers = self.info.counters_per_layer, self.info.n_layers
+        vals = struct.unpack(f"<{layers * n}I", self._t.read(4 * layers * n))
         return {i: dict(zip(COUNTER_NAMES, vals[i * n:(i + 1) * n]))
                 for i in range(self.info.n_layers)}
 

@@ -13,7 +13,7 @@ from flows.cli import main
 from flows.host import Board, BoardInfo, SerialTransport, SimTransport, Transport
 from golden import ir, reference
 from golden.errors import MlsnnError
-from hw.board import INFO_FORMAT, MAGIC, PROTOCOL_VERSION, BoardTop, info_bytes
+from hw.board import INFO_FORMAT, PROTOCOL_VERSION, BoardTop, info_bytes
 
 
 def _net(seed=3):
