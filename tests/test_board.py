@@ -353,3 +353,12 @@ def test_protocol_with_network_top(seed, opts):
     _check_against_golden(net, run, x)
     # The hardware's own cycle counter ran.
     assert all(run.counters[i]["cycles"].min() > 0 for i in range(len(net.layers)))
+
+
+def test_protocol_with_residual_network_top():
+    # Convolutions, a shortcut and a join behind the same board top: exact as well.
+    net = ir.random_network(0, kind="residual", max_neurons=16)
+    assert any(layer.kind == "join" for layer in net.layers)
+    board = Board(SimTransport(BoardTop(net, clk_freq=1e6, divisor=4)))
+    x = ir.random_inputs(net, 2, seed=0)
+    _check_against_golden(net, board.run(x), x)
