@@ -14,7 +14,8 @@ from hw.network import NetworkTop, check_supported
 from .scoreboard import EOT, EVENT, RtlResult, is_sew, split_timesteps
 from .tb import CycleLimitError, stream_get, stream_put
 
-__all__ = ["run_layer", "run_network", "cycle_bound", "SimulationTimeout", "CLOCK_PERIOD"]
+__all__ = ["run_layer", "run_join", "run_network", "cycle_bound", "SimulationTimeout",
+           "CLOCK_PERIOD"]
 
 
 class SimulationTimeout(RuntimeError):
@@ -97,6 +98,59 @@ def run_layer(core, tokens, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=None, max_
         res["cycles"] = cycle[0]
 
     _simulate(core, [consumer], vcd=vcd, background=[producer, clock])
+    res["tokens"] = out
+    return res
+
+
+def run_join(core, tokens0, tokens1, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=None,
+             max_cycles=100_000):
+    """Feed two token lists (``[(kind, index, value)]``) to the inputs ``i0``/``i1`` of a
+    :class:`~hw.join.BarrierCore` or :class:`~hw.join.SewJoin`, each with its own random gaps,
+    and collect its output (random stalls) until ``n_eot`` EOT tokens came out.
+
+    Returns
+    -------
+    dict
+        ``tokens``, ``counters``, ``overflow``, ``cycles``, as :func:`run_layer`.
+    """
+    rngs = [random.Random(seed * 3 + k) for k in range(3)]
+    out = []
+    res = {}
+    cycle = [0]
+
+    def producer(port, tokens, rng):
+        async def tb(ctx):
+            for kind, index, value in tokens:
+                await stream_put(ctx, port, {"kind": EventKind(kind), "index": index,
+                                             "value": value}, rng=rng, gap=gap)
+        return tb
+
+    async def consumer(ctx):
+        eots = 0
+        while eots < n_eot:
+            try:
+                p = await stream_get(ctx, core.o, rng=rngs[2], stall=stall,
+                                     timeout=max(1, max_cycles - cycle[0]))
+            except CycleLimitError:
+                raise SimulationTimeout(f"join simulation did not finish in {max_cycles} "
+                                        f"cycles (deadlock?)") from None
+            tok = (int(p.kind.value), int(p.index), int(p.value))
+            if tok[0] == EOT:
+                tok = (EOT, 0, 0)
+                eots += 1
+            out.append(tok)
+        await ctx.tick().repeat(4)
+        res["counters"] = {n: ctx.get(getattr(core.counters, n)) for n in COUNTERS}
+        res["overflow"] = ctx.get(core.overflow)
+        res["cycles"] = cycle[0]
+
+    async def clock(ctx):
+        async for _ in ctx.tick():
+            cycle[0] += 1
+
+    _simulate(core, [consumer], vcd=vcd,
+              background=[producer(core.i0, tokens0, rngs[0]),
+                          producer(core.i1, tokens1, rngs[1]), clock])
     res["tokens"] = out
     return res
 

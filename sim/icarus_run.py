@@ -166,7 +166,7 @@ def run_network_icarus(net, x, *, seed=0, gap=0.0, stall=0.0, fifo_depth=None,
     if golden is not None:
         fd, tmp = tempfile.mkstemp(suffix=".json", prefix="mlsnn-expected-")
         with os.fdopen(fd, "w") as f:
-            json.dump(Expected.from_golden(net, golden).to_json(), f)
+            json.dump(Expected.from_golden(net, golden, x).to_json(), f)
         cfg["expected"] = tmp
     try:
         doc = _run(verilog, "sim.network.bench", cfg, build_dir=build_dir, vcd=vcd,

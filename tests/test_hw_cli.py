@@ -77,16 +77,35 @@ def test_simulate_bad_options(capsys, netdir, args, msg):
     assert err.strip() == f"mlsnn simulate: error: {msg}"
 
 
-def test_simulate_rejects_residual_and_bad_inputs(capsys, tmp_path):
-    net = ir.random_network(1, kind="residual", max_neurons=12)
+def test_simulate_residual_prints_per_layer_event_counts(capsys, tmp_path):
+    net = ir.random_network(5, kind="residual", join="sew", depth=2, max_neurons=12)
     ir.save(net, tmp_path)
-    np.savez(tmp_path / "inputs.npz", x=ir.random_inputs(net, 2))
-    rc, _, err = _sim(capsys, tmp_path)
-    assert rc == 1
-    assert err.strip() == ("mlsnn simulate: error: residual joins are not supported by "
-                           "NetworkTop yet")
+    x = ir.random_inputs(net, 2, seed=1)
+    np.savez(tmp_path / "inputs.npz", x=x)
+    rc, out, err = _sim(capsys, tmp_path, "--fifo-depth", "1", "--stalls", "0.3")
+    assert rc == 0, err
+    from golden.reference import run
+    golden = run(net, x)
+    lines = out.splitlines()
+    assert lines[0].startswith("MATCH: 2 image(s) on amaranth")
+    assert lines[1].split()[:4] == ["layer", "kind", "ev_in", "ev_out"]
+    rows = {l.split()[0]: l.split() for l in lines[2:2 + len(net.layers)]}
+    for layer in net.layers:
+        totals = golden.totals(layer.name)
+        kind = f"join-{layer.mode}" if isinstance(layer, ir.Join) else layer.kind
+        assert rows[layer.name][1] == kind
+        assert [int(v) for v in rows[layer.name][2:4]] == [totals["ev_in"], totals["ev_out"]]
+    assert "join-sew passes the events of both its inputs on" in out
+    rc, out, _ = _sim(capsys, tmp_path, "--json", "--images", "1")
+    doc = json.loads(out)
+    assert rc == 0 and doc["match"] is True
+    assert [l["kind"] for l in doc["layers"]].count("join-sew") == 2
+
+
+def test_simulate_bad_inputs(capsys, tmp_path):
     dense = ir.random_network(2, kind="dense", max_neurons=8)
     ir.save(dense, tmp_path)
+    np.savez(tmp_path / "inputs.npz", x=np.zeros((2, 99), np.int64))
     rc, _, err = _sim(capsys, tmp_path)
     assert rc == 1 and "inputs have shape" in err and err.count("\n") == 1
 

@@ -1,4 +1,5 @@
-"""cocotb on Icarus: the exported Verilog of 2–3 layer networks, bit-exact against golden."""
+"""cocotb on Icarus: the exported Verilog of 2–3 layer networks and of residual networks
+(barrier and SEW joins), bit-exact against golden."""
 
 import pytest
 
@@ -29,4 +30,21 @@ def test_network_verilog_matches_golden(build_dir, seed, kind, depth, fifo_depth
                              golden=golden, build_dir=build_dir)
     assert rtl.extra["mismatches"] == []          # the bench's own scoreboard
     assert compare(net, golden, rtl) == []        # and the launcher's
+    assert rtl.predictions.tolist() == golden.predictions.tolist()
+
+
+@pytest.mark.parametrize("seed,join,shortcut,fifo_depth", [
+    (6, "barrier", "conv", 1),        # fork, 1x1 stride-2 shortcut core, barrier core
+    (7, "sew", "identity", 2),        # fork, identity shortcut, SEW merge
+])
+def test_residual_network_verilog_matches_golden(build_dir, seed, join, shortcut, fifo_depth):
+    net = random_network(5100 + seed, kind="residual", join=join, shortcut=shortcut, depth=1,
+                         timesteps=2, max_neurons=12)
+    assert any(l.kind == "join" and l.mode == join for l in net.layers)
+    x = random_inputs(net, 2, seed=seed)
+    golden = run(net, x)
+    rtl = run_network_icarus(net, x, seed=seed, gap=0.3, stall=0.3, fifo_depth=fifo_depth,
+                             golden=golden, build_dir=build_dir)
+    assert rtl.extra["mismatches"] == []
+    assert compare(net, golden, rtl, x) == []
     assert rtl.predictions.tolist() == golden.predictions.tolist()

@@ -12,7 +12,9 @@ DESCRIPTION = ("Simulate the accelerator of an IR network cycle-accurately on ev
                "(--sim amaranth: Amaranth's simulator; --sim icarus: the exported Verilog under "
                "cocotb on Icarus Verilog) and compare every event token of every layer, the "
                "readout potentials, the predictions and every counter with the golden model "
-               "(golden.reference). Prints the first mismatch and exits 1 on any. "
+               "(golden.reference). Residual networks (barrier and SEW joins) are supported; the "
+               "table lists every layer's counters, event counts first (ev_in, ev_out). "
+               "Prints the first mismatch and exits 1 on any. "
                "Example: mlsnn simulate --ir net/network.json --inputs net/inputs.npz "
                "--sim icarus --json")
 
@@ -30,7 +32,8 @@ def add_arguments(p):
     p.add_argument("--synapse", choices=["mul", "serial"], default="mul",
                    help="synapse variant (default mul)")
     p.add_argument("--fifo-depth", type=int, default=None,
-                   help="depth of the inter-core FIFOs (default 16)")
+                   help="depth of every inter-core FIFO (default: sized from the IR, 16, and "
+                        "room for one timestep of events on the edges into a join)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the random input gaps and output stalls (default 0)")
     p.add_argument("--gaps", type=float, default=0.0, metavar="P",
@@ -42,7 +45,7 @@ def add_arguments(p):
                    help="cocotb build directory root for --sim icarus (default: a temp dir, "
                         "or $MLSNN_BUILD)")
     p.add_argument("--json", action="store_true",
-                   help='print {"match", "cycles", "predictions", "layers": [{"name", '
+                   help='print {"match", "cycles", "predictions", "layers": [{"name", "kind", '
                         '"counters"}]} (counters summed over the images)')
 
 
@@ -98,7 +101,7 @@ def run(args):
         rtl = run_network_icarus(net, x, golden=golden, build_dir=args.build_dir, **opts)
     elapsed = time.monotonic() - t0
     opts["progress"](x.shape[0], x.shape[0])
-    msgs = compare(net, golden, rtl)
+    msgs = compare(net, golden, rtl, x)
     doc = {"match": not msgs, "sim": args.sim, "images": int(x.shape[0])}
     doc.update(summary(net, rtl))
     doc["seconds"] = round(elapsed, 3)
@@ -121,8 +124,12 @@ def _print_text(net, doc, golden):
           f"predictions equal golden for {int(acc.sum())}/{len(acc)}")
     names = ["ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc",
              "cycles", "saturations"]
-    width = max(len(l["name"]) for l in doc["layers"])
-    print(f"{'layer':<{width}} " + " ".join(f"{n:>11}" for n in names))
+    width = max(5, max(len(l["name"]) for l in doc["layers"]))
+    kw = max(4, max(len(l["kind"]) for l in doc["layers"]))
+    print(f"{'layer':<{width}} {'kind':<{kw}} " + " ".join(f"{n:>11}" for n in names))
     for layer in doc["layers"]:
-        print(f"{layer['name']:<{width}} "
+        print(f"{layer['name']:<{width}} {layer['kind']:<{kw}} "
               + " ".join(f"{layer['counters'][n]:>11}" for n in names))
+    if any(l["kind"] == "join-sew" for l in doc["layers"]):
+        print("(a join-sew passes the events of both its inputs on: the next layer's ev_in "
+              "counts them all)")
