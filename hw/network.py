@@ -130,15 +130,17 @@ class Queue(wiring.Component):
         m = Module()
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=Shape.cast(self._shape).width,
                                                       depth=self._depth)
-        hold = self.stall if self._stall_port else 0
         m.d.comb += [
             q.w_data.eq(self.i.payload),
             q.w_en.eq(self.i.valid),
             self.i.ready.eq(q.w_rdy),
             self.o.payload.eq(q.r_data),
-            self.o.valid.eq(q.r_rdy & ~hold),
-            q.r_en.eq(self.o.ready & ~hold),
         ]
+        if self._stall_port:
+            m.d.comb += [self.o.valid.eq(q.r_rdy & ~self.stall),
+                         q.r_en.eq(self.o.ready & ~self.stall)]
+        else:
+            m.d.comb += [self.o.valid.eq(q.r_rdy), q.r_en.eq(self.o.ready)]
         return m
 
 
