@@ -10,36 +10,47 @@ image (see :class:`hw.layout.LayerGeometry`), so one address generator serves bo
 
 Integrate pipeline (one synaptic update per cycle)::
 
-    i ──► D ──► G ──► M ──► A
-          │     │     │     └ P + z·w (saturated when the width was forced narrow) → write P[j]
-          │     │     └ w arrives; z·w (mul: one cycle; serial: z additions, G waits);
-          │     │       read P[j] (transparent for A's write of the same cycle)
+    i ──► D ──► G ──► R ──► M ──► X ──► A
+          │     │     │     │     │     └ P + z·w (saturated when the width was forced narrow)
+          │     │     │     │     │       → write P[j]
+          │     │     │     │     └ P[j] arrives and is registered (forwarded, see below)
+          │     │     │     └ z·w from the registered w (mul: one cycle; serial: z additions,
+          │     │     │       R and G wait); read P[j] (transparent for A's write of the cycle)
+          │     │     └ w arrives from W and is registered into M (nothing but routing after
+          │     │       the block RAM's output: its clock-to-out is the slowest part of the path)
           │     └ address generator: issues read W[w_addr] for each target (ky, kx, co ascending)
           └ decode: one input token; conv: fan-out table lookup (ROM, sync read)
 
+Every block RAM output (W, P) goes straight into a register, and the adder of A starts from
+registers, so no path crosses a memory's clock-to-out and an adder or a multiplier.
+
 * D accepts a token when it is empty or G takes its token in the same cycle, so back-to-back
   events cost no bubble: G loads the next event during the last update of the current one.
-* Read-after-write on P: an update reads P[j] in M, one cycle after the previous update of the
-  pipeline read it and in the very cycle that update writes P[j] in A. The P read port is
-  transparent for the P write port, so the read sees the value being written (write-to-read
-  forwarding); older writes are already in the memory. Sums are therefore never stale, whatever
-  the targets of consecutive updates (tested with N_out = 1, 2, 3 and repeated events).
-* Latency of an update: 3 cycles from its issue in G to its write in A (mul); throughput one
+* Read-after-write on P: up to two earlier updates are still in flight when an update reads
+  P[j] in M: one in A, which writes P in that very cycle, and one in X, which writes it one
+  cycle later. The P read port is transparent for the P write port, so the read sees the value
+  A writes; and when the update reaches X, the one ahead of it is in A, and X takes A's sum
+  instead of the memory's data if both target the same neuron (``a_j == x_j``). X and A never
+  stall, so these are the only two; older writes are already in the memory. Sums are therefore
+  never stale, whatever the targets of consecutive updates (tested with N_out = 1, 2, 3 and
+  repeated events, with and without gaps).
+* Latency of an update: 5 cycles from its issue in G to its write in A (mul); throughput one
   update per cycle sustained (mul), one per z cycles (serial). Events whose fan-out is empty
   (stride, borders) are consumed (counted in ``ev_in``) and dropped by D while G works, so they
   cost no generator cycle (D takes one token per cycle, so a run of them can still starve G).
 
-End of timestep: an EOT token in D is taken when G is free; the core drains M and A (at most
-three cycles), then sweeps the neurons j ascending::
+End of timestep: an EOT token in D is taken when G is free; the core drains R, M, X and A (at
+most five cycles), then sweeps the neurons j ascending::
 
     sweep counter ──► read P[j], B[co(j)] ──► W1 ──► FireUnit ──► WB: write P'[j]; emit (j, z)
 
 W1 holds the memory read data (read enables are low while it is stalled). The fire unit is a
-registered stream stage (parallel: one neuron per cycle; serial: N micro-steps per neuron). WB
+registered stream stage (parallel: two stages, ``H = P + b`` then the comparators, one neuron per
+cycle; serial: N micro-steps per neuron). WB
 writes ``P'`` (v0 at the last timestep) and, when ``z > 0``, offers the event on ``o``; a stalled
 ``o`` stalls WB, the fire unit and the sweep counter, and no access is repeated, so the counters
 stay exact under backpressure. After the last write-back the core emits EOT and only then takes
-tokens of the next timestep from D (SPEC §4). Sweep cost: N_out + 3 cycles (parallel, no stall).
+tokens of the next timestep from D (SPEC §4). Sweep cost: N_out + 4 cycles (parallel, no stall).
 
 Readout layer: the fire unit never fires; at t < T the sweep writes H back and emits nothing
 but EOT; at t = T it emits one READOUT token ``(j, H)`` per neuron, j ascending, writes v0 and
@@ -104,7 +115,7 @@ class LayerCore(wiring.Component):
     """Event-driven core of one dense or conv2d layer.
 
     Timing: integrate one synaptic update per cycle sustained (``synapse="mul"``), update latency
-    3 cycles; end-of-timestep sweep N_out + 3 cycles (``discharge="parallel"``); backpressure on
+    5 cycles; end-of-timestep sweep N_out + 4 cycles (``discharge="parallel"``); backpressure on
     ``o`` stalls the sweep without repeating any access. See the module's design note.
 
     Parameters
@@ -221,7 +232,7 @@ class LayerCore(wiring.Component):
         m.submodules.fire = fire = FireUnit(
             levels=layer.levels, threshold=layer.threshold, potential_width=pw,
             bias_width=layer.b_bits, index_width=index_width(n_out), v0=layer.v0,
-            discharge=self._discharge, readout=readout, saturate=self._narrow)
+            discharge=self._discharge, readout=readout, saturate=self._narrow, pipelined=True)
         m.d.comb += fire.clear.eq(self.clear)
 
         phase = Signal(_Phase)
@@ -279,8 +290,8 @@ class LayerCore(wiring.Component):
         g_last_b = g_b == g_nx - 1
         g_last = g_last_co & g_last_b & (g_a == g_ny - 1)
         g_adv = Signal()
-        m_accept = Signal()
-        m.d.comb += g_adv.eq(g_busy & m_accept)
+        r_accept = Signal()
+        m.d.comb += g_adv.eq(g_busy & r_accept)
 
         m.d.comb += [wmem.rd_addr.eq(g_w), wmem.rd_en.eq(g_adv)]
         with m.If(g_adv):
@@ -315,22 +326,35 @@ class LayerCore(wiring.Component):
                     g_co.eq(0), g_b.eq(0), g_a.eq(0), g_ny.eq(d_ny), g_nx.eq(d_nx),
                 ]
 
+        # -- R: w arrives from W; registered into M (no logic after the block RAM's output) -----
+        r_valid = Signal()
+        r_j = Signal(jw)
+        r_z = Signal(zw)
+        m_accept = Signal()
+        r_move = Signal()       # R hands w to M this cycle
+        m.d.comb += [r_accept.eq(~r_valid | m_accept), r_move.eq(r_valid & m_accept)]
+        with m.If(g_adv):
+            m.d.sync += [r_valid.eq(1), r_j.eq(g_j), r_z.eq(g_z)]
+        with m.Elif(r_move):
+            m.d.sync += r_valid.eq(0)
+
         # -- M: z·w, read P ---------------------------------------------------------------
         m_valid = Signal()
         m_j = Signal(jw)
         m_z = Signal(zw)
+        m_w = Signal(signed(layer.w_bits))
         m_issue = Signal()      # M hands its product to A and reads P[m_j] this cycle
         prod_shape = signed(zw + layer.w_bits + 1)
         m_prod = Signal(prod_shape)
-        w_data = wmem.rd_data
+        w_data = m_w
+        with m.If(r_move):
+            m.d.sync += [m_j.eq(r_j), m_z.eq(r_z), m_w.eq(wmem.rd_data)]
         if self._synapse == "mul":
             m.d.comb += [m_accept.eq(1), m_issue.eq(m_valid), m_prod.eq(m_z * w_data)]
-            m.d.sync += m_valid.eq(g_adv)
-            with m.If(g_adv):
-                m.d.sync += [m_j.eq(g_j), m_z.eq(g_z)]
+            m.d.sync += m_valid.eq(r_move)
         else:
-            # z additions of w into a local accumulator; the generator waits meanwhile and W's
-            # read port holds w (its enable is low), so w is read once per update.
+            # z additions of w into a local accumulator; R and the generator wait meanwhile
+            # (M holds w in m_w), so w is read once per update.
             m_k = Signal(zw)
             m_acc = Signal(prod_shape)
             m_done = Signal()
@@ -342,20 +366,35 @@ class LayerCore(wiring.Component):
             ]
             with m.If(m_valid & ~m_done):
                 m.d.sync += [m_acc.eq(m_prod), m_k.eq(m_k + 1)]
-            with m.If(g_adv):
-                m.d.sync += [m_valid.eq(1), m_j.eq(g_j), m_z.eq(g_z), m_acc.eq(0), m_k.eq(0)]
+            with m.If(r_move):
+                m.d.sync += [m_valid.eq(1), m_acc.eq(0), m_k.eq(0)]
             with m.Elif(m_done):
                 m.d.sync += m_valid.eq(0)
+
+        # -- X: P[j] arrives; registered into A, forwarded from A's write of this cycle -------
+        # M's read of P is transparent for A's write in the same cycle; the update that is in A
+        # one cycle later (the one in X while this one was in M) writes after that read, so its
+        # sum is taken instead of the memory's data when it targets the same neuron. Older
+        # updates have written P[j] before the read. X and A never stall, so no other update
+        # can be in flight between the read and the add.
+        x_valid = Signal()
+        x_j = Signal(jw)
+        x_prod = Signal(prod_shape)
+        m.d.sync += x_valid.eq(m_issue)
+        with m.If(m_issue):
+            m.d.sync += [x_j.eq(m_j), x_prod.eq(m_prod)]
 
         # -- A: P + z·w, write P ------------------------------------------------------------
         a_valid = Signal()
         a_j = Signal(jw)
         a_prod = Signal(prod_shape)
-        m.d.sync += a_valid.eq(m_issue)
-        with m.If(m_issue):
-            m.d.sync += [a_j.eq(m_j), a_prod.eq(m_prod)]
-        a_full = pmem.rd_data + a_prod
+        a_p = Signal(signed(pw))
         a_sum = Signal(signed(pw))
+        m.d.sync += a_valid.eq(x_valid)
+        with m.If(x_valid):
+            m.d.sync += [a_j.eq(x_j), a_prod.eq(x_prod),
+                         a_p.eq(Mux(a_valid & (a_j == x_j), a_sum, pmem.rd_data))]
+        a_full = a_p + a_prod
         a_sat = Signal()
         if self._narrow:
             with m.If(a_full > hi):
@@ -434,7 +473,7 @@ class LayerCore(wiring.Component):
         # -- phases ---------------------------------------------------------------------------
         with m.Switch(phase):
             with m.Case(_Phase.DRAIN):
-                with m.If(~g_busy & ~m_valid & ~a_valid):
+                with m.If(~g_busy & ~r_valid & ~m_valid & ~x_valid & ~a_valid):
                     m.d.sync += phase.eq(_Phase.SWEEP)
             with m.Case(_Phase.SWEEP):
                 with m.If(wb):

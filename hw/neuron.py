@@ -62,7 +62,8 @@ class FireOutLayout(data.StructLayout):
 class FireUnit(wiring.Component):
     """Multi-level fire unit.
 
-    Timing: ``discharge="parallel"``: N comparators, latency 1 cycle, one neuron per cycle;
+    Timing: ``discharge="parallel"``: N comparators, latency 1 cycle, one neuron per cycle
+    (``pipelined=True``: latency 2 cycles, still one neuron per cycle);
     ``discharge="serial"``: N compare-subtract micro-steps (seed 000), latency N+1 cycles, one
     neuron every N+2 cycles. Both are registered stream stages: ``o.valid`` comes from a register,
     and a stalled output holds the unit (``i.ready`` low) without losing or repeating a neuron.
@@ -88,6 +89,12 @@ class FireUnit(wiring.Component):
         The potential width was forced narrower than the safe one: saturate ``H`` to the width,
         raise the sticky ``overflow`` flag and count saturations. Otherwise ``H`` cannot overflow
         (the static bound of SPEC §3) and no saturation logic is built.
+    pipelined : bool
+        ``discharge="parallel"`` only (ignored otherwise): register ``H = P + b`` before the
+        comparators (one more cycle of latency, same throughput), and compute ``P'`` by selecting
+        one of the N differences ``H - kθ`` (whose signs are the comparisons) instead of
+        subtracting ``z·θ`` after them. For a clock where the adder and the comparators do not fit
+        in one cycle.
 
     Members
     -------
@@ -109,7 +116,7 @@ class FireUnit(wiring.Component):
     """
 
     def __init__(self, *, levels, threshold, potential_width, bias_width=16, index_width=1,
-                 v0=0, discharge="parallel", readout=False, saturate=False):
+                 v0=0, discharge="parallel", readout=False, saturate=False, pipelined=False):
         self._levels = check_int("levels", levels, minimum=1)
         self._threshold = check_int("threshold", threshold, minimum=1)
         self._pw = check_int("potential_width", potential_width, minimum=2)
@@ -123,6 +130,7 @@ class FireUnit(wiring.Component):
         self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
         self._readout = bool(readout)
         self._saturate = bool(saturate)
+        self._pipelined = bool(pipelined) and discharge == "parallel" and not self._readout
         super().__init__({
             "i": In(stream.Signature(FireInLayout(self._iw, self._pw, self._bw))),
             "o": Out(stream.Signature(FireOutLayout(self._iw, self._pw, self._levels))),
@@ -134,6 +142,8 @@ class FireUnit(wiring.Component):
     @property
     def latency(self):
         """Cycles from an input handshake to the output becoming valid."""
+        if self._pipelined:
+            return 2
         if self._discharge == "parallel" or self._readout:
             return 1
         return self._levels + 1
@@ -184,6 +194,47 @@ class FireUnit(wiring.Component):
                     out.z.eq(0),
                     out.h.eq(h),
                     out.p.eq(Mux(self.i.payload.last, v0, h)),
+                ]
+            with m.Elif(self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+        elif self._pipelined:
+            # Stage 1 registers H; stage 2 computes d_k = H - kθ for k = 1..N at full width
+            # (exact, so d_k >= 0 is H >= kθ), z = Σ_k [d_k >= 0] and P' = d_z (d_0 = H).
+            s1_valid = Signal()
+            s1_index = Signal(unsigned(self._iw))
+            s1_h = Signal(signed(pw))
+            s1_last = Signal()
+            s2_accept = Signal()
+            m.d.comb += [
+                s2_accept.eq(~self.o.valid | self.o.ready),
+                self.i.ready.eq(~s1_valid | s2_accept),
+            ]
+            with m.If(accepted):
+                m.d.sync += [s1_valid.eq(1), s1_index.eq(self.i.payload.index), s1_h.eq(h),
+                             s1_last.eq(self.i.payload.last)]
+            with m.Elif(s2_accept):
+                m.d.sync += s1_valid.eq(0)
+            dw = pw + (levels * theta).bit_length() + 1
+            diffs = [s1_h]
+            ges = []
+            for k in range(1, levels + 1):
+                d = Signal(signed(dw), name=f"d{k}")
+                m.d.comb += d.eq(s1_h - k * theta)
+                diffs.append(d)
+                ges.append(~d[-1])
+            z = Signal(unsigned(value_width(levels)))
+            m.d.comb += z.eq(sum(g.as_unsigned() for g in ges))
+            # The comparisons are monotone in k: P' = d_k for the largest k with d_k >= 0.
+            p_next = diffs[0]
+            for k in range(1, levels + 1):
+                p_next = Mux(ges[k - 1], diffs[k], p_next)
+            with m.If(s1_valid & s2_accept):
+                m.d.sync += [
+                    self.o.valid.eq(1),
+                    out.index.eq(s1_index),
+                    out.z.eq(z),
+                    out.h.eq(s1_h),
+                    out.p.eq(Mux(s1_last, v0, p_next)),
                 ]
             with m.Elif(self.o.ready):
                 m.d.sync += self.o.valid.eq(0)

@@ -53,13 +53,16 @@ def _run(dut, items, *, seed, gap=0.3, stall=0.3):
     return out, state
 
 
-@pytest.mark.parametrize("discharge", ["parallel", "serial"])
+MODES = [("parallel", False), ("serial", False), ("parallel", True)]
+
+
+@pytest.mark.parametrize("discharge,pipelined", MODES)
 @pytest.mark.parametrize("levels,theta,v0", [(1, 1, 0), (2, 5, 0), (4, 3, 1), (8, 7, -2),
                                              (3, 16, 8)])
-def test_fire_matches_golden(discharge, levels, theta, v0):
+def test_fire_matches_golden(discharge, pipelined, levels, theta, v0):
     pw, bw = 12, 8
     dut = FireUnit(levels=levels, threshold=theta, potential_width=pw, bias_width=bw,
-                   index_width=6, v0=v0, discharge=discharge)
+                   index_width=6, v0=v0, discharge=discharge, pipelined=pipelined)
     rng = random.Random(levels * 100 + theta)
     items = []
     for k in range(60):
@@ -84,11 +87,11 @@ def test_readout_mode_never_fires():
         assert got == (index, 0, 3 if last else p + b, p + b)
 
 
-@pytest.mark.parametrize("discharge", ["parallel", "serial"])
-def test_saturation_sets_sticky_flag_and_counts(discharge):
+@pytest.mark.parametrize("discharge,pipelined", MODES)
+def test_saturation_sets_sticky_flag_and_counts(discharge, pipelined):
     width = 6                           # [-32, 31]
     dut = FireUnit(levels=2, threshold=20, potential_width=width, bias_width=8, index_width=2,
-                   discharge=discharge, saturate=True)
+                   discharge=discharge, saturate=True, pipelined=pipelined)
     items = [(0, 10, 5, False), (1, 30, 10, False), (2, -30, -10, False), (3, 31, 0, True),
              (0, 20, -1, False)]
     out, state = _run(dut, items, seed=2)
@@ -103,6 +106,8 @@ def test_latency_and_interval():
     ser = FireUnit(levels=4, threshold=1, potential_width=8, discharge="serial")
     assert (par.latency, par.interval) == (1, 1)
     assert (ser.latency, ser.interval) == (5, 6)
+    pip = FireUnit(levels=4, threshold=1, potential_width=8, pipelined=True)
+    assert (pip.latency, pip.interval) == (2, 1)
 
 
 @pytest.mark.parametrize("kwargs,exc,msg", [
