@@ -153,7 +153,7 @@ def trained_section(k, log):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--images", type=int, default=4, help="random images per network")
+    p.add_argument("--images", type=int, default=3, help="random images per network")
     p.add_argument("--trained", type=int, default=0, metavar="K",
                    help="also measure the cached trained digits ResNets on K test images")
     p.add_argument("--md", help="also write the tables to this Markdown file")
