@@ -24,8 +24,10 @@ Integrate pipeline (one synaptic update per cycle)::
 Every block RAM output (W, P) goes straight into a register, and the adder of A starts from
 registers, so no path crosses a memory's clock-to-out and an adder or a multiplier.
 
-* D accepts a token when it is empty or G takes its token in the same cycle, so back-to-back
+* D loads a token when it is empty or G takes its token in the same cycle, so back-to-back
   events cost no bubble: G loads the next event during the last update of the current one.
+  In front of D, a one-token skid buffer S makes ``i.ready`` a register (S empty): a token
+  accepted while D is held waits in S, and D loads S's token before the input's.
 * Read-after-write on P: up to two earlier updates are still in flight when an update reads
   P[j] in M: one in A, which writes P in that very cycle, and one in X, which writes it one
   cycle later. The P read port is transparent for the P write port, so the read sees the value
@@ -56,9 +58,10 @@ Readout layer: the fire unit never fires; at t < T the sweep writes H back and e
 but EOT; at t = T it emits one READOUT token ``(j, H)`` per neuron, j ascending, writes v0 and
 then emits EOT.
 
-Backpressure: ``i.ready`` and ``o.valid`` depend on registers only (no combinational path from
-``i.valid`` to ``i.ready`` or from ``o.ready`` to ``o.valid``); ``o.ready`` reaches the memory read
-enables combinationally through W1, so cores are separated by FIFOs in the network top.
+Backpressure: ``i.ready`` is a register (S empty) and ``o.valid`` depends on registers only (no
+combinational path from ``i.valid`` to ``i.ready`` or from ``o.ready`` to ``o.valid``);
+``o.ready`` reaches the memory read enables combinationally through W1 and the fire unit, so
+cores are separated by FIFOs in the network top.
 
 Counters (32 bit, SPEC §5): ``w_rd``, ``p_rd``, ``p_wr``, ``b_rd`` come from the memories;
 ``ev_in`` counts EVENT tokens accepted, ``ev_out`` EVENT tokens sent, ``syn_updates`` and
@@ -240,21 +243,34 @@ class LayerCore(wiring.Component):
         last_t = Signal()
         m.d.comb += last_t.eq(t_cur == T - 1)
 
-        # -- D: decode one input token ----------------------------------------------------
+        # -- S, D: skid buffer, then decode one input token --------------------------------------
+        # i.ready is S's emptiness, a register: the upstream handshake (and the counters it
+        # enables) never waits for G's state. A token that arrives while D is held waits in S,
+        # and D takes S's token before the input's.
+        s_valid = Signal()
+        s_tok = Signal(self.in_layout)
         d_valid = Signal()
         d_kind = Signal(EventKind)
         d_z = Signal(zw)
         d_take = Signal()
+        d_load = Signal()
         in_hs = Signal()
+        nxt = Signal(self.in_layout)        # the token D loads: S's if any, else the input's
         m.d.comb += [
-            self.i.ready.eq(~d_valid | d_take),
-            in_hs.eq(self.i.valid & self.i.ready),
+            self.i.ready.eq(~s_valid),
+            in_hs.eq(self.i.valid & ~s_valid),
+            nxt.eq(Mux(s_valid, s_tok.as_value(), self.i.payload.as_value())),
+            d_load.eq((s_valid | self.i.valid) & (~d_valid | d_take)),
         ]
-        with m.If(in_hs):
-            m.d.sync += [d_valid.eq(1), d_kind.eq(self.i.payload.kind),
-                         d_z.eq(self.i.payload.value)]
+        with m.If(d_load):
+            m.d.sync += [d_valid.eq(1), d_kind.eq(nxt.kind), d_z.eq(nxt.value)]
         with m.Elif(d_take):
             m.d.sync += d_valid.eq(0)
+        with m.If(s_valid):
+            with m.If(d_load):
+                m.d.sync += s_valid.eq(0)
+        with m.Elif(in_hs & ~d_load):
+            m.d.sync += [s_valid.eq(1), s_tok.eq(self.i.payload)]
 
         w_depth = len(weight)
         jw = range(n_out)
@@ -262,8 +278,11 @@ class LayerCore(wiring.Component):
         ny_max, nx_max = max(1, geo.max_ny), max(1, geo.max_nx)
         if geo.kind == "dense":
             d_wbase = Signal(wa)
-            with m.If(in_hs):
-                m.d.sync += d_wbase.eq(self.i.payload.index * c_out)
+            with m.If(d_load):
+                # index·c_out as shifts and adds: a constant multiplication that yosys would
+                # otherwise map to a DSP, whose delay would then sit behind the skid mux.
+                m.d.sync += d_wbase.eq(sum(nxt.index << k for k in range(c_out.bit_length())
+                                           if (c_out >> k) & 1))
             d_jbase = Const(0, jw)
             d_ny = Const(1, range(ny_max + 1))
             d_nx = Const(1, range(nx_max + 1))
@@ -275,7 +294,7 @@ class LayerCore(wiring.Component):
                 init=[{"w_base": geo.w_base[i], "j_base": geo.j_base[i], "ny": geo.ny[i],
                        "nx": geo.nx[i]} for i in range(geo.n_in)])
             tp = table.read_port()
-            m.d.comb += [tp.addr.eq(self.i.payload.index), tp.en.eq(in_hs)]
+            m.d.comb += [tp.addr.eq(nxt.index), tp.en.eq(d_load)]
             d_wbase, d_jbase, d_ny, d_nx = tp.data.w_base, tp.data.j_base, tp.data.ny, tp.data.nx
 
         # -- G: address generator -----------------------------------------------------------
@@ -286,9 +305,10 @@ class LayerCore(wiring.Component):
         g_co = Signal(range(c_out))
         g_b, g_nx = Signal(range(nx_max + 1)), Signal(range(nx_max + 1))
         g_a, g_ny = Signal(range(ny_max + 1)), Signal(range(ny_max + 1))
-        g_last_co = g_co == c_out - 1
-        g_last_b = g_b == g_nx - 1
-        g_last = g_last_co & g_last_b & (g_a == g_ny - 1)
+        # Registered "last" flags (g_co == c_out - 1, g_b == g_nx - 1, g_a == g_ny - 1), updated
+        # with the counters, so that D's handshake does not wait for three comparators.
+        g_last_co, g_last_b, g_last_a = Signal(), Signal(), Signal()
+        g_last = g_last_co & g_last_b & g_last_a
         g_adv = Signal()
         r_accept = Signal()
         m.d.comb += g_adv.eq(g_busy & r_accept)
@@ -296,13 +316,16 @@ class LayerCore(wiring.Component):
         m.d.comb += [wmem.rd_addr.eq(g_w), wmem.rd_en.eq(g_adv)]
         with m.If(g_adv):
             with m.If(~g_last_co):
-                m.d.sync += [g_co.eq(g_co + 1), g_w.eq(g_w + 1), g_j.eq(g_j + geo.hw_out)]
+                m.d.sync += [g_co.eq(g_co + 1), g_w.eq(g_w + 1), g_j.eq(g_j + geo.hw_out),
+                             g_last_co.eq(g_co + 2 == c_out)]
             with m.Elif(~g_last_b):
-                m.d.sync += [g_co.eq(0), g_b.eq(g_b + 1),
+                m.d.sync += [g_co.eq(0), g_b.eq(g_b + 1), g_last_co.eq(int(c_out == 1)),
+                             g_last_b.eq(g_b + 2 == g_nx),
                              g_wab.eq(g_wab + geo.w_step_b), g_w.eq(g_wab + geo.w_step_b),
                              g_jab.eq(g_jab - 1), g_j.eq(g_jab - 1)]
             with m.Elif(~g_last):
-                m.d.sync += [g_co.eq(0), g_b.eq(0), g_a.eq(g_a + 1),
+                m.d.sync += [g_co.eq(0), g_b.eq(0), g_a.eq(g_a + 1), g_last_co.eq(int(c_out == 1)),
+                             g_last_b.eq(g_nx == 1), g_last_a.eq(g_a + 2 == g_ny),
                              g_wa.eq(g_wa + geo.w_step_a), g_wab.eq(g_wa + geo.w_step_a),
                              g_w.eq(g_wa + geo.w_step_a),
                              g_ja.eq(g_ja - geo.w_out), g_jab.eq(g_ja - geo.w_out),
@@ -324,6 +347,7 @@ class LayerCore(wiring.Component):
                     g_w.eq(d_wbase), g_wab.eq(d_wbase), g_wa.eq(d_wbase),
                     g_j.eq(d_jbase), g_jab.eq(d_jbase), g_ja.eq(d_jbase),
                     g_co.eq(0), g_b.eq(0), g_a.eq(0), g_ny.eq(d_ny), g_nx.eq(d_nx),
+                    g_last_co.eq(int(c_out == 1)), g_last_b.eq(d_nx == 1), g_last_a.eq(d_ny == 1),
                 ]
 
         # -- R: w arrives from W; registered into M (no logic after the block RAM's output) -----

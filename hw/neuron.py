@@ -93,8 +93,9 @@ class FireUnit(wiring.Component):
         ``discharge="parallel"`` only (ignored otherwise): register ``H = P + b`` before the
         comparators (one more cycle of latency, same throughput), and compute ``P'`` by selecting
         one of the N differences ``H - kθ`` (whose signs are the comparisons) instead of
-        subtracting ``z·θ`` after them. For a clock where the adder and the comparators do not fit
-        in one cycle.
+        subtracting ``z·θ`` after them; a one-neuron skid register makes ``i.ready`` a register,
+        so ``o.ready`` does not reach ``i.ready`` combinationally. For a clock where the adder and
+        the comparators do not fit in one cycle.
 
     Members
     -------
@@ -198,22 +199,40 @@ class FireUnit(wiring.Component):
             with m.Elif(self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
         elif self._pipelined:
-            # Stage 1 registers H; stage 2 computes d_k = H - kθ for k = 1..N at full width
-            # (exact, so d_k >= 0 is H >= kθ), z = Σ_k [d_k >= 0] and P' = d_z (d_0 = H).
+            # A skid register K in front of stage 1 makes i.ready a register (K empty), so the
+            # output's ready does not reach the producer combinationally. Stage 1 registers H
+            # (from K first, else from the input); stage 2 computes d_k = H - kθ for k = 1..N at
+            # full width (exact, so d_k >= 0 is H >= kθ), z = Σ_k [d_k >= 0] and P' = d_z.
+            k_valid = Signal()
+            k_index = Signal(unsigned(self._iw))
+            k_h = Signal(signed(pw))
+            k_last = Signal()
             s1_valid = Signal()
             s1_index = Signal(unsigned(self._iw))
             s1_h = Signal(signed(pw))
             s1_last = Signal()
+            s1_load = Signal()
             s2_accept = Signal()
             m.d.comb += [
                 s2_accept.eq(~self.o.valid | self.o.ready),
-                self.i.ready.eq(~s1_valid | s2_accept),
+                self.i.ready.eq(~k_valid),
+                s1_load.eq((k_valid | self.i.valid) & (~s1_valid | s2_accept)),
             ]
-            with m.If(accepted):
-                m.d.sync += [s1_valid.eq(1), s1_index.eq(self.i.payload.index), s1_h.eq(h),
-                             s1_last.eq(self.i.payload.last)]
+            with m.If(s1_load):
+                m.d.sync += s1_valid.eq(1)
+                with m.If(k_valid):
+                    m.d.sync += [s1_index.eq(k_index), s1_h.eq(k_h), s1_last.eq(k_last)]
+                with m.Else():
+                    m.d.sync += [s1_index.eq(self.i.payload.index), s1_h.eq(h),
+                                 s1_last.eq(self.i.payload.last)]
             with m.Elif(s2_accept):
                 m.d.sync += s1_valid.eq(0)
+            with m.If(k_valid):
+                with m.If(s1_load):
+                    m.d.sync += k_valid.eq(0)
+            with m.Elif(accepted & ~s1_load):
+                m.d.sync += [k_valid.eq(1), k_index.eq(self.i.payload.index), k_h.eq(h),
+                             k_last.eq(self.i.payload.last)]
             dw = pw + (levels * theta).bit_length() + 1
             diffs = [s1_h]
             ges = []
