@@ -45,12 +45,14 @@ End of timestep: an EOT token in D is taken when G is free; the core drains R, M
 most five cycles), then sweeps the neurons j ascending::
 
     sweep counter ──► read P[j], B[co(j)] ──► W1 ──► FireUnit ──► WB: write P'[j]; emit (j, z)
+                                                                     └──► O (two slots) ──► o
 
 W1 holds the memory read data (read enables are low while it is stalled). The fire unit is a
 registered stream stage (parallel: two stages, ``H = P + b`` then the comparators, one neuron per
 cycle; serial: N micro-steps per neuron). WB
-writes ``P'`` (v0 at the last timestep) and, when ``z > 0``, offers the event on ``o``; a stalled
-``o`` stalls WB, the fire unit and the sweep counter, and no access is repeated, so the counters
+writes ``P'`` (v0 at the last timestep) and, when ``z > 0``, hands the event to the output buffer
+O (a register and its skid slot, so that ``o.valid`` and ``o.payload`` are registers and the
+consumer's ready stops at O); a full O stalls WB, the fire unit and the sweep counter, and no access is repeated, so the counters
 stay exact under backpressure. After the last write-back the core emits EOT and only then takes
 tokens of the next timestep from D (SPEC §4). Sweep cost: N_out + 4 cycles (parallel, no stall).
 
@@ -58,10 +60,10 @@ Readout layer: the fire unit never fires; at t < T the sweep writes H back and e
 but EOT; at t = T it emits one READOUT token ``(j, H)`` per neuron, j ascending, writes v0 and
 then emits EOT.
 
-Backpressure: ``i.ready`` is a register (S empty) and ``o.valid`` depends on registers only (no
-combinational path from ``i.valid`` to ``i.ready`` or from ``o.ready`` to ``o.valid``);
-``o.ready`` reaches the memory read enables combinationally through W1 and the fire unit, so
-cores are separated by FIFOs in the network top.
+Backpressure: ``i.ready`` (S empty), ``o.valid`` and ``o.payload`` (O) are registers: no
+combinational path enters or leaves the core through a handshake, and a full O (not the
+consumer's ``o.ready`` itself) stalls the sweep; cores are still separated by FIFOs in the
+network top.
 
 Counters (32 bit, SPEC §5): ``w_rd``, ``p_rd``, ``p_wr``, ``b_rd`` come from the memories;
 ``ev_in`` counts EVENT tokens accepted, ``ev_out`` EVENT tokens sent, ``syn_updates`` and
@@ -472,8 +474,9 @@ class LayerCore(wiring.Component):
             ev_kind, ev_value = EventKind.EVENT, fire.o.payload.z
         wb = Signal()
         wb_count = Signal(range(n_out))
+        t_ready = Signal()          # the output buffer takes a token (its skid slot is empty)
         m.d.comb += [
-            fire.o.ready.eq((phase == _Phase.SWEEP) & (~emit | self.o.ready)),
+            fire.o.ready.eq((phase == _Phase.SWEEP) & (~emit | t_ready)),
             wb.eq(fire.o.valid & fire.o.ready),
         ]
         with m.If(wb):
@@ -482,16 +485,38 @@ class LayerCore(wiring.Component):
         with m.Else():
             m.d.comb += [pmem.wr_addr.eq(a_j), pmem.wr_data.eq(a_sum), pmem.wr_en.eq(a_valid)]
 
-        # -- output stream --------------------------------------------------------------------
+        # -- output stream: a two-slot buffer (O, and its skid slot K) ------------------------
+        # o.valid and o.payload are registers, and the core's own handshake (t_ready) is K's
+        # emptiness, so the consumer's ready reaches neither the fire unit nor the sweep
+        # combinationally. ``last`` marks the EOT of the inference's last timestep.
+        tok_layout = data.StructLayout({"tok": self.out_layout, "last": 1})
+        t_valid = Signal()
+        t_tok = Signal(tok_layout)
         with m.If(phase == _Phase.EOT_OUT):
-            m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(EventKind.EOT)]
+            m.d.comb += [t_valid.eq(1), t_tok.tok.kind.eq(EventKind.EOT), t_tok.last.eq(last_t)]
         with m.Else():
             m.d.comb += [
-                self.o.valid.eq(fire.o.valid & emit & (phase == _Phase.SWEEP)),
-                self.o.payload.kind.eq(ev_kind),
-                self.o.payload.index.eq(fire.o.payload.index),
-                self.o.payload.value.eq(ev_value),
+                t_valid.eq(fire.o.valid & emit & (phase == _Phase.SWEEP)),
+                t_tok.tok.kind.eq(ev_kind),
+                t_tok.tok.index.eq(fire.o.payload.index),
+                t_tok.tok.value.eq(ev_value),
             ]
+        o_valid, k_valid = Signal(), Signal()
+        o_tok, k_tok = Signal(tok_layout), Signal(tok_layout)
+        t_hs = Signal()
+        m.d.comb += [
+            t_ready.eq(~k_valid),
+            t_hs.eq(t_valid & ~k_valid),
+            self.o.valid.eq(o_valid),
+            self.o.payload.eq(o_tok.tok),
+        ]
+        with m.If(~o_valid | self.o.ready):
+            with m.If(k_valid):
+                m.d.sync += [o_valid.eq(1), o_tok.eq(k_tok), k_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [o_valid.eq(t_hs), o_tok.eq(t_tok)]
+        with m.Elif(t_hs):
+            m.d.sync += [k_valid.eq(1), k_tok.eq(t_tok)]
         out_hs = self.o.valid & self.o.ready
 
         # -- phases ---------------------------------------------------------------------------
@@ -505,7 +530,7 @@ class LayerCore(wiring.Component):
                     with m.If(wb_count == n_out - 1):
                         m.d.sync += [phase.eq(_Phase.EOT_OUT), wb_count.eq(0)]
             with m.Case(_Phase.EOT_OUT):
-                with m.If(self.o.ready):
+                with m.If(t_ready):
                     m.d.sync += [phase.eq(_Phase.INTEGRATE), s_j.eq(0), s_co.eq(0),
                                  s_pix.eq(0), t_cur.eq(Mux(last_t, 0, t_cur + 1))]
 
@@ -535,7 +560,7 @@ class LayerCore(wiring.Component):
         in_flight = Signal(range(3))
         m.d.comb += [
             in_first.eq(in_hs & ~in_started),
-            out_last.eq(out_hs & (phase == _Phase.EOT_OUT) & last_t),
+            out_last.eq(out_hs & (o_tok.tok.kind == EventKind.EOT) & o_tok.last),
         ]
         with m.If(in_hs):
             m.d.sync += in_started.eq(1)
