@@ -49,11 +49,11 @@ most five cycles), then sweeps the neurons j ascending::
 
 W1 holds the memory read data (read enables are low while it is stalled). The fire unit is a
 registered stream stage (parallel: two stages, ``H = P + b`` then the comparators, one neuron per
-cycle; serial: N micro-steps per neuron). WB
-writes ``P'`` (v0 at the last timestep) and, when ``z > 0``, hands the event to the output buffer
-O (a register and its skid slot, so that ``o.valid`` and ``o.payload`` are registers and the
-consumer's ready stops at O); a full O stalls WB, the fire unit and the sweep counter, and no access is repeated, so the counters
-stay exact under backpressure. After the last write-back the core emits EOT and only then takes
+cycle; serial: N micro-steps per neuron). WB writes ``P'`` (v0 at the last timestep) and, when
+``z > 0``, hands the event to the output buffer O (a register and its skid slot, so that
+``o.valid`` and ``o.payload`` are registers and the consumer's ready stops at O); a full O stalls
+WB, the fire unit and the sweep counter, and no access is repeated, so the counters stay exact
+under backpressure. After the last write-back the core emits EOT and only then takes
 tokens of the next timestep from D (SPEC §4). Sweep cost: N_out + 4 cycles (parallel, no stall).
 
 Readout layer: the fire unit never fires; at t < T the sweep writes H back and emits nothing

@@ -90,12 +90,12 @@ class FireUnit(wiring.Component):
         raise the sticky ``overflow`` flag and count saturations. Otherwise ``H`` cannot overflow
         (the static bound of SPEC §3) and no saturation logic is built.
     pipelined : bool
-        ``discharge="parallel"`` only (ignored otherwise): register ``H = P + b`` before the
-        comparators (one more cycle of latency, same throughput), and compute ``P'`` by selecting
-        one of the N differences ``H - kθ`` (whose signs are the comparisons) instead of
-        subtracting ``z·θ`` after them; a one-neuron skid register makes ``i.ready`` a register,
-        so ``o.ready`` does not reach ``i.ready`` combinationally. For a clock where the adder and
-        the comparators do not fit in one cycle.
+        ``discharge="parallel"`` only (ignored for serial and readout units): register
+        ``H = P + b`` before the comparators (one more cycle of latency, same throughput), and
+        compute ``P'`` by selecting one of the N differences ``H - kθ`` (whose signs are the
+        comparisons) instead of subtracting ``z·θ`` after them; a one-neuron skid register makes
+        ``i.ready`` a register, so ``o.ready`` does not reach ``i.ready`` combinationally. For a
+        clock where the adder and the comparators do not fit in one cycle.
 
     Members
     -------
