@@ -74,7 +74,7 @@ sent, inclusive; ``saturations`` the saturated additions (integrate and fire).
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -433,16 +433,29 @@ class LayerCore(wiring.Component):
             m.d.comb += a_sum.eq(a_full)
 
         # -- sweep: read P[j], B[co] → W1 → fire unit → write-back ----------------------------
+        # Credit flow: a neuron is issued only when the output queue Q has room for every token
+        # that may still arrive, counted in one register (``q_used``: neurons between issue and
+        # write-back, plus tokens in Q). W1, the fire unit and the write-back therefore never
+        # stall, and no ready travels back through them (``fire.o.ready`` is a constant).
+        q_depth = 8                 # Q's store (power of two: its pointers wrap)
+        q_cap = 7                   # credits: Q never overflows; 5 keep up one neuron per cycle
+        q_used = Signal(range(q_cap + 1))
+        q_room = Signal()
+        m.d.comb += q_room.eq(q_used != q_cap)
         s_j = Signal(range(n_out + 1))
+        s_more = Signal(init=1)     # s_j != n_out, registered
         s_co = Signal(range(c_out))
         s_pix = Signal(range(geo.hw_out))
         w1_valid = Signal()
         w1_j = Signal(jw)
         s_issue = Signal()
-        m.d.comb += s_issue.eq((phase == _Phase.SWEEP) & (s_j != n_out)
+        # fire.i.ready is a register, and always high for the parallel and readout units (their
+        # output is never stalled); the serial unit takes a neuron every N + 2 cycles.
+        m.d.comb += s_issue.eq((phase == _Phase.SWEEP) & s_more & q_room
                                & (~w1_valid | fire.i.ready))
         with m.If(s_issue):
-            m.d.sync += [w1_valid.eq(1), w1_j.eq(s_j), s_j.eq(s_j + 1)]
+            m.d.sync += [w1_valid.eq(1), w1_j.eq(s_j), s_j.eq(s_j + 1),
+                         s_more.eq(s_j + 1 != n_out)]
             with m.If(s_pix == geo.hw_out - 1):
                 m.d.sync += [s_pix.eq(0), s_co.eq(s_co + 1)]
             with m.Else():
@@ -459,11 +472,21 @@ class LayerCore(wiring.Component):
             bmem.rd_en.eq(s_issue),
         ]
 
-        # P's ports: the integrate pipeline outside the sweep, the sweep during it.
-        with m.If(phase == _Phase.SWEEP):
-            m.d.comb += [pmem.rd_addr.eq(s_j), pmem.rd_en.eq(s_issue)]
-        with m.Else():
-            m.d.comb += [pmem.rd_addr.eq(m_j), pmem.rd_en.eq(m_issue)]
+        # P's read port: the integrate pipeline outside the sweep, the sweep during it. The
+        # address is a register written one cycle ahead (R's target when R hands over to M, the
+        # sweep's next neuron), so no multiplexer sits in front of the memory; the two read
+        # enables are never high together (M is empty during the sweep).
+        p_raddr = Signal(jw)
+        drain_done = Signal()
+        m.d.comb += drain_done.eq((phase == _Phase.DRAIN) & ~g_busy & ~r_valid & ~m_valid
+                                  & ~x_valid & ~a_valid)
+        with m.If(r_move):
+            m.d.sync += p_raddr.eq(r_j)
+        with m.Elif(s_issue):
+            m.d.sync += p_raddr.eq(s_j + 1)
+        with m.Elif(drain_done):
+            m.d.sync += p_raddr.eq(0)
+        m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(s_issue | m_issue)]
 
         if readout:
             emit = Signal()
@@ -474,55 +497,63 @@ class LayerCore(wiring.Component):
             ev_kind, ev_value = EventKind.EVENT, fire.o.payload.z
         wb = Signal()
         wb_count = Signal(range(n_out))
-        t_ready = Signal()          # the output buffer takes a token (its skid slot is empty)
-        m.d.comb += [
-            fire.o.ready.eq((phase == _Phase.SWEEP) & (~emit | t_ready)),
-            wb.eq(fire.o.valid & fire.o.ready),
-        ]
+        m.d.comb += [fire.o.ready.eq(1), wb.eq(fire.o.valid)]
         with m.If(wb):
             m.d.comb += [pmem.wr_addr.eq(fire.o.payload.index), pmem.wr_data.eq(fire.o.payload.p),
                          pmem.wr_en.eq(1)]
         with m.Else():
             m.d.comb += [pmem.wr_addr.eq(a_j), pmem.wr_data.eq(a_sum), pmem.wr_en.eq(a_valid)]
 
-        # -- output stream: a two-slot buffer (O, and its skid slot K) ------------------------
-        # o.valid and o.payload are registers, and the core's own handshake (t_ready) is K's
-        # emptiness, so the consumer's ready reaches neither the fire unit nor the sweep
-        # combinationally. ``last`` marks the EOT of the inference's last timestep.
+        # -- output stream: the queue Q ----------------------------------------------------------
+        # Q is a store of q_depth registers (written at its tail, never full thanks to the
+        # credits) and the output register O, loaded from the store's head: o.valid and
+        # o.payload are registers, and the consumer's ready only pops O and returns a credit.
+        # (Registers rather than lib.fifo: yosys would put so small a FIFO into a block RAM,
+        # whose clock-to-out would then start the network's next path.) ``last`` marks the EOT
+        # of the inference's last timestep.
         tok_layout = data.StructLayout({"tok": self.out_layout, "last": 1})
-        t_valid = Signal()
         t_tok = Signal(tok_layout)
+        t_push = Signal()
+        t_eot = Signal()            # EOT_OUT sends its EOT this cycle
+        m.d.comb += t_eot.eq((phase == _Phase.EOT_OUT) & q_room)
         with m.If(phase == _Phase.EOT_OUT):
-            m.d.comb += [t_valid.eq(1), t_tok.tok.kind.eq(EventKind.EOT), t_tok.last.eq(last_t)]
+            m.d.comb += [t_push.eq(q_room), t_tok.tok.kind.eq(EventKind.EOT),
+                         t_tok.last.eq(last_t)]
         with m.Else():
             m.d.comb += [
-                t_valid.eq(fire.o.valid & emit & (phase == _Phase.SWEEP)),
+                t_push.eq(wb & emit),
                 t_tok.tok.kind.eq(ev_kind),
                 t_tok.tok.index.eq(fire.o.payload.index),
                 t_tok.tok.value.eq(ev_value),
             ]
-        o_valid, k_valid = Signal(), Signal()
-        o_tok, k_tok = Signal(tok_layout), Signal(tok_layout)
-        t_hs = Signal()
+        q_store = Array(Signal(tok_layout, name=f"q_store{k}") for k in range(q_depth))
+        q_head = Signal(range(q_depth))
+        q_tail = Signal(range(q_depth))
+        q_nonempty = Signal()       # the store holds at most q_cap < q_depth tokens
+        o_valid = Signal()
+        o_tok = Signal(tok_layout)
+        q_pop = Signal()            # O loads the store's head
         m.d.comb += [
-            t_ready.eq(~k_valid),
-            t_hs.eq(t_valid & ~k_valid),
+            q_nonempty.eq(q_head != q_tail),
+            q_pop.eq(q_nonempty & (~o_valid | self.o.ready)),
             self.o.valid.eq(o_valid),
             self.o.payload.eq(o_tok.tok),
         ]
-        with m.If(~o_valid | self.o.ready):
-            with m.If(k_valid):
-                m.d.sync += [o_valid.eq(1), o_tok.eq(k_tok), k_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [o_valid.eq(t_hs), o_tok.eq(t_tok)]
-        with m.Elif(t_hs):
-            m.d.sync += [k_valid.eq(1), k_tok.eq(t_tok)]
+        with m.If(t_push):
+            m.d.sync += [q_store[q_tail].eq(t_tok), q_tail.eq(q_tail + 1)]
+        with m.If(q_pop):
+            m.d.sync += [o_valid.eq(1), o_tok.eq(q_store[q_head]), q_head.eq(q_head + 1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += o_valid.eq(0)
         out_hs = self.o.valid & self.o.ready
+        # Credits: +1 per neuron issued and per EOT; -1 per neuron written back without a token
+        # and per token sent.
+        m.d.sync += q_used.eq(q_used + s_issue + t_eot - (wb & ~emit) - out_hs)
 
         # -- phases ---------------------------------------------------------------------------
         with m.Switch(phase):
             with m.Case(_Phase.DRAIN):
-                with m.If(~g_busy & ~r_valid & ~m_valid & ~x_valid & ~a_valid):
+                with m.If(drain_done):
                     m.d.sync += phase.eq(_Phase.SWEEP)
             with m.Case(_Phase.SWEEP):
                 with m.If(wb):
@@ -530,8 +561,8 @@ class LayerCore(wiring.Component):
                     with m.If(wb_count == n_out - 1):
                         m.d.sync += [phase.eq(_Phase.EOT_OUT), wb_count.eq(0)]
             with m.Case(_Phase.EOT_OUT):
-                with m.If(t_ready):
-                    m.d.sync += [phase.eq(_Phase.INTEGRATE), s_j.eq(0), s_co.eq(0),
+                with m.If(t_eot):
+                    m.d.sync += [phase.eq(_Phase.INTEGRATE), s_j.eq(0), s_more.eq(1), s_co.eq(0),
                                  s_pix.eq(0), t_cur.eq(Mux(last_t, 0, t_cur + 1))]
 
         # -- counters -------------------------------------------------------------------------
