@@ -376,7 +376,14 @@ class LayerCore(wiring.Component):
         with m.If(r_move):
             m.d.sync += [m_j.eq(r_j), m_z.eq(r_z), m_w.eq(wmem.rd_data)]
         if self._synapse == "mul":
-            m.d.comb += [m_accept.eq(1), m_issue.eq(m_valid), m_prod.eq(m_z * w_data)]
+            if zw <= 4:
+                # z is narrow: a few shifted copies of w and a small adder tree, faster than a
+                # DSP multiplier (ECP5's MULT18X18D, unregistered, was the critical path).
+                parts = [Mux(m_z[k], w_data, 0).as_signed() << k for k in range(zw)]
+                m.d.comb += m_prod.eq(sum(parts[1:], parts[0]))
+            else:
+                m.d.comb += m_prod.eq(m_z * w_data)
+            m.d.comb += [m_accept.eq(1), m_issue.eq(m_valid)]
             m.d.sync += m_valid.eq(r_move)
         else:
             # z additions of w into a local accumulator; R and the generator wait meanwhile
