@@ -265,6 +265,17 @@ def test_avalanche_sew_vs_barrier_on_rtl_counters():
     assert ev_out["sum1"] > ev_out["sum0"] > ev_out["stem"]
 
 
+@pytest.mark.parametrize("discharge,synapse", [("serial", "serial")])
+def test_residual_network_with_serial_options(discharge, synapse):
+    net = random_network(9050, kind="residual", join="barrier", shortcut="conv", depth=1,
+                         levels=4, timesteps=2, max_neurons=10)
+    x = random_inputs(net, 3, seed=3)
+    golden = run(net, x)
+    rtl = run_network(net, x, seed=1, stall=0.3, throttle=0.3, fifo_depth=1,
+                      discharge=discharge, synapse=synapse)
+    assert compare(net, golden, rtl, x) == []
+
+
 def test_deadlock_or_stall_fails_clearly_within_the_cycle_budget():
     net = random_network(9200, kind="residual", join="sew", depth=1, timesteps=2,
                          max_neurons=8)
