@@ -45,24 +45,32 @@ End of timestep: an EOT token in D is taken when G is free; the core drains R, M
 most five cycles), then sweeps the neurons j ascending::
 
     sweep counter ──► read P[j], B[co(j)] ──► W1 ──► FireUnit ──► WB: write P'[j]; emit (j, z)
-                                                                     └──► O (two slots) ──► o
+                                                                     └──► Q (8 + O) ──► o
 
-W1 holds the memory read data (read enables are low while it is stalled). The fire unit is a
-registered stream stage (parallel: two stages, ``H = P + b`` then the comparators, one neuron per
-cycle; serial: N micro-steps per neuron). WB writes ``P'`` (v0 at the last timestep) and, when
-``z > 0``, hands the event to the output buffer O (a register and its skid slot, so that
-``o.valid`` and ``o.payload`` are registers and the consumer's ready stops at O); a full O stalls
-WB, the fire unit and the sweep counter, and no access is repeated, so the counters stay exact
-under backpressure. After the last write-back the core emits EOT and only then takes
-tokens of the next timestep from D (SPEC §4). Sweep cost: N_out + 4 cycles (parallel, no stall).
+Credit flow: the sweep issues a neuron only when ``q_used`` (a register: neurons issued and
+not yet written back, plus tokens in Q) is below 7, so every token that may come out of the
+fire unit has a place in Q, and W1, the fire unit (parallel, readout) and WB never stall: no
+ready travels back through them (``fire.o.ready`` is a constant). Q is a store of 8 registers
+and the output register O (``o.valid`` and ``o.payload`` are registers; the consumer's
+``o.ready`` pops O and returns a credit). W1 holds the memory read data while the serial fire
+unit is busy (read enables are low meanwhile). The fire unit is a registered stream stage
+(parallel: two stages, ``H = P + b`` then the comparators, one neuron per cycle; serial: N
+micro-steps per neuron). WB writes ``P'`` (v0 at the last timestep) and, when ``z > 0``, pushes
+the event into Q; a stalled consumer holds the sweep counter (no credits), and no access is
+repeated, so the counters stay exact under backpressure. After the last write-back the core
+emits EOT and only then takes tokens of the next timestep from D (SPEC §4). Sweep cost:
+N_out + 4 cycles (parallel, no stall); five credits keep up one neuron per cycle.
+
+The P read address is a register written one cycle ahead (R's target, or the sweep's next
+neuron), so no multiplexer sits between registers and the memory.
 
 Readout layer: the fire unit never fires; at t < T the sweep writes H back and emits nothing
 but EOT; at t = T it emits one READOUT token ``(j, H)`` per neuron, j ascending, writes v0 and
 then emits EOT.
 
 Backpressure: ``i.ready`` (S empty), ``o.valid`` and ``o.payload`` (O) are registers: no
-combinational path enters or leaves the core through a handshake, and a full O (not the
-consumer's ``o.ready`` itself) stalls the sweep; cores are still separated by FIFOs in the
+combinational path enters or leaves the core through a handshake, and a lack of credits (not
+the consumer's ``o.ready`` itself) stalls the sweep; cores are still separated by FIFOs in the
 network top.
 
 Counters (32 bit, SPEC §5): ``w_rd``, ``p_rd``, ``p_wr``, ``b_rd`` come from the memories;
