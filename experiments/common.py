@@ -247,6 +247,18 @@ def _default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def rtl_word(run):
+    """One-word status of a run's RTL check for the tables."""
+    s = run["rtl"]
+    if s["status"] == "ok":
+        return f"{s['images']} img: equal"
+    if s["status"] == "mismatch":
+        return f"{s['images']} img: MISMATCH"
+    if s["status"] == "unsupported":
+        return "unsupported"
+    return "-"
+
+
 def fmt(v, digits=3):
     """Compact number: integers as is, large numbers with thousands separators."""
     if v is None:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from experiments import common
-from experiments.common import ACCESS, fmt, md_table, text_table
+from experiments.common import ACCESS, fmt, md_table, rtl_word, text_table
 
 NAME = "quantization_intervals"
 #: (T, N): the binary sweep and the multi-level sweep.
@@ -204,17 +204,6 @@ def _pairs(runs, archs, pairs):
 
 # -- reports ------------------------------------------------------------------------------------
 
-def _rtl_word(r):
-    s = r["rtl"]
-    if s["status"] == "ok":
-        return f"{s['images']} img: equal"
-    if s["status"] == "mismatch":
-        return f"{s['images']} img: MISMATCH"
-    if s["status"] == "unsupported":
-        return "unsupported"
-    return "-"
-
-
 def tables(result):
     """``{name: (headers, rows)}`` of every table (shared by the text and Markdown outputs)."""
     runs = result["runs"]
@@ -226,7 +215,7 @@ def tables(result):
         first = g["layers"][r["layers"][0]]["ev_in"]
         rows.append([r["arch"], r["T"], r["N"], r["intervals"], f"{100 * r['float_accuracy']:.1f}",
                      f"{100 * r['int_accuracy']:.1f}", fmt(first), per_layer,
-                     fmt(g["totals"]["spikes"]), _rtl_word(r)])
+                     fmt(g["totals"]["spikes"]), rtl_word(r)])
     t["accuracy_activity"] = (
         ["arch", "T", "N", "N·T", "float acc %", "int acc %", "input events",
          "events out per layer", "total events", "RTL check"], rows)

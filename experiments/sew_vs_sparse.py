@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from experiments import common
-from experiments.common import fmt, md_table, text_table
+from experiments.common import fmt, md_table, rtl_word, text_table
 from golden.ir import Join
 
 NAME = "sew_vs_sparse"
@@ -216,17 +216,6 @@ def _pct(v, digits=1, sign=False):
     return f"{100 * v:{'+' if sign else ''}.{digits}f}"
 
 
-def _rtl_word(r):
-    s = r["rtl"]
-    if s["status"] == "ok":
-        return f"{s['images']} img: equal"
-    if s["status"] == "mismatch":
-        return f"{s['images']} img: MISMATCH"
-    if s["status"] == "unsupported":
-        return "unsupported"
-    return "-"
-
-
 def tables(result):
     runs = result["runs"]
     t = {}
@@ -237,7 +226,7 @@ def tables(result):
                      _pm(r["int_accuracy_seeds"]), fmt(tot["events"]), fmt(tot["neuron_events"]),
                      fmt(tot["events_in"]), fmt(tot["events_in_weighted"]),
                      fmt(tot["syn_updates"]),
-                     fmt(r["energy_nJ"]["exact"]["total"]), _rtl_word(r)])
+                     fmt(r["energy_nJ"]["exact"]["total"]), rtl_word(r)])
     t["summary"] = (["net", "N", "float acc %", "int acc %", "events (all layer outputs)",
                      "neuron events", "events into cores", "events into conv/dense",
                      "synaptic updates", "energy nJ",
