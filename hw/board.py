@@ -342,8 +342,8 @@ class _Engine(wiring.Component):
                         m.next = "PIXEL"
 
             with m.State("RESULT"):
-                # `prediction` is valid from the cycle after the last result beat.
-                with m.If(got_last):
+                # `prediction` is final once the core is no longer busy.
+                with m.If(got_last & ~core.busy):
                     m.d.sync += pred.eq(core.prediction)
                     send(Cat(Const(OP_INFER, 8), core.prediction), 3)
 

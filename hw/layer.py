@@ -47,9 +47,9 @@ most five cycles), then sweeps the neurons j ascending::
     sweep counter ──► read P[j], B[co(j)] ──► W1 ──► FireUnit ──► WB: write P'[j]; emit (j, z)
                                                                      └──► Q (8 + O) ──► o
 
-Credit flow: the sweep issues a neuron only when ``q_used`` (a register: neurons issued and
-not yet written back, plus tokens in Q) is below 7, so every token that may come out of the
-fire unit has a place in Q, and W1, the fire unit (parallel, readout) and WB never stall: no
+Credit flow (:class:`hw.credit.CreditQueue`): the sweep issues a neuron only when Q's credit
+count (a register: neurons issued and not yet written back, plus tokens in Q) is below 7, so
+every token that may come out of the fire unit has a place in Q, and W1, the fire unit (parallel, readout) and WB never stall: no
 ready travels back through them (``fire.o.ready`` is a constant). Q is a store of 8 registers
 and the output register O (``o.valid`` and ``o.payload`` are registers; the consumer's
 ``o.ready`` pops O and returns a credit). W1 holds the memory read data while the serial fire
@@ -82,7 +82,7 @@ sent, inclusive; ``saturations`` the saturated additions (integrate and fire).
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -91,6 +91,7 @@ from golden.ir import Conv2d, Dense, LayerInfo
 
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
 from .memory import COUNTER_WIDTH, CountedMemory
+from .credit import CreditQueue
 from .neuron import FireUnit, check_choice, check_int
 
 __all__ = ["LayerCore", "CounterLayout", "check_v0"]
@@ -249,6 +250,7 @@ class LayerCore(wiring.Component):
         m.d.comb += fire.clear.eq(self.clear)
 
         phase = Signal(_Phase)
+        integrating = Signal(init=1)        # phase == INTEGRATE, as a register of its own
         t_cur = Signal(range(T))
         last_t = Signal()
         m.d.comb += last_t.eq(t_cur == T - 1)
@@ -316,9 +318,14 @@ class LayerCore(wiring.Component):
         g_b, g_nx = Signal(range(nx_max + 1)), Signal(range(nx_max + 1))
         g_a, g_ny = Signal(range(ny_max + 1)), Signal(range(ny_max + 1))
         # Registered "last" flags (g_co == c_out - 1, g_b == g_nx - 1, g_a == g_ny - 1), updated
-        # with the counters, so that D's handshake does not wait for three comparators.
-        g_last_co, g_last_b, g_last_a = Signal(), Signal(), Signal()
-        g_last = g_last_co & g_last_b & g_last_a
+        # with the counters, so that D's handshake does not wait for three comparators; g_last
+        # is their AND, kept in a register of its own (updated with them: D's handshake then
+        # starts from two registers).
+        g_last_co = Signal(name="g_last_co")
+        g_last_b = Signal(name="g_last_b")
+        g_last_a = Signal(name="g_last_a")
+        g_last = Signal(name="g_last")
+        one_co = Const(int(c_out == 1), 1)
         g_adv = Signal()
         r_accept = Signal()
         m.d.comb += g_adv.eq(g_busy & r_accept)
@@ -327,15 +334,18 @@ class LayerCore(wiring.Component):
         with m.If(g_adv):
             with m.If(~g_last_co):
                 m.d.sync += [g_co.eq(g_co + 1), g_w.eq(g_w + 1), g_j.eq(g_j + geo.hw_out),
-                             g_last_co.eq(g_co + 2 == c_out)]
+                             g_last_co.eq(g_co + 2 == c_out),
+                             g_last.eq((g_co + 2 == c_out) & g_last_b & g_last_a)]
             with m.Elif(~g_last_b):
                 m.d.sync += [g_co.eq(0), g_b.eq(g_b + 1), g_last_co.eq(int(c_out == 1)),
                              g_last_b.eq(g_b + 2 == g_nx),
+                             g_last.eq(one_co & (g_b + 2 == g_nx) & g_last_a),
                              g_wab.eq(g_wab + geo.w_step_b), g_w.eq(g_wab + geo.w_step_b),
                              g_jab.eq(g_jab - 1), g_j.eq(g_jab - 1)]
             with m.Elif(~g_last):
                 m.d.sync += [g_co.eq(0), g_b.eq(0), g_a.eq(g_a + 1), g_last_co.eq(int(c_out == 1)),
                              g_last_b.eq(g_nx == 1), g_last_a.eq(g_a + 2 == g_ny),
+                             g_last.eq(one_co & (g_nx == 1) & (g_a + 2 == g_ny)),
                              g_wa.eq(g_wa + geo.w_step_a), g_wab.eq(g_wa + geo.w_step_a),
                              g_w.eq(g_wa + geo.w_step_a),
                              g_ja.eq(g_ja - geo.w_out), g_jab.eq(g_ja - geo.w_out),
@@ -346,11 +356,10 @@ class LayerCore(wiring.Component):
         # An event without targets (stride, borders) leaves D at once, even while G is busy, so
         # it costs no generator cycle; everything else waits for G to be free.
         d_empty = (d_kind == EventKind.EVENT) & ((d_ny == 0) | (d_nx == 0))
-        m.d.comb += d_take.eq((phase == _Phase.INTEGRATE) & d_valid
-                              & (d_empty | ~g_busy | (g_adv & g_last)))
+        m.d.comb += d_take.eq(integrating & d_valid & (d_empty | ~g_busy | (g_adv & g_last)))
         with m.If(d_take):
             with m.If(d_kind == EventKind.EOT):
-                m.d.sync += phase.eq(_Phase.DRAIN)
+                m.d.sync += [phase.eq(_Phase.DRAIN), integrating.eq(0)]
             with m.Elif((d_ny != 0) & (d_nx != 0)):
                 m.d.sync += [
                     g_busy.eq(1), g_z.eq(d_z),
@@ -358,31 +367,49 @@ class LayerCore(wiring.Component):
                     g_j.eq(d_jbase), g_jab.eq(d_jbase), g_ja.eq(d_jbase),
                     g_co.eq(0), g_b.eq(0), g_a.eq(0), g_ny.eq(d_ny), g_nx.eq(d_nx),
                     g_last_co.eq(int(c_out == 1)), g_last_b.eq(d_nx == 1), g_last_a.eq(d_ny == 1),
+                    g_last.eq(one_co & (d_nx == 1) & (d_ny == 1)),
                 ]
 
-        # -- R: w arrives from W; registered into M (no logic after the block RAM's output) -----
+        # -- R: w arrives from W; K: w registered (no logic after the block RAM's output) ----
         r_valid = Signal()
         r_j = Signal(jw)
         r_z = Signal(zw)
+        r_move = Signal()       # R hands w to K this cycle
+        k_valid = Signal()
+        k_j = Signal(jw)
+        k_z = Signal(zw)
+        # No reset: on ECP5 the flow moves k_w into the block RAM's output register (REGMODE
+        # OUTREG, see flows/outreg.py), which has none; k_valid tells when k_w is meaningful.
+        k_w = Signal(signed(layer.w_bits), reset_less=True)
+        k_accept = Signal()
+        k_move = Signal()       # K hands w to M this cycle
         m_accept = Signal()
-        r_move = Signal()       # R hands w to M this cycle
-        m.d.comb += [r_accept.eq(~r_valid | m_accept), r_move.eq(r_valid & m_accept)]
+        m.d.comb += [
+            k_accept.eq(~k_valid | m_accept),
+            r_accept.eq(~r_valid | k_accept),
+            r_move.eq(r_valid & k_accept),
+            k_move.eq(k_valid & m_accept),
+        ]
         with m.If(g_adv):
             m.d.sync += [r_valid.eq(1), r_j.eq(g_j), r_z.eq(g_z)]
         with m.Elif(r_move):
             m.d.sync += r_valid.eq(0)
+        with m.If(r_move):
+            m.d.sync += [k_valid.eq(1), k_j.eq(r_j), k_z.eq(r_z), k_w.eq(wmem.rd_data)]
+        with m.Elif(k_move):
+            m.d.sync += k_valid.eq(0)
 
         # -- M: z·w, read P ---------------------------------------------------------------
         m_valid = Signal()
         m_j = Signal(jw)
         m_z = Signal(zw)
-        m_w = Signal(signed(layer.w_bits))
+        m_w = Signal(signed(layer.w_bits), reset_less=True)
         m_issue = Signal()      # M hands its product to A and reads P[m_j] this cycle
         prod_shape = signed(zw + layer.w_bits + 1)
         m_prod = Signal(prod_shape)
         w_data = m_w
-        with m.If(r_move):
-            m.d.sync += [m_j.eq(r_j), m_z.eq(r_z), m_w.eq(wmem.rd_data)]
+        with m.If(k_move):
+            m.d.sync += [m_j.eq(k_j), m_z.eq(k_z), m_w.eq(k_w)]
         if self._synapse == "mul":
             if zw <= 4:
                 # z is narrow: a few shifted copies of w and a small adder tree, faster than a
@@ -392,7 +419,7 @@ class LayerCore(wiring.Component):
             else:
                 m.d.comb += m_prod.eq(m_z * w_data)
             m.d.comb += [m_accept.eq(1), m_issue.eq(m_valid)]
-            m.d.sync += m_valid.eq(r_move)
+            m.d.sync += m_valid.eq(k_move)
         else:
             # z additions of w into a local accumulator; R and the generator wait meanwhile
             # (M holds w in m_w), so w is read once per update.
@@ -407,7 +434,7 @@ class LayerCore(wiring.Component):
             ]
             with m.If(m_valid & ~m_done):
                 m.d.sync += [m_acc.eq(m_prod), m_k.eq(m_k + 1)]
-            with m.If(r_move):
+            with m.If(k_move):
                 m.d.sync += [m_valid.eq(1), m_acc.eq(0), m_k.eq(0)]
             with m.Elif(m_done):
                 m.d.sync += m_valid.eq(0)
@@ -449,14 +476,12 @@ class LayerCore(wiring.Component):
 
         # -- sweep: read P[j], B[co] → W1 → fire unit → write-back ----------------------------
         # Credit flow: a neuron is issued only when the output queue Q has room for every token
-        # that may still arrive, counted in one register (``q_used``: neurons between issue and
+        # that may still arrive, counted in one register (Q's credits: neurons between issue and
         # write-back, plus tokens in Q). W1, the fire unit and the write-back therefore never
         # stall, and no ready travels back through them (``fire.o.ready`` is a constant).
         q_depth = 8                 # Q's store (power of two: its pointers wrap)
         q_cap = 7                   # credits: Q never overflows; 5 keep up one neuron per cycle
-        q_used = Signal(range(q_cap + 1))
         q_room = Signal()
-        m.d.comb += q_room.eq(q_used != q_cap)
         s_j = Signal(range(n_out + 1))
         s_more = Signal(init=1)     # s_j != n_out, registered
         s_co = Signal(range(c_out))
@@ -493,10 +518,10 @@ class LayerCore(wiring.Component):
         # enables are never high together (M is empty during the sweep).
         p_raddr = Signal(jw)
         drain_done = Signal()
-        m.d.comb += drain_done.eq((phase == _Phase.DRAIN) & ~g_busy & ~r_valid & ~m_valid
+        m.d.comb += drain_done.eq((phase == _Phase.DRAIN) & ~g_busy & ~r_valid & ~k_valid & ~m_valid
                                   & ~x_valid & ~a_valid)
-        with m.If(r_move):
-            m.d.sync += p_raddr.eq(r_j)
+        with m.If(k_move):
+            m.d.sync += p_raddr.eq(k_j)
         with m.Elif(s_issue):
             m.d.sync += p_raddr.eq(s_j + 1)
         with m.Elif(drain_done):
@@ -541,29 +566,18 @@ class LayerCore(wiring.Component):
                 t_tok.tok.index.eq(fire.o.payload.index),
                 t_tok.tok.value.eq(ev_value),
             ]
-        q_store = Array(Signal(tok_layout, name=f"q_store{k}") for k in range(q_depth))
-        q_head = Signal(range(q_depth))
-        q_tail = Signal(range(q_depth))
-        q_nonempty = Signal()       # the store holds at most q_cap < q_depth tokens
-        o_valid = Signal()
-        o_tok = Signal(tok_layout)
-        q_pop = Signal()            # O loads the store's head
+        m.submodules.q = q = CreditQueue(shape=tok_layout, depth=q_depth, credits=q_cap)
         m.d.comb += [
-            q_nonempty.eq(q_head != q_tail),
-            q_pop.eq(q_nonempty & (~o_valid | self.o.ready)),
-            self.o.valid.eq(o_valid),
-            self.o.payload.eq(o_tok.tok),
+            q.take.eq(s_issue | t_eot),     # never both: SWEEP and EOT_OUT are phases
+            q.drop.eq(wb & ~emit),
+            q.w_en.eq(t_push),
+            q.w_data.eq(t_tok),
+            q_room.eq(q.room),
+            self.o.valid.eq(q.o.valid),
+            self.o.payload.eq(q.o.payload.tok),
+            q.o.ready.eq(self.o.ready),
         ]
-        with m.If(t_push):
-            m.d.sync += [q_store[q_tail].eq(t_tok), q_tail.eq(q_tail + 1)]
-        with m.If(q_pop):
-            m.d.sync += [o_valid.eq(1), o_tok.eq(q_store[q_head]), q_head.eq(q_head + 1)]
-        with m.Elif(self.o.ready):
-            m.d.sync += o_valid.eq(0)
         out_hs = self.o.valid & self.o.ready
-        # Credits: +1 per neuron issued and per EOT; -1 per neuron written back without a token
-        # and per token sent.
-        m.d.sync += q_used.eq(q_used + s_issue + t_eot - (wb & ~emit) - out_hs)
 
         # -- phases ---------------------------------------------------------------------------
         with m.Switch(phase):
@@ -577,8 +591,9 @@ class LayerCore(wiring.Component):
                         m.d.sync += [phase.eq(_Phase.EOT_OUT), wb_count.eq(0)]
             with m.Case(_Phase.EOT_OUT):
                 with m.If(t_eot):
-                    m.d.sync += [phase.eq(_Phase.INTEGRATE), s_j.eq(0), s_more.eq(1), s_co.eq(0),
-                                 s_pix.eq(0), t_cur.eq(Mux(last_t, 0, t_cur + 1))]
+                    m.d.sync += [phase.eq(_Phase.INTEGRATE), integrating.eq(1), s_j.eq(0),
+                                 s_more.eq(1), s_co.eq(0), s_pix.eq(0),
+                                 t_cur.eq(Mux(last_t, 0, t_cur + 1))]
 
         # -- counters -------------------------------------------------------------------------
         ctr = {name: Signal(COUNTER_WIDTH, name=f"ctr_{name}")
@@ -606,7 +621,7 @@ class LayerCore(wiring.Component):
         in_flight = Signal(range(3))
         m.d.comb += [
             in_first.eq(in_hs & ~in_started),
-            out_last.eq(out_hs & (o_tok.tok.kind == EventKind.EOT) & o_tok.last),
+            out_last.eq(out_hs & (q.o.payload.tok.kind == EventKind.EOT) & q.o.payload.last),
         ]
         with m.If(in_hs):
             m.d.sync += in_started.eq(1)

@@ -25,13 +25,14 @@ input has a token, which makes every depth >= 1 deadlock-free (the argument is i
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, unsigned
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.errors import MlsnnError
 from golden.ir import INPUT, Join, Network
 
+from .credit import CreditQueue
 from .join import BarrierCore, Fork, SewJoin
 from .layer import LayerCore, check_v0
 from .layout import (COUNTER_STRIDE, COUNTERS, EventKind, EventLayout, ResultLayout,
@@ -150,8 +151,16 @@ class InputStreamer(wiring.Component):
     Accepts ``n_in`` pixels (flat CHW order) while ``enable`` is high, then presents them T times:
     for each timestep, ``EVENT(i, x_i)`` for every ``x_i > 0`` in ascending i, then EOT.
 
-    Timing: one pixel scanned per cycle (zero pixels cost a cycle here and nothing downstream),
-    one cycle per EOT; a stalled ``o`` holds the scan.
+    Pipeline: a scan counter issues one slot per cycle, pixel i = 0..n-1 then the EOT slot, and
+    reads the pixel buffer (block RAM) at the counter itself (a register); the slot's read data
+    is written into a :class:`~hw.credit.CreditQueue` when it is an EOT or a non-zero pixel, and
+    its credit is dropped otherwise. A slot is issued only when a credit is free, so nothing
+    behind the block RAM ever waits for ``o.ready``: the read data go through one comparator
+    into the queue's registers, and ``o`` comes from registers.
+
+    Timing: one slot per cycle (a zero pixel costs a cycle here and nothing downstream), the
+    next timestep's scan follows its EOT slot at once; a stalled ``o`` holds the scan once the
+    queue's credits are used up. Latency from a slot's issue to ``o.valid``: 3 cycles.
 
     Members
     -------
@@ -160,10 +169,14 @@ class InputStreamer(wiring.Component):
     enable : In(1)
         Pixels are accepted only while high.
     busy : Out(1)
-        Loading (after the first pixel) or streaming.
+        Loading (after the first pixel) or streaming (until the last EOT has been sent).
     done : Out(1)
         Pulses with the handshake of the last EOT of the inference.
     """
+
+    #: Credits of the output queue: a slot holds its credit for four cycles from issue to the
+    #: handshake, so four keep the scan at one slot per cycle.
+    CREDITS = 4
 
     def __init__(self, *, n_in, in_bits, timesteps):
         self._n = check_int("n_in", n_in, minimum=1)
@@ -184,56 +197,70 @@ class InputStreamer(wiring.Component):
         m.submodules.buf = buf = Memory(shape=unsigned(self._bits), depth=n, init=[])
         wp = buf.write_port()
         rp = buf.read_port()
+        tok_layout = data.StructLayout({"tok": self.out_layout, "last": 1})
+        m.submodules.q = q = CreditQueue(shape=tok_layout, depth=4, credits=self.CREDITS)
 
         load_i = Signal(range(n))
-        scan_i = Signal(range(n + 1))
+        streaming = Signal()        # from the last pixel loaded to the last EOT sent
+        scan = Signal()             # slots left to issue in this inference
+        sc = Signal(range(n + 1))   # the next slot: pixel sc, or the EOT when sc == n
+        sc_eot = Signal()           # sc == n, registered
         t = Signal(range(T))
-        scanning = Signal()
-        eot = Signal()
-        r_valid = Signal()
-        r_i = Signal(range(n))
-        loading = ~scanning & ~eot
+        t_last = Signal(init=int(T == 1))   # t == T - 1, registered
 
         m.d.comb += [
-            self.pixels.ready.eq(loading & self.enable),
+            self.pixels.ready.eq(~streaming & self.enable),
             wp.addr.eq(load_i),
             wp.data.eq(self.pixels.payload),
             wp.en.eq(self.pixels.valid & self.pixels.ready),
-            self.busy.eq(scanning | eot | (load_i != 0)),
+            self.busy.eq(streaming | (load_i != 0)),
         ]
         with m.If(wp.en):
             with m.If(load_i == n - 1):
-                m.d.sync += [load_i.eq(0), scanning.eq(1), scan_i.eq(0)]
+                m.d.sync += [load_i.eq(0), streaming.eq(1), scan.eq(1)]
             with m.Else():
                 m.d.sync += load_i.eq(load_i + 1)
 
-        x = rp.data
-        r_leave = r_valid & ((x == 0) | self.o.ready)
-        issue = scanning & (scan_i != n) & (~r_valid | r_leave)
-        m.d.comb += [rp.addr.eq(scan_i), rp.en.eq(issue)]
+        # Issue: one slot per cycle while a credit is free; the read is harmless for the EOT
+        # slot (its data are not used).
+        issue = Signal()
+        m.d.comb += [issue.eq(scan & q.room), rp.addr.eq(sc), rp.en.eq(issue), q.take.eq(issue)]
+        r_valid = Signal()
+        r_i = Signal(range(n))
+        r_eot = Signal()
+        r_last = Signal()
+        m.d.sync += r_valid.eq(issue)
         with m.If(issue):
-            m.d.sync += [r_valid.eq(1), r_i.eq(scan_i), scan_i.eq(scan_i + 1)]
-        with m.Elif(r_leave):
-            m.d.sync += r_valid.eq(0)
-        with m.If(scanning & (scan_i == n) & (~r_valid | r_leave) & ~issue):
-            m.d.sync += [scanning.eq(0), eot.eq(1)]
-
-        with m.If(eot):
-            m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(EventKind.EOT)]
-            with m.If(self.o.ready):
-                m.d.sync += eot.eq(0)
-                with m.If(t == T - 1):
-                    m.d.sync += t.eq(0)
-                    m.d.comb += self.done.eq(1)
+            m.d.sync += [r_i.eq(sc), r_eot.eq(sc_eot), r_last.eq(sc_eot & t_last)]
+            with m.If(sc_eot):
+                m.d.sync += [sc.eq(0), sc_eot.eq(0)]
+                with m.If(t_last):
+                    m.d.sync += [scan.eq(0), t.eq(0), t_last.eq(int(T == 1))]
                 with m.Else():
-                    m.d.sync += [t.eq(t + 1), scanning.eq(1), scan_i.eq(0)]
+                    m.d.sync += [t.eq(t + 1), t_last.eq(t + 2 == T)]
+            with m.Else():
+                m.d.sync += [sc.eq(sc + 1), sc_eot.eq(sc + 1 == n)]
+
+        # Read data → queue: EOT slots and non-zero pixels; a zero pixel returns its credit.
+        x = rp.data
+        keep = r_eot | (x != 0)
+        with m.If(r_eot):
+            m.d.comb += q.w_data.tok.kind.eq(EventKind.EOT)
         with m.Else():
-            m.d.comb += [
-                self.o.valid.eq(r_valid & (x != 0)),
-                self.o.payload.kind.eq(EventKind.EVENT),
-                self.o.payload.index.eq(r_i),
-                self.o.payload.value.eq(x),
-            ]
+            m.d.comb += [q.w_data.tok.kind.eq(EventKind.EVENT), q.w_data.tok.index.eq(r_i),
+                         q.w_data.tok.value.eq(x)]
+        m.d.comb += [
+            q.w_data.last.eq(r_last),
+            q.w_en.eq(r_valid & keep),
+            q.drop.eq(r_valid & ~keep),
+            self.o.valid.eq(q.o.valid),
+            self.o.payload.eq(q.o.payload.tok),
+            q.o.ready.eq(self.o.ready),
+        ]
+        out_last = self.o.valid & self.o.ready & q.o.payload.last
+        with m.If(out_last):
+            m.d.sync += streaming.eq(0)
+        m.d.comb += self.done.eq(out_last)
         return m
 
 
@@ -389,12 +416,20 @@ class NetworkTop(wiring.Component):
             self.result.payload.last.eq(ro.payload.index == n_cls - 1),
             ro.ready.eq(Mux(is_ro, self.result.ready, 1)),
         ]
+        # Argmax, one cycle behind the result beats (the beat is registered first, so that the
+        # comparator starts from registers); ties keep the lowest index. The prediction is
+        # final by the time ``busy`` falls: the readout's EOT follows its last beat.
         best = Signal.like(self.result.payload.potential)
         pred = Signal.like(self.prediction)
+        am_valid = Signal()
+        am_index = Signal.like(self.prediction)
+        am_value = Signal.like(self.result.payload.potential)
         m.d.comb += self.prediction.eq(pred)
+        m.d.sync += am_valid.eq(self.result.valid & self.result.ready)
         with m.If(self.result.valid & self.result.ready):
-            with m.If((ro.payload.index == 0) | (ro.payload.value > best)):
-                m.d.sync += [best.eq(ro.payload.value), pred.eq(ro.payload.index)]
+            m.d.sync += [am_index.eq(ro.payload.index), am_value.eq(ro.payload.value)]
+        with m.If(am_valid & ((am_index == 0) | (am_value > best))):
+            m.d.sync += [best.eq(am_value), pred.eq(am_index)]
 
         ro_t = Signal(range(T))
         final = Signal()

@@ -1,0 +1,102 @@
+"""Credit-counted output queue: a store of registers and an output register.
+
+A producer that cannot be stalled (a pipeline without backpressure) reserves a credit when it
+starts a token, so the token always finds room when it arrives a few cycles later::
+
+    take ──► used += 1            (a token may arrive)
+    w_en ──► store[tail]          (it arrives; the credit stays taken)
+    drop ──► used -= 1            (it will not arrive: e.g. a zero pixel, a neuron that did not fire)
+    o handshake ──► used -= 1     (it left)
+
+``room`` is ``used != credits``, from one register: the producer's issue logic never sees the
+consumer's ``o.ready``. ``o.valid`` and ``o.payload`` are registers (the output register O,
+loaded from the store's head), so no combinational path crosses the queue in either direction.
+
+Capacity: tokens in flight + in the store + in O never exceed ``credits``, and O takes the
+store's head whenever it is free, so the store never holds more than ``credits - 1`` tokens;
+its pointers wrap at ``depth`` (a power of two) and ``head == tail`` means empty, which needs
+``credits <= depth``.
+
+Timing: a token written in cycle c is in O (``o.valid``) in cycle c + 2 at the earliest; a
+credit taken in cycle c with its token leaving in cycle c + k is free again in cycle c + k + 1.
+A producer issuing one token per cycle with k cycles from issue to ``o``'s handshake needs
+``credits >= k + 1`` to never wait.
+"""
+
+from amaranth.hdl import Array, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .neuron import check_int
+
+__all__ = ["CreditQueue"]
+
+
+class CreditQueue(wiring.Component):
+    """Register queue with credit accounting (see the module docstring).
+
+    Parameters
+    ----------
+    shape : shape-like
+        Payload shape.
+    depth : int
+        Store size, a power of two >= 2 (default 8).
+    credits : int
+        Tokens that may be reserved at once, 1 <= credits <= depth (default depth - 1).
+
+    Members
+    -------
+    take : In(1)
+        Reserve one credit this cycle (only while ``room`` is high).
+    drop : In(1)
+        Return one credit whose token will never be written.
+    w_en, w_data : In
+        Write a token whose credit was taken earlier.
+    room : Out(1)
+        A credit is free (``take`` may be high).
+    o : Out(stream.Signature(shape))
+        The tokens, in write order.
+    """
+
+    def __init__(self, *, shape, depth=8, credits=None):
+        self._depth = check_int("depth", depth, minimum=2)
+        if depth & (depth - 1):
+            raise ValueError(f"depth must be a power of two, not {depth}")
+        self._credits = check_int("credits", depth - 1 if credits is None else credits,
+                                  minimum=1)
+        if self._credits > depth:
+            raise ValueError(f"credits ({self._credits}) must not exceed depth ({depth})")
+        self._shape = shape
+        super().__init__({
+            "take": In(1),
+            "drop": In(1),
+            "w_en": In(1),
+            "w_data": In(shape),
+            "room": Out(1),
+            "o": Out(stream.Signature(shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        used = Signal(range(self._credits + 1))
+        m.d.comb += self.room.eq(used != self._credits)
+
+        store = Array(Signal(self._shape, name=f"store{k}") for k in range(self._depth))
+        head = Signal(range(self._depth))
+        tail = Signal(range(self._depth))
+        o_valid = Signal()
+        o_data = Signal(self._shape)
+        pop = Signal()      # O loads the store's head
+        m.d.comb += [
+            pop.eq((head != tail) & (~o_valid | self.o.ready)),
+            self.o.valid.eq(o_valid),
+            self.o.payload.eq(o_data),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += [store[tail].eq(self.w_data), tail.eq(tail + 1)]
+        with m.If(pop):
+            m.d.sync += [o_valid.eq(1), o_data.eq(store[head]), head.eq(head + 1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += o_valid.eq(0)
+        m.d.sync += used.eq(used + self.take - self.drop - (self.o.valid & self.o.ready))
+        return m
