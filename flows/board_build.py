@@ -8,6 +8,8 @@ tools (yosys, nextpnr, icepack/ecppack, chosen through the ``YOSYS``, ``NEXTPNR_
 - ``<name>.bin`` (iCEBreaker) or ``<name>.bit`` and ``<name>.svf`` (ULX3S): the bitstream;
 - ``<name>.v``: the Verilog of the whole board design;
 - ``report.json`` and ``report.md``: resources (yosys), utilization and Fmax (nextpnr);
+  for the ULX3S also ``bram_outregs``, the block RAM ports whose output register took the
+  register after them (:mod:`flows.outreg`, run on yosys' netlist before nextpnr);
 - ``PROGRAM.md``: how to program the board and talk to it;
 - ``network.json`` and ``network.npz``: the network, for ``mlsnn run --ir``;
 - ``build/``: every intermediate file and log.
@@ -17,8 +19,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -77,17 +82,56 @@ def get_board(name):
         raise MlsnnError(f"unknown board {name!r}; boards are {', '.join(BOARDS)}") from None
 
 
+def _outreg_command():
+    """Build-script command (a Jinja template) running :mod:`flows.outreg` on yosys' netlist."""
+    exe = shlex.quote(sys.executable).replace("{", "{{ '{' }}")
+    return f"{exe} -m flows.outreg {{{{name}}}}.json"
+
+
+def _with_outreg(cls):
+    """``cls`` with :mod:`flows.outreg` run between yosys and nextpnr in its build script."""
+
+    class Platform(cls):
+        @property
+        def command_templates(self):
+            templates = list(super().command_templates)
+            at = next((i for i, t in enumerate(templates) if 'invoke_tool("yosys")' in t), None)
+            if at is None:
+                raise MlsnnError(f"{cls.__name__}'s build script has no yosys step")
+            templates.insert(at + 1, _outreg_command())
+            return templates
+
+    Platform.__name__ = Platform.__qualname__ = cls.__name__
+    return Platform
+
+
 def _platform(board):
     import importlib
     mod, cls = board.platform.split(":")
-    return getattr(importlib.import_module(mod), cls)()
+    cls = getattr(importlib.import_module(mod), cls)
+    if TARGETS[board.target].family == "ecp5":
+        cls = _with_outreg(cls)
+    return cls()
+
+
+_OUTREG_LINE = re.compile(r"flows\.outreg: (\d+) DP16KD port\(s\) switched to OUTREG, "
+                          r"(\d+) flip-flop\(s\) absorbed")
+
+
+def _outreg_counts(log):
+    """``(ports, flip-flops)`` from :mod:`flows.outreg`'s line in the build log (0, 0 if none)."""
+    found = _OUTREG_LINE.findall(log)
+    return tuple(int(v) for v in found[-1]) if found else (0, 0)
 
 
 def build_env():
-    """Environment for an amaranth-boards build with the YoWASP tools of this Python."""
+    """Environment for an amaranth-boards build with the YoWASP tools of this Python (and this
+    package importable by it, for ``python -m flows.outreg``)."""
     env = tool_env()
     for var, name in _ENV.items():
         env[var] = name if name == "true" else tool(name)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -164,7 +208,12 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
         with open(stat_path) as f:
             stat = json.load(f)
         cells = dict((stat.get("design") or {}).get("num_cells_by_type", {}))
-        rep = SynthReport(name=name, target=tgt.name, cells=cells,
+        outregs, absorbed = _outreg_counts(proc.stdout) if tgt.family == "ecp5" else (0, 0)
+        if absorbed:
+            # yosys counted them before flows.outreg moved them into the block RAMs.
+            ff_type = next((t for t in cells if t.startswith("TRELLIS_FF")), "TRELLIS_FF")
+            cells[ff_type] = cells.get(ff_type, 0) - absorbed
+        rep = SynthReport(name=name, target=tgt.name, cells=cells, bram_outregs=outregs,
                           **resources_from_cells(tgt.family, cells))
     if proc.returncode != 0:
         if rep is not None:
