@@ -23,7 +23,7 @@ when its enable was high; in OUTREG mode the port's output register does exactly
 ``OCEX`` as its enable. A port that does not match every condition is left as it is.
 
 In the RTL this takes a register right after a block RAM read port with no reset
-(``reset_less=True``): ``hw.layer.LayerCore``'s ``m_w`` after the weight memory.
+(``reset_less=True``): ``hw.layer.LayerCore``'s ``k_w`` after the weight memory.
 
 Usage: ``python -m flows.outreg top.json`` (rewrites the file in place, prints what it did).
 """

@@ -34,6 +34,7 @@ from amaranth.lib import fifo, io, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .layout import CTR_LATENCY
 from .uart import UARTRx, UARTTx, divisor_for
 
 __all__ = [
@@ -259,6 +260,7 @@ class _Engine(wiring.Component):
         pix = Signal(8 * pix_bytes)
         pred = Signal(16)
         ctr_sel = Signal(16)
+        ctr_wait = Signal(range(CTR_LATENCY + 1))
         ctr_end = n_layers * CTR_STRIDE
         rom = Array(Const(b, 8) for b in self._info)
         m.d.comb += [
@@ -363,13 +365,22 @@ class _Engine(wiring.Component):
                     with m.If(sub == 1):
                         m.next = "COUNTER"
 
+            # ctr_data follows ctr_sel CTR_LATENCY edges later: both states wait that long
+            # after entering (ctr_sel changes only right before them).
             with m.State("COUNTER"):
-                send(Cat(Const(OP_COUNTER, 8), core.ctr_data[:32]), 5)
+                with m.If(ctr_wait != CTR_LATENCY):
+                    m.d.sync += ctr_wait.eq(ctr_wait + 1)
+                with m.Else():
+                    m.d.sync += ctr_wait.eq(0)
+                    send(Cat(Const(OP_COUNTER, 8), core.ctr_data[:32]), 5)
 
             with m.State("COUNTERS"):
                 with m.If(ctr_sel == ctr_end):
                     m.next = "IDLE"
+                with m.Elif(ctr_wait != CTR_LATENCY):
+                    m.d.sync += ctr_wait.eq(ctr_wait + 1)
                 with m.Else():
+                    m.d.sync += ctr_wait.eq(0)
                     with m.If(ctr_sel[:4] == len(COUNTER_NAMES) - 1):
                         m.d.sync += ctr_sel.eq(Cat(Const(0, 4), ctr_sel[4:] + 1))
                     with m.Else():

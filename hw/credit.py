@@ -8,7 +8,7 @@ starts a token, so the token always finds room when it arrives a few cycles late
     drop ──► used -= 1            (it will not arrive: e.g. a zero pixel, a neuron that did not fire)
     o handshake ──► used -= 1     (it left)
 
-``room`` is ``used != credits``, from one register: the producer's issue logic never sees the
+``room`` is ``used != credits``, a register of its own: the producer's issue logic never sees the
 consumer's ``o.ready``. ``o.valid`` and ``o.payload`` are registers (the output register O,
 loaded from the store's head), so no combinational path crosses the queue in either direction.
 
@@ -18,9 +18,10 @@ its pointers wrap at ``depth`` (a power of two) and ``head == tail`` means empty
 ``credits <= depth``.
 
 Timing: a token written in cycle c is in O (``o.valid``) in cycle c + 2 at the earliest; a
-credit taken in cycle c with its token leaving in cycle c + k is free again in cycle c + k + 1.
-A producer issuing one token per cycle with k cycles from issue to ``o``'s handshake needs
-``credits >= k + 1`` to never wait.
+credit taken in cycle c with its token leaving (or dropped) in cycle c + k is free again in
+cycle c + k + 2 (returns are registered before they reach the count). A producer issuing one
+token per cycle with k cycles from issue to ``o``'s handshake needs ``credits >= k + 2`` to
+never wait.
 """
 
 from amaranth.hdl import Array, Module, Signal
@@ -79,7 +80,8 @@ class CreditQueue(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         used = Signal(range(self._credits + 1))
-        m.d.comb += self.room.eq(used != self._credits)
+        room = Signal(init=1)       # used != credits, as a register of its own
+        m.d.comb += self.room.eq(room)
 
         store = Array(Signal(self._shape, name=f"store{k}") for k in range(self._depth))
         head = Signal(range(self._depth))
@@ -98,5 +100,12 @@ class CreditQueue(wiring.Component):
             m.d.sync += [o_valid.eq(1), o_data.eq(store[head]), head.eq(head + 1)]
         with m.Elif(self.o.ready):
             m.d.sync += o_valid.eq(0)
-        m.d.sync += used.eq(used + self.take - self.drop - (self.o.valid & self.o.ready))
+        # Returned credits (drops, handshakes) are registered and subtracted one cycle later,
+        # so that the producer's late signals do not reach the counter's adder: ``used`` may
+        # overstate the credits in use for a cycle, never understate them.
+        ret = Signal(range(3))
+        m.d.sync += ret.eq(self.drop + (self.o.valid & self.o.ready))
+        used_next = Signal.like(used)
+        m.d.comb += used_next.eq(used + self.take - ret)
+        m.d.sync += [used.eq(used_next), room.eq(used_next != self._credits)]
         return m

@@ -10,45 +10,48 @@ image (see :class:`hw.layout.LayerGeometry`), so one address generator serves bo
 
 Integrate pipeline (one synaptic update per cycle)::
 
-    i ──► D ──► G ──► R ──► M ──► X ──► A
-          │     │     │     │     │     └ P + z·w (saturated when the width was forced narrow)
-          │     │     │     │     │       → write P[j]
-          │     │     │     │     └ P[j] arrives and is registered (forwarded, see below)
-          │     │     │     └ z·w from the registered w (mul: one cycle; serial: z additions,
-          │     │     │       R and G wait); read P[j] (transparent for A's write of the cycle)
-          │     │     └ w arrives from W and is registered into M (nothing but routing after
-          │     │       the block RAM's output: its clock-to-out is the slowest part of the path)
+    i ──► D ──► G ──► R ──► K ──► M ──► X ──► A
+          │     │     │     │     │     │     └ P + z·w (saturated when the width was forced
+          │     │     │     │     │     │       narrow) → write P[j]
+          │     │     │     │     │     └ P[j] arrives and is registered (forwarded, see below)
+          │     │     │     │     └ z·w from the registered w (mul: one cycle; serial: z
+          │     │     │     │       additions, K, R and G wait); read P[j]
+          │     │     │     └ w registered (``k_w``, no reset: on ECP5 the flow moves it into the
+          │     │     │       block RAM's output register, see ``flows/outreg.py``)
+          │     │     └ w arrives from W (nothing but routing after the block RAM's output)
           │     └ address generator: issues read W[w_addr] for each target (ky, kx, co ascending)
           └ decode: one input token; conv: fan-out table lookup (ROM, sync read)
 
 Every block RAM output (W, P) goes straight into a register, and the adder of A starts from
-registers, so no path crosses a memory's clock-to-out and an adder or a multiplier.
+registers and is followed by a single 2:1 multiplexer, so no path crosses a memory's
+clock-to-out and an adder or a multiplier.
 
 * D loads a token when it is empty or G takes its token in the same cycle, so back-to-back
   events cost no bubble: G loads the next event during the last update of the current one.
   In front of D, a one-token skid buffer S makes ``i.ready`` a register (S empty): a token
   accepted while D is held waits in S, and D loads S's token before the input's.
 * Read-after-write on P: up to two earlier updates are still in flight when an update reads
-  P[j] in M: one in A, which writes P in that very cycle, and one in X, which writes it one
-  cycle later. The P read port is transparent for the P write port, so the read sees the value
-  A writes; and when the update reaches X, the one ahead of it is in A, and X takes A's sum
-  instead of the memory's data if both target the same neuron (``a_j == x_j``). X and A never
-  stall, so these are the only two; older writes are already in the memory. Sums are therefore
+  P[j] in M: one in A, which writes P in that very cycle (after the read, which does not see
+  it), and one in X, which writes it one cycle later. When the update reaches X, the first has
+  moved to W1 (a register of the last write: ``w1_j``, ``w1_sum``) and the second is in A; X
+  takes A's sum if A targets the same neuron (``a_j == x_j``), else W1's if W1 does, else the
+  memory's data. X and A never stall, so these are the only two; older writes are already in
+  the memory. Sums are therefore
   never stale, whatever the targets of consecutive updates (tested with N_out = 1, 2, 3 and
   repeated events, with and without gaps).
-* Latency of an update: 5 cycles from its issue in G to its write in A (mul); throughput one
+* Latency of an update: 6 cycles from its issue in G to its write in A (mul); throughput one
   update per cycle sustained (mul), one per z cycles (serial). Events whose fan-out is empty
   (stride, borders) are consumed (counted in ``ev_in``) and dropped by D while G works, so they
   cost no generator cycle (D takes one token per cycle, so a run of them can still starve G).
 
-End of timestep: an EOT token in D is taken when G is free; the core drains R, M, X and A (at
-most five cycles), then sweeps the neurons j ascending::
+End of timestep: an EOT token in D is taken when G is free; the core drains R, K, M, X and A
+(at most six cycles), then sweeps the neurons j ascending::
 
     sweep counter ──► read P[j], B[co(j)] ──► W1 ──► FireUnit ──► WB: write P'[j]; emit (j, z)
                                                                      └──► Q (8 + O) ──► o
 
 Credit flow (:class:`hw.credit.CreditQueue`): the sweep issues a neuron only when Q's credit
-count (a register: neurons issued and not yet written back, plus tokens in Q) is below 7, so
+count (a register: neurons issued and not yet written back, plus tokens in Q) is below 8, so
 every token that may come out of the fire unit has a place in Q, and W1, the fire unit (parallel, readout) and WB never stall: no
 ready travels back through them (``fire.o.ready`` is a constant). Q is a store of 8 registers
 and the output register O (``o.valid`` and ``o.payload`` are registers; the consumer's
@@ -59,7 +62,7 @@ micro-steps per neuron). WB writes ``P'`` (v0 at the last timestep) and, when ``
 the event into Q; a stalled consumer holds the sweep counter (no credits), and no access is
 repeated, so the counters stay exact under backpressure. After the last write-back the core
 emits EOT and only then takes tokens of the next timestep from D (SPEC §4). Sweep cost:
-N_out + 4 cycles (parallel, no stall); five credits keep up one neuron per cycle.
+N_out + 6 cycles (parallel, no stall); eight credits keep up one neuron per cycle.
 
 The P read address is a register written one cycle ahead (R's target, or the sweep's next
 neuron), so no multiplexer sits between registers and the memory.
@@ -129,7 +132,7 @@ class LayerCore(wiring.Component):
     """Event-driven core of one dense or conv2d layer.
 
     Timing: integrate one synaptic update per cycle sustained (``synapse="mul"``), update latency
-    5 cycles; end-of-timestep sweep N_out + 4 cycles (``discharge="parallel"``); backpressure on
+    6 cycles; end-of-timestep sweep N_out + 4 cycles (``discharge="parallel"``); backpressure on
     ``o`` stalls the sweep without repeating any access. See the module's design note.
 
     Parameters
@@ -239,7 +242,7 @@ class LayerCore(wiring.Component):
                                                  init=[int(v) for v in layer.bias],
                                                  writable=False)
         m.submodules.pmem = pmem = CountedMemory(shape=signed(pw), depth=n_out,
-                                                 init=[layer.v0] * n_out, transparent=True)
+                                                 init=[layer.v0] * n_out)
         for mem in (wmem, bmem, pmem):
             m.d.comb += mem.clear.eq(self.clear)
 
@@ -251,6 +254,8 @@ class LayerCore(wiring.Component):
 
         phase = Signal(_Phase)
         integrating = Signal(init=1)        # phase == INTEGRATE, as a register of its own
+        sweeping = Signal()                 # phase == SWEEP, likewise
+        eot_out = Signal()                  # phase == EOT_OUT, likewise
         t_cur = Signal(range(T))
         last_t = Signal()
         m.d.comb += last_t.eq(t_cur == T - 1)
@@ -321,10 +326,14 @@ class LayerCore(wiring.Component):
         # with the counters, so that D's handshake does not wait for three comparators; g_last
         # is their AND, kept in a register of its own (updated with them: D's handshake then
         # starts from two registers).
+        # A layer whose events never fan out over more than one pixel (dense, 1x1 kernels)
+        # only counts output channels: its b and a loops are constant-folded away.
+        single = ny_max == 1 and nx_max == 1
         g_last_co = Signal(name="g_last_co")
-        g_last_b = Signal(name="g_last_b")
-        g_last_a = Signal(name="g_last_a")
+        g_last_b = Const(1, 1) if single else Signal(name="g_last_b")
+        g_last_a = Const(1, 1) if single else Signal(name="g_last_a")
         g_last = Signal(name="g_last")
+        g_free = Signal(init=1)     # ~g_busy | g_last, a register (updated with both)
         one_co = Const(int(c_out == 1), 1)
         g_adv = Signal()
         r_accept = Signal()
@@ -335,28 +344,39 @@ class LayerCore(wiring.Component):
             with m.If(~g_last_co):
                 m.d.sync += [g_co.eq(g_co + 1), g_w.eq(g_w + 1), g_j.eq(g_j + geo.hw_out),
                              g_last_co.eq(g_co + 2 == c_out),
-                             g_last.eq((g_co + 2 == c_out) & g_last_b & g_last_a)]
-            with m.Elif(~g_last_b):
-                m.d.sync += [g_co.eq(0), g_b.eq(g_b + 1), g_last_co.eq(int(c_out == 1)),
-                             g_last_b.eq(g_b + 2 == g_nx),
-                             g_last.eq(one_co & (g_b + 2 == g_nx) & g_last_a),
-                             g_wab.eq(g_wab + geo.w_step_b), g_w.eq(g_wab + geo.w_step_b),
-                             g_jab.eq(g_jab - 1), g_j.eq(g_jab - 1)]
-            with m.Elif(~g_last):
-                m.d.sync += [g_co.eq(0), g_b.eq(0), g_a.eq(g_a + 1), g_last_co.eq(int(c_out == 1)),
-                             g_last_b.eq(g_nx == 1), g_last_a.eq(g_a + 2 == g_ny),
-                             g_last.eq(one_co & (g_nx == 1) & (g_a + 2 == g_ny)),
-                             g_wa.eq(g_wa + geo.w_step_a), g_wab.eq(g_wa + geo.w_step_a),
-                             g_w.eq(g_wa + geo.w_step_a),
-                             g_ja.eq(g_ja - geo.w_out), g_jab.eq(g_ja - geo.w_out),
-                             g_j.eq(g_ja - geo.w_out)]
+                             g_last.eq((g_co + 2 == c_out) & g_last_b & g_last_a),
+                             g_free.eq((g_co + 2 == c_out) & g_last_b & g_last_a)]
+            if not single:
+                with m.Elif(~g_last_b):
+                    m.d.sync += [g_co.eq(0), g_b.eq(g_b + 1), g_last_co.eq(int(c_out == 1)),
+                                 g_last_b.eq(g_b + 2 == g_nx),
+                                 g_last.eq(one_co & (g_b + 2 == g_nx) & g_last_a),
+                                 g_free.eq(one_co & (g_b + 2 == g_nx) & g_last_a),
+                                 g_wab.eq(g_wab + geo.w_step_b), g_w.eq(g_wab + geo.w_step_b),
+                                 g_jab.eq(g_jab - 1), g_j.eq(g_jab - 1)]
+                with m.Elif(~g_last):
+                    m.d.sync += [g_co.eq(0), g_b.eq(0), g_a.eq(g_a + 1),
+                                 g_last_co.eq(int(c_out == 1)),
+                                 g_last_b.eq(g_nx == 1), g_last_a.eq(g_a + 2 == g_ny),
+                                 g_last.eq(one_co & (g_nx == 1) & (g_a + 2 == g_ny)),
+                                 g_free.eq(one_co & (g_nx == 1) & (g_a + 2 == g_ny)),
+                                 g_wa.eq(g_wa + geo.w_step_a), g_wab.eq(g_wa + geo.w_step_a),
+                                 g_w.eq(g_wa + geo.w_step_a),
+                                 g_ja.eq(g_ja - geo.w_out), g_jab.eq(g_ja - geo.w_out),
+                                 g_j.eq(g_ja - geo.w_out)]
             with m.Else():
-                m.d.sync += g_busy.eq(0)
+                m.d.sync += [g_busy.eq(0), g_free.eq(1)]
 
         # An event without targets (stride, borders) leaves D at once, even while G is busy, so
         # it costs no generator cycle; everything else waits for G to be free.
         d_empty = (d_kind == EventKind.EVENT) & ((d_ny == 0) | (d_nx == 0))
-        m.d.comb += d_take.eq(integrating & d_valid & (d_empty | ~g_busy | (g_adv & g_last)))
+        if self._synapse == "mul":
+            # R, K and M never stall (r_accept is constant), so G takes the next token when it
+            # is idle or on its last update: g_free, from a register.
+            g_takes = g_free
+        else:
+            g_takes = ~g_busy | (g_adv & g_last)
+        m.d.comb += d_take.eq(integrating & d_valid & (d_empty | g_takes))
         with m.If(d_take):
             with m.If(d_kind == EventKind.EOT):
                 m.d.sync += [phase.eq(_Phase.DRAIN), integrating.eq(0)]
@@ -366,9 +386,12 @@ class LayerCore(wiring.Component):
                     g_w.eq(d_wbase), g_wab.eq(d_wbase), g_wa.eq(d_wbase),
                     g_j.eq(d_jbase), g_jab.eq(d_jbase), g_ja.eq(d_jbase),
                     g_co.eq(0), g_b.eq(0), g_a.eq(0), g_ny.eq(d_ny), g_nx.eq(d_nx),
-                    g_last_co.eq(int(c_out == 1)), g_last_b.eq(d_nx == 1), g_last_a.eq(d_ny == 1),
+                    g_last_co.eq(int(c_out == 1)),
                     g_last.eq(one_co & (d_nx == 1) & (d_ny == 1)),
+                    g_free.eq(one_co & (d_nx == 1) & (d_ny == 1)),
                 ]
+                if not single:
+                    m.d.sync += [g_last_b.eq(d_nx == 1), g_last_a.eq(d_ny == 1)]
 
         # -- R: w arrives from W; K: w registered (no logic after the block RAM's output) ----
         r_valid = Signal()
@@ -399,25 +422,33 @@ class LayerCore(wiring.Component):
         with m.Elif(k_move):
             m.d.sync += k_valid.eq(0)
 
-        # -- M: z·w, read P ---------------------------------------------------------------
+        # -- M: z·w (mul: two halves; serial: z additions) -----------------------------------
         m_valid = Signal()
         m_j = Signal(jw)
         m_z = Signal(zw)
         m_w = Signal(signed(layer.w_bits), reset_less=True)
-        m_issue = Signal()      # M hands its product to A and reads P[m_j] this cycle
+        m_issue = Signal()      # M hands its product (or its two halves) to N this cycle
         prod_shape = signed(zw + layer.w_bits + 1)
         m_prod = Signal(prod_shape)
         w_data = m_w
         with m.If(k_move):
             m.d.sync += [m_j.eq(k_j), m_z.eq(k_z), m_w.eq(k_w)]
+        zh = (zw + 1) // 2          # z = z_lo + z_hi << zh
+        half_shape = signed(zh + layer.w_bits + 1)
+        m_lo, m_hi = Signal(half_shape), Signal(half_shape)
         if self._synapse == "mul":
-            if zw <= 4:
-                # z is narrow: a few shifted copies of w and a small adder tree, faster than a
-                # DSP multiplier (ECP5's MULT18X18D, unregistered, was the critical path).
-                parts = [Mux(m_z[k], w_data, 0).as_signed() << k for k in range(zw)]
-                m.d.comb += m_prod.eq(sum(parts[1:], parts[0]))
-            else:
-                m.d.comb += m_prod.eq(m_z * w_data)
+            # z·w in two cycles, z_lo·w and z_hi·w in M and their sum in N: an unregistered
+            # DSP multiplier (ECP5's MULT18X18D: 3.9 ns) or a full adder tree would not fit a
+            # 150 MHz cycle. A narrow half is a few shifted copies of w and a small adder tree.
+            def times(z_part):
+                if len(z_part) <= 4:
+                    parts = [Mux(z_part[k], w_data, 0).as_signed() << k
+                             for k in range(len(z_part))]
+                    return sum(parts[1:], parts[0])
+                return z_part * w_data
+            m.d.comb += [m_lo.eq(times(m_z[:zh]))]
+            if zw > zh:
+                m.d.comb += m_hi.eq(times(m_z[zh:]))
             m.d.comb += [m_accept.eq(1), m_issue.eq(m_valid)]
             m.d.sync += m_valid.eq(k_move)
         else:
@@ -439,18 +470,34 @@ class LayerCore(wiring.Component):
             with m.Elif(m_done):
                 m.d.sync += m_valid.eq(0)
 
-        # -- X: P[j] arrives; registered into A, forwarded from A's write of this cycle -------
-        # M's read of P is transparent for A's write in the same cycle; the update that is in A
-        # one cycle later (the one in X while this one was in M) writes after that read, so its
-        # sum is taken instead of the memory's data when it targets the same neuron. Older
-        # updates have written P[j] before the read. X and A never stall, so no other update
-        # can be in flight between the read and the add.
+        # -- X: P[j] arrives; registered into A, forwarded from A's and W1's writes ----------
+        # M's read of P does not see A's write of the same cycle (now in W1), nor the write of
+        # the update that was in X then (now in A); X takes the newer of these two sums when it
+        # targets the same neuron, else the memory's data. Older updates have written P[j]
+        # before the read. X and A never stall, so no other update can be in flight between
+        # the read and the add.
+        # -- N: z·w completed (mul: z_lo·w + z_hi·w << zh); read P[n_j] ----------------------
+        n_valid = Signal()
+        n_j = Signal(jw)
+        n_prod = Signal(prod_shape)
+        m.d.sync += n_valid.eq(m_issue)
+        if self._synapse == "mul":
+            n_lo, n_hi = Signal(half_shape), Signal(half_shape)
+            with m.If(m_issue):
+                m.d.sync += [n_j.eq(m_j), n_lo.eq(m_lo), n_hi.eq(m_hi)]
+            m.d.comb += n_prod.eq(n_lo + (n_hi << zh))
+        else:
+            n_sum = Signal(prod_shape)
+            with m.If(m_issue):
+                m.d.sync += [n_j.eq(m_j), n_sum.eq(m_prod)]
+            m.d.comb += n_prod.eq(n_sum)
+
         x_valid = Signal()
         x_j = Signal(jw)
         x_prod = Signal(prod_shape)
-        m.d.sync += x_valid.eq(m_issue)
-        with m.If(m_issue):
-            m.d.sync += [x_j.eq(m_j), x_prod.eq(m_prod)]
+        m.d.sync += x_valid.eq(n_valid)
+        with m.If(n_valid):
+            m.d.sync += [x_j.eq(n_j), x_prod.eq(n_prod)]
 
         # -- A: P + z·w, write P ------------------------------------------------------------
         a_valid = Signal()
@@ -458,10 +505,19 @@ class LayerCore(wiring.Component):
         a_prod = Signal(prod_shape)
         a_p = Signal(signed(pw))
         a_sum = Signal(signed(pw))
-        m.d.sync += a_valid.eq(x_valid)
+        # W1: the write of the previous cycle (A's), which M's read did not see.
+        w1_valid = Signal()
+        w1_j = Signal(jw)
+        w1_sum = Signal(signed(pw))
+        m.d.sync += [a_valid.eq(x_valid), w1_valid.eq(a_valid)]
+        with m.If(a_valid):
+            m.d.sync += [w1_j.eq(a_j), w1_sum.eq(a_sum)]
+        # The older choice (W1 or memory) is made from registers while A adds, so only one
+        # 2:1 multiplexer follows A's adder.
+        x_older = Mux(w1_valid & (w1_j == x_j), w1_sum, pmem.rd_data)
         with m.If(x_valid):
             m.d.sync += [a_j.eq(x_j), a_prod.eq(x_prod),
-                         a_p.eq(Mux(a_valid & (a_j == x_j), a_sum, pmem.rd_data))]
+                         a_p.eq(Mux(a_valid & (a_j == x_j), a_sum, x_older))]
         a_full = a_p + a_prod
         a_sat = Signal()
         if self._narrow:
@@ -480,7 +536,7 @@ class LayerCore(wiring.Component):
         # write-back, plus tokens in Q). W1, the fire unit and the write-back therefore never
         # stall, and no ready travels back through them (``fire.o.ready`` is a constant).
         q_depth = 8                 # Q's store (power of two: its pointers wrap)
-        q_cap = 7                   # credits: Q never overflows; 5 keep up one neuron per cycle
+        q_cap = 8                   # credits: Q never overflows; 8 keep up one neuron per cycle
         q_room = Signal()
         s_j = Signal(range(n_out + 1))
         s_more = Signal(init=1)     # s_j != n_out, registered
@@ -491,7 +547,7 @@ class LayerCore(wiring.Component):
         s_issue = Signal()
         # fire.i.ready is a register, and always high for the parallel and readout units (their
         # output is never stalled); the serial unit takes a neuron every N + 2 cycles.
-        m.d.comb += s_issue.eq((phase == _Phase.SWEEP) & s_more & q_room
+        m.d.comb += s_issue.eq(sweeping & s_more & q_room
                                & (~w1_valid | fire.i.ready))
         with m.If(s_issue):
             m.d.sync += [w1_valid.eq(1), w1_j.eq(s_j), s_j.eq(s_j + 1),
@@ -518,15 +574,15 @@ class LayerCore(wiring.Component):
         # enables are never high together (M is empty during the sweep).
         p_raddr = Signal(jw)
         drain_done = Signal()
-        m.d.comb += drain_done.eq((phase == _Phase.DRAIN) & ~g_busy & ~r_valid & ~k_valid & ~m_valid
-                                  & ~x_valid & ~a_valid)
-        with m.If(k_move):
-            m.d.sync += p_raddr.eq(k_j)
+        m.d.comb += drain_done.eq((phase == _Phase.DRAIN) & ~g_busy & ~r_valid & ~k_valid
+                                  & ~m_valid & ~n_valid & ~x_valid & ~a_valid)
+        with m.If(m_issue):
+            m.d.sync += p_raddr.eq(m_j)
         with m.Elif(s_issue):
             m.d.sync += p_raddr.eq(s_j + 1)
         with m.Elif(drain_done):
             m.d.sync += p_raddr.eq(0)
-        m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(s_issue | m_issue)]
+        m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(s_issue | n_valid)]
 
         if readout:
             emit = Signal()
@@ -555,8 +611,8 @@ class LayerCore(wiring.Component):
         t_tok = Signal(tok_layout)
         t_push = Signal()
         t_eot = Signal()            # EOT_OUT sends its EOT this cycle
-        m.d.comb += t_eot.eq((phase == _Phase.EOT_OUT) & q_room)
-        with m.If(phase == _Phase.EOT_OUT):
+        m.d.comb += t_eot.eq(eot_out & q_room)
+        with m.If(eot_out):
             m.d.comb += [t_push.eq(q_room), t_tok.tok.kind.eq(EventKind.EOT),
                          t_tok.last.eq(last_t)]
         with m.Else():
@@ -583,16 +639,17 @@ class LayerCore(wiring.Component):
         with m.Switch(phase):
             with m.Case(_Phase.DRAIN):
                 with m.If(drain_done):
-                    m.d.sync += phase.eq(_Phase.SWEEP)
+                    m.d.sync += [phase.eq(_Phase.SWEEP), sweeping.eq(1)]
             with m.Case(_Phase.SWEEP):
                 with m.If(wb):
                     m.d.sync += wb_count.eq(wb_count + 1)
                     with m.If(wb_count == n_out - 1):
-                        m.d.sync += [phase.eq(_Phase.EOT_OUT), wb_count.eq(0)]
+                        m.d.sync += [phase.eq(_Phase.EOT_OUT), sweeping.eq(0), eot_out.eq(1),
+                                     wb_count.eq(0)]
             with m.Case(_Phase.EOT_OUT):
                 with m.If(t_eot):
-                    m.d.sync += [phase.eq(_Phase.INTEGRATE), integrating.eq(1), s_j.eq(0),
-                                 s_more.eq(1), s_co.eq(0), s_pix.eq(0),
+                    m.d.sync += [phase.eq(_Phase.INTEGRATE), integrating.eq(1), eot_out.eq(0),
+                                 s_j.eq(0), s_more.eq(1), s_co.eq(0), s_pix.eq(0),
                                  t_cur.eq(Mux(last_t, 0, t_cur + 1))]
 
         # -- counters -------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from amaranth.lib import data, enum
 from golden.ir import Conv2d, Dense
 
 __all__ = [
-    "EventKind", "EventLayout", "ResultLayout", "COUNTERS", "COUNTER_STRIDE",
+    "EventKind", "EventLayout", "ResultLayout", "COUNTERS", "COUNTER_STRIDE", "CTR_LATENCY",
     "index_width", "value_width", "LayerGeometry",
 ]
 
@@ -28,6 +28,10 @@ COUNTERS = ("ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "s
             "cycles", "saturations")
 #: Counter address stride per layer on the network top (``ctr_addr = layer * 16 + counter``).
 COUNTER_STRIDE = 16
+#: Cycles from ``NetworkTop.ctr_addr`` to ``ctr_data``: ``ctr_data`` shows the counter addressed
+#: two clock edges earlier (the counter read is pipelined, like a block RAM with an output
+#: register).
+CTR_LATENCY = 2
 
 
 class EventKind(enum.Enum, shape=2):

@@ -28,7 +28,10 @@ class CountedMemory(wiring.Component):
 
     Timing: a read issued with ``rd_en`` in cycle c presents ``rd_data`` in cycle c+1 and holds
     it while ``rd_en`` is low. With ``transparent=True`` a read of the row being written in the
-    same cycle returns the new data (write-to-read forwarding). Counters wrap at 2**32.
+    same cycle returns the new data (write-to-read forwarding). The counters count an access of
+    cycle c in cycle c+1 (their enables are registered, so that the memory's enables, which may
+    come from logic late in the cycle, do not also drive two 32-bit adders): they are exact one
+    cycle after the last access. Counters wrap at 2**32.
 
     Parameters
     ----------
@@ -52,7 +55,7 @@ class CountedMemory(wiring.Component):
     wr_addr, wr_en, wr_data : In
         Write port (only when ``writable``).
     clear : In(1)
-        Clears both counters (wins over an access in the same cycle).
+        Clears both counters (an access in the same cycle is not counted).
     reads, writes : Out(32)
         Accesses so far.
 
@@ -113,10 +116,12 @@ class CountedMemory(wiring.Component):
             self.rd_data.eq(rp.data),
         ]
         reads = Signal(COUNTER_WIDTH)
+        rd_seen = Signal()          # a read happened in the previous cycle
         m.d.comb += self.reads.eq(reads)
+        m.d.sync += rd_seen.eq(self.rd_en & ~self.clear)
         with m.If(self.clear):
             m.d.sync += reads.eq(0)
-        with m.Elif(self.rd_en):
+        with m.Elif(rd_seen):
             m.d.sync += reads.eq(reads + 1)
         writes = Signal(COUNTER_WIDTH)
         m.d.comb += self.writes.eq(writes)
@@ -126,8 +131,10 @@ class CountedMemory(wiring.Component):
                 wp.en.eq(self.wr_en),
                 wp.data.eq(self.wr_data),
             ]
+            wr_seen = Signal()
+            m.d.sync += wr_seen.eq(self.wr_en & ~self.clear)
             with m.If(self.clear):
                 m.d.sync += writes.eq(0)
-            with m.Elif(self.wr_en):
+            with m.Elif(wr_seen):
                 m.d.sync += writes.eq(writes + 1)
         return m

@@ -35,13 +35,13 @@ from golden.ir import INPUT, Join, Network
 from .credit import CreditQueue
 from .join import BarrierCore, Fork, SewJoin
 from .layer import LayerCore, check_v0
-from .layout import (COUNTER_STRIDE, COUNTERS, EventKind, EventLayout, ResultLayout,
+from .layout import (COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventKind, EventLayout, ResultLayout,
                      index_width, value_width)
 from .memory import COUNTER_WIDTH
 from .neuron import check_choice, check_int
 
 __all__ = ["NetworkTop", "Queue", "InputStreamer", "check_supported", "edges",
-           "default_fifo_depth", "DEFAULT_FIFO_DEPTH", "MAX_JOIN_FIFO_DEPTH"]
+           "default_fifo_depth", "DEFAULT_FIFO_DEPTH", "MAX_JOIN_FIFO_DEPTH", "CTR_LATENCY"]
 
 #: Depth of an ordinary inter-core queue when ``fifo_depth=None``.
 DEFAULT_FIFO_DEPTH = 16
@@ -92,6 +92,17 @@ def default_fifo_depth(net, src, consumer):
     if isinstance(net.layer(consumer), Join):
         return min(MAX_JOIN_FIFO_DEPTH, max(DEFAULT_FIFO_DEPTH, _events_bound(net, src) + 1))
     return DEFAULT_FIFO_DEPTH
+
+
+def _greater(a, b):
+    """``a > b`` for two signed values of one width, from two half-width comparisons (two
+    short carry chains side by side instead of one long one)."""
+    w = len(a)
+    if w < 8:
+        return a > b
+    h = w // 2
+    a_hi, b_hi = a[h:].as_signed(), b[h:].as_signed()
+    return (a_hi > b_hi) | ((a_hi == b_hi) & (a[:h] > b[:h]))
 
 
 class Queue(wiring.Component):
@@ -153,14 +164,14 @@ class InputStreamer(wiring.Component):
 
     Pipeline: a scan counter issues one slot per cycle, pixel i = 0..n-1 then the EOT slot, and
     reads the pixel buffer (block RAM) at the counter itself (a register); the slot's read data
-    is written into a :class:`~hw.credit.CreditQueue` when it is an EOT or a non-zero pixel, and
-    its credit is dropped otherwise. A slot is issued only when a credit is free, so nothing
-    behind the block RAM ever waits for ``o.ready``: the read data go through one comparator
-    into the queue's registers, and ``o`` comes from registers.
+    are registered (with a "keep" flag: EOT or non-zero pixel) and then written into a
+    :class:`~hw.credit.CreditQueue`, or their credit is dropped. A slot is issued only when a
+    credit is free, so nothing behind the block RAM ever waits for ``o.ready``, and ``o`` comes
+    from registers.
 
     Timing: one slot per cycle (a zero pixel costs a cycle here and nothing downstream), the
     next timestep's scan follows its EOT slot at once; a stalled ``o`` holds the scan once the
-    queue's credits are used up. Latency from a slot's issue to ``o.valid``: 3 cycles.
+    queue's credits are used up. Latency from a slot's issue to ``o.valid``: 4 cycles.
 
     Members
     -------
@@ -174,9 +185,10 @@ class InputStreamer(wiring.Component):
         Pulses with the handshake of the last EOT of the inference.
     """
 
-    #: Credits of the output queue: a slot holds its credit for four cycles from issue to the
-    #: handshake, so four keep the scan at one slot per cycle.
-    CREDITS = 4
+    #: Credits of the output queue: a slot holds its credit for six cycles from its issue to
+    #: its return (four to the handshake, two for the return), so six keep the scan at one slot
+    #: per cycle.
+    CREDITS = 6
 
     def __init__(self, *, n_in, in_bits, timesteps):
         self._n = check_int("n_in", n_in, minimum=1)
@@ -198,7 +210,7 @@ class InputStreamer(wiring.Component):
         wp = buf.write_port()
         rp = buf.read_port()
         tok_layout = data.StructLayout({"tok": self.out_layout, "last": 1})
-        m.submodules.q = q = CreditQueue(shape=tok_layout, depth=4, credits=self.CREDITS)
+        m.submodules.q = q = CreditQueue(shape=tok_layout, depth=8, credits=self.CREDITS)
 
         load_i = Signal(range(n))
         streaming = Signal()        # from the last pixel loaded to the last EOT sent
@@ -241,18 +253,23 @@ class InputStreamer(wiring.Component):
             with m.Else():
                 m.d.sync += [sc.eq(sc + 1), sc_eot.eq(sc + 1 == n)]
 
-        # Read data → queue: EOT slots and non-zero pixels; a zero pixel returns its credit.
-        x = rp.data
-        keep = r_eot | (x != 0)
-        with m.If(r_eot):
-            m.d.comb += q.w_data.tok.kind.eq(EventKind.EOT)
-        with m.Else():
-            m.d.comb += [q.w_data.tok.kind.eq(EventKind.EVENT), q.w_data.tok.index.eq(r_i),
-                         q.w_data.tok.value.eq(x)]
+        # Read data registered (X), then into the queue: EOT slots and non-zero pixels; a zero
+        # pixel returns its credit.
+        x_valid = Signal()
+        x_keep = Signal()
+        x_tok = Signal(tok_layout)
+        m.d.sync += x_valid.eq(r_valid)
+        with m.If(r_valid):
+            m.d.sync += [x_keep.eq(r_eot | (rp.data != 0)), x_tok.last.eq(r_last)]
+            with m.If(r_eot):
+                m.d.sync += x_tok.tok.kind.eq(EventKind.EOT)
+            with m.Else():
+                m.d.sync += [x_tok.tok.kind.eq(EventKind.EVENT), x_tok.tok.index.eq(r_i),
+                             x_tok.tok.value.eq(rp.data)]
         m.d.comb += [
-            q.w_data.last.eq(r_last),
-            q.w_en.eq(r_valid & keep),
-            q.drop.eq(r_valid & ~keep),
+            q.w_data.eq(x_tok),
+            q.w_en.eq(x_valid & x_keep),
+            q.drop.eq(x_valid & ~x_keep),
             self.o.valid.eq(q.o.valid),
             self.o.payload.eq(q.o.payload.tok),
             q.o.ready.eq(self.o.ready),
@@ -405,31 +422,39 @@ class NetworkTop(wiring.Component):
             if self._stall_port:
                 m.d.comb += q.stall.eq(self.stall[e])
 
+        am_valid = Signal()         # a result beat waits in the argmax' first register
         # Readout tokens → result beats; EOT tokens are consumed here.
         ro = cores[-1].o
         is_ro = ro.payload.kind == EventKind.READOUT
         n_cls = self.n_classes
         m.d.comb += [
-            self.result.valid.eq(ro.valid & is_ro),
+            self.result.valid.eq(ro.valid & is_ro & ~am_valid),
             self.result.payload.index.eq(ro.payload.index),
             self.result.payload.potential.eq(ro.payload.value),
             self.result.payload.last.eq(ro.payload.index == n_cls - 1),
-            ro.ready.eq(Mux(is_ro, self.result.ready, 1)),
+            ro.ready.eq(Mux(is_ro, self.result.ready & ~am_valid, 1)),
         ]
-        # Argmax, one cycle behind the result beats (the beat is registered first, so that the
-        # comparator starts from registers); ties keep the lowest index. The prediction is
-        # final by the time ``busy`` falls: the readout's EOT follows its last beat.
+        # Argmax in three steps from registers: the beat is registered (AM), compared with the
+        # best so far (the result registered: AM2), then taken as the best; ties keep the
+        # lowest index. A beat is accepted only while AM is empty, so each compare sees the
+        # best of all earlier beats (result beats come at most every other cycle). ``busy``
+        # stays high until the prediction is final.
         best = Signal.like(self.result.payload.potential)
         pred = Signal.like(self.prediction)
-        am_valid = Signal()
-        am_index = Signal.like(self.prediction)
+        am2_valid, am2_gt = Signal(), Signal()
+        am_index, am2_index = Signal.like(self.prediction), Signal.like(self.prediction)
         am_value = Signal.like(self.result.payload.potential)
-        m.d.comb += self.prediction.eq(pred)
-        m.d.sync += am_valid.eq(self.result.valid & self.result.ready)
-        with m.If(self.result.valid & self.result.ready):
+        am2_value = Signal.like(self.result.payload.potential)
+        beat = Signal()
+        m.d.comb += [self.prediction.eq(pred), beat.eq(self.result.valid & self.result.ready)]
+        m.d.sync += [am_valid.eq(beat), am2_valid.eq(am_valid)]
+        with m.If(beat):
             m.d.sync += [am_index.eq(ro.payload.index), am_value.eq(ro.payload.value)]
-        with m.If(am_valid & ((am_index == 0) | (am_value > best))):
-            m.d.sync += [best.eq(am_value), pred.eq(am_index)]
+        with m.If(am_valid):
+            m.d.sync += [am2_index.eq(am_index), am2_value.eq(am_value),
+                         am2_gt.eq((am_index == 0) | _greater(am_value, best))]
+        with m.If(am2_valid & am2_gt):
+            m.d.sync += [best.eq(am2_value), pred.eq(am2_index)]
 
         ro_t = Signal(range(T))
         final = Signal()
@@ -445,16 +470,34 @@ class NetworkTop(wiring.Component):
         with m.Elif(final):
             m.d.sync += draining.eq(0)
         m.d.comb += [
-            st.enable.eq(~draining),
-            self.busy.eq(st.busy | draining),
+            st.enable.eq(~(draining | am_valid | am2_valid)),     # = ~busy once loaded
+            self.busy.eq(st.busy | draining | am_valid | am2_valid),
             self.overflow.eq(Cat(c.overflow for c in cores)),
         ]
 
-        with m.Switch(self.ctr_addr):
-            for k, core in enumerate(cores):
+        # Counter access, two register stages (CTR_LATENCY): the counter of every core selected
+        # by the address' low bits, then the core by its high bits.
+        stride_bits = (COUNTER_STRIDE - 1).bit_length()
+        c_sel = self.ctr_addr[:stride_bits]
+        k_sel = Signal(len(self.ctr_addr) - stride_bits)
+        m.d.sync += k_sel.eq(self.ctr_addr[stride_bits:])
+        per_core = []
+        for k, core in enumerate(cores):
+            word = Signal(COUNTER_WIDTH, name=f"ctr_word_{k}")
+            with m.Switch(c_sel):
                 for c, name in enumerate(COUNTERS):
-                    with m.Case(k * COUNTER_STRIDE + c):
-                        m.d.comb += self.ctr_data.eq(getattr(core.counters, name))
+                    with m.Case(c):
+                        m.d.sync += word.eq(getattr(core.counters, name))
+                with m.Default():
+                    m.d.sync += word.eq(0)
+            per_core.append(word)
+        if len(k_sel) == 0:         # one layer: no core to select
+            m.d.sync += self.ctr_data.eq(per_core[0])
+            return m
+        with m.Switch(k_sel):
+            for k, word in enumerate(per_core):
+                with m.Case(k):
+                    m.d.sync += self.ctr_data.eq(word)
             with m.Default():
-                m.d.comb += self.ctr_data.eq(0)
+                m.d.sync += self.ctr_data.eq(0)
         return m

@@ -32,6 +32,14 @@ def check_int(name, value, *, minimum=None, what=None):
     return value
 
 
+def _or_all(values):
+    """Bitwise OR of a list of values, as a balanced tree."""
+    while len(values) > 1:
+        values = [values[k] | values[k + 1] if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]
+
+
 def check_choice(name, value, choices):
     if value not in choices:
         opts = " or ".join(repr(c) for c in choices)
@@ -63,7 +71,7 @@ class FireUnit(wiring.Component):
     """Multi-level fire unit.
 
     Timing: ``discharge="parallel"``: N comparators, latency 1 cycle, one neuron per cycle
-    (``pipelined=True``: latency 2 cycles, still one neuron per cycle);
+    (``pipelined=True``: latency 3 cycles, still one neuron per cycle);
     ``discharge="serial"``: N compare-subtract micro-steps (seed 000), latency N+1 cycles, one
     neuron every N+2 cycles. Both are registered stream stages: ``o.valid`` comes from a register,
     and a stalled output holds the unit (``i.ready`` low) without losing or repeating a neuron.
@@ -201,8 +209,10 @@ class FireUnit(wiring.Component):
         elif self._pipelined:
             # A skid register K in front of stage 1 makes i.ready a register (K empty), so the
             # output's ready does not reach the producer combinationally. Stage 1 registers H
-            # (from K first, else from the input); stage 2 computes d_k = H - kθ for k = 1..N at
-            # full width (exact, so d_k >= 0 is H >= kθ), z = Σ_k [d_k >= 0] and P' = d_z.
+            # (from K first, else from the input); stage 2 registers d_k = H - kθ for k = 1..N
+            # at full width (exact, so d_k >= 0 is H >= kθ); stage 3 (the output register)
+            # takes z = Σ_k [d_k >= 0] and P' = d_z, so no carry chain is followed by a
+            # multiplexer in the same cycle.
             k_valid = Signal()
             k_index = Signal(unsigned(self._iw))
             k_h = Signal(signed(pw))
@@ -212,9 +222,12 @@ class FireUnit(wiring.Component):
             s1_h = Signal(signed(pw))
             s1_last = Signal()
             s1_load = Signal()
-            s2_accept = Signal()
+            s2_accept = Signal()        # stage 2 takes stage 1's neuron
+            s3_accept = Signal()        # the output register takes stage 2's neuron
+            s2_valid = Signal()
             m.d.comb += [
-                s2_accept.eq(~self.o.valid | self.o.ready),
+                s3_accept.eq(~self.o.valid | self.o.ready),
+                s2_accept.eq(~s2_valid | s3_accept),
                 self.i.ready.eq(~k_valid),
                 s1_load.eq((k_valid | self.i.valid) & (~s1_valid | s2_accept)),
             ]
@@ -234,26 +247,38 @@ class FireUnit(wiring.Component):
                 m.d.sync += [k_valid.eq(1), k_index.eq(self.i.payload.index), k_h.eq(h),
                              k_last.eq(self.i.payload.last)]
             dw = pw + (levels * theta).bit_length() + 1
-            diffs = [s1_h]
+            s2_index = Signal(unsigned(self._iw))
+            s2_h = Signal(signed(pw))
+            s2_last = Signal()
+            diffs = [s2_h]
             ges = []
+            with m.If(s1_valid & s2_accept):
+                m.d.sync += [s2_valid.eq(1), s2_index.eq(s1_index), s2_h.eq(s1_h),
+                             s2_last.eq(s1_last)]
+            with m.Elif(s3_accept):
+                m.d.sync += s2_valid.eq(0)
             for k in range(1, levels + 1):
                 d = Signal(signed(dw), name=f"d{k}")
-                m.d.comb += d.eq(s1_h - k * theta)
+                with m.If(s1_valid & s2_accept):
+                    m.d.sync += d.eq(s1_h - k * theta)
                 diffs.append(d)
                 ges.append(~d[-1])
             z = Signal(unsigned(value_width(levels)))
             m.d.comb += z.eq(sum(g.as_unsigned() for g in ges))
-            # The comparisons are monotone in k: P' = d_k for the largest k with d_k >= 0.
-            p_next = diffs[0]
-            for k in range(1, levels + 1):
-                p_next = Mux(ges[k - 1], diffs[k], p_next)
-            with m.If(s1_valid & s2_accept):
+            # The comparisons are monotone in k: P' = d_k for the largest k with d_k >= 0,
+            # selected one-hot (d_k >= 0 and d_k+1 < 0) by an AND-OR of registers.
+            sels = [~ges[0]] + [ges[k - 1] & (~ges[k] if k < levels else 1)
+                                for k in range(1, levels + 1)]
+            p_next = Signal(signed(pw))
+            terms = [Mux(sel, d[:pw], 0) for sel, d in zip(sels, diffs)]
+            m.d.comb += p_next.eq(_or_all(terms))
+            with m.If(s2_valid & s3_accept):
                 m.d.sync += [
                     self.o.valid.eq(1),
-                    out.index.eq(s1_index),
+                    out.index.eq(s2_index),
                     out.z.eq(z),
-                    out.h.eq(s1_h),
-                    out.p.eq(Mux(s1_last, v0, p_next)),
+                    out.h.eq(s2_h),
+                    out.p.eq(Mux(s2_last, v0, p_next)),
                 ]
             with m.Elif(self.o.ready):
                 m.d.sync += self.o.valid.eq(0)

@@ -9,7 +9,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from hw.layout import COUNTER_STRIDE, COUNTERS, EventKind
-from hw.network import NetworkTop, check_supported
+from hw.network import CTR_LATENCY, NetworkTop, check_supported
 
 from .scoreboard import EOT, EVENT, RtlResult, is_sew, split_timesteps
 from .tb import CycleLimitError, stream_get, stream_put
@@ -260,6 +260,7 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
                 overflow[layer.name][b] = (ovf >> k) & 1
                 for c, name in enumerate(COUNTERS):
                     ctx.set(top.ctr_addr, k * COUNTER_STRIDE + c)
+                    await ctx.tick().repeat(CTR_LATENCY)
                     counters[layer.name][name][b] = ctx.get(top.ctr_data)
             ctx.set(top.clear, 1)
             await ctx.tick()

@@ -40,6 +40,8 @@ def test_init_read_write_and_counters():
         await ctx.tick()
         ctx.set(dut.rd_en, 0)
         assert ctx.get(dut.rd_data) == -77
+        seen["lagging"] = (ctx.get(dut.reads), ctx.get(dut.writes))
+        await ctx.tick()                             # counters count one cycle later
         seen["before"] = (ctx.get(dut.reads), ctx.get(dut.writes))
         ctx.set(dut.clear, 1)
         ctx.set(dut.rd_en, 1)                        # clear wins over a same-cycle access
@@ -47,10 +49,14 @@ def test_init_read_write_and_counters():
         ctx.set(dut.clear, 0)
         ctx.set(dut.rd_en, 0)
         seen["after"] = (ctx.get(dut.reads), ctx.get(dut.writes))
+        await ctx.tick()
+        seen["later"] = (ctx.get(dut.reads), ctx.get(dut.writes))
 
     _run(dut, tb)
+    assert seen["lagging"] == (5, 1)
     assert seen["before"] == (6, 1)
     assert seen["after"] == (0, 0)
+    assert seen["later"] == (0, 0)                   # the read of the clear cycle is not counted
 
 
 @pytest.mark.parametrize("transparent", [False, True])
@@ -82,6 +88,7 @@ def test_read_only_bank_has_no_write_port():
         ctx.set(dut.rd_en, 1)
         await ctx.tick().repeat(3)
         ctx.set(dut.rd_en, 0)
+        await ctx.tick()
         got.append((ctx.get(dut.rd_data), ctx.get(dut.reads), ctx.get(dut.writes)))
 
     _run(dut, tb)

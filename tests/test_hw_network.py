@@ -15,7 +15,7 @@ from golden.ir import (Dense, InputSpec, Join, Network, calibrate_thresholds, ra
 from golden.reference import COUNTERS as GOLDEN_COUNTERS
 from golden.reference import run
 from hw.layout import COUNTER_STRIDE, COUNTERS
-from hw.network import (DEFAULT_FIFO_DEPTH, MAX_JOIN_FIFO_DEPTH, NetworkTop, Queue,
+from hw.network import (CTR_LATENCY, DEFAULT_FIFO_DEPTH, MAX_JOIN_FIFO_DEPTH, NetworkTop, Queue,
                         check_supported, edges)
 from sim.amaranth_run import SimulationTimeout, run_network
 from sim.nets import as_barrier, small_resnet
@@ -64,13 +64,15 @@ def test_counters_accumulate_until_clear_and_busy_gates_pixels():
     L = len(net.layers)
     got = {}
 
-    def read_all(ctx):
+    async def read_all(ctx):
         out = {}
         for k, layer in enumerate(net.layers):
             for c, name in enumerate(COUNTERS):
                 ctx.set(top.ctr_addr, k * COUNTER_STRIDE + c)
+                await ctx.tick().repeat(CTR_LATENCY)
                 out[(layer.name, name)] = ctx.get(top.ctr_data)
         ctx.set(top.ctr_addr, L * COUNTER_STRIDE - 1)        # unused address reads 0
+        await ctx.tick().repeat(CTR_LATENCY)
         out["unused"] = ctx.get(top.ctr_data)
         return out
 
@@ -89,11 +91,11 @@ def test_counters_accumulate_until_clear_and_busy_gates_pixels():
             ctx.set(top.pixels.valid, 0)
             ctx.set(top.result.ready, 0)
         got["ready_while_busy"] = ready_while_busy
-        got["acc"] = read_all(ctx)
+        got["acc"] = await read_all(ctx)
         ctx.set(top.clear, 1)
         await ctx.tick()
         ctx.set(top.clear, 0)
-        got["cleared"] = read_all(ctx)
+        got["cleared"] = await read_all(ctx)
 
     sim = Simulator(top)
     sim.add_clock(1e-8)

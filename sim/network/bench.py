@@ -15,7 +15,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from hw.layout import COUNTER_STRIDE, COUNTERS
+from hw.layout import COUNTER_STRIDE, COUNTERS, CTR_LATENCY
 from sim.cocotb_util import Sink, Source, load_config, signed, uint, write_json
 from sim.scoreboard import EVENT, Expected, RtlResult, compare_expected, split_timesteps
 
@@ -93,9 +93,11 @@ async def network_bench(dut):
         for k, (name, _) in enumerate(layers):
             overflow[name].append((ovf >> k) & 1)
             for c, cname in enumerate(COUNTERS):
-                sim_cycles += 1
+                sim_cycles += 1 + CTR_LATENCY
                 await FallingEdge(dut.clk)
                 dut.ctr_addr.value = k * COUNTER_STRIDE + c
+                for _ in range(CTR_LATENCY):        # ctr_data is registered twice
+                    await RisingEdge(dut.clk)
                 await ReadOnly()
                 counters[name][cname].append(uint(dut.ctr_data))
         await FallingEdge(dut.clk)
