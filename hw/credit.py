@@ -24,7 +24,7 @@ token per cycle with k cycles from issue to ``o``'s handshake needs ``credits >=
 never wait.
 """
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -89,8 +89,15 @@ class CreditQueue(wiring.Component):
         o_valid = Signal()
         o_data = Signal(self._shape)
         pop = Signal()      # O loads the store's head
+        nonempty = Signal()     # head != tail, as a register of its own
+        head_next, tail_next = Signal.like(head), Signal.like(tail)
         m.d.comb += [
-            pop.eq((head != tail) & (~o_valid | self.o.ready)),
+            head_next.eq(Mux(pop, head + 1, head)),
+            tail_next.eq(Mux(self.w_en, tail + 1, tail)),
+        ]
+        m.d.sync += nonempty.eq(head_next != tail_next)
+        m.d.comb += [
+            pop.eq(nonempty & (~o_valid | self.o.ready)),
             self.o.valid.eq(o_valid),
             self.o.payload.eq(o_data),
         ]

@@ -279,15 +279,17 @@ class LayerCore(wiring.Component):
             nxt.eq(Mux(s_valid, s_tok.as_value(), self.i.payload.as_value())),
             d_load.eq((s_valid | self.i.valid) & (~d_valid | d_take)),
         ]
+        # The valid flags as plain logic of registers and d_take (no enables): D is full next
+        # cycle when it keeps its token or when a token is offered (S's or the input's); S
+        # keeps or takes a token that D does not load.
+        m.d.sync += [
+            d_valid.eq(s_valid | self.i.valid | (d_valid & ~d_take)),
+            s_valid.eq((s_valid | self.i.valid) & ~d_load),
+        ]
         with m.If(d_load):
-            m.d.sync += [d_valid.eq(1), d_kind.eq(nxt.kind), d_z.eq(nxt.value)]
-        with m.Elif(d_take):
-            m.d.sync += d_valid.eq(0)
-        with m.If(s_valid):
-            with m.If(d_load):
-                m.d.sync += s_valid.eq(0)
-        with m.Elif(in_hs & ~d_load):
-            m.d.sync += [s_valid.eq(1), s_tok.eq(self.i.payload)]
+            m.d.sync += [d_kind.eq(nxt.kind), d_z.eq(nxt.value)]
+        with m.If(in_hs & ~d_load):
+            m.d.sync += s_tok.eq(self.i.payload)
 
         w_depth = len(weight)
         jw = range(n_out)

@@ -24,7 +24,7 @@ input has a token, which makes every depth >= 1 deadlock-free (the argument is i
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -94,15 +94,16 @@ def default_fifo_depth(net, src, consumer):
     return DEFAULT_FIFO_DEPTH
 
 
-def _greater(a, b):
-    """``a > b`` for two signed values of one width, from two half-width comparisons (two
-    short carry chains side by side instead of one long one)."""
+def _greater_parts(a, b):
+    """``a > b`` for two signed values of one width as three half-width comparisons
+    ``(hi_gt, hi_eq, lo_gt)``, ``a > b == hi_gt | (hi_eq & lo_gt)``: two short carry chains
+    side by side instead of one long one, to be registered before they are combined."""
     w = len(a)
     if w < 8:
-        return a > b
+        return a > b, Const(0, 1), Const(0, 1)
     h = w // 2
     a_hi, b_hi = a[h:].as_signed(), b[h:].as_signed()
-    return (a_hi > b_hi) | ((a_hi == b_hi) & (a[:h] > b[:h]))
+    return a_hi > b_hi, a_hi == b_hi, a[:h] > b[:h]
 
 
 class Queue(wiring.Component):
@@ -423,37 +424,45 @@ class NetworkTop(wiring.Component):
                 m.d.comb += q.stall.eq(self.stall[e])
 
         am_valid = Signal()         # a result beat waits in the argmax' first register
-        # Readout tokens → result beats; EOT tokens are consumed here.
-        ro = cores[-1].o
+        am2_valid = Signal()        # ... or in its second
+        am_idle = Signal(init=1)    # ~am_valid & ~am2_valid, a register of its own
+        # Readout tokens → result beats; EOT tokens are consumed here. A small queue after the
+        # readout core keeps this logic (whose ready depends on the token's kind) local: its
+        # output and its input's ready are registers.
+        m.submodules.readout_queue = roq = Queue(shape=self.tap_layouts[-1], depth=2)
+        wiring.connect(m, cores[-1].o, roq.i)
+        ro = roq.o
         is_ro = ro.payload.kind == EventKind.READOUT
         n_cls = self.n_classes
         m.d.comb += [
-            self.result.valid.eq(ro.valid & is_ro & ~am_valid),
+            self.result.valid.eq(ro.valid & is_ro & am_idle),
             self.result.payload.index.eq(ro.payload.index),
             self.result.payload.potential.eq(ro.payload.value),
             self.result.payload.last.eq(ro.payload.index == n_cls - 1),
-            ro.ready.eq(Mux(is_ro, self.result.ready & ~am_valid, 1)),
+            ro.ready.eq(Mux(is_ro, self.result.ready & am_idle, 1)),
         ]
         # Argmax in three steps from registers: the beat is registered (AM), compared with the
-        # best so far (the result registered: AM2), then taken as the best; ties keep the
-        # lowest index. A beat is accepted only while AM is empty, so each compare sees the
-        # best of all earlier beats (result beats come at most every other cycle). ``busy``
-        # stays high until the prediction is final.
+        # best so far in two halves (the three results registered: AM2), then taken as the best
+        # when greater; ties keep the lowest index. A beat is accepted only while AM and AM2
+        # are empty, so each compare sees the best of all earlier beats (result beats come at
+        # most every third cycle). ``busy`` stays high until the prediction is final.
         best = Signal.like(self.result.payload.potential)
         pred = Signal.like(self.prediction)
-        am2_valid, am2_gt = Signal(), Signal()
+        am2_first, am2_hgt, am2_heq, am2_lgt = Signal(), Signal(), Signal(), Signal()
         am_index, am2_index = Signal.like(self.prediction), Signal.like(self.prediction)
         am_value = Signal.like(self.result.payload.potential)
         am2_value = Signal.like(self.result.payload.potential)
         beat = Signal()
         m.d.comb += [self.prediction.eq(pred), beat.eq(self.result.valid & self.result.ready)]
-        m.d.sync += [am_valid.eq(beat), am2_valid.eq(am_valid)]
+        m.d.sync += [am_valid.eq(beat), am2_valid.eq(am_valid), am_idle.eq(~beat & ~am_valid)]
         with m.If(beat):
             m.d.sync += [am_index.eq(ro.payload.index), am_value.eq(ro.payload.value)]
+        hgt, heq, lgt = _greater_parts(am_value, best)
         with m.If(am_valid):
             m.d.sync += [am2_index.eq(am_index), am2_value.eq(am_value),
-                         am2_gt.eq((am_index == 0) | _greater(am_value, best))]
-        with m.If(am2_valid & am2_gt):
+                         am2_first.eq(am_index == 0), am2_hgt.eq(hgt), am2_heq.eq(heq),
+                         am2_lgt.eq(lgt)]
+        with m.If(am2_valid & (am2_first | am2_hgt | (am2_heq & am2_lgt))):
             m.d.sync += [best.eq(am2_value), pred.eq(am2_index)]
 
         ro_t = Signal(range(T))
@@ -465,12 +474,16 @@ class NetworkTop(wiring.Component):
             with m.Else():
                 m.d.sync += ro_t.eq(ro_t + 1)
         draining = Signal()
+        # accept = ~(draining | am_valid | am2_valid), kept in a register of its own (computed
+        # from their next values), so that the pixel handshake starts from one register.
+        accept = Signal(init=1)
+        m.d.sync += accept.eq(~((st.done | (draining & ~final)) | beat | am_valid))
         with m.If(st.done):
             m.d.sync += draining.eq(1)
         with m.Elif(final):
             m.d.sync += draining.eq(0)
         m.d.comb += [
-            st.enable.eq(~(draining | am_valid | am2_valid)),     # = ~busy once loaded
+            st.enable.eq(accept),
             self.busy.eq(st.busy | draining | am_valid | am2_valid),
             self.overflow.eq(Cat(c.overflow for c in cores)),
         ]
