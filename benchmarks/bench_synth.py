@@ -114,7 +114,9 @@ def main(argv=None):
             print("| " + " | ".join(f"{d[c]:.1f}" if isinstance(d[c], float) else str(d[c])
                                     for c in cols) + " |")
         print()
-    print("## Digits MLP (64 → 64 → 10, T=1, N=4, W_BITS=8)\n")
+    shape = " → ".join([str(net.input.size)] + [str(net.info(l.name).n_out) for l in net.layers])
+    print(f"## Digits MLP '{net.name}' ({shape}, T={net.timesteps}, "
+          f"N={net.layers[0].levels}, W_BITS={net.layers[0].w_bits})\n")
     print(markdown_table(dreps), end="")
     print()
     for tgt in targets:

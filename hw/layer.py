@@ -10,12 +10,13 @@ image (see :class:`hw.layout.LayerGeometry`), so one address generator serves bo
 
 Integrate pipeline (one synaptic update per cycle)::
 
-    i ──► D ──► G ──► R ──► K ──► M ──► X ──► A
-          │     │     │     │     │     │     └ P + z·w (saturated when the width was forced
-          │     │     │     │     │     │       narrow) → write P[j]
-          │     │     │     │     │     └ P[j] arrives and is registered (forwarded, see below)
-          │     │     │     │     └ z·w from the registered w (mul: one cycle; serial: z
-          │     │     │     │       additions, K, R and G wait); read P[j]
+    i ──► D ──► G ──► R ──► K ──► M ──► N ──► X ──► A
+          │     │     │     │     │     │     │     └ P + z·w (saturated when the width was
+          │     │     │     │     │     │     │       forced narrow) → write P[j]
+          │     │     │     │     │     │     └ P[j] arrives and is registered (forwarded)
+          │     │     │     │     │     └ z·w completed (mul: z_lo·w + z_hi·w << zh); read P[j]
+          │     │     │     │     └ z·w from the registered w (mul: the two halves z_lo·w and
+          │     │     │     │       z_hi·w; serial: z additions, K, R and G wait)
           │     │     │     └ w registered (``k_w``, no reset: on ECP5 the flow moves it into the
           │     │     │       block RAM's output register, see ``flows/outreg.py``)
           │     │     └ w arrives from W (nothing but routing after the block RAM's output)
@@ -31,41 +32,46 @@ clock-to-out and an adder or a multiplier.
   In front of D, a one-token skid buffer S makes ``i.ready`` a register (S empty): a token
   accepted while D is held waits in S, and D loads S's token before the input's.
 * Read-after-write on P: up to two earlier updates are still in flight when an update reads
-  P[j] in M: one in A, which writes P in that very cycle (after the read, which does not see
+  P[j] in N: one in A, which writes P in that very cycle (after the read, which does not see
   it), and one in X, which writes it one cycle later. When the update reaches X, the first has
   moved to W1 (a register of the last write: ``w1_j``, ``w1_sum``) and the second is in A; X
   takes A's sum if A targets the same neuron (``a_j == x_j``), else W1's if W1 does, else the
   memory's data. X and A never stall, so these are the only two; older writes are already in
-  the memory. Sums are therefore
-  never stale, whatever the targets of consecutive updates (tested with N_out = 1, 2, 3 and
-  repeated events, with and without gaps).
-* Latency of an update: 6 cycles from its issue in G to its write in A (mul); throughput one
+  the memory. Sums are therefore never stale, whatever the targets of consecutive updates
+  (tested with N_out = 1, 2, 3 and repeated events, with and without gaps).
+* Latency of an update: 7 cycles from its issue in G to its write in A (mul); throughput one
   update per cycle sustained (mul), one per z cycles (serial). Events whose fan-out is empty
   (stride, borders) are consumed (counted in ``ev_in``) and dropped by D while G works, so they
   cost no generator cycle (D takes one token per cycle, so a run of them can still starve G).
 
-End of timestep: an EOT token in D is taken when G is free; the core drains R, K, M, X and A
-(at most six cycles), then sweeps the neurons j ascending::
+End of timestep: an EOT token in D is taken when G is free; the core drains R, K, M, N, X and
+A (at most seven cycles), then sweeps the neurons j ascending::
 
     sweep counter ──► read P[j], B[co(j)] ──► W1 ──► FireUnit ──► WB: write P'[j]; emit (j, z)
                                                                      └──► Q (8 + O) ──► o
 
 Credit flow (:class:`hw.credit.CreditQueue`): the sweep issues a neuron only when Q's credit
-count (a register: neurons issued and not yet written back, plus tokens in Q) is below 8, so
-every token that may come out of the fire unit has a place in Q, and W1, the fire unit (parallel, readout) and WB never stall: no
-ready travels back through them (``fire.o.ready`` is a constant). Q is a store of 8 registers
+count (a register: neurons issued and not yet written back, plus tokens in Q; returns reach
+it one cycle late) is below 8, so every token that may come out of the fire unit has a place
+in Q, and W1, the fire unit (parallel, readout) and WB never stall: no ready travels back
+through them (``fire.o.ready`` is a constant). Q is a store of 8 registers
 and the output register O (``o.valid`` and ``o.payload`` are registers; the consumer's
 ``o.ready`` pops O and returns a credit). W1 holds the memory read data while the serial fire
 unit is busy (read enables are low meanwhile). The fire unit is a registered stream stage
-(parallel: two stages, ``H = P + b`` then the comparators, one neuron per cycle; serial: N
-micro-steps per neuron). WB writes ``P'`` (v0 at the last timestep) and, when ``z > 0``, pushes
+(parallel: three stages, ``H = P + b``, then ``H - kθ`` for k = 1..N, then z and ``P'``, one
+neuron per cycle; serial: N micro-steps per neuron). WB writes ``P'`` (v0 at the last timestep) and, when ``z > 0``, pushes
 the event into Q; a stalled consumer holds the sweep counter (no credits), and no access is
 repeated, so the counters stay exact under backpressure. After the last write-back the core
-emits EOT and only then takes tokens of the next timestep from D (SPEC §4). Sweep cost:
-N_out + 6 cycles (parallel, no stall); eight credits keep up one neuron per cycle.
+emits EOT and only then takes tokens of the next timestep from D (SPEC §4). The sweep issues
+one neuron per cycle (parallel, no stall): eight credits cover a neuron's round trip from its
+issue to the return of its credit.
 
-The P read address is a register written one cycle ahead (R's target, or the sweep's next
-neuron), so no multiplexer sits between registers and the memory.
+The P read address is a register written one cycle ahead (M's target, or the sweep's next
+neuron), so no multiplexer sits between registers and the memory. Phase tests that gate
+handshakes (``integrating``, ``sweeping``, ``eot_out``, G's ``g_last`` and ``g_free``) are
+registers of their own, kept equal to what they stand for, so that D's and the sweep's
+handshakes start from one or two registers (the iCE40 UP5K spends 2.5–3.5 ns per LUT level
+with its routing).
 
 Readout layer: the fire unit never fires; at t < T the sweep writes H back and emits nothing
 but EOT; at t = T it emits one READOUT token ``(j, H)`` per neuron, j ascending, writes v0 and
