@@ -285,6 +285,24 @@ def test_cli_train(tmp_path, capsys):
     assert model.config.hidden == 16
 
 
+def test_cli_train_block_strides(tmp_path, capsys):
+    out = tmp_path / "res.pt"
+    rc = cli_main(["train", "--arch", "sparse-resnet", "--blocks", "2", "--block-strides", "1,2",
+                   "--channels", "4", "--epochs", "1", "-o", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert json.loads(captured.out)["config"]["block_strides"] == [1, 2]
+    assert load_checkpoint(out).config.block_strides == (1, 2)
+    for strides, msg in [("1,x", "--block-strides must be comma-separated integers such as "
+                                 "1,2, not '1,x'"),
+                         ("1", "block_strides must give one stride per residual block (2), "
+                               "not 1")]:
+        rc = cli_main(["train", "--arch", "sparse-resnet", "--blocks", "2", "--block-strides",
+                       strides, "--epochs", "1", "-o", str(tmp_path / "bad.pt")])
+        err = capsys.readouterr().err
+        assert rc == 1 and err == f"mlsnn train: error: {msg}\n"
+
+
 def test_cli_bad_dataset_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros(10, np.uint8), y=np.zeros(10, np.int64))

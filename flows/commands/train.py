@@ -37,6 +37,10 @@ def add_arguments(p):
                    help="convolution channels of cnn and the resnets (default: 8)")
     p.add_argument("--blocks", type=int, default=1,
                    help="residual blocks of the resnets (default: 1)")
+    p.add_argument("--block-strides", default="", metavar="S,S,...",
+                   help="resnets: the stride (1 or 2) of each residual block, comma-separated, "
+                        "e.g. 1,2 (default: all 1; a stride-2 block gets a 1x1 stride-2 "
+                        "shortcut convolution)")
     p.add_argument("--threshold", type=float, default=1.0,
                    help="V_th of every spiking layer, fixed (default: 1.0)")
     p.add_argument("--alpha", type=float, default=5.0,
@@ -56,17 +60,30 @@ def _progress(entry):
           file=sys.stderr, flush=True)
 
 
+def _strides(text):
+    """``"1,2"`` → ``(1, 2)``; the values are checked by the model configuration."""
+    if not text.strip():
+        return ()
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise MlsnnError(f"--block-strides must be comma-separated integers such as 1,2, "
+                         f"not {text!r}") from None
+
+
 def run(args):
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise MlsnnError(f"cannot write {args.output}: directory {out_dir} does not exist")
     if os.path.isdir(args.output):
         raise MlsnnError(f"cannot write {args.output}: it is a directory")
+    strides = _strides(args.block_strides)
     model, metrics = train(arch=args.arch, timesteps=args.timesteps, levels=args.levels,
                            epochs=args.epochs, seed=args.seed, progress=_progress,
                            dataset=args.dataset, hidden=args.hidden, channels=args.channels,
                            blocks=args.blocks, threshold=args.threshold, alpha=args.alpha,
-                           lr=args.lr, batch_size=args.batch_size, split_seed=args.split_seed)
+                           lr=args.lr, batch_size=args.batch_size, split_seed=args.split_seed,
+                           block_strides=strides)
     save_checkpoint(model, args.output, metrics=metrics)
     cfg = model.config
     if args.json:
