@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -317,6 +318,22 @@ def _parse_stat(path, module):
     return dict(design.get("num_cells_by_type", {}))
 
 
+def forget_logs(message):
+    """A tool error from a temporary work directory, which is deleted: instead of its log's
+    path, tell how to keep the logs."""
+    return re.sub(r"\(log: [^)]*\)", "(rerun with -o DIR to keep the logs)", message)
+
+
+def placement_error(name, target, message):
+    """nextpnr's "Failed to expand region … of N ICESTORM_LCs" (the design does not fit) as a
+    capacity error naming the resource; any other message unchanged."""
+    full = re.search(r"Failed to expand region .* of (\d+) (\w+)", message)
+    if full is None:
+        return message
+    return (f"'{name}' is too large for the {target.device}: placement needs {full[1]} "
+            f"{full[2]}, the device has {target.capacity['luts']} logic cells")
+
+
 def _absorb_outregs(path, cells):
     """ECP5: move registers after block RAMs into their output registers (:mod:`flows.outreg`)
     in the netlist ``path``; take the absorbed flip-flops off ``cells`` (yosys' counts of the
@@ -352,6 +369,10 @@ class _Job:
     def run(self):
         try:
             return self._run()
+        except MlsnnError as e:
+            if self.tmp is None:
+                raise
+            raise MlsnnError(forget_logs(str(e))) from None
         finally:
             if self.tmp is not None:
                 shutil.rmtree(self.tmp, ignore_errors=True)
@@ -375,7 +396,10 @@ class _Job:
         argv = [tool(tgt.nextpnr), *tgt.nextpnr_args, "--json", "top.json", "--report",
                 "report.json", "--freq", f"{self.freq_mhz:g}", "--timing-allow-fail",
                 "--seed", str(self.seed), "-q"]
-        _run(argv, cwd, "pnr.log", self.timeout)
+        try:
+            _run(argv, cwd, "pnr.log", self.timeout)
+        except MlsnnError as e:
+            raise MlsnnError(placement_error(self.name, tgt, str(e))) from None
         rep.seconds["pnr"] = round(time.monotonic() - t1, 2)
         rep.fmax_mhz, rep.utilization = _parse_fmax(os.path.join(cwd, "report.json"))
         return rep

