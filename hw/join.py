@@ -330,7 +330,7 @@ class BarrierCore(wiring.Component):
 
         # -- input: round robin between the inputs that have not sent this timestep's EOT --
         eot = Signal(2)
-        integ = phase == _Phase.INTEGRATE
+        integ = Signal(init=1)      # phase == INTEGRATE, as a register of its own
         hs0, hs1 = _arbitrate(m, self.i0, self.i1, integ & ~eot[0], integ & ~eot[1])
         p0, p1 = self.i0.payload, self.i1.payload
         ev0 = hs0 & (p0.kind == EventKind.EVENT)
@@ -427,7 +427,7 @@ class BarrierCore(wiring.Component):
         with m.Switch(phase):
             with m.Case(_Phase.INTEGRATE):
                 with m.If(eot == 0b11):
-                    m.d.sync += [phase.eq(_Phase.DRAIN), eot.eq(0)]
+                    m.d.sync += [phase.eq(_Phase.DRAIN), integ.eq(0), eot.eq(0)]
             with m.Case(_Phase.DRAIN):
                 with m.If(~m_valid & ~a_valid):
                     m.d.sync += phase.eq(_Phase.SWEEP)
@@ -438,7 +438,7 @@ class BarrierCore(wiring.Component):
                         m.d.sync += [phase.eq(_Phase.EOT_OUT), wb_count.eq(0)]
             with m.Case(_Phase.EOT_OUT):
                 with m.If(self.o.ready):
-                    m.d.sync += [phase.eq(_Phase.INTEGRATE), s_j.eq(0),
+                    m.d.sync += [phase.eq(_Phase.INTEGRATE), integ.eq(1), s_j.eq(0),
                                  t_cur.eq(Mux(last_t, 0, t_cur + 1))]
 
         # -- counters -------------------------------------------------------------------------
