@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from golden import ir
 from golden.errors import MlsnnError
 
-from .synth import (TARGETS, SynthReport, check_capacity, check_memory, markdown_table,
-                    resources_from_cells, tool, tool_env)
+from .synth import (TARGETS, SynthReport, check_capacity, check_memory, discount_absorbed,
+                    markdown_table, resources_from_cells, tool, tool_env)
 
 __all__ = ["BOARDS", "BoardSpec", "build_board", "get_board"]
 
@@ -209,10 +209,7 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
             stat = json.load(f)
         cells = dict((stat.get("design") or {}).get("num_cells_by_type", {}))
         outregs, absorbed = _outreg_counts(proc.stdout) if tgt.family == "ecp5" else (0, 0)
-        if absorbed:
-            # yosys counted them before flows.outreg moved them into the block RAMs.
-            ff_type = next((t for t in cells if t.startswith("TRELLIS_FF")), "TRELLIS_FF")
-            cells[ff_type] = cells.get(ff_type, 0) - absorbed
+        discount_absorbed(cells, absorbed)
         rep = SynthReport(name=name, target=tgt.name, cells=cells, bram_outregs=outregs,
                           **resources_from_cells(tgt.family, cells))
     if proc.returncode != 0:

@@ -164,6 +164,18 @@ def _arbitrate(m, i0, i1, open0, open1):
     return hs0, hs1
 
 
+def _join_members(in_layouts, out_layout):
+    """The ports of a two-input join (``docs/hw-interfaces.md``)."""
+    return {
+        "i0": In(stream.Signature(in_layouts[0])),
+        "i1": In(stream.Signature(in_layouts[1])),
+        "o": Out(stream.Signature(out_layout)),
+        "clear": In(1),
+        "counters": Out(CounterLayout()),
+        "overflow": Out(1),
+    }
+
+
 class _Counters:
     """32-bit counters cleared by ``clear``."""
 
@@ -271,14 +283,7 @@ class BarrierCore(wiring.Component):
         iw = index_width(info.n_in)
         self.in_layouts = tuple(EventLayout(iw, value_width(z)) for z in info.zmax_in)
         self.out_layout = EventLayout(index_width(info.n_out), value_width(layer.levels))
-        super().__init__({
-            "i0": In(stream.Signature(self.in_layouts[0])),
-            "i1": In(stream.Signature(self.in_layouts[1])),
-            "o": Out(stream.Signature(self.out_layout)),
-            "clear": In(1),
-            "counters": Out(CounterLayout()),
-            "overflow": Out(1),
-        })
+        super().__init__(_join_members(self.in_layouts, self.out_layout))
 
     @staticmethod
     def _validate(*, layer, info, timesteps, discharge):
@@ -523,14 +528,7 @@ class SewJoin(wiring.Component):
         self._T = check_int("timesteps", timesteps, minimum=1)
         self.in_layouts = tuple(EventLayout(iw, v) for v in vws)
         self.out_layout = EventLayout(iw, ow)
-        super().__init__({
-            "i0": In(stream.Signature(self.in_layouts[0])),
-            "i1": In(stream.Signature(self.in_layouts[1])),
-            "o": Out(stream.Signature(self.out_layout)),
-            "clear": In(1),
-            "counters": Out(CounterLayout()),
-            "overflow": Out(1),
-        })
+        super().__init__(_join_members(self.in_layouts, self.out_layout))
 
     @classmethod
     def from_network(cls, net, name):
