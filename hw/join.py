@@ -78,7 +78,7 @@ from golden.ir import Join, LayerInfo
 from .layer import CounterLayout, check_v0
 from .layout import EventKind, EventLayout, index_width, value_width
 from .memory import COUNTER_WIDTH, CountedMemory
-from .neuron import FireUnit, check_choice, check_int
+from .neuron import FireUnit, check_choice, check_int, saturate
 
 __all__ = ["Fork", "BarrierCore", "SewJoin"]
 
@@ -316,7 +316,6 @@ class BarrierCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer, T, n, pw = self._layer, self._T, self._n, self._pw
-        lo, hi = -(1 << (pw - 1)), (1 << (pw - 1)) - 1
         w0, w1 = layer.stream_weights
 
         m.submodules.pmem = pmem = CountedMemory(shape=signed(pw), depth=n,
@@ -369,15 +368,7 @@ class BarrierCore(wiring.Component):
         a_full = pmem.rd_data + a_prod
         a_sum = Signal(signed(pw))
         a_sat = Signal()
-        if self._narrow:
-            with m.If(a_full > hi):
-                m.d.comb += [a_sum.eq(hi), a_sat.eq(1)]
-            with m.Elif(a_full < lo):
-                m.d.comb += [a_sum.eq(lo), a_sat.eq(1)]
-            with m.Else():
-                m.d.comb += a_sum.eq(a_full)
-        else:
-            m.d.comb += a_sum.eq(a_full)
+        saturate(m, a_full, a_sum, a_sat, enabled=self._narrow)
 
         # -- sweep: read P[j] → W1 → fire unit → write back, emit -----------------------------
         s_j = Signal(range(n + 1))

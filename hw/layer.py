@@ -101,7 +101,7 @@ from golden.ir import Conv2d, Dense, LayerInfo
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
 from .memory import COUNTER_WIDTH, CountedMemory
 from .credit import CreditQueue
-from .neuron import FireUnit, check_choice, check_int
+from .neuron import FireUnit, check_choice, check_int, saturate
 
 __all__ = ["LayerCore", "CounterLayout", "check_v0"]
 
@@ -235,7 +235,6 @@ class LayerCore(wiring.Component):
         m = Module()
         layer, geo, T = self._layer, self._geo, self._T
         pw = self._pw
-        lo, hi = -(1 << (pw - 1)), (1 << (pw - 1)) - 1
         n_out, c_out = geo.n_out, geo.c_out
         readout = layer.readout
         zw = value_width(self._zmax_in)
@@ -528,15 +527,7 @@ class LayerCore(wiring.Component):
                          a_p.eq(Mux(a_valid & (a_j == x_j), a_sum, x_older))]
         a_full = a_p + a_prod
         a_sat = Signal()
-        if self._narrow:
-            with m.If(a_full > hi):
-                m.d.comb += [a_sum.eq(hi), a_sat.eq(1)]
-            with m.Elif(a_full < lo):
-                m.d.comb += [a_sum.eq(lo), a_sat.eq(1)]
-            with m.Else():
-                m.d.comb += a_sum.eq(a_full)
-        else:
-            m.d.comb += a_sum.eq(a_full)
+        saturate(m, a_full, a_sum, a_sat, enabled=self._narrow)
 
         # -- sweep: read P[j], B[co] → W1 → fire unit → write-back ----------------------------
         # Credit flow: a neuron is issued only when the output queue Q has room for every token

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from .layout import value_width
 from .memory import COUNTER_WIDTH
 
-__all__ = ["FireUnit", "FireInLayout", "FireOutLayout", "check_int"]
+__all__ = ["FireUnit", "FireInLayout", "FireOutLayout", "check_int", "saturate"]
 
 
 def check_int(name, value, *, minimum=None, what=None):
@@ -30,6 +30,22 @@ def check_int(name, value, *, minimum=None, what=None):
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be {what}, not {value!r}")
     return value
+
+
+def saturate(m, value, out, flag, *, enabled):
+    """``out = value`` clamped to ``out``'s signed range, ``flag`` high when clamped (combinational,
+    in module ``m``); without ``enabled`` (the width is safe) a plain assignment."""
+    w = len(out)
+    lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
+    if not enabled:
+        m.d.comb += out.eq(value)
+        return
+    with m.If(value > hi):
+        m.d.comb += [out.eq(hi), flag.eq(1)]
+    with m.Elif(value < lo):
+        m.d.comb += [out.eq(lo), flag.eq(1)]
+    with m.Else():
+        m.d.comb += out.eq(value)
 
 
 def _or_all(values):
@@ -167,21 +183,12 @@ class FireUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         pw, theta, levels = self._pw, self._threshold, self._levels
-        lo, hi = -(1 << (pw - 1)), (1 << (pw - 1)) - 1
 
         # H = P + b, exact, then saturated to the width when it was forced narrow.
         h_full = self.i.payload.p + self.i.payload.b
         h = Signal(signed(pw))
         sat = Signal()
-        if self._saturate:
-            with m.If(h_full > hi):
-                m.d.comb += [h.eq(hi), sat.eq(1)]
-            with m.Elif(h_full < lo):
-                m.d.comb += [h.eq(lo), sat.eq(1)]
-            with m.Else():
-                m.d.comb += h.eq(h_full)
-        else:
-            m.d.comb += h.eq(h_full)
+        saturate(m, h_full, h, sat, enabled=self._saturate)
 
         accepted = self.i.valid & self.i.ready
         ovf = Signal()
