@@ -35,8 +35,118 @@ def load_inputs(path, net=None, key="x"):
         x = data
     if net is not None:
         x = net.check_inputs(x)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise MlsnnError(f"{path}: array '{key}' holds no images (shape {tuple(x.shape)})")
     return x
 
 
 def save_inputs(path, x):
     np.savez(path, x=np.asarray(x))
+
+
+#: Upper bound of every FIFO depth option (a deeper event FIFO is a typing error, and would
+#: make elaboration and simulation crawl).
+MAX_FIFO_DEPTH = 65536
+
+
+def check_fifo_depth(depth, option="--fifo-depth"):
+    """``None`` or an integer in ``[1, MAX_FIFO_DEPTH]``; else an MlsnnError naming ``option``."""
+    if depth is not None and not 1 <= depth <= MAX_FIFO_DEPTH:
+        raise MlsnnError(f"{option} must be in [1, {MAX_FIFO_DEPTH}], not {depth}")
+    return depth
+
+
+def check_number(value, option, *, minimum=None, maximum=None, min_open=False,
+                 max_open=False):
+    """``None`` or a finite number within the bounds, else an MlsnnError naming ``option``."""
+    if value is None:
+        return None
+    import math
+    lo = "-inf" if minimum is None else f"{minimum:g}"
+    hi = "inf" if maximum is None else f"{maximum:g}"
+    span = f"{'(' if min_open or minimum is None else '['}{lo}, {hi}" \
+           f"{')' if max_open or maximum is None else ']'}"
+    ok = math.isfinite(value)
+    if ok and minimum is not None:
+        ok = value > minimum if min_open else value >= minimum
+    if ok and maximum is not None:
+        ok = value < maximum if max_open else value <= maximum
+    if not ok:
+        raise MlsnnError(f"{option} must be a finite number in {span}, not {value:g}")
+    return value
+
+
+def check_seed(seed, option="--seed", *, bits=63):
+    """A seed in ``[0, 2**bits - 1]``."""
+    if not 0 <= seed < (1 << bits):
+        raise MlsnnError(f"{option} must be in [0, 2**{bits} - 1], not {seed}")
+    return seed
+
+
+def _first_missing(path):
+    """The outermost ancestor of ``path`` (itself included) that does not exist, or None."""
+    path = os.path.abspath(path)
+    top = None
+    while not os.path.lexists(path):
+        top = path
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return top
+
+
+def check_output_dir(path, option="-o"):
+    """Make sure that ``path`` is (or can be made) a writable directory, before any long work.
+
+    Nothing is left behind: a directory created for the probe is removed again.
+    """
+    import shutil
+    import tempfile
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise MlsnnError(f"{option} {path}: exists and is not a directory")
+    created = _first_missing(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".mlsnn-probe-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise MlsnnError(f"{option} {path}: cannot write into this directory "
+                         f"({e.strerror or e})") from None
+    finally:
+        if created is not None and os.path.isdir(created):
+            shutil.rmtree(created, ignore_errors=True)
+    return path
+
+
+def check_output_file(path, option="-o"):
+    """Make sure that the file ``path`` can be written, before any long work.
+
+    An existing regular file must be writable (it is not touched); a new one is created,
+    written and flushed to the disk (so that a full device fails here), then removed. A path that
+    exists but is not a regular file (a directory, a device such as /dev/full) is refused.
+    """
+    if os.path.isdir(path):
+        raise MlsnnError(f"{option} {path}: is a directory, not a file")
+    if os.path.lexists(path):
+        if not os.path.isfile(path):
+            raise MlsnnError(f"{option} {path}: not a regular file")
+        if not os.access(path, os.W_OK):
+            raise MlsnnError(f"{option} {path}: permission denied")
+        return path
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise MlsnnError(f"{option} {path}: directory {parent} does not exist")
+    try:
+        with open(path, "xb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        if os.path.isfile(path):
+            os.remove(path)
+        raise MlsnnError(f"{option} {path}: cannot write this file ({e.strerror or e})") \
+            from None
+    os.remove(path)
+    return path

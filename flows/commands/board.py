@@ -22,14 +22,26 @@ def add_arguments(p):
                    help=f"one of {', '.join(BOARDS)}")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--baud", type=int, default=115200, help="UART rate (default 115200)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="nextpnr placement seed, 0..2**31-1 (default 1)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def run(args):
     from flows.board_build import build_board, get_board
+    from flows.board_build import _platform
+    from flows.io import check_output_dir, check_seed
+    from golden.errors import MlsnnError
+    from hw.uart import divisor_for
     b = get_board(args.board)
+    check_seed(args.seed, bits=31)
+    # The baud rate is checked before any elaboratable exists (an unused one would warn).
+    try:
+        divisor_for(_platform(b).default_clk_frequency, args.baud)
+    except ValueError as e:
+        raise MlsnnError(f"--baud {args.baud}: {e}") from None
     net = load_network(args.ir)
+    check_output_dir(args.output)
     doc = build_board(net, b.name, args.output, baud=args.baud, seed=args.seed,
                       progress=lambda msg: print(f"[board] {msg}", file=sys.stderr, flush=True))
     if args.json:

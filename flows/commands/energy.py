@@ -15,6 +15,8 @@ status is 1.
 """
 
 import json
+import math
+import os
 import sys
 
 import numpy as np
@@ -71,6 +73,64 @@ def add_arguments(p):
     p.add_argument("--plot", metavar="PNG", help="write the breakdown and per-layer chart")
 
 
+#: Options that apply to some modes only: (attribute, option, default, modes). A mode is "ir",
+#: "ann" (--arch without --snn), "snn" (--arch --snn) or "breakeven".
+_APPLIES = (
+    ("inputs", "--inputs", None, ("ir",)),
+    ("measured", "--measured", None, ("ir",)),
+    ("fifo_depth", "--fifo-depth", None, ("ir", "snn")),
+    ("input_shape", "--input-shape", "3,32,32", ("ann", "snn")),
+    ("classes", "--classes", 10, ("ann", "snn")),
+    ("join", "--join", "sew", ("ann", "snn")),
+    ("ann", "--ann", False, ("ann",)),
+    ("snn", "--snn", False, ("snn",)),
+    ("timesteps", "--timesteps", 1, ("ann", "snn")),
+    ("levels", "--levels", 1, ("ann", "snn")),
+    ("spike_rate", "--spike-rate", None, ("snn",)),
+    ("total_spikes", "--total-spikes", None, ("snn",)),
+    ("input_density", "--input-density", 1.0, ("snn",)),
+    ("mean_level", "--mean-level", 1.0, ("snn",)),
+    ("plot", "--plot", None, ("ir", "ann", "snn")),
+)
+
+_MODE_NAMES = {"ir": "--ir", "ann": "--arch without --snn", "snn": "--arch --snn",
+               "breakeven": "--breakeven"}
+
+
+def _check_options(args):
+    """Every option is valid and applies to the chosen mode (before any work)."""
+    from flows.io import check_fifo_depth, check_number, check_output_file
+
+    mode = ("breakeven" if args.breakeven else "ir" if args.ir else
+            ("snn" if args.snn else "ann") if args.arch else None)
+    if mode is not None:
+        for attr, opt, default, modes in _APPLIES:
+            if mode not in modes and getattr(args, attr) != default:
+                if mode == "ann" and attr in ("spike_rate", "total_spikes"):
+                    raise MlsnnError(f"{opt} needs --snn (an --arch estimate is the ANN only "
+                                     f"without it)")
+                where = " or ".join(_MODE_NAMES[m] for m in modes)
+                raise MlsnnError(f"{opt} does not apply to {_MODE_NAMES[mode]} (only to "
+                                 f"{where})")
+    check_fifo_depth(args.fifo_depth)
+    if args.timesteps < 1 or args.levels < 1:
+        raise MlsnnError("--timesteps and --levels must be positive integers")
+    if args.classes < 1:
+        raise MlsnnError(f"--classes must be at least 1, not {args.classes}")
+    check_number(args.total_spikes, "--total-spikes", minimum=0)
+    check_number(args.input_density, "--input-density", minimum=0, maximum=1)
+    check_number(args.mean_level, "--mean-level (average spike value, 1..N)", minimum=1,
+                 maximum=args.levels)
+    _rates(args.spike_rate)
+    if args.plot:
+        if not os.path.splitext(args.plot)[1] and not os.path.isdir(args.plot):
+            args.plot += ".png"             # what matplotlib would write; report that path
+        ext = os.path.splitext(args.plot)[1].lower()
+        if not os.path.isdir(args.plot) and ext not in (".png", ".pdf", ".svg"):
+            raise MlsnnError(f"--plot {args.plot}: the file must end in .png, .pdf or .svg")
+        check_output_file(args.plot, "--plot")
+
+
 def _tech(args):
     from golden.energy.tech import DEFAULT, load_tech
 
@@ -95,15 +155,34 @@ def _rates(text):
         return None
     try:
         if "=" not in text:
-            return float(text)
-        out = {}
-        for part in text.split(","):
-            k, v = part.split("=")
-            out[k.strip()] = float(v)
-        return out
+            out = float(text)
+            values = [out]
+        else:
+            out = {}
+            for part in text.split(","):
+                k, v = part.split("=")
+                out[k.strip()] = float(v)
+            values = list(out.values())
     except ValueError:
         raise MlsnnError(f"--spike-rate must be a number or layer=rate,..., not {text!r}") \
             from None
+    for v in values:
+        if not math.isfinite(v) or v < 0:
+            raise MlsnnError(f"--spike-rate must be finite and >= 0 (events per neuron per "
+                             f"timestep), not {v:g} in {text!r}")
+    return out
+
+
+def _check_rate_layers(rates, arch, name):
+    """A layer=rate entry must name a layer of the architecture (or '*')."""
+    if not isinstance(rates, dict):
+        return
+    names = [spec.name for spec in arch.layers]
+    unknown = sorted(set(rates) - set(names) - {"*"})
+    if unknown:
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise MlsnnError(f"--spike-rate names layer(s) {', '.join(unknown)} that {name} does not "
+                         f"have (its layers: {shown}; '*' for the rest)")
 
 
 def _load_inputs(path):
@@ -139,8 +218,7 @@ def _default(o):
 def run(args):
     from flows import energy_report
 
-    if args.fifo_depth is not None and args.fifo_depth < 1:
-        raise MlsnnError("--fifo-depth must be a positive integer")
+    _check_options(args)
     if args.breakeven:
         from golden.energy.dampfhoffer import breakeven
 
@@ -192,10 +270,9 @@ def _run_arch(args, energy_report):
     from golden.energy.arch import named
     from golden.energy.report import arch_report
 
-    if args.timesteps < 1 or args.levels < 1:
-        raise MlsnnError("--timesteps and --levels must be positive integers")
     arch = named(args.arch, _shape(args.input_shape), classes=args.classes, levels=args.levels,
                  join=args.join)
+    _check_rate_layers(_rates(args.spike_rate), arch, args.arch)
     tech = _tech(args)
     if args.ann or not args.snn:
         if args.spike_rate or args.total_spikes:

@@ -30,6 +30,10 @@ def add_arguments(p):
 
 def run(args):
     from flows.host import Board, SerialTransport
+    from flows.io import check_number
+    check_number(args.timeout, "--timeout (seconds)", minimum=0, maximum=3600, min_open=True)
+    if args.baud < 1:
+        raise MlsnnError(f"--baud must be a positive rate in bit/s, not {args.baud}")
     net = load_network(args.ir) if args.ir else None
     x = load_inputs(args.inputs, net)
     with SerialTransport(args.port, baud=args.baud, timeout=args.timeout) as t:

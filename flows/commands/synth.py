@@ -30,19 +30,25 @@ def add_arguments(p):
     p.add_argument("--no-place", action="store_true",
                    help="yosys only (resources, no place-and-route, no Fmax)")
     p.add_argument("--freq", type=float, metavar="MHZ",
-                   help="clock constraint for nextpnr (default 50 on iCE40, 150 on ECP5)")
+                   help="clock constraint for nextpnr in MHz, in (0, 1000] (default 50 on "
+                        "iCE40, 150 on ECP5)")
     p.add_argument("--discharge", default="parallel", choices=("parallel", "serial"),
                    help="fire unit of every core (default parallel)")
     p.add_argument("--synapse", default="mul", choices=("mul", "serial"),
                    help="z·w with a multiplier or with z additions (default mul)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="nextpnr placement seed, 0..2**31-1 (default 1)")
 
 
 def run(args):
     from flows.synth import get_target, markdown_table, synthesize_network
+    from flows.io import check_number, check_output_dir, check_seed
     tgt = get_target(args.target)
+    check_number(args.freq, "--freq (MHz)", minimum=0, maximum=1000, min_open=True)
+    check_seed(args.seed, bits=31)
     net = load_network(args.ir)
     if args.output:
+        check_output_dir(args.output)
         os.makedirs(args.output, exist_ok=True)
     rep = synthesize_network(
         net, tgt, cores=not args.no_cores, place=not args.no_place, discharge=args.discharge,

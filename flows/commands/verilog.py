@@ -22,7 +22,7 @@ def add_arguments(p):
     p.add_argument("--synapse", choices=["mul", "serial"], default="mul",
                    help="z*w with a multiplier or z additions (default mul)")
     p.add_argument("--fifo-depth", type=int, default=None,
-                   help="depth of the inter-core FIFOs (default 16)")
+                   help="depth of the inter-core FIFOs, 1..65536 (default 16)")
     p.add_argument("--monitor", action="store_true",
                    help="add the tap_<k> monitor ports (every token of every core)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -30,11 +30,10 @@ def add_arguments(p):
 
 def run(args):
     from flows.export import network_verilog, write_text
-    from flows.io import load_network
-    from golden.errors import MlsnnError
-    if args.fifo_depth is not None and args.fifo_depth < 1:
-        raise MlsnnError(f"--fifo-depth must be at least 1, not {args.fifo_depth}")
+    from flows.io import check_fifo_depth, check_output_file, load_network
+    check_fifo_depth(args.fifo_depth)
     net = load_network(args.ir)
+    check_output_file(args.output)
     text, _ = network_verilog(net, name=args.top, fifo_depth=args.fifo_depth,
                                 discharge=args.discharge, synapse=args.synapse,
                                 monitor=args.monitor)
