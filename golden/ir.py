@@ -675,7 +675,8 @@ def load(path):
 
 def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
                    in_shape=None, in_bits=None, depth=None, join=None, shortcut=None,
-                   max_neurons=48, calibrate=True):
+                   max_neurons=48, calibrate=True, non_square=False, conv_readout=False,
+                   negative_v0=False, wide_stream_weights=False, narrow_width=False):
     """A random valid network for tests across the project.
 
     Parameters
@@ -699,6 +700,14 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
     calibrate : bool
         Choose every threshold from the golden model's currents on random inputs so that
         layers fire at a useful rate (neither silent nor saturated).
+    non_square, conv_readout, negative_v0, wide_stream_weights, narrow_width : bool
+        Corner cases for the regression (``mlsnn regress``), all off by default (a seed then
+        gives the same network as before they existed): an input with H ≠ W (conv and
+        residual, drawn input shape only); a Conv2d readout instead of the dense one (conv and
+        residual); negative v0 on most neurons and barriers; barrier stream weights drawn
+        outside 1..3 (0, negative, up to the 16-bit limit); potential widths forced below the
+        safe width of one or more layers, narrow enough that overflow happens on typical
+        inputs (see :func:`_narrow_widths`).
     """
     rng = np.random.default_rng(seed)
     pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
@@ -741,7 +750,7 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         if in_shape is None:
             c = int(rng.integers(1, 3))
             hw_ = int(rng.integers(4, 8))
-            shape = (c, hw_, hw_)
+            shape = (c, hw_, _other_side(rng, hw_) if non_square else hw_)
         else:
             shape = tuple(in_shape)
         cur = shape
@@ -794,22 +803,110 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
                     # SEW needs equal scales; keep the float scale 1.0 everywhere.
                     jl = Join(name=f"join{i}", inputs=outs, mode="sew")
                 else:
+                    jlv = lv()      # drawn before the stream weights (seeds stay stable)
+                    sw = (_wide_stream_weights(rng) if wide_stream_weights else
+                          (int(rng.integers(1, 4)), int(rng.integers(1, 4))))
                     jl = Join(name=f"join{i}", inputs=outs, mode="barrier", threshold=1,
-                              levels=lv(), stream_weights=(int(rng.integers(1, 4)),
-                                                           int(rng.integers(1, 4))))
+                              levels=jlv, stream_weights=sw)
                 layers.extend(branch)
                 layers.append(jl)
                 prev, cur = jl.name, cur2
-        n_out = int(rng.integers(1, 11))
-        bits = wb()
-        layers.append(Dense(name="fc_out", inputs=(prev,), threshold=1, levels=1,
-                            weight=weights((math.prod(cur), n_out), bits),
-                            bias=bias(n_out, bits), w_bits=bits, readout=True))
+        if conv_readout:
+            layers.append(_conv_readout(rng, conv, prev, cur, max_neurons))
+        else:
+            n_out = int(rng.integers(1, 11))
+            bits = wb()
+            layers.append(Dense(name="fc_out", inputs=(prev,), threshold=1, levels=1,
+                                weight=weights((math.prod(cur), n_out), bits),
+                                bias=bias(n_out, bits), w_bits=bits, readout=True))
     spec = InputSpec(shape=tuple(shape), in_bits=in_bits)
     net = Network(input=spec, timesteps=T, layers=tuple(layers), name=f"random{seed}")
     if calibrate:
         net = calibrate_thresholds(net, rng)
+    if negative_v0:
+        net = _negative_v0(net, rng)
+    if narrow_width:
+        net = _narrow_widths(net, rng)
     return net
+
+
+def _other_side(rng, side):
+    """An input width in 3..8 different from the height ``side``."""
+    choices = [w for w in range(3, 9) if w != side]
+    return choices[int(rng.integers(len(choices)))]
+
+
+def _wide_stream_weights(rng):
+    """Two barrier stream weights outside the usual 1..3: zero, negative, small and large
+    magnitudes up to the signed 16-bit limit of the IR (never both zero)."""
+    lim = (1 << 15) - 1
+    pool = [0, -1, -2, -3, 4, 5, 7, -8, 31, -100, 1000, -4096, lim, -lim - 1]
+
+    def one():
+        if rng.random() < 0.3:
+            return int(rng.integers(-64, 65))
+        return int(pool[int(rng.integers(len(pool)))])
+    sw = (one(), one())
+    return sw if sw != (0, 0) else (0, -1)
+
+
+def _conv_readout(rng, conv, prev, cur, max_neurons):
+    """A Conv2d readout on ``cur`` with at most ``max_neurons`` outputs (and at most 16)."""
+    limit = max(1, min(max_neurons, 16))
+    for _ in range(8):
+        k = int(rng.integers(1, min(3, cur[1], cur[2]) + 1))
+        s = int(rng.integers(1, 3))
+        ho, wo = conv_out_size(cur[1], k, s, 0), conv_out_size(cur[2], k, s, 0)
+        if ho * wo <= limit:
+            break
+    else:
+        k, s = min(cur[1], cur[2]), 1    # one output pixel per row/column of the kernel fit
+        ho, wo = conv_out_size(cur[1], k, s, 0), conv_out_size(cur[2], k, s, 0)
+    co = int(rng.integers(1, max(1, min(4, limit // (ho * wo))) + 1))
+    layer = conv("conv_out", prev, cur, k=k, s=s, p=0, co=co)
+    return dataclasses.replace(layer, levels=1, readout=True)
+
+
+def _negative_v0(net, rng):
+    """v0 in [-2θ, -1] for about 70 % of the spiking layers and barriers (the readout too)."""
+    layers = []
+    for layer in net.layers:
+        if not (isinstance(layer, Join) and layer.mode == "sew") and rng.random() < 0.7:
+            layer = dataclasses.replace(layer, v0=-int(rng.integers(1, 2 * layer.threshold + 1)))
+        layers.append(layer)
+    return net.replace(layers=tuple(layers))
+
+
+def _narrow_widths(net, rng, batch=16):
+    """Force ``potential_width`` below the safe width on one or more layers.
+
+    The width is drawn between the narrowest the hardware accepts (θ·N, v0 and the bias fit)
+    and the width of the largest |current| seen on random inputs, so the accumulated
+    potential leaves the range for some of the inputs and the golden model flags overflow.
+    """
+    from .reference import run  # late import: reference depends on this module
+
+    x = random_inputs(net, batch, seed=int(rng.integers(1 << 30)))
+    cur = run(net, x, record_currents=True).currents
+    candidates = [l for l in net.layers if not (isinstance(l, Join) and l.mode == "sew")]
+    chosen = [l.name for l in candidates if rng.random() < 0.4]
+    if not chosen:
+        chosen = [candidates[int(rng.integers(len(candidates)))].name]
+    layers = []
+    for layer in net.layers:
+        info = net.info(layer.name)
+        if layer.name in chosen:
+            lo = max(signed_width(layer.threshold * layer.levels), signed_width(abs(layer.v0)),
+                     3)
+            if not isinstance(layer, Join):
+                lo = max(lo, signed_width(int(np.abs(layer.bias).max(initial=0))))
+            c = cur[layer.name]
+            top = signed_width(int(np.abs(c).max(initial=0))) if c.size else lo
+            hi = min(info.safe_width - 1, max(lo, top))
+            if hi >= lo:
+                layer = dataclasses.replace(layer, potential_width=int(rng.integers(lo, hi + 1)))
+        layers.append(layer)
+    return net.replace(layers=tuple(layers))
 
 
 def random_inputs(net, batch, seed=0, density=0.6):

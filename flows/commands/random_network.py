@@ -15,15 +15,29 @@ DESCRIPTION = ("Write a random valid network and random inputs into a directory:
 
 
 def add_arguments(p):
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed, 0..2**63-1 (default 0)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--kind", choices=["dense", "conv", "residual"], default=None,
                    help="topology family (default: drawn from the seed)")
     p.add_argument("--timesteps", type=int, default=None, help="T (default: drawn)")
     p.add_argument("--levels", type=int, default=None, help="N of every layer (default: drawn)")
     p.add_argument("--join", choices=["barrier", "sew"], default=None,
-                   help="residual join mode (with --kind residual)")
+                   help="residual join mode (implies --kind residual)")
     p.add_argument("--batch", type=int, default=8, help="number of random inputs (default 8)")
+    p.add_argument("--in-bits", type=int, default=None,
+                   help="width of an input value, 1..16 (default: drawn from 2, 4, 8)")
+    p.add_argument("--max-neurons", type=int, default=48,
+                   help="upper bound on the neurons of any layer (default 48)")
+    p.add_argument("--non-square", action="store_true",
+                   help="conv/residual: an input image with height != width")
+    p.add_argument("--conv-readout", action="store_true",
+                   help="conv/residual: a conv2d readout instead of the dense one")
+    p.add_argument("--negative-v0", action="store_true",
+                   help="negative v0 on most layers and barriers")
+    p.add_argument("--wide-stream-weights", action="store_true",
+                   help="barrier stream weights outside 1..3 (0, negative, up to 16 bits)")
+    p.add_argument("--narrow-width", action="store_true",
+                   help="force potential widths below the safe width so that overflow happens")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
 
@@ -34,10 +48,25 @@ def run(args):
         raise MlsnnError(f"--timesteps must be at least 1, not {args.timesteps}")
     if args.levels is not None and args.levels < 1:
         raise MlsnnError(f"--levels must be at least 1, not {args.levels}")
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise MlsnnError(f"{args.output} exists and is not a directory")
+    from flows.io import check_output_dir, check_seed
+    check_seed(args.seed)
+    if args.join is not None and args.kind not in (None, "residual"):
+        raise MlsnnError(f"--join {args.join} applies to --kind residual only, not --kind "
+                         f"{args.kind}")
+    if args.join is not None:
+        args.kind = "residual"
+    check_output_dir(args.output)
+    if args.max_neurons < 1:
+        raise MlsnnError(f"--max-neurons must be at least 1, not {args.max_neurons}")
+    if args.in_bits is not None and not 1 <= args.in_bits <= 16:
+        raise MlsnnError(f"--in-bits must be in 1..16, not {args.in_bits}")
     net = ir.random_network(args.seed, kind=args.kind, timesteps=args.timesteps,
-                            levels=args.levels, join=args.join)
+                            levels=args.levels, join=args.join, max_neurons=args.max_neurons,
+                            in_bits=args.in_bits,
+                            non_square=args.non_square, conv_readout=args.conv_readout,
+                            negative_v0=args.negative_v0,
+                            wide_stream_weights=args.wide_stream_weights,
+                            narrow_width=args.narrow_width)
     path = ir.save(net, args.output)
     x = ir.random_inputs(net, args.batch, seed=args.seed)
     xpath = os.path.join(args.output, "inputs.npz")
