@@ -57,6 +57,23 @@ def _check_int(owner, fname, value, *, minimum=None, maximum=None):
     return int(value)
 
 
+#: Widest potential (bits, signed) of any layer: what the hardware builds and the golden model
+#: computes (int64).
+MAX_POTENTIAL_WIDTH = 64
+
+
+def _check_neuron(owner, threshold, levels, v0):
+    """θ, N and v0 of a neuron: N·θ and v0 must fit the widest potential."""
+    _check_int(owner, "levels", levels, minimum=1, maximum=255)
+    top = (1 << (MAX_POTENTIAL_WIDTH - 1)) - 1
+    _check_int(owner, "threshold", threshold, minimum=1)
+    if threshold > top // levels:
+        raise MlsnnError(f"{owner}: field 'threshold' is {threshold}, but levels x threshold "
+                         f"must fit the {MAX_POTENTIAL_WIDTH}-bit potential of the hardware "
+                         f"(threshold <= {top // levels} for levels={levels})")
+    _check_int(owner, "v0", v0, minimum=-top, maximum=top)
+
+
 def _check_name(owner, value):
     if not isinstance(value, str) or not value or not value.replace("_", "").isalnum():
         raise MlsnnError(f"{owner}: field 'name' must be a non-empty identifier "
@@ -161,9 +178,7 @@ class _Spiking:
             raise MlsnnError(f"{owner}: field 'inputs' must name exactly one input layer, "
                              f"not {list(inputs)!r}")
         object.__setattr__(self, "inputs", inputs)
-        _check_int(owner, "threshold", self.threshold, minimum=1)
-        _check_int(owner, "levels", self.levels, minimum=1, maximum=255)
-        _check_int(owner, "v0", self.v0)
+        _check_neuron(owner, self.threshold, self.levels, self.v0)
         _check_int(owner, "w_bits", self.w_bits, minimum=2, maximum=16)
         _check_int(owner, "b_bits", self.b_bits, minimum=2, maximum=32)
         if self.potential_width is not None:
@@ -309,9 +324,7 @@ class Join:
         if self.mode not in ("barrier", "sew"):
             raise MlsnnError(f"{owner}: field 'mode' must be 'barrier' or 'sew', "
                              f"not {self.mode!r}")
-        _check_int(owner, "threshold", self.threshold, minimum=1)
-        _check_int(owner, "levels", self.levels, minimum=1, maximum=255)
-        _check_int(owner, "v0", self.v0)
+        _check_neuron(owner, self.threshold, self.levels, self.v0)
         sw = tuple(self.stream_weights) if isinstance(self.stream_weights, (list, tuple)) else ()
         if len(sw) != 2:
             raise MlsnnError(f"{owner}: field 'stream_weights' must be two integers")
@@ -452,6 +465,11 @@ class Network:
                 bound = abs(layer.v0) + T * per_t
                 safe = max(signed_width(bound), signed_width(layer.threshold * layer.levels),
                            signed_width(abs(layer.v0)))
+                if safe > MAX_POTENTIAL_WIDTH:
+                    raise MlsnnError(f"{owner}: its potential needs {safe} bits (static bound "
+                                     f"{bound}), more than the {MAX_POTENTIAL_WIDTH} the "
+                                     f"hardware supports: lower 'threshold', 'v0' or the "
+                                     f"weights")
                 width = layer.potential_width if layer.potential_width is not None else safe
                 zout = 0 if layer.readout else layer.levels
                 streams[layer.name] = (layer.name,)
@@ -585,15 +603,27 @@ def save(net, directory):
     return path
 
 
+def _json_type(value):
+    """The JSON name of a parsed value's type, for messages."""
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "list", str: "string", int: "number", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
 def from_json(doc, arrays):
     """Build a :class:`Network` from a parsed ``network.json`` and its arrays."""
-    if not isinstance(doc, dict) or doc.get("schema") != "mlsnn-network":
+    if not isinstance(doc, dict):
+        raise MlsnnError(f"network.json: not an mlsnn network (the top level must be a JSON "
+                         f"object with 'schema': 'mlsnn-network', not a "
+                         f"{_json_type(doc)})")
+    if doc.get("schema") != "mlsnn-network":
         raise MlsnnError("network.json: not an mlsnn network (field 'schema' must be "
                          "'mlsnn-network')")
     ver = doc.get("schema_version")
-    if ver != SCHEMA_VERSION:
-        raise MlsnnError(f"network.json: field 'schema_version' is {ver!r}; this mlsnn reads "
-                         f"version {SCHEMA_VERSION}")
+    if type(ver) is not int or ver != SCHEMA_VERSION:
+        raise MlsnnError(f"network.json: field 'schema_version' is {json.dumps(ver)}; this "
+                         f"mlsnn reads version {SCHEMA_VERSION} (the integer)")
     for key in ("timesteps", "input", "layers"):
         if key not in doc:
             raise MlsnnError(f"network.json: missing field '{key}'")
@@ -608,9 +638,16 @@ def from_json(doc, arrays):
     if not isinstance(doc["layers"], list):
         raise MlsnnError("network.json: field 'layers' must be a list")
     layers = []
+    seen = {}
     for idx, d in enumerate(doc["layers"]):
         if not isinstance(d, dict):
             raise MlsnnError(f"network.json: layers[{idx}] must be an object")
+        if "name" in d:
+            _check_name(f"network.json: layers[{idx}]", d["name"])
+            if d["name"] in seen:
+                raise MlsnnError(f"network.json: layers[{seen[d['name']]}] and layers[{idx}] "
+                                 f"are both named '{d['name']}' (layer names must be unique)")
+            seen[d["name"]] = idx
         d = dict(d)
         kind = d.pop("kind", None)
         cls = _KINDS.get(kind)
@@ -623,13 +660,18 @@ def from_json(doc, arrays):
         unknown = set(d) - allowed
         if unknown:
             raise MlsnnError(f"layer '{name}': unknown field '{sorted(unknown)[0]}'")
-        if "inputs" in d and isinstance(d["inputs"], list):
+        if "inputs" in d:
+            if not isinstance(d["inputs"], list):
+                raise MlsnnError(f"layer '{name}': field 'inputs' must be a list of layer "
+                                 f"names (e.g. [\"input\"]), not a {_json_type(d['inputs'])}")
             d["inputs"] = tuple(d["inputs"])
         if "stream_weights" in d and isinstance(d["stream_weights"], list):
             d["stream_weights"] = tuple(d["stream_weights"])
         for req in ("name", "inputs"):
             if req not in d:
                 raise MlsnnError(f"network.json: layers[{idx}] is missing field '{req}'")
+        if cls is Join and "mode" not in d:
+            raise MlsnnError(f"layer '{name}': missing field 'mode' ('barrier' or 'sew')")
         if cls is not Join:
             for req in ("threshold", "levels"):
                 if req not in d:
@@ -655,11 +697,17 @@ def load(path):
     """Load a network from ``network.json`` (or its directory) and the ``.npz`` beside it."""
     if os.path.isdir(path):
         path = os.path.join(path, "network.json")
-    with open(path) as f:
+    if os.fspath(path).endswith(".npz"):
+        raise MlsnnError(f"{path}: this is the array file; give network.json (or its "
+                         f"directory), the .npz beside it is read with it")
+    with open(path, encoding="utf-8") as f:
         try:
             doc = json.load(f)
         except json.JSONDecodeError as e:
             raise MlsnnError(f"{path}: malformed JSON ({e})") from None
+        except UnicodeDecodeError:
+            raise MlsnnError(f"{path}: not a network.json (a binary file, not JSON text)") \
+                from None
     npz = os.path.splitext(path)[0] + ".npz"
     if not os.path.exists(npz):
         raise MlsnnError(f"{path}: the array file {npz} is missing")
