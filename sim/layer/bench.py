@@ -1,7 +1,7 @@
 """cocotb bench of one exported layer core: driver, monitor, scoreboard.
 
-Launched by :func:`sim.icarus_run.run_layer_icarus` (``MLSNN_BENCH`` names the JSON config):
-feeds the input token words on ``i`` (random gaps), takes the output on ``o`` (random stalls)
+Launched by :func:`sim.cocotb_run.run_layer_cocotb` on Icarus or Verilator (``MLSNN_BENCH``
+names the JSON config): feeds the input token words on ``i`` (random gaps), takes the output on ``o`` (random stalls)
 until ``n_eot`` EOT tokens came out, then reads the ``counters`` vector (ten 32-bit counters,
 ``hw.layout.COUNTERS`` order, LSB first) and ``overflow``. Observations go to ``config["out"]``;
 with ``config["expected"]`` the bench compares tokens (per image and timestep) and the golden

@@ -1,7 +1,7 @@
 """cocotb bench of the exported network top: driver, monitor, scoreboard.
 
-Launched by :func:`sim.icarus_run.run_network_icarus` (``MLSNN_BENCH`` names the JSON config the
-launcher wrote): feeds every image through ``pixels`` (random gaps), takes the ``result`` beats
+Launched by :func:`sim.cocotb_run.run_network_cocotb` on Icarus or Verilator (``MLSNN_BENCH``
+names the JSON config the launcher wrote): feeds every image through ``pixels`` (random gaps), takes the ``result`` beats
 (random stalls), records every token on the ``tap_<k>`` monitor ports, reads all counters through
 ``ctr_addr``/``ctr_data`` after each image and clears them. The observations go to
 ``config["out"]`` (an :class:`sim.scoreboard.RtlResult` as JSON); with ``config["expected"]`` the
