@@ -7,10 +7,12 @@ import time
 import numpy as np
 
 NAME = "simulate"
-HELP = "run the RTL (Amaranth simulator or Icarus) on inputs; compare with the golden model"
+HELP = ("run the RTL (Amaranth simulator, Icarus or Verilator) on inputs; compare with the "
+        "golden model")
 DESCRIPTION = ("Simulate the accelerator of an IR network cycle-accurately on every input image "
-               "(--sim amaranth: Amaranth's simulator; --sim icarus: the exported Verilog under "
-               "cocotb on Icarus Verilog) and compare every event token of every layer, the "
+               "(--sim amaranth: Amaranth's simulator; --sim icarus / --sim verilator: the "
+               "exported Verilog under cocotb on Icarus Verilog or on Verilator, whose C++ build "
+               "is cached by design) and compare every event token of every layer, the "
                "readout potentials, the predictions and every counter with the golden model "
                "(golden.reference). Residual networks (barrier and SEW joins) are supported; the "
                "table lists every layer's counters, event counts first (ev_in, ev_out). "
@@ -24,7 +26,7 @@ def add_arguments(p):
                    help="IR network (network.json or its directory)")
     p.add_argument("--inputs", required=True, metavar="X_NPZ",
                    help=".npz with array 'x' of shape [B, *input_shape]")
-    p.add_argument("--sim", choices=["amaranth", "icarus"], default="amaranth",
+    p.add_argument("--sim", choices=["amaranth", "icarus", "verilator"], default="amaranth",
                    help="RTL simulator (default amaranth)")
     p.add_argument("--images", type=int, default=None, help="simulate only the first N images")
     p.add_argument("--discharge", choices=["parallel", "serial"], default="parallel",
@@ -42,8 +44,8 @@ def add_arguments(p):
                    help="probability of a stall cycle before each result beat (default 0)")
     p.add_argument("--vcd", metavar="WAVES_VCD", help="write the waveforms to this VCD file")
     p.add_argument("--build-dir", metavar="DIR",
-                   help="cocotb build directory root for --sim icarus (default: a temp dir, "
-                        "or $MLSNN_BUILD)")
+                   help="cocotb build directory root for --sim icarus/verilator (default: a "
+                        "temp dir, or $MLSNN_BUILD)")
     p.add_argument("--json", action="store_true",
                    help='print {"match", "cycles", "predictions", "layers": [{"name", "kind", '
                         '"counters"}]} (counters summed over the images)')
@@ -97,8 +99,9 @@ def run(args):
         from sim.amaranth_run import run_network
         rtl = run_network(net, x, **opts)
     else:
-        from sim.icarus_run import run_network_icarus
-        rtl = run_network_icarus(net, x, golden=golden, build_dir=args.build_dir, **opts)
+        from sim.cocotb_run import run_network_cocotb
+        rtl = run_network_cocotb(net, x, simulator=args.sim, golden=golden,
+                                 build_dir=args.build_dir, **opts)
     elapsed = time.monotonic() - t0
     opts["progress"](x.shape[0], x.shape[0])
     msgs = compare(net, golden, rtl, x)
