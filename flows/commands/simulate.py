@@ -79,10 +79,15 @@ def run(args):
     for name, p in (("--gaps", args.gaps), ("--stalls", args.stalls)):
         if not 0.0 <= p < 1.0:
             raise MlsnnError(f"{name} must be a probability in [0, 1), not {p}")
-    if args.fifo_depth is not None and args.fifo_depth < 1:
-        raise MlsnnError(f"--fifo-depth must be at least 1, not {args.fifo_depth}")
+    from flows.io import check_fifo_depth, check_output_dir, check_output_file, check_seed
+    check_fifo_depth(args.fifo_depth)
+    check_seed(args.seed)
     if args.images is not None and args.images < 1:
         raise MlsnnError(f"--images must be at least 1, not {args.images}")
+    if args.vcd:
+        check_output_file(args.vcd, "--vcd")
+    if args.build_dir:
+        check_output_dir(args.build_dir, "--build-dir")
     net = load_network(args.ir)
     check_supported(net)
     x = load_inputs(args.inputs, net)
