@@ -9,9 +9,13 @@ computed in float64 (exact there) because torch has fast float64 matmul and conv
 integer conv2d. Results are returned as int64 numpy arrays.
 
 Overflow: a layer whose potential width was forced below its safe width may saturate in the
-hardware. Per image and layer the reference reports 0 (cannot overflow: the RTL must equal this
-model exactly), 1 (may overflow, depending on the order of accumulation) or 2 (certain: a final
-sum lies outside the width, so the hardware's sticky flag must rise).
+hardware. Where the order of its additions is fixed (:func:`order_exact`: a dense or conv layer
+with one input stream) the reference saturates exactly like the hardware, event by event, and
+reports 0 (no saturation) or 2 (saturated: the hardware's sticky flag must rise), with events,
+potentials and the number of saturations exact. Elsewhere (barrier joins, layers fed by a SEW
+join) it reports 0 (cannot overflow: the RTL must equal this model exactly), 1 (may overflow,
+depending on the order in which the two streams arrive) or 2 (certain: a final sum lies
+outside the width); where such a layer saturates, its results are not predictable.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch.nn.functional as F
 from .errors import MlsnnError
 from .ir import INPUT, Conv2d, Dense, Join, Network
 
-__all__ = ["run", "Result", "COUNTERS", "fire"]
+__all__ = ["run", "Result", "COUNTERS", "fire", "order_exact"]
 
 COUNTERS = ("ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc")
 _EXACT = 1 << 52
@@ -45,6 +49,9 @@ class Result:
     overflow : ``{layer: [B]}`` 0 impossible, 1 possible, 2 certain.
     currents : ``{layer: [T, B, n_out]}`` per-timestep input currents (bias included), only
         with ``record_currents=True``.
+    saturations : ``{layer: [B]}`` saturated additions per image (the hardware's
+        ``saturations`` counter), for the layers whose saturation is predicted exactly
+        (:func:`order_exact`, or not narrow: 0); absent for the others.
     """
 
     predictions: np.ndarray
@@ -53,6 +60,7 @@ class Result:
     counters: dict
     overflow: dict
     currents: dict = field(default_factory=dict)
+    saturations: dict = field(default_factory=dict)
 
     def totals(self, name):
         """Counters of layer ``name`` summed over the batch, as Python ints."""
@@ -109,7 +117,7 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
     xin = torch.from_numpy(x.reshape(B, -1)).to(torch.float64)
     # ev[name][t] = [B, n] float64 event values of every stream source at timestep t.
     ev = {INPUT: [xin] * T}
-    events, counters, overflow, currents = {}, {}, {}, {}
+    events, counters, overflow, currents, saturations = {}, {}, {}, {}, {}
     readout = None
     for layer in net.layers:
         info = net.info(layer.name)
@@ -124,11 +132,37 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
                     cnt["ev_out"] += nnz
             counters[layer.name] = cnt
             overflow[layer.name] = ovf
+            saturations[layer.name] = np.zeros(B, np.int64)
             continue
         prim = _Primitive(layer, info)
         fan = torch.from_numpy(prim.fanout).to(torch.float64)
         lo, hi = -(1 << (info.width - 1)), (1 << (info.width - 1)) - 1
         narrow = info.width < info.safe_width
+        if narrow and order_exact(net, layer):
+            zs, ro, ovf, nsat = _saturating(prim, layer, info, ev[info.streams[0]], lo, hi)
+            for t in range(T):
+                z_in = ev[info.streams[0]][t]
+                mask = (z_in > 0).to(torch.float64)
+                cnt["ev_in"] += mask.sum(1)
+                cnt["syn_updates"] += mask @ fan
+                cnt["syn_acc"] += z_in @ fan
+                if not layer.readout:
+                    cnt["ev_out"] += (zs[t] > 0).sum(1).to(torch.float64)
+            if record_currents:
+                currents[layer.name] = torch.stack(
+                    [prim.apply(ev[info.streams[0]][t], 0) + prim.bias for t in range(T)]
+                ).to(torch.int64).numpy()
+            readout = ro if layer.readout else readout
+            saturations[layer.name] = nsat.to(torch.int64).numpy()
+            _finish(layer, info, cnt, T)
+            counters[layer.name] = cnt
+            overflow[layer.name] = ovf
+            ev[layer.name] = zs
+            if record_events and not layer.readout:
+                events[layer.name] = torch.stack(zs).to(torch.int64).numpy()
+            continue
+        if not narrow:
+            saturations[layer.name] = np.zeros(B, np.int64)
         P = torch.full((B, n_out), float(layer.v0), dtype=torch.float64)
         zs, cur_t = [], []
         for t in range(T):
@@ -168,15 +202,7 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
             if t == T - 1:
                 readout = P.clone() if layer.readout else readout
                 P = torch.full_like(P, float(layer.v0))
-        # Memory accesses follow from the updates: one w read per update (not for joins),
-        # one p read and write per update plus T·N_out for the sweeps, one bias read per neuron
-        # and timestep (not for joins).
-        sweep = float(T * n_out)
-        cnt["p_rd"] = cnt["syn_updates"] + sweep
-        cnt["p_wr"] = cnt["syn_updates"] + sweep
-        if not isinstance(layer, Join):
-            cnt["w_rd"] = cnt["syn_updates"].clone()
-            cnt["b_rd"] = torch.full((B,), sweep, dtype=torch.float64)
+        _finish(layer, info, cnt, T)
         counters[layer.name] = cnt
         overflow[layer.name] = ovf
         ev[layer.name] = zs
@@ -190,7 +216,69 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
         predictions=preds, readout=ro, events=events,
         counters={n: {k: v.to(torch.int64).numpy() for k, v in c.items()}
                   for n, c in counters.items()},
-        overflow={n: v.numpy() for n, v in overflow.items()}, currents=currents)
+        overflow={n: v.numpy() for n, v in overflow.items()}, currents=currents,
+        saturations=saturations)
+
+
+def order_exact(net, layer):
+    """True when the golden model predicts ``layer``'s saturating arithmetic exactly.
+
+    Saturating sums depend on the order of the additions. A dense or conv layer with one input
+    stream receives its events in a fixed order (the network input's pixels, or the producer's
+    sweep, ``j`` ascending), so its saturated potentials, events and saturation count are
+    deterministic. A barrier join, or a layer fed by a SEW join, interleaves two streams in the
+    order they arrive, which depends on timing: there the model can only say whether overflow
+    is impossible, possible or certain.
+    """
+    return not isinstance(layer, Join) and len(net.info(layer.name).streams) == 1
+
+
+def _finish(layer, info, cnt, T):
+    # Memory accesses follow from the updates: one w read per update (not for joins),
+    # one p read and write per update plus T·N_out for the sweeps, one bias read per neuron
+    # and timestep (not for joins).
+    sweep = float(T * info.n_out)
+    cnt["p_rd"] = cnt["syn_updates"] + sweep
+    cnt["p_wr"] = cnt["syn_updates"] + sweep
+    if not isinstance(layer, Join):
+        cnt["w_rd"] = cnt["syn_updates"].clone()
+        cnt["b_rd"] = torch.full_like(cnt["ev_in"], sweep)
+
+
+def _saturating(prim, layer, info, ev_in, lo, hi):
+    """A narrow dense/conv layer with saturating arithmetic, event by event (SPEC §3).
+
+    Like the hardware: every synaptic update is ``P ← sat(P + z·w)`` in the order the events
+    arrive (``j`` ascending; the targets of one event are distinct, so their order does not
+    matter), and every sweep ``H = sat(P + b)`` before the fire. Returns the per-timestep
+    events, the potentials after timestep T, the overflow word (0 or 2: exact) and the number
+    of saturated additions per image.
+    """
+    T = len(ev_in)
+    B = ev_in[0].shape[0]
+    w = prim.matrix()                                     # [n_in, n_out]
+    P = torch.full((B, info.n_out), float(layer.v0), dtype=torch.float64)
+    nsat = torch.zeros(B, dtype=torch.float64)
+    zs = []
+    theta = float(layer.threshold)
+    for t in range(T):
+        z_in = ev_in[t]
+        for j in torch.nonzero((z_in > 0).any(0)).flatten().tolist():
+            s = P + z_in[:, j:j + 1] * w[j]
+            nsat += ((s < lo) | (s > hi)).sum(1).to(torch.float64)
+            P = torch.clamp(s, lo, hi)
+        h = P + prim.bias
+        nsat += ((h < lo) | (h > hi)).sum(1).to(torch.float64)
+        h = torch.clamp(h, lo, hi)
+        if layer.readout:
+            z = torch.zeros_like(h)
+            P = h
+        else:
+            z = fire(h, theta, float(layer.levels))
+            P = h - z * theta
+        zs.append(z)
+    ovf = torch.where(nsat > 0, 2, 0).to(torch.int64)
+    return zs, P.clone(), ovf, nsat
 
 
 class _Primitive:
@@ -215,6 +303,15 @@ class _Primitive:
             co, ho, wo = info.out_shape
             b = torch.from_numpy(layer.bias.astype(np.float64))
             self.bias = b[:, None, None].expand(co, ho, wo).reshape(-1)
+
+    def matrix(self):
+        """The layer's map as a dense ``[n_in, n_out]`` float64 matrix (row j: the weights of
+        input j's targets, 0 elsewhere)."""
+        if isinstance(self.layer, Dense):
+            return self.w[0]
+        n_in = self.info.n_in
+        return torch.cat([self.apply(torch.eye(n_in, dtype=torch.float64)[i:i + 256], 0)
+                          for i in range(0, n_in, 256)])
 
     def apply(self, z, stream, sign=0):
         layer = self.layer

@@ -9,8 +9,15 @@ path checks the same things the same way:
 * the readout potentials and predictions,
 * every counter of SPEC §5 per image,
 * the overflow flags: golden 0 (impossible) → flag must be 0 and the results exact; golden 2
-  (certain) → flag must be 1. Where a layer's flag rose, its tokens and everything downstream of
-  it may legitimately differ from the golden model, so they are not compared for that image.
+  (certain) → flag must be 1,
+* the ``saturations`` counter of every layer whose saturating arithmetic the golden model
+  predicts exactly (:func:`golden.reference.order_exact`): there a saturated layer is compared
+  like any other, bit for bit.
+
+Where a layer whose saturation depends on the arrival order of two streams (a barrier join, a
+layer fed by a SEW join) raised its flag, its results and everything downstream may
+legitimately differ from the golden model: they are not compared for that image, and the
+verdict is ``undetermined`` (never a match; :func:`verdict`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ GOLDEN_COUNTERS = COUNTERS[:8]
 
 __all__ = ["RtlResult", "Expected", "layer_input_tokens", "layer_expected", "split_timesteps",
            "golden_events", "merged_events", "compare", "compare_expected", "summary",
+           "verdict", "check_expected", "Verdict",
            "layer_kind", "GOLDEN_COUNTERS"]
 
 EVENT, EOT, READOUT = (int(k.value) for k in (EventKind.EVENT, EventKind.EOT, EventKind.READOUT))
@@ -202,6 +210,7 @@ class Expected:
     counters: dict
     overflow: dict
     merged: list = field(default_factory=list)     # names of the SEW joins
+    saturations: dict = field(default_factory=dict)  # {layer: [B]} where predicted exactly
 
     @classmethod
     def from_golden(cls, net, golden, x=None):
@@ -226,7 +235,8 @@ class Expected:
             counters={n: {c: np.asarray(v).tolist() for c, v in d.items()}
                       for n, d in golden.counters.items()},
             overflow={n: np.asarray(v).tolist() for n, v in golden.overflow.items()},
-            merged=[l.name for l in net.layers if is_sew(l)])
+            merged=[l.name for l in net.layers if is_sew(l)],
+            saturations={n: np.asarray(v).tolist() for n, v in golden.saturations.items()})
 
     def to_json(self):
         return {"layers": [list(l) for l in self.layers], "timesteps": self.timesteps,
@@ -234,7 +244,8 @@ class Expected:
                            [[[list(e) for e in ts] for ts in img] for img in v]
                            for k, v in self.events.items()},
                 "readout": self.readout, "predictions": self.predictions,
-                "counters": self.counters, "overflow": self.overflow, "merged": self.merged}
+                "counters": self.counters, "overflow": self.overflow, "merged": self.merged,
+                "saturations": self.saturations}
 
     @classmethod
     def from_json(cls, d):
@@ -243,7 +254,42 @@ class Expected:
                            [[[tuple(e) for e in ts] for ts in img] for img in v]
                            for k, v in d["events"].items()},
                    readout=d["readout"], predictions=d["predictions"], counters=d["counters"],
-                   overflow=d["overflow"], merged=list(d.get("merged", [])))
+                   overflow=d["overflow"], merged=list(d.get("merged", [])),
+                   saturations=dict(d.get("saturations", {})))
+
+
+@dataclass
+class Verdict:
+    """The outcome of comparing an RTL run with the golden model.
+
+    Members
+    -------
+    status : ``"match"`` (every compared item equal, nothing left uncompared), ``"mismatch"``
+        (``messages`` lists the differences) or ``"undetermined"`` (no difference, but the
+        hardware saturated where the result depends on the arrival order of two streams, so
+        ``undetermined`` lists the images and layers that could not be compared).
+    messages : one line per mismatch, in network order (image, layer, timestep).
+    undetermined : one line per image whose comparison stopped at an order-dependent saturation.
+    """
+
+    messages: list
+    undetermined: list
+
+    @property
+    def status(self):
+        return "mismatch" if self.messages else "undetermined" if self.undetermined else "match"
+
+    @property
+    def match(self):
+        return self.status == "match"
+
+    def first_line(self):
+        """One line for the user: the first mismatch, or the first undetermined layer."""
+        lines = self.messages or self.undetermined
+        if not lines:
+            return "every token, prediction and counter equals the golden model"
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        return lines[0] + more
 
 
 def compare(net, golden, rtl, x=None):
@@ -255,18 +301,31 @@ def compare(net, golden, rtl, x=None):
     Returns
     -------
     list of str
-        One line per mismatch, in network order (image, layer, timestep); empty when all match.
+        One line per mismatch, then one per image left undetermined by an order-dependent
+        saturation (see :func:`verdict`); empty only when everything was compared and equal.
     """
-    return compare_expected(Expected.from_golden(net, golden, x), rtl)
+    v = verdict(net, golden, rtl, x)
+    return v.messages + v.undetermined
+
+
+def verdict(net, golden, rtl, x=None):
+    """:class:`Verdict` of an RTL run against the golden model (arguments as :func:`compare`)."""
+    return check_expected(Expected.from_golden(net, golden, x), rtl)
 
 
 def compare_expected(exp, rtl):
     """:func:`compare` against an :class:`Expected`."""
+    v = check_expected(exp, rtl)
+    return v.messages + v.undetermined
+
+
+def check_expected(exp, rtl):
+    """:func:`verdict` against an :class:`Expected`."""
     T = exp.timesteps
-    msgs = []
+    msgs, undetermined = [], []
     for b in range(len(exp.predictions)):
-        saturated = None      # first layer whose flag rose: it and downstream are not compared
-        for name, readout in exp.layers:
+        saturated = None      # first order-dependent layer whose flag rose: it and downstream
+        for name, readout in exp.layers:      # are not compared
             g_ovf = int(exp.overflow[name][b])
             flag = int(rtl.overflow[name][b])
             if g_ovf == 0 and flag:
@@ -275,10 +334,21 @@ def compare_expected(exp, rtl):
             if g_ovf == 2 and not flag:
                 msgs.append(f"image {b}, layer '{name}': overflow flag is 0 but the golden model "
                             f"says overflow is certain")
-            if saturated is None and flag:
+            exact = name in exp.saturations
+            if saturated is None and flag and not exact:
                 saturated = name
+                undetermined.append(
+                    f"image {b}, layer '{name}': the potential saturated where the result "
+                    f"depends on the arrival order of two streams; this layer and those after "
+                    f"it were not compared")
             if saturated is not None:
                 continue
+            if exact and "saturations" in rtl.counters.get(name, {}):
+                g = int(rtl.counters[name]["saturations"][b])
+                e = int(exp.saturations[name][b])
+                if g != e:
+                    msgs.append(f"image {b}, layer '{name}', counter saturations: RTL {g}, "
+                                f"golden {e}")
             if not readout and exp.events[name] is not None:
                 merged = name in exp.merged
                 for t in range(T):
@@ -307,7 +377,7 @@ def compare_expected(exp, rtl):
                 e = int(exp.counters[name][c][b])
                 if g != e:
                     msgs.append(f"image {b}, layer '{name}', counter {c}: RTL {g}, golden {e}")
-    return msgs
+    return Verdict(msgs, undetermined)
 
 
 def _fmt(ev):
