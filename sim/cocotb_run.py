@@ -91,6 +91,15 @@ def _vcd_module(path):
             f'    $dumpfile("{path}");\n    $dumpvars(0, top);\nend\nendmodule\n')
 
 
+def _read(path):
+    """The text of ``path``, or None when it does not exist."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 @contextlib.contextmanager
 def _locked(bdir):
     # Two pytest workers (or two shells) building the same design wait for each other.
@@ -105,7 +114,7 @@ def _locked(bdir):
 def _build(runner, simulator, verilog, sources_dir, build_args, vcd):
     """Build into ``sources_dir`` unless a finished build is there; return the seconds spent."""
     src = os.path.join(sources_dir, "top.v")
-    if not os.path.exists(src) or open(src).read() != verilog:
+    if _read(src) != verilog:
         with open(src, "w") as f:
             f.write(verilog)
     sources = [src]
@@ -129,11 +138,8 @@ def _build(runner, simulator, verilog, sources_dir, build_args, vcd):
             runner.build(sources=sources, hdl_toplevel="top", build_dir=sources_dir,
                          build_args=build_args, log_file=log, timescale=("1ns", "1ps"), **kw)
         except (SystemExit, RuntimeError) as e:     # what the runner raises on a failed step
-            tail = ""
-            if os.path.exists(log):
-                errs = [l.strip() for l in open(log, errors="replace")
-                        if "rror" in l and l.strip()]
-                tail = f": {errs[0]}" if errs else ""
+            errs = [l.strip() for l in (_read(log) or "").splitlines() if "rror" in l]
+            tail = f": {errs[0]}" if errs else ""
             raise MlsnnError(f"the {_NAMES[simulator]} build failed (log: {log}){tail}") from e
         with open(stamp, "w") as f:
             f.write("ok\n")
@@ -193,11 +199,9 @@ def _run(verilog, test_module, cfg, *, simulator="icarus", build_dir=None, vcd=N
             watcher.join()
     if not os.path.exists(cfg["out"]):
         log = os.path.join(run_dir, "sim.log")
-        tail = ""
-        if os.path.exists(log):
-            lines = [l.strip() for l in open(log, errors="replace")
-                     if "Error" in l or "assert" in l.lower()]
-            tail = f": {lines[-1]}" if lines else ""
+        lines = [l.strip() for l in (_read(log) or "").splitlines()
+                 if "Error" in l or "assert" in l.lower()]
+        tail = f": {lines[-1]}" if lines else ""
         raise MlsnnError(f"the {_NAMES[simulator]} simulation ended without results "
                          f"(log: {log}){tail}")
     with open(cfg["out"]) as f:

