@@ -106,6 +106,11 @@ def main(argv=None):
         # The reader went away (e.g. `| head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        # Any other system error on a file (a full disk, a path through a file, ...).
+        where = f": {e.filename}" if e.filename else ""
+        print(f"mlsnn {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"mlsnn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -42,7 +42,22 @@ class Demo:
         self.config = dict(DEFAULT, **(config or {}))
         self.echo = echo
         self.stages = {}
+        self._check_options()
         os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+
+    def _check_options(self):
+        """Every option, before any stage runs (a bad one must not cost a training)."""
+        from flows.io import check_output_dir
+        c = self.config
+        limits = {"images": (self.images, 1, None), "timesteps": (c["timesteps"], 1, 1024),
+                  "levels": (c["levels"], 1, 255), "epochs": (c["epochs"], 1, None),
+                  "hidden": (c["hidden"], 1, None), "seed": (c["seed"], 0, (1 << 63) - 1)}
+        for name, (value, lo, hi) in limits.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo or (
+                    hi is not None and value > hi):
+                span = f"in [{lo}, {hi}]" if hi is not None else f"at least {lo}"
+                raise MlsnnError(f"--{name} must be an integer {span}, not {value!r}")
+        check_output_dir(self.out)
 
     # -- plumbing ------------------------------------------------------------------------------
     def _cmd(self, stage, args, *, json_out=True):

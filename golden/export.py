@@ -73,6 +73,10 @@ def export(model, *, w_bits=8, name=None):
     """
     if isinstance(w_bits, bool) or not isinstance(w_bits, int) or not 2 <= w_bits <= 16:
         raise MlsnnError(f"w_bits must be an integer in 2..16, not {w_bits!r}")
+    for pname, value in model.state_dict().items():
+        if value.is_floating_point() and not bool(value.isfinite().all()):
+            raise MlsnnError(f"the model's '{pname}' holds non-finite values (NaN or inf): "
+                             f"the training diverged or the checkpoint is damaged")
     cfg = model.config
     wmax = (1 << (w_bits - 1)) - 1
     scale = {"input": float(cfg.input_scale)}

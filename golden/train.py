@@ -105,6 +105,10 @@ class ModelConfig:
         Width of an input value (pixel) in the integer IR.
     dataset : str
         Name of the dataset the model was trained on.
+    dataset_path : str
+        Absolute path of that dataset when it is a file or directory of the user's (``""``
+        for the built-in digits, and in checkpoints of older versions): ``mlsnn export``
+        evaluates the exported network on its test split.
     split_seed : int
         Seed of the stratified train/test split.
     """
@@ -124,6 +128,7 @@ class ModelConfig:
     in_bits: int = 5
     dataset: str = "digits"
     split_seed: int = 0
+    dataset_path: str = ""
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -163,6 +168,8 @@ class ModelConfig:
         _pos_int("in_bits", self.in_bits, MAX_IN_BITS)
         if not isinstance(self.dataset, str):
             raise MlsnnError(f"dataset must be a string, not {self.dataset!r}")
+        if not isinstance(self.dataset_path, str):
+            raise MlsnnError(f"dataset_path must be a string, not {self.dataset_path!r}")
         if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
             raise MlsnnError(f"split_seed must be an integer, not {self.split_seed!r}")
 
@@ -497,6 +504,13 @@ def evaluate(model, pixels, labels, batch_size=512):
     return float((pred == torch.as_tensor(labels)).float().mean())
 
 
+def _dataset_path(spec):
+    """The absolute path of a user dataset given by path, else ``""``."""
+    if isinstance(spec, (str, os.PathLike)) and spec != "digits":
+        return os.path.abspath(os.fspath(spec))
+    return ""
+
+
 def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None,
           dataset="digits", hidden=64, channels=8, blocks=1, threshold=1.0, alpha=5.0,
           lr=1e-2, batch_size=32, split_seed=0, block_strides=()):
@@ -556,7 +570,7 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
                          hidden=hidden, channels=channels, blocks=blocks,
                          block_strides=block_strides, input_scale=data.input_scale,
                          in_bits=data.in_bits, dataset=data.name,
-                         split_seed=data.split_seed)
+                         split_seed=data.split_seed, dataset_path=_dataset_path(dataset))
     lr = _pos_float("lr", lr)
     torch.manual_seed(seed)
     model = build_model(config)

@@ -34,9 +34,6 @@ def add_arguments(p):
 
 
 def run(args):
-    from golden.errors import MlsnnError
-    if args.images < 1:
-        raise MlsnnError(f"--images must be at least 1, not {args.images}")
     demo = Demo(args.output, images=args.images, sim=args.sim, target=args.target,
                 retrain=args.retrain, skip_synth=args.skip_synth,
                 config=dict(arch=args.arch, timesteps=args.timesteps, levels=args.levels,

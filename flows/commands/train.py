@@ -1,7 +1,6 @@
 """`mlsnn train`: train a float multi-level SNN with surrogate gradients."""
 
 import json
-import os
 import sys
 
 from golden.errors import MlsnnError
@@ -28,9 +27,9 @@ def add_arguments(p):
     p.add_argument("--levels", "-N", type=int, default=4, metavar="N",
                    help="spike levels N (default: 4)")
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation/shuffle seed (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="initialisation/shuffle seed, 0..2**63-1 (default: 0)")
     p.add_argument("--split-seed", type=int, default=0,
-                   help="seed of the stratified train/test split (default: 0)")
+                   help="seed of the stratified train/test split, 0..2**32-1 (default: 0)")
     p.add_argument("--hidden", type=int, default=64,
                    help="hidden dense width of mlp and cnn (default: 64)")
     p.add_argument("--channels", type=int, default=8,
@@ -72,12 +71,15 @@ def _strides(text):
 
 
 def run(args):
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise MlsnnError(f"cannot write {args.output}: directory {out_dir} does not exist")
-    if os.path.isdir(args.output):
-        raise MlsnnError(f"cannot write {args.output}: it is a directory")
+    from flows.io import check_number, check_output_file, check_seed
+    check_seed(args.seed)
+    check_seed(args.split_seed, "--split-seed", bits=32)
+    for opt, value in (("--threshold", args.threshold), ("--alpha", args.alpha),
+                       ("--lr", args.lr)):
+        check_number(value, opt, minimum=0, min_open=True)
     strides = _strides(args.block_strides)
+    # Before the training: a checkpoint that cannot be written would lose it.
+    check_output_file(args.output)
     model, metrics = train(arch=args.arch, timesteps=args.timesteps, levels=args.levels,
                            epochs=args.epochs, seed=args.seed, progress=_progress,
                            dataset=args.dataset, hidden=args.hidden, channels=args.channels,
