@@ -103,7 +103,8 @@ def run(args):
         extra = f"  θ={l['threshold']}" if l["threshold"] is not None else ""
         clip = f"  ({l['clipped']} weights clipped)" if l.get("clipped") else ""
         print(f"  {l['name']:<12} {l['kind']:<13} width {l['potential_width']:>2}{extra}{clip}")
-    print(f"test accuracy on {doc['n_test']} samples of {doc['dataset']}: float {100 * doc['float_accuracy']:.2f} %, "
+    print(f"test accuracy on {doc['n_test']} samples of {doc['dataset']}: "
+          f"float {100 * doc['float_accuracy']:.2f} %, "
           f"integer golden {100 * doc['golden_accuracy']:.2f} % "
           f"(drop {doc['drop_points']:+.2f} points)")
     print(f"test inputs written to {doc['inputs']} (arrays x, y)")

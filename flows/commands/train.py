@@ -27,7 +27,8 @@ def add_arguments(p):
     p.add_argument("--levels", "-N", type=int, default=4, metavar="N",
                    help="spike levels N (default: 4)")
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation/shuffle seed, 0..2**63-1 (default: 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="initialisation/shuffle seed, 0..2**63-1 (default: 0)")
     p.add_argument("--split-seed", type=int, default=0,
                    help="seed of the stratified train/test split, 0..2**32-1 (default: 0)")
     p.add_argument("--hidden", type=int, default=64,
