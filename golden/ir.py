@@ -471,6 +471,11 @@ class Network:
                                      f"hardware supports: lower 'threshold', 'v0' or the "
                                      f"weights")
                 width = layer.potential_width if layer.potential_width is not None else safe
+                if not layer.readout and layer.threshold > (1 << (width - 1)) - 1:
+                    raise MlsnnError(f"{owner}: 'threshold' {layer.threshold} can never be "
+                                     f"reached by a {width}-bit potential (max "
+                                     f"{(1 << (width - 1)) - 1}): widen 'potential_width' or "
+                                     f"lower the threshold")
                 zout = 0 if layer.readout else layer.levels
                 streams[layer.name] = (layer.name,)
             infos[layer.name] = LayerInfo(

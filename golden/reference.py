@@ -70,19 +70,55 @@ class Result:
     def any_overflow(self):
         return any(bool((v > 0).any()) for v in self.overflow.values())
 
+    @property
+    def exact(self):
+        """True when every result is what the hardware computes, bit for bit (no layer whose
+        saturation depends on the arrival order may overflow)."""
+        return all(n in self.saturations or not (v > 0).any() for n, v in self.overflow.items())
+
+    def warnings(self, net):
+        """One line per layer that saturates or may saturate (empty when none)."""
+        out = []
+        for l in net.layers:
+            v = self.overflow[l.name]
+            info = net.info(l.name)
+            why = f"potential_width {info.width} < safe {info.safe_width}"
+            if l.name in self.saturations:
+                k = int((v > 0).sum())
+                if k:
+                    out.append(f"layer '{l.name}' saturated in {k} of {len(v)} image(s) "
+                               f"({why}); its results are the saturated ones, as the hardware "
+                               f"computes them")
+                continue
+            for code, what in ((2, "saturates"), (1, "may saturate")):
+                k = int((v == code).sum())
+                if k:
+                    out.append(f"layer '{l.name}' {what} in {k} of {len(v)} image(s) ({why}); "
+                               f"where it does, the result depends on the arrival order of its "
+                               f"input streams and the hardware's results for that image "
+                               f"cannot be predicted")
+        return out
+
     def to_json(self, net):
         return {
             "predictions": [int(p) for p in self.predictions],
-            "layers": [{"name": l.name, "kind": l.kind if not isinstance(l, Join)
-                        else f"join-{l.mode}", "counters": self.totals(l.name),
-                        "overflow": _overflow_word(self.overflow[l.name])}
+            "layers": [dict({"name": l.name, "kind": l.kind if not isinstance(l, Join)
+                             else f"join-{l.mode}", "counters": self.totals(l.name),
+                             "overflow": _overflow_word(self.overflow[l.name],
+                                                        l.name in self.saturations)},
+                            **({"saturations": int(self.saturations[l.name].sum())}
+                               if l.name in self.saturations else {}))
                        for l in net.layers],
             "overflow": self.any_overflow,
+            "exact": self.exact,
+            "warnings": self.warnings(net),
         }
 
 
-def _overflow_word(v):
+def _overflow_word(v, exact=False):
     m = int(v.max(initial=0))
+    if exact:
+        return "saturated" if m else "no"
     return ["no", "possible", "certain"][m]
 
 

@@ -326,6 +326,8 @@ def check_expected(exp, rtl):
     for b in range(len(exp.predictions)):
         saturated = None      # first order-dependent layer whose flag rose: it and downstream
         for name, readout in exp.layers:      # are not compared
+            if saturated is not None:
+                continue
             g_ovf = int(exp.overflow[name][b])
             flag = int(rtl.overflow[name][b])
             if g_ovf == 0 and flag:
@@ -341,7 +343,6 @@ def check_expected(exp, rtl):
                     f"image {b}, layer '{name}': the potential saturated where the result "
                     f"depends on the arrival order of two streams; this layer and those after "
                     f"it were not compared")
-            if saturated is not None:
                 continue
             if exact and "saturations" in rtl.counters.get(name, {}):
                 g = int(rtl.counters[name]["saturations"][b])

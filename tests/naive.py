@@ -32,9 +32,17 @@ def fanout(layer, info, i):
     return out
 
 
-def simulate(net, image):
-    """Run one image (flat list of ints). Returns (events, readout, counters)."""
+def simulate(net, image, saturations=None):
+    """Run one image (flat list of ints). Returns (events, readout, counters).
+
+    A layer whose potential width is forced narrow saturates every addition to the width, as
+    the hardware does; ``saturations`` (a dict), when given, receives each layer's number of
+    saturated additions. A barrier takes its first input's events before its second's (one of
+    the orders the hardware may see).
+    """
     T = net.timesteps
+    if saturations is None:
+        saturations = {}
     flat = [int(v) for v in image]
     # stream[name][t] = list of (index, value) events emitted at timestep t
     stream = {INPUT: [[(i, v) for i, v in enumerate(flat) if v > 0] for _ in range(T)]}
@@ -55,20 +63,28 @@ def simulate(net, image):
             continue
         n = info.n_out
         P = [layer.v0] * n
+        lo, hi = -(1 << (info.width - 1)), (1 << (info.width - 1)) - 1
+        saturations[layer.name] = 0
+
+        def sat(v):
+            if lo <= v <= hi:
+                return v
+            saturations[layer.name] += 1
+            return min(max(v, lo), hi)
         out_t = []
         for t in range(T):
             for k, src in enumerate(layer.inputs):
                 for (i, z) in stream[src][t]:
                     c["ev_in"] += 1
                     if isinstance(layer, Join):
-                        P[i] += z * layer.stream_weights[k]
+                        P[i] = sat(P[i] + z * layer.stream_weights[k])
                         c["p_rd"] += 1
                         c["p_wr"] += 1
                         c["syn_updates"] += 1
                         c["syn_acc"] += z
                         continue
                     for j, w in fanout(layer, info, i):
-                        P[j] += z * w
+                        P[j] = sat(P[j] + z * w)
                         c["w_rd"] += 1
                         c["p_rd"] += 1
                         c["p_wr"] += 1
@@ -84,7 +100,7 @@ def simulate(net, image):
                     c["b_rd"] += 1
                 c["p_rd"] += 1
                 c["p_wr"] += 1
-                H = P[j] + b
+                H = sat(P[j] + b)
                 if layer.readout:
                     P[j] = H
                     continue

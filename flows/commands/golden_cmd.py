@@ -10,7 +10,11 @@ NAME = "golden"
 HELP = "run the integer golden model on inputs: predictions and per-layer counters"
 DESCRIPTION = ("Run the bit-exact integer reference (SPEC §3) of a network on a batch of inputs "
                "and print the predictions and every per-layer counter of SPEC §5, summed over "
-               "the batch. Example: mlsnn golden --ir net/network.json --inputs net/inputs.npz")
+               "the batch. A layer whose potential_width was forced narrow saturates exactly as "
+               "the hardware does where its event order is fixed (one input stream); where the "
+               "result depends on the arrival order of two streams (barrier joins, layers after "
+               "a SEW join) a warning on stderr says so and the JSON has \"exact\": false. "
+               "Example: mlsnn golden --ir net/network.json --inputs net/inputs.npz")
 
 
 def add_arguments(p):
@@ -26,6 +30,8 @@ def run(args):
     x = load_inputs(args.inputs, net)
     res = run_reference(net, x)
     doc = res.to_json(net)
+    for w in doc["warnings"]:
+        print(f"mlsnn golden: warning: {w}", file=sys.stderr)
     if args.json:
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
@@ -42,5 +48,6 @@ def run(args):
         print(f"{layer['name']:<12}{layer['kind']:<13}" +
               "".join(f"{c[k]:>13}" for k in COUNTERS) + f"  {layer['overflow']}")
     if doc["overflow"]:
-        print("warning: a forced potential width may overflow (see the overflow column)")
+        print("(overflow: 'saturated' = saturated exactly as the hardware does; 'possible' / "
+              "'certain' = order-dependent, see the warnings on stderr)")
     return 0
