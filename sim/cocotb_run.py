@@ -138,7 +138,9 @@ def _build(runner, simulator, verilog, sources_dir, build_args, vcd):
             runner.build(sources=sources, hdl_toplevel="top", build_dir=sources_dir,
                          build_args=build_args, log_file=log, timescale=("1ns", "1ps"), **kw)
         except (SystemExit, RuntimeError) as e:     # what the runner raises on a failed step
-            errs = [l.strip() for l in (_read(log) or "").splitlines() if "rror" in l]
+            # The first Verilator diagnostic or compiler error says more than the last line.
+            errs = [l.strip() for l in (_read(log) or "").splitlines()
+                    if l.startswith(("%Error", "%Warning")) or " error:" in l]
             tail = f": {errs[0]}" if errs else ""
             raise MlsnnError(f"the {_NAMES[simulator]} build failed (log: {log}){tail}") from e
         with open(stamp, "w") as f:
