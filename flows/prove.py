@@ -340,6 +340,28 @@ class _FireChecker(Elaboratable):
                 m.d.comb += nxt.eq(pos + sv)
                 pos = nxt
             ok.check(m, "i_ready_is_the_skid_register", dut.i.ready == ~k_valid)
+        if self.kind == "pipelined":
+            # Latency (black-box): a neuron that enters the empty unit is valid at the output
+            # exactly ``unit.latency`` cycles after its input handshake (nothing stalls it: the
+            # stages ahead of it are empty).
+            lat = self.unit.latency
+            tracking = Signal()
+            t = Signal(range(lat + 2))
+            with m.If(acc & (count == 0)):
+                m.d.sync += [tracking.eq(1), t.eq(1)]
+            with m.Elif(tracking):
+                with m.If(t >= lat):
+                    m.d.sync += tracking.eq(0)
+                with m.Else():
+                    m.d.sync += t.eq(t + 1)
+            ok.check(m, "latency", ~tracking | (dut.o.valid == (t == lat)))
+            ok.check(m, "latency_timer", ~tracking | ((t >= 1) & (t <= lat)))
+            if self.whitebox:
+                # Where the tracked neuron is: stage 1 after one cycle, stage 2 after two,
+                # nothing ahead of it.
+                ok.check(m, "latency_stage", ~tracking |
+                         (((t != 1) | (s1_valid & ~s2_valid & ~dut.o.valid)) &
+                          ((t != 2) | (s2_valid & ~dut.o.valid))))
         return m
 
 
@@ -444,6 +466,9 @@ class _CreditChecker(Elaboratable):
         ok.check(m, "room_register", room == (used != credits))
         ok.check(m, "registered_returns", ret == ret_prev)
         ok.check(m, "store_never_full", in_store <= depth - 1)
+        # The module docstring's bound: credits - 1, except credits = 1 (one token, for the
+        # cycle before O takes it).
+        ok.check(m, "store_bound", in_store <= max(credits - 1, 1))
         ok.check(m, "pointers", (tail - head)[:pw] == in_store[:pw])
         ok.check(m, "nonempty_register", nonempty == (head != tail))
         for k in range(depth):
