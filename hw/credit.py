@@ -13,9 +13,9 @@ consumer's ``o.ready``. ``o.valid`` and ``o.payload`` are registers (the output 
 loaded from the store's head), so no combinational path crosses the queue in either direction.
 
 Capacity: tokens in flight + in the store + in O never exceed ``credits``, and O takes the
-store's head whenever it is free, so the store never holds more than ``credits - 1`` tokens;
-its pointers wrap at ``depth`` (a power of two) and ``head == tail`` means empty, which needs
-``credits <= depth``.
+store's head whenever it is free, so the store never holds more than ``credits - 1`` tokens
+(one, for a cycle, when ``credits == 1``); its pointers wrap at ``depth`` (a power of two) and
+``head == tail`` means empty, which needs ``credits <= depth``.
 
 Timing: a token written in cycle c is in O (``o.valid``) in cycle c + 2 at the earliest; a
 credit taken in cycle c with its token leaving (or dropped) in cycle c + k is free again in

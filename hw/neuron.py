@@ -168,7 +168,7 @@ class FireUnit(wiring.Component):
     def latency(self):
         """Cycles from an input handshake to the output becoming valid."""
         if self._pipelined:
-            return 2
+            return 3        # skid-bypass -> stage 1 -> stage 2 -> output register
         if self._discharge == "parallel" or self._readout:
             return 1
         return self._levels + 1

@@ -107,7 +107,7 @@ def test_latency_and_interval():
     assert (par.latency, par.interval) == (1, 1)
     assert (ser.latency, ser.interval) == (5, 6)
     pip = FireUnit(levels=4, threshold=1, potential_width=8, pipelined=True)
-    assert (pip.latency, pip.interval) == (2, 1)
+    assert (pip.latency, pip.interval) == (3, 1)     # proved by mlsnn prove (fire-pipelined)
 
 
 @pytest.mark.parametrize("kwargs,exc,msg", [
