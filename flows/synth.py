@@ -516,8 +516,9 @@ def run_jobs(jobs, *, parallel=None):
 def synthesize_network(net, target, *, cores=True, place=True, discharge="parallel",
                        synapse="mul", workdir=None, progress=None, wrap=True, parallel=None,
                        **kwargs):
-    """Reports for a network top (``hw.network.NetworkTop``) and, with ``cores``, each layer core
-    (``hw.layer.LayerCore``) alone, run ``parallel`` at a time.
+    """Reports for a network top (``hw.network.NetworkTop``) and, with ``cores``, each layer's
+    core alone (``hw.network.layer_core``: layer cores, barrier cores, SEW joins), run
+    ``parallel`` at a time.
 
     Every design is wrapped (:class:`PinWrapper`) by default, whatever its pin count, so that
     the top and its cores are measured the same way and no I/O placement enters the figures.
@@ -528,8 +529,7 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
         For an unknown target, or a network too large for the device (the message names the
         resource); checked first from the IR's weight memory, then from yosys' counts.
     """
-    from hw.layer import LayerCore
-    from hw.network import NetworkTop
+    from hw.network import NetworkTop, layer_core
     tgt = get_target(target) if not isinstance(target, Target) else target
     check_memory(net, tgt)
 
@@ -540,8 +540,7 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     if cores:
         for k, layer in enumerate(net.layers):
             designs.append((layer.name, f"core_{k}_{layer.name}",
-                            LayerCore.from_network(net, layer.name, discharge=discharge,
-                                                   synapse=synapse)))
+                            layer_core(net, layer.name, discharge=discharge, synapse=synapse)))
     jobs = [prepare(d, name=name, target=tgt, place=place, workdir=sub(dirname), wrap=wrap,
                     **kwargs) for name, dirname, d in designs]
     if progress is not None:

