@@ -934,30 +934,41 @@ def _narrow_widths(net, rng, batch=16):
     """Force ``potential_width`` below the safe width on one or more layers.
 
     The width is drawn between the narrowest the hardware accepts (θ·N, v0 and the bias fit)
-    and the width of the largest |current| seen on random inputs, so the accumulated
-    potential leaves the range for some of the inputs and the golden model flags overflow.
+    and one bit less than the width of the largest |potential| seen on random inputs (the
+    readout's accumulated sum, a spiking layer's current), so that for some inputs the
+    potential leaves the range and the golden model flags overflow. Layers where no such
+    width exists keep theirs; at least one layer is narrowed when any can be.
     """
     from .reference import run  # late import: reference depends on this module
 
     x = random_inputs(net, batch, seed=int(rng.integers(1 << 30)))
     cur = run(net, x, record_currents=True).currents
-    candidates = [l for l in net.layers if not (isinstance(l, Join) and l.mode == "sew")]
-    chosen = [l.name for l in candidates if rng.random() < 0.4]
-    if not chosen:
-        chosen = [candidates[int(rng.integers(len(candidates)))].name]
+    ranges = {}
+    for layer in net.layers:
+        if isinstance(layer, Join) and layer.mode == "sew":
+            continue
+        info = net.info(layer.name)
+        lo = max(signed_width(layer.threshold * layer.levels), signed_width(abs(layer.v0)), 3)
+        if not isinstance(layer, Join):
+            lo = max(lo, signed_width(int(np.abs(layer.bias).max(initial=0))))
+        c = cur[layer.name].astype(np.int64)
+        if not c.size:
+            continue
+        peak = int(np.abs(c).max())
+        if layer.readout:
+            peak = max(peak, int(np.abs(layer.v0 + np.cumsum(c, axis=0)).max()))
+        hi = min(info.safe_width - 1, signed_width(peak) - 1)
+        if hi >= lo:
+            ranges[layer.name] = (lo, hi)
+    names = list(ranges)
+    chosen = [n for n in names if rng.random() < 0.5]
+    if names and not chosen:
+        chosen = [names[int(rng.integers(len(names)))]]
     layers = []
     for layer in net.layers:
-        info = net.info(layer.name)
         if layer.name in chosen:
-            lo = max(signed_width(layer.threshold * layer.levels), signed_width(abs(layer.v0)),
-                     3)
-            if not isinstance(layer, Join):
-                lo = max(lo, signed_width(int(np.abs(layer.bias).max(initial=0))))
-            c = cur[layer.name]
-            top = signed_width(int(np.abs(c).max(initial=0))) if c.size else lo
-            hi = min(info.safe_width - 1, max(lo, top))
-            if hi >= lo:
-                layer = dataclasses.replace(layer, potential_width=int(rng.integers(lo, hi + 1)))
+            lo, hi = ranges[layer.name]
+            layer = dataclasses.replace(layer, potential_width=int(rng.integers(lo, hi + 1)))
         layers.append(layer)
     return net.replace(layers=tuple(layers))
 
