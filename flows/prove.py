@@ -48,7 +48,7 @@ from hw.memory import COUNTER_WIDTH
 from hw.neuron import FireInLayout, FireOutLayout, FireUnit
 
 __all__ = ["PROOFS", "MUTANTS", "ProveParams", "ProofResult", "CaseResult", "run_proof",
-           "parse_int_list"]
+           "parse_int_list", "default_thresholds"]
 
 DEFAULT_THRESHOLDS = (1, 2, 3, 32, 63)
 WIDTH_RANGE = (4, 16)
@@ -101,6 +101,14 @@ class ProveParams:
                              f"([{-(top + 1)}, {top}])")
         if not 2 <= self.max_steps <= 200:
             raise MlsnnError(f"--max-steps must be in 2..200, not {self.max_steps}")
+
+
+def default_thresholds(width):
+    """:data:`DEFAULT_THRESHOLDS` that fit a signed ``width`` (θ <= 2**(width-1) - 1), the
+    largest such θ standing in for the ones that do not."""
+    top = (1 << (width - 1)) - 1
+    fit = tuple(t for t in DEFAULT_THRESHOLDS if t <= top)
+    return fit if len(fit) == len(DEFAULT_THRESHOLDS) else fit + (top,)
 
 
 def parse_int_list(text, name):

@@ -28,8 +28,9 @@ def add_arguments(p):
                    help="potential (and bias) width of the fire unit, 4..16 (default 10)")
     p.add_argument("--levels", default="1-8", metavar="LIST",
                    help="the N's, e.g. 1-8 or 1,2,4 (each 1..16; default 1-8)")
-    p.add_argument("--thresholds", default="1,2,3,32,63", metavar="LIST",
-                   help="the θ's (each 1..2^(width-1)-1; default 1,2,3,32,63)")
+    p.add_argument("--thresholds", metavar="LIST",
+                   help="the θ's (each 1..2^(width-1)-1; default 1,2,3,32,63, those above the "
+                        "width's largest θ replaced by it)")
     p.add_argument("--depths", default="2,4,8", metavar="LIST",
                    help="credit-queue depths, powers of two 2..16 (default 2,4,8)")
     p.add_argument("--v0", type=int, default=-3, help="potential after the last timestep "
@@ -44,7 +45,8 @@ def add_arguments(p):
 
 def run(args):
     import os
-    from flows.prove import MUTANTS, PROOFS, ProveParams, parse_int_list, run_proof
+    from flows.prove import (MUTANTS, PROOFS, ProveParams, default_thresholds,
+                             parse_int_list, run_proof)
     from golden.errors import MlsnnError
     if args.list:
         for name, proof in PROOFS.items():
@@ -54,7 +56,9 @@ def run(args):
         return 0
     params = ProveParams(width=args.width,
                          levels=parse_int_list(args.levels, "--levels"),
-                         thresholds=parse_int_list(args.thresholds, "--thresholds"),
+                         thresholds=(parse_int_list(args.thresholds, "--thresholds")
+                                     if args.thresholds is not None
+                                     else default_thresholds(args.width)),
                          depths=parse_int_list(args.depths, "--depths"),
                          v0=args.v0, max_steps=args.max_steps)
     if args.timeout <= 0:
