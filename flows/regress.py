@@ -192,7 +192,7 @@ def shard_seeds(seeds, shard=None):
 def judge(net, golden, rtl, x):
     """``(status, messages)`` of an RTL run: status is ``match``, ``mismatch`` or
     ``undetermined`` (saturation where the result depends on the event arrival order)."""
-    return _judge_compare(net, golden, rtl, x)
+    return _judge_verdict(net, golden, rtl, x)
 
 
 def _judge_compare(net, golden, rtl, x):
@@ -342,7 +342,7 @@ def run_seeds(seeds, sim="amaranth", images=3, *, jobs=1, scheduler=None, on_res
         client = distributed.Client(cluster)
     else:
         try:
-            client = distributed.Client(scheduler, timeout="10s")
+            client = distributed.Client(scheduler, timeout="3s")
         except (OSError, TimeoutError, ValueError) as e:
             raise MlsnnError(f"cannot reach the Dask scheduler at {scheduler}: "
                              f"{type(e).__name__}: {e}") from None

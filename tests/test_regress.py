@@ -1,0 +1,246 @@
+"""`mlsnn regress` (flows/regress.py) and the corner-case options of golden.ir.random_network."""
+
+import json
+import shlex
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from flows import regress as rg
+from flows.cli import main
+from golden import ir
+from golden.reference import run as golden_run
+from sim.amaranth_run import run_network
+from sim.scoreboard import compare
+
+#: Seeds whose regression networks simulate in a few seconds on the Amaranth simulator.
+FAST_SEEDS = "1:3"
+
+
+def _cli(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# -- configurations -------------------------------------------------------------------------
+
+def test_config_is_a_function_of_the_seed():
+    a, b = rg.RegressConfig.from_seed(17), rg.RegressConfig.from_seed(17)
+    assert a == b
+    assert json.dumps(a.network().to_json()) == json.dumps(b.network().to_json())
+    cfgs = [rg.RegressConfig.from_seed(s) for s in range(200)]
+    # every variant is drawn somewhere in 200 seeds
+    assert {c.discharge for c in cfgs} == {"parallel", "serial"}
+    assert {c.synapse for c in cfgs} == {"mul", "serial"}
+    assert {c.fifo_depth for c in cfgs} == {None, 1, 2}
+    for flag in rg.RegressConfig.NET_FLAGS:
+        assert 0 < sum(getattr(c, flag) for c in cfgs) < 200
+    assert all(c.in_bits in (2, 4) for c in cfgs if c.synapse == "serial")
+
+
+def test_reproducer_regenerates_the_exact_network(tmp_path, capsys):
+    cfg = next(c for c in map(rg.RegressConfig.from_seed, range(100))
+               if c.non_square and c.narrow_width and c.fifo_depth and c.throttle)
+    line = cfg.to_cli("amaranth", images=2, directory=str(tmp_path / "net"))
+    gen, sim = line.split(" && ")
+    argv = shlex.split(gen)
+    assert argv[:2] == ["mlsnn", "random-network"]
+    assert argv[argv.index("--seed") + 1] == str(cfg.seed)
+    rc, _, err = _cli(capsys, *argv[1:])
+    assert rc == 0, err
+    saved = ir.load(str(tmp_path / "net"))
+    net = cfg.network()
+    assert json.dumps(saved.to_json()) == json.dumps(net.to_json())
+    for k, v in net.arrays().items():
+        assert np.array_equal(saved.arrays()[k], v)
+    with np.load(tmp_path / "net" / "inputs.npz") as z:
+        assert np.array_equal(z["x"], cfg.inputs(net, 2))
+    sargv = shlex.split(sim)
+    assert sargv[:2] == ["mlsnn", "simulate"]
+    for opt, val in (("--discharge", cfg.discharge), ("--synapse", cfg.synapse),
+                     ("--fifo-depth", str(cfg.fifo_depth)), ("--seed", str(cfg.seed)),
+                     ("--throttle", f"{cfg.throttle:g}")):
+        assert sargv[sargv.index(opt) + 1] == val
+
+
+# -- seeds and shards -----------------------------------------------------------------------
+
+def test_shards_partition_the_seeds():
+    seeds = rg.parse_seeds("3:40")
+    assert list(seeds) == list(range(3, 40))
+    for n in (1, 2, 3, 7):
+        shards = [rg.shard_seeds(seeds, rg.parse_shard(f"{i}/{n}")) for i in range(n)]
+        assert sorted(s for sh in shards for s in sh) == list(seeds)
+        assert sum(len(sh) for sh in shards) == len(seeds)
+        for i, sh in enumerate(shards):
+            assert all(s % n == i for s in sh)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--seeds", "5:2"], "--seeds must be A:B with 0 <= A < B, not '5:2'"),
+    (["--seeds", "a:b"], "--seeds must be A:B (integers, 0 <= A < B), not 'a:b'"),
+    (["--seeds=-1:3"], "--seeds must be A:B with 0 <= A < B, not '-1:3'"),
+    (["--shard", "3/3"], "--shard i/n needs 0 <= i < n (i in 0..2), not '3/3'"),
+    (["--shard", "x"], "--shard must be i/n (integers, 0 <= i < n), not 'x'"),
+    (["--jobs", "0"], "--jobs must be at least 1, not 0"),
+    (["--images", "0"], "--images must be at least 1, not 0"),
+    (["--seeds", "0:2", "--shard", "2/5"], "shard 2/5 of seeds 0:2 holds no seed"),
+])
+def test_bad_input_is_one_line(capsys, argv, msg):
+    rc, out, err = _cli(capsys, "regress", *argv)
+    assert rc == 1
+    assert err == f"mlsnn regress: error: {msg}\n"
+    assert out == ""
+
+
+def test_unreachable_scheduler_is_one_line(capsys):
+    rc, out, err = _cli(capsys, "regress", "--seeds", "0:1", "--scheduler",
+                        "tcp://127.0.0.1:9")
+    assert rc == 1
+    assert err.startswith("mlsnn regress: error: cannot reach the Dask scheduler at "
+                          "tcp://127.0.0.1:9: ")
+    assert err.count("\n") == 1
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+def test_slice_on_amaranth_json_and_junit(tmp_path, capsys):
+    junit = tmp_path / "junit.xml"
+    rc, out, err = _cli(capsys, "regress", "--seeds", FAST_SEEDS, "--images", "2", "--json",
+                        "--junit", str(junit), "-o", str(tmp_path / "fail"))
+    seeds = list(rg.parse_seeds(FAST_SEEDS))
+    doc = json.loads(out)
+    assert rc == 0, doc
+    assert doc["networks"] == len(seeds)
+    assert doc["passed"] + doc["undetermined"] == len(seeds)
+    assert doc["failed"] == 0 and doc["failures"] == []
+    assert doc["seconds"] > 0
+    assert f"regress: {len(seeds)}/{len(seeds)} done, 0 failed" in err
+    suite = ET.parse(junit).getroot()
+    assert suite.tag == "testsuite"
+    assert int(suite.get("tests")) == len(seeds)
+    assert int(suite.get("failures")) == 0 and int(suite.get("errors")) == 0
+    assert [c.get("name") for c in suite.iter("testcase")] == [f"seed{s}" for s in seeds]
+    assert not (tmp_path / "fail").exists()      # nothing failed, nothing saved
+
+
+def test_a_corrupted_counter_fails_with_a_reproducer(tmp_path, capsys, monkeypatch):
+    real = rg._rtl_runner
+
+    def corrupting(sim):
+        runner = real(sim)
+
+        def run(net, x, golden, build_dir, **opts):
+            rtl = runner(net, x, golden, build_dir, **opts)
+            rtl.counters[net.layers[0].name]["w_rd"][0] += 1
+            return rtl
+        return run
+    monkeypatch.setattr(rg, "_rtl_runner", corrupting)
+    seed = int(FAST_SEEDS.split(":")[0])
+    junit = tmp_path / "j.xml"
+    rc, out, err = _cli(capsys, "regress", "--seeds", f"{seed}:{seed + 1}", "--images", "2",
+                        "--json", "--junit", str(junit), "-o", str(tmp_path / "out"))
+    assert rc == 1
+    doc = json.loads(out)
+    assert (doc["networks"], doc["passed"], doc["failed"]) == (1, 0, 1)
+    fail, = doc["failures"]
+    net = rg.RegressConfig.from_seed(seed).network()
+    assert fail["seed"] == seed
+    assert fail["message"].startswith(f"image 0, layer '{net.layers[0].name}', counter w_rd: ")
+    assert f"--seed {seed} " in fail["reproducer"]
+    assert fail["reproducer"].startswith("mlsnn random-network ")
+    assert " && mlsnn simulate --ir " in fail["reproducer"]
+    assert f"reproduce: {fail['reproducer']}" in err
+    saved = ir.load(fail["network_dir"])
+    assert json.dumps(saved.to_json()) == json.dumps(net.to_json())
+    case, = ET.parse(junit).getroot().iter("testcase")
+    failure, = case.iter("failure")
+    assert failure.get("message") == fail["message"]
+    assert fail["reproducer"] in failure.text
+    # The saved network, run through `mlsnn simulate` (the real RTL), matches golden: the
+    # corruption was ours.
+    sim = shlex.split(fail["reproducer"].split(" && ")[1])
+    rc, out, err = _cli(capsys, *sim[1:], "--json")
+    assert rc == 0, err
+    assert json.loads(out)["match"] is True
+
+
+@pytest.mark.slow
+def test_jobs_2_on_a_local_dask_cluster(capsys):
+    rc, out, err = _cli(capsys, "regress", "--seeds", FAST_SEEDS, "--images", "1", "--jobs",
+                        "2", "--json")
+    doc = json.loads(out)
+    assert rc == 0, doc
+    assert doc["networks"] == len(rg.parse_seeds(FAST_SEEDS))
+    assert doc["failed"] == 0
+
+
+# -- the corner-case options of random_network, and the RTL on them --------------------------
+
+def _rtl_agrees(net, seed, images=3):
+    x = ir.random_inputs(net, images, seed=seed)
+    golden = golden_run(net, x)
+    rtl = run_network(net, x, seed=seed, gap=0.1, stall=0.1)
+    assert compare(net, golden, rtl, x) == []
+    return golden, rtl
+
+
+def _small(seed, **kw):
+    return ir.random_network(seed, max_neurons=8, timesteps=1, in_bits=2, depth=1, **kw)
+
+
+def test_option_non_square():
+    net = _small(1, kind="conv", non_square=True)
+    _, h, w = net.input.shape
+    assert h != w
+    _rtl_agrees(net, 1)
+
+
+def test_option_conv_readout():
+    net = _small(0, kind="conv", conv_readout=True)
+    assert isinstance(net.readout, ir.Conv2d) and net.readout.readout
+    golden, rtl = _rtl_agrees(net, 0)
+    assert rtl.readout.shape[1] == net.info(net.readout.name).n_out
+
+
+def test_option_negative_v0():
+    net = _small(2, kind="residual", join="barrier", negative_v0=True)
+    assert sum(l.v0 < 0 for l in net.layers) >= 2
+    assert all(l.v0 <= 0 for l in net.layers)
+    _rtl_agrees(net, 2)
+
+
+def test_option_wide_stream_weights():
+    nets = [_small(s, kind="residual", join="barrier", wide_stream_weights=True)
+            for s in range(3)]
+    weights = [w for n in nets for l in n.layers if isinstance(l, ir.Join) for w in
+               l.stream_weights]
+    assert any(not 1 <= w <= 3 for w in weights)
+    assert any(w <= 0 for w in weights)
+    net = nets[0]
+    assert net.layer("join0").stream_weights == (0, -1)
+    _rtl_agrees(net, 0)
+
+
+def test_option_narrow_width_overflows():
+    net = _small(1, kind="dense", narrow_width=True)
+    narrow = net.overflow_possible()
+    assert narrow
+    golden, rtl = _rtl_agrees(net, 1)
+    for name in narrow:
+        assert net.info(name).width < net.info(name).safe_width
+    assert any((golden.overflow[n] == 2).any() for n in narrow)
+    for n in narrow:
+        pairs = list(zip(golden.overflow[n].tolist(), rtl.overflow[n].tolist()))
+        assert all(flag == 1 for g, flag in pairs if g == 2)
+        assert all(flag == 0 for g, flag in pairs if g == 0)
+
+
+def test_options_off_keep_the_networks():
+    for s in range(5):
+        a = ir.random_network(s, kind="residual")
+        b = ir.random_network(s, kind="residual", non_square=False, conv_readout=False,
+                              negative_v0=False, wide_stream_weights=False, narrow_width=False)
+        assert json.dumps(a.to_json()) == json.dumps(b.to_json())
