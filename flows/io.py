@@ -21,18 +21,21 @@ def load_inputs(path, net=None, key="x"):
     against ``net`` when given (shape, integers, range)."""
     if not os.path.exists(path):
         raise MlsnnError(f"inputs file not found: {path}")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise MlsnnError(f"{path}: not a readable .npz/.npy file ({e})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            if key not in data.files:
-                raise MlsnnError(f"{path}: no array '{key}' in the file (found: "
-                                 f"{', '.join(data.files) or 'nothing'})")
-            x = data[key]
-    else:
-        x = data
+    import zipfile
+    # The file is opened here, not by numpy: numpy leaks it when the archive is malformed.
+    with open(path, "rb") as f:
+        try:
+            data = np.load(f, allow_pickle=False)
+            if isinstance(data, np.lib.npyio.NpzFile):
+                with data:
+                    if key not in data.files:
+                        raise MlsnnError(f"{path}: no array '{key}' in the file (found: "
+                                         f"{', '.join(data.files) or 'nothing'})")
+                    x = data[key]
+            else:
+                x = data
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise MlsnnError(f"{path}: not a readable .npz/.npy file ({e})") from None
     if net is not None:
         x = net.check_inputs(x)
     if x.ndim == 0 or x.shape[0] == 0:

@@ -716,10 +716,12 @@ def load(path):
     npz = os.path.splitext(path)[0] + ".npz"
     if not os.path.exists(npz):
         raise MlsnnError(f"{path}: the array file {npz} is missing")
+    import zipfile
     try:
-        with np.load(npz, allow_pickle=False) as z:
+        # Opened here, not by numpy, which leaks the file when the archive is malformed.
+        with open(npz, "rb") as f, np.load(f, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise MlsnnError(f"{npz}: not a readable .npz file ({e})") from None
     return from_json(doc, arrays)
 

@@ -26,6 +26,7 @@ import dataclasses
 import math
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -466,15 +467,16 @@ def load_numpy_dataset(path, split_seed=0):
         if not os.path.exists(path):
             raise FileNotFoundError(2, "No such file or directory", path)
         try:
-            with np.load(path, allow_pickle=False) as f:
+            # Opened here, not by numpy, which leaks the file when the archive is malformed.
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
                 missing = [k for k in ("x", "y") if k not in f.files]
                 if missing:
                     raise MlsnnError(f"{path} must hold arrays 'x' and 'y'; it lacks "
                                      f"{' and '.join(repr(k) for k in missing)} (it has "
                                      f"{', '.join(repr(k) for k in f.files) or 'none'})")
                 arrays = {"x": f["x"], "y": f["y"]}
-        except ValueError as e:
-            raise MlsnnError(f"cannot read {path}: {e}") from None
+        except (ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise MlsnnError(f"cannot read {path}: not a readable .npz file ({e})") from None
     elif not os.path.exists(path):
         raise FileNotFoundError(2, "No such file or directory", path)
     else:

@@ -186,13 +186,9 @@ def _check_rate_layers(rates, arch, name):
 
 
 def _load_inputs(path):
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "x" not in z.files:
-                raise MlsnnError(f"{path}: no array 'x' (found {', '.join(z.files) or 'none'})")
-            return z["x"]
-    except (ValueError, OSError) as e:
-        raise MlsnnError(f"{path}: not a readable .npz file ({e})") from None
+    from flows.io import load_inputs
+
+    return load_inputs(path)
 
 
 def _emit(args, report, text):

@@ -61,8 +61,10 @@ def run(args):
                                      else default_thresholds(args.width)),
                          depths=parse_int_list(args.depths, "--depths"),
                          v0=args.v0, max_steps=args.max_steps)
-    if args.timeout <= 0:
-        raise MlsnnError(f"--timeout must be positive, not {args.timeout:g}")
+    from flows.io import check_number, check_output_dir
+    check_number(args.timeout, "--timeout (seconds)", minimum=0, min_open=True)
+    if args.keep:
+        check_output_dir(args.keep, "--keep")
     if args.mutant is not None:
         if args.mutant not in MUTANTS:
             raise MlsnnError(f"unknown mutant {args.mutant!r}; mutants: {', '.join(MUTANTS)}")

@@ -93,6 +93,12 @@ def run(args):
         raise MlsnnError(f"{args.output} exists and is not a directory")
     if args.junit and os.path.isdir(args.junit):
         raise MlsnnError(f"--junit {args.junit} is a directory, not a file")
+    # Output paths before the (long) run: an unwritable one would lose its results.
+    from flows.io import check_output_dir
+    if args.output:
+        check_output_dir(args.output)
+    if args.junit:
+        check_output_dir(os.path.dirname(os.path.abspath(args.junit)), "--junit")
     rg.check_simulator(args.sim)
     todo = rg.shard_seeds(seeds, shard)
     if not todo:
