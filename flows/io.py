@@ -54,8 +54,10 @@ MAX_FIFO_DEPTH = 65536
 
 def check_fifo_depth(depth, option="--fifo-depth"):
     """``None`` or an integer in ``[1, MAX_FIFO_DEPTH]``; else an MlsnnError naming ``option``."""
-    if depth is not None and not 1 <= depth <= MAX_FIFO_DEPTH:
-        raise MlsnnError(f"{option} must be in [1, {MAX_FIFO_DEPTH}], not {depth}")
+    if depth is not None and depth < 1:
+        raise MlsnnError(f"{option} must be at least 1, not {depth}")
+    if depth is not None and depth > MAX_FIFO_DEPTH:
+        raise MlsnnError(f"{option} must be at most {MAX_FIFO_DEPTH}, not {depth}")
     return depth
 
 
@@ -123,13 +125,16 @@ def check_output_dir(path, option="-o"):
     return path
 
 
-def check_output_file(path, option="-o"):
+def check_output_file(path, option="-o", *, make_parents=False):
     """Make sure that the file ``path`` can be written, before any long work.
 
     An existing regular file must be writable (it is not touched); a new one is created,
     written and flushed to the disk (so that a full device fails here), then removed. A path that
-    exists but is not a regular file (a directory, a device such as /dev/full) is refused.
+    exists but is not a regular file (a directory, a device such as /dev/full) is refused. With
+    ``make_parents``, missing parent directories are allowed (the command creates them); the
+    probe creates and removes them.
     """
+    import shutil
     if os.path.isdir(path):
         raise MlsnnError(f"{option} {path}: is a directory, not a file")
     if os.path.lexists(path):
@@ -139,17 +144,21 @@ def check_output_file(path, option="-o"):
             raise MlsnnError(f"{option} {path}: permission denied")
         return path
     parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
+    if not os.path.isdir(parent) and not make_parents:
         raise MlsnnError(f"{option} {path}: directory {parent} does not exist")
+    created = _first_missing(parent)
     try:
+        os.makedirs(parent, exist_ok=True)
         with open(path, "xb") as f:
             f.write(b"\0" * 4096)
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        if os.path.isfile(path):
-            os.remove(path)
         raise MlsnnError(f"{option} {path}: cannot write this file ({e.strerror or e})") \
             from None
-    os.remove(path)
+    finally:
+        if os.path.isfile(path):
+            os.remove(path)
+        if created is not None and os.path.isdir(created):
+            shutil.rmtree(created, ignore_errors=True)
     return path

@@ -33,7 +33,7 @@ def run(args):
     from flows.io import check_fifo_depth, check_output_file, load_network
     check_fifo_depth(args.fifo_depth)
     net = load_network(args.ir)
-    check_output_file(args.output)
+    check_output_file(args.output, make_parents=True)
     text, _ = network_verilog(net, name=args.top, fifo_depth=args.fifo_depth,
                                 discharge=args.discharge, synapse=args.synapse,
                                 monitor=args.monitor)
