@@ -81,8 +81,8 @@ def _build_args(simulator, verilator_opt=None):
     return args
 
 
-# C++ optimisation of the Verilated model (verilated.mk's default is -Os). -O0 compiles a small
-# network about 3x faster and simulates it about 2x slower: the tests use it.
+# C++ optimisation of the Verilated model (verilated.mk's default is -Os). -O0 builds the demo
+# network 1.5x faster (first build) and simulates it 1.8x slower: the tests use it.
 _OPT_LEVELS = ("-O0", "-O1", "-O2", "-O3", "-Os")
 
 
@@ -260,6 +260,8 @@ def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0
     """
     from flows.export import network_verilog
     x = net.check_inputs(x)
+    _runner(simulator)                 # a missing tool fails before the (slower) Verilog export
+    _build_args(simulator, verilator_opt)
     verilog, top = network_verilog(net, fifo_depth=fifo_depth, discharge=discharge,
                                    synapse=synapse, monitor=True)
     cfg = {
@@ -306,6 +308,8 @@ def run_layer_cocotb(net, name, tokens, *, n_eot, simulator="icarus", seed=0, ga
         ``tokens``, ``counters``, ``overflow``, ``cycles``, ``mismatches``.
     """
     from flows.export import layer_verilog
+    _runner(simulator)
+    _build_args(simulator, verilator_opt)
     verilog, core = layer_verilog(net, name, discharge=discharge, synapse=synapse)
     words = [core.in_layout.pack(k, i, v) for k, i, v in tokens]
     lay = core.out_layout
