@@ -39,7 +39,9 @@ clock-to-out and an adder or a multiplier.
   memory's data. X and A never stall, so these are the only two; older writes are already in
   the memory. Sums are therefore never stale, whatever the targets of consecutive updates
   (tested with N_out = 1, 2, 3 and repeated events, with and without gaps).
-* Latency of an update: 7 cycles from its issue in G to its write in A (mul); throughput one
+* Latency of an update: it passes the seven stages G R K M N X A (mul), so its write in A comes
+  6 cycles after its issue in G and 8 after its token was accepted on ``i``
+  (:meth:`LayerCore.update_latency`, measured by tests/test_timing.py); throughput one
   update per cycle sustained (mul), one per z cycles (serial). Events whose fan-out is empty
   (stride, borders) are consumed (counted in ``ev_in``) and dropped by D while G works, so they
   cost no generator cycle (D takes one token per cycle, so a run of them can still starve G).
@@ -101,7 +103,7 @@ from golden.ir import Conv2d, Dense, LayerInfo
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
 from .memory import COUNTER_WIDTH, CountedMemory
 from .credit import CreditQueue
-from .neuron import FireUnit, check_choice, check_int, saturate
+from .neuron import FireUnit, check_choice, check_int, fire_timing, saturate
 
 __all__ = ["LayerCore", "CounterLayout", "check_v0"]
 
@@ -137,9 +139,11 @@ class _Phase(enum.Enum, shape=2):
 class LayerCore(wiring.Component):
     """Event-driven core of one dense or conv2d layer.
 
-    Timing: integrate one synaptic update per cycle sustained (``synapse="mul"``), update latency
-    6 cycles; end-of-timestep sweep N_out + 4 cycles (``discharge="parallel"``); backpressure on
-    ``o`` stalls the sweep without repeating any access. See the module's design note.
+    Timing: integrate one synaptic update per cycle sustained (``synapse="mul"``); an event's
+    first potential write comes :meth:`update_latency` (8) cycles after the event was accepted;
+    an EOT comes out :attr:`eot_latency` cycles after it went in (``discharge="parallel"``:
+    N_out + 9); backpressure on ``o`` stalls the sweep without repeating any access. Both are
+    measured in the simulator by tests/test_timing.py. See the module's design note.
 
     Parameters
     ----------
@@ -230,6 +234,25 @@ class LayerCore(wiring.Component):
     def narrow(self):
         """The potential width was forced below the safe width (saturating arithmetic)."""
         return self._narrow
+
+    #: Cycles from the cycle an event is accepted on ``i`` (idle core) to the cycle the
+    #: potential of its first target is written: D, then the seven stages G R K M N X A.
+    UPDATE_LATENCY = 8
+
+    def update_latency(self, z=1):
+        """Cycles from accepting an event of value ``z`` (idle core) to the write of its first
+        target; later targets follow one per cycle (``synapse="mul"``) or one every ``z`` cycles
+        (``synapse="serial"``, whose first write also waits ``z − 1`` more cycles)."""
+        return self.UPDATE_LATENCY + (z - 1 if self._synapse == "serial" else 0)
+
+    @property
+    def eot_latency(self):
+        """Cycles from accepting an EOT token (idle core) to the cycle the core offers its own
+        EOT on ``o`` (never stalled): a 6-cycle drain and sweep start, the N_out neurons through
+        the fire unit one every ``interval`` cycles, the fire unit's latency, the output queue."""
+        lat, interval = fire_timing(discharge=self._discharge, levels=self._layer.levels,
+                                    readout=self._layer.readout, pipelined=True)
+        return 7 + (self._geo.n_out - 1) * interval + lat
 
     def elaborate(self, platform):
         m = Module()

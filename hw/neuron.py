@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from .layout import value_width
 from .memory import COUNTER_WIDTH
 
-__all__ = ["FireUnit", "FireInLayout", "FireOutLayout", "check_int", "saturate"]
+__all__ = ["FireUnit", "fire_timing", "FireInLayout", "FireOutLayout", "check_int", "saturate"]
 
 
 def check_int(name, value, *, minimum=None, what=None):
@@ -81,6 +81,17 @@ class FireOutLayout(data.StructLayout):
             "p": signed(potential_width),
             "h": signed(potential_width),
         })
+
+
+def fire_timing(*, discharge, levels, readout=False, pipelined=False):
+    """``(latency, interval)`` of a :class:`FireUnit` with these parameters, without building
+    one (see :attr:`FireUnit.latency`, :attr:`FireUnit.interval`; tests/test_timing.py measures
+    both in the simulator)."""
+    if pipelined and discharge == "parallel" and not readout:
+        return 3, 1         # skid-bypass -> stage 1 -> stage 2 -> output register
+    if discharge == "parallel" or readout:
+        return 1, 1
+    return levels + 1, levels + 2
 
 
 class FireUnit(wiring.Component):
@@ -166,19 +177,16 @@ class FireUnit(wiring.Component):
 
     @property
     def latency(self):
-        """Cycles from an input handshake to the output becoming valid."""
-        if self._pipelined:
-            return 3        # skid-bypass -> stage 1 -> stage 2 -> output register
-        if self._discharge == "parallel" or self._readout:
-            return 1
-        return self._levels + 1
+        """Cycles from the cycle of an input handshake to the first cycle the output is valid
+        (1: the output is valid in the cycle right after the handshake)."""
+        return fire_timing(discharge=self._discharge, levels=self._levels,
+                           readout=self._readout, pipelined=self._pipelined)[0]
 
     @property
     def interval(self):
         """Cycles between two neurons when the output is never stalled."""
-        if self._discharge == "parallel" or self._readout:
-            return 1
-        return self._levels + 2
+        return fire_timing(discharge=self._discharge, levels=self._levels,
+                           readout=self._readout, pipelined=self._pipelined)[1]
 
     def elaborate(self, platform):
         m = Module()

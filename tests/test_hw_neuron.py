@@ -101,15 +101,6 @@ def test_saturation_sets_sticky_flag_and_counts(discharge, pipelined):
     assert state == {"overflow": 1, "saturations": 2}
 
 
-def test_latency_and_interval():
-    par = FireUnit(levels=4, threshold=1, potential_width=8)
-    ser = FireUnit(levels=4, threshold=1, potential_width=8, discharge="serial")
-    assert (par.latency, par.interval) == (1, 1)
-    assert (ser.latency, ser.interval) == (5, 6)
-    pip = FireUnit(levels=4, threshold=1, potential_width=8, pipelined=True)
-    assert (pip.latency, pip.interval) == (3, 1)     # proved by mlsnn prove (fire-pipelined)
-
-
 @pytest.mark.parametrize("kwargs,exc,msg", [
     (dict(levels=0), ValueError, "levels must be a positive integer, not 0"),
     (dict(levels="4"), TypeError, "levels must be a positive integer, not '4'"),

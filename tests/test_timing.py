@@ -1,0 +1,149 @@
+# amaranth: UnusedElaboratable=no
+"""Every timing figure the hardware states, measured in the Amaranth simulator.
+
+``FireUnit.latency`` / ``interval`` and ``LayerCore.update_latency`` / ``eot_latency`` are
+compared with the cycles counted here, so a docstring or a property cannot drift from the
+hardware. Convention: a latency counts cycles from the cycle of the input handshake (0) to the
+first cycle the result is visible (a write enable, an output ``valid``).
+"""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+import hw.layer as hw_layer
+from golden.ir import Dense, InputSpec, Network
+from hw.layout import EventKind
+from hw.memory import CountedMemory
+from hw.neuron import FireUnit
+
+FIRE_MODES = [dict(levels=4), dict(levels=4, discharge="serial"),
+              dict(levels=1, discharge="serial"), dict(levels=8, discharge="serial"),
+              dict(levels=4, pipelined=True), dict(levels=2, discharge="serial", pipelined=True),
+              dict(levels=4, discharge="serial", readout=True)]
+
+
+def _run(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+async def _handshake(ctx, stream, payload):
+    """Offer ``payload``; return right after the edge that accepted it (cycle 1)."""
+    ctx.set(stream.payload, payload)
+    ctx.set(stream.valid, 1)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+async def _cycles_until(ctx, cond, limit=500):
+    n = 1
+    while not ctx.get(cond):
+        await ctx.tick()
+        n += 1
+        assert n < limit, "timed out"
+    return n
+
+
+@pytest.mark.parametrize("kw", FIRE_MODES, ids=lambda kw: "-".join(f"{k}={v}" for k, v in
+                                                                    kw.items()))
+def test_fire_unit_latency_and_interval_as_simulated(kw):
+    dut = FireUnit(threshold=1, potential_width=10, **kw)
+    got = {}
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        await _handshake(ctx, dut.i, {"index": 0, "p": 5, "b": 0, "last": 0})
+        got["latency"] = await _cycles_until(ctx, dut.o.valid)
+        await ctx.tick().repeat(30)
+        # Back to back, output never stalled: the spacing of the output beats.
+        beats, cycle = [], 0
+        ctx.set(dut.i.valid, 1)
+        for k in range(5):
+            ctx.set(dut.i.payload, {"index": k, "p": 5, "b": 0, "last": 0})
+            while True:
+                accepted, out = ctx.get(dut.i.ready), ctx.get(dut.o.valid)
+                await ctx.tick()
+                cycle += 1
+                if out:
+                    beats.append(cycle)
+                if accepted:
+                    break
+        ctx.set(dut.i.valid, 0)
+        while len(beats) < 5:
+            out = ctx.get(dut.o.valid)
+            await ctx.tick()
+            cycle += 1
+            if out:
+                beats.append(cycle)
+            assert cycle < 500
+        got["intervals"] = {b - a for a, b in zip(beats, beats[1:])}
+
+    _run(dut, bench)
+    assert got["latency"] == dut.latency
+    assert got["intervals"] == {dut.interval}
+
+
+def _dense(n_out, levels=4):
+    fc = Dense(name="fc", inputs=("input",), threshold=2, levels=levels,
+               weight=np.ones((2, n_out), np.int64), bias=np.zeros(n_out, np.int64))
+    ro = Dense(name="ro", inputs=("fc",), threshold=1, levels=1, readout=True,
+               weight=np.ones((n_out, 1), np.int64), bias=np.zeros(1, np.int64))
+    return Network(input=InputSpec(shape=(2,), in_bits=4), timesteps=1, layers=(fc, ro))
+
+
+class _Recorded(CountedMemory):
+    """A counted memory that remembers itself, so the bench can watch the P write port."""
+    made = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _Recorded.made.append(self)
+
+
+@pytest.mark.parametrize("synapse,z", [("mul", 1), ("mul", 4), ("serial", 1), ("serial", 3)])
+def test_layer_update_latency_as_simulated(monkeypatch, synapse, z):
+    monkeypatch.setattr(hw_layer, "CountedMemory", _Recorded)
+    _Recorded.made.clear()
+    n_out = 3
+    core = hw_layer.LayerCore.from_network(_dense(n_out), "fc", synapse=synapse)
+    writes = []
+
+    async def bench(ctx):
+        pmem = [mem for mem in _Recorded.made if hasattr(mem, "wr_en")][-1]
+        ctx.set(core.o.ready, 1)
+        await ctx.tick().repeat(3)
+        await _handshake(ctx, core.i, {"kind": EventKind.EVENT, "index": 1, "value": z})
+        n = 1
+        while len(writes) < n_out:
+            if ctx.get(pmem.wr_en):
+                writes.append(n)
+            await ctx.tick()
+            n += 1
+            assert n < 200
+
+    _run(core, bench)
+    assert writes[0] == core.update_latency(z)
+    step = z if synapse == "serial" else 1
+    assert writes == [writes[0] + k * step for k in range(n_out)]
+
+
+@pytest.mark.parametrize("n_out", [1, 3, 5])
+@pytest.mark.parametrize("discharge", ["parallel", "serial"])
+def test_layer_eot_latency_as_simulated(n_out, discharge):
+    core = hw_layer.LayerCore.from_network(_dense(n_out), "fc", discharge=discharge)
+    got = {}
+
+    async def bench(ctx):
+        ctx.set(core.o.ready, 1)
+        await ctx.tick().repeat(3)
+        await _handshake(ctx, core.i, {"kind": EventKind.EOT, "index": 0, "value": 0})
+        got["eot"] = await _cycles_until(ctx, core.o.valid)
+        assert ctx.get(core.o.payload.kind) == EventKind.EOT    # no event: P = v0 = 0 < θ
+
+    _run(core, bench)
+    assert got["eot"] == core.eot_latency
+    if discharge == "parallel":
+        assert core.eot_latency == n_out + 9      # the figure docs/hw-interfaces.md states
