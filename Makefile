@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mlsnn-installed
 JOBS   ?= 2
 
-.PHONY: demo test setup iverilog bench clean
+.PHONY: demo test setup iverilog bench regress clean
 
 setup: $(STAMP) iverilog
 
@@ -36,6 +36,15 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider --durations=15
+
+# The nightly random regression (not part of `make test`): 1,000 random networks, golden model
+# vs RTL on the Amaranth simulator, on a local Dask cluster of $(JOBS) workers; failing networks
+# and their reproducers in out/regress, a JUnit report in out/regress/junit.xml.
+REGRESS_SEEDS ?= 0:1000
+REGRESS_SIM   ?= amaranth
+regress: setup
+	$(VENV)/bin/mlsnn regress --seeds $(REGRESS_SEEDS) --jobs $(JOBS) --sim $(REGRESS_SIM) \
+		--junit out/regress/junit.xml -o out/regress
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

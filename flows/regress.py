@@ -249,12 +249,14 @@ def run_seed(seed, sim="amaranth", images=3, *, worker_threads=None, build_root=
 
     Keys: ``seed``, ``status`` (``match``, ``mismatch``, ``undetermined`` or ``error``: the run
     itself failed, e.g. a simulation timeout), ``messages`` (at most 20 lines), ``seconds``,
-    ``config`` (the :class:`RegressConfig` fields), ``network`` (a short description).
+    ``cpu_seconds`` (this process and its simulator children), ``config`` (the
+    :class:`RegressConfig` fields), ``network`` (a short description).
     ``worker_threads`` sets torch's threads (1 on Dask workers); ``build_root`` is where the
     cocotb build directory of this network is made (default: the local temp dir); it is
     removed after a match.
     """
     t0 = time.monotonic()
+    cpu0 = _cpu_seconds()
     if worker_threads is not None:
         import torch
         torch.set_num_threads(worker_threads)
@@ -283,8 +285,17 @@ def run_seed(seed, sim="amaranth", images=3, *, worker_threads=None, build_root=
         status, msgs = "error", [f"error: {type(e).__name__}: {e}{where}"]
     if bdir and status in ("match", "undetermined"):
         shutil.rmtree(bdir, ignore_errors=True)
-    out.update(status=status, messages=msgs[:20], seconds=round(time.monotonic() - t0, 3))
+    out.update(status=status, messages=msgs[:20], seconds=round(time.monotonic() - t0, 3),
+               cpu_seconds=round(_cpu_seconds() - cpu0, 3))
     return out
+
+
+def _cpu_seconds():
+    """CPU time of this process and its finished children (the Icarus/Verilator runs): the
+    cost of a network on a loaded machine, where wall-clock seconds mostly measure the load."""
+    import resource
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + ch.ru_utime + ch.ru_stime
 
 
 def _describe_net(net):
@@ -337,7 +348,7 @@ def run_seeds(seeds, sim="amaranth", images=3, *, jobs=1, scheduler=None, on_res
     cluster = None
     if scheduler is None:
         cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1,
-                                           processes=True, dashboard_address=None,
+                                           processes=True, dashboard_address=":0",
                                            silence_logs=logging.ERROR)
         client = distributed.Client(cluster)
     else:
@@ -407,6 +418,8 @@ def summary_json(results, seconds):
         "undetermined": sum(r["status"] == "undetermined" for r in results),
         "seconds": round(seconds, 3),
         "seconds_per_network": round(seconds / n, 3) if n else 0.0,
+        "cpu_seconds_per_network": round(sum(r.get("cpu_seconds", 0.0) for r in results) / n, 3)
+        if n else 0.0,
         "failures": [{"seed": r["seed"], "reproducer": r.get("reproducer", ""),
                       "network_dir": r.get("network_dir"), "status": r["status"],
                       "message": r["messages"][0] if r["messages"] else ""}
