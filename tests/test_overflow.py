@@ -161,3 +161,31 @@ def test_cli_exact_saturation_matches(tmp_path, capsys):
     assert main(["simulate", "--ir", ir, "--inputs", xs, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["status"] == "match"
+
+
+def _board_run(net, rtl):
+    from flows.host import BoardRun
+    return BoardRun(predictions=rtl.predictions, readout=rtl.readout,
+                    counters={i: rtl.counters[l.name] for i, l in enumerate(net.layers)},
+                    overflow=np.stack([np.asarray(rtl.overflow[l.name], bool)
+                                       for l in net.layers], axis=1))
+
+
+def test_board_report_saturation_verdicts(capsys):
+    # `mlsnn run` compares a board's results as the scoreboard does: an exact saturation is
+    # compared (and a wrong flag or saturation count is a mismatch), an order-dependent one
+    # makes the image undetermined (exit 3, never "match").
+    from flows.commands.run import report
+    net, x = _barrier_case()
+    rep = report(_board_run(net, run_network(net, x)), None, net, x, as_json=True)
+    doc = json.loads(capsys.readouterr().out)
+    assert rep == 3 and doc["golden_match"] is False and doc["undetermined_images"]
+    net = narrowed(random_network(601, kind="conv", max_neurons=16))
+    x = random_inputs(net, 2, seed=1)
+    run_ = _board_run(net, run_network(net, x))
+    assert report(run_, None, net, x, as_json=True) == 0
+    assert json.loads(capsys.readouterr().out)["golden_match"] is True
+    name = next(n for n, s in run(net, x).saturations.items() if s.sum())
+    run_.counters[[l.name for l in net.layers].index(name)]["saturations"][0] += 1
+    with pytest.raises(MlsnnError, match=f"{name}.saturations"):
+        report(run_, None, net, x, as_json=True)
