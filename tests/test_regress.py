@@ -14,8 +14,10 @@ from golden.reference import run as golden_run
 from sim.amaranth_run import run_network
 from sim.scoreboard import compare
 
-#: Seeds whose regression networks simulate in a few seconds on the Amaranth simulator.
-FAST_SEEDS = "1:3"
+#: Regression seeds whose networks simulate in a few seconds on the Amaranth simulator (all
+#: match; measured in the 60-seed slice of docs/verification.md).
+SLICE_SEEDS = "46:50"
+FAST_SEEDS = "37:39"
 
 
 def _cli(capsys, *argv):
@@ -108,9 +110,9 @@ def test_unreachable_scheduler_is_one_line(capsys):
 
 def test_slice_on_amaranth_json_and_junit(tmp_path, capsys):
     junit = tmp_path / "junit.xml"
-    rc, out, err = _cli(capsys, "regress", "--seeds", FAST_SEEDS, "--images", "2", "--json",
+    rc, out, err = _cli(capsys, "regress", "--seeds", SLICE_SEEDS, "--images", "2", "--json",
                         "--junit", str(junit), "-o", str(tmp_path / "fail"))
-    seeds = list(rg.parse_seeds(FAST_SEEDS))
+    seeds = list(rg.parse_seeds(SLICE_SEEDS))
     doc = json.loads(out)
     assert rc == 0, doc
     assert doc["networks"] == len(seeds)
@@ -205,23 +207,22 @@ def test_option_conv_readout():
     assert rtl.readout.shape[1] == net.info(net.readout.name).n_out
 
 
-def test_option_negative_v0():
-    net = _small(2, kind="residual", join="barrier", negative_v0=True)
-    assert sum(l.v0 < 0 for l in net.layers) >= 2
+def test_options_negative_v0_and_wide_stream_weights():
+    net = ir.random_network(3, max_neurons=4, timesteps=1, in_bits=2, depth=1,
+                            in_shape=(1, 4, 4), kind="residual", join="barrier",
+                            negative_v0=True, wide_stream_weights=True)
+    join = net.layer("join0")
+    assert join.stream_weights == (-1, 32767)      # negative, and the 16-bit limit
+    assert join.v0 < 0
+    assert sum(l.v0 < 0 for l in net.layers) >= 3
     assert all(l.v0 <= 0 for l in net.layers)
-    _rtl_agrees(net, 2)
-
-
-def test_option_wide_stream_weights():
-    nets = [_small(s, kind="residual", join="barrier", wide_stream_weights=True)
-            for s in range(3)]
-    weights = [w for n in nets for l in n.layers if isinstance(l, ir.Join) for w in
-               l.stream_weights]
-    assert any(not 1 <= w <= 3 for w in weights)
-    assert any(w <= 0 for w in weights)
-    net = nets[0]
-    assert net.layer("join0").stream_weights == (0, -1)
-    _rtl_agrees(net, 0)
+    golden, _ = _rtl_agrees(net, 3, images=2)
+    assert int(golden.counters["join0"]["ev_in"].sum()) > 0    # events did cross the barrier
+    weights = [w for s in range(6) for l in ir.random_network(
+        s, kind="residual", join="barrier", wide_stream_weights=True, calibrate=False).layers
+        if isinstance(l, ir.Join) for w in l.stream_weights]
+    assert any(w == 0 for w in weights) or any(w < 0 for w in weights)
+    assert any(abs(w) > 3 for w in weights)
 
 
 def test_option_narrow_width_overflows():
