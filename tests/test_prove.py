@@ -132,3 +132,13 @@ def test_cli_list(capsys):
     assert main(["prove", "--list"]) == 0
     out = capsys.readouterr().out
     assert [line.split()[0] for line in out.splitlines()] == list(PROOFS) + list(MUTANTS)
+
+
+def test_missing_yosys_is_one_clear_error(monkeypatch):
+    import shutil
+    import sys
+    monkeypatch.setattr(sys, "executable", "/nonexistent/bin/python")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(MlsnnError, match=r"^the proofs need yosys with its sat command: pip "
+                                         r"install 'mlsnn\[synth\]'"):
+        run_proof("fire-readout", ProveParams(levels=(1,), thresholds=(3,), **SMALL))
