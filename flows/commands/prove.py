@@ -8,8 +8,8 @@ HELP = "formal proofs (yosys sat, k-induction) of the fire unit and the credit q
 DESCRIPTION = (
     "Prove with yosys' sat command, by temporal induction (unbounded), that hw.neuron.FireUnit "
     "(parallel, pipelined, serial, readout; with and without saturation) computes SPEC §2 "
-    "(H = P + b, z = 0 if H < θ else min(N, floor(H/θ)), P' = H - z·θ, v0 at the last timestep) "
-    "for every P and b of the width, in order and with its documented timing, and that "
+    "(H = P + b, z = 0 if H < θ else min(N, floor(H/θ)), P' = H - z·θ, v0 at the last "
+    "timestep) for every P and b of the width, in order and with its documented timing, and that "
     "hw.credit.CreditQueue never overflows, never loses, duplicates or reorders a token, and "
     "accounts its credits exactly. Each proof covers every N of --levels and θ of --thresholds "
     "(every credits 1..depth of --depths); a failed proof prints its counterexample (inputs per "
