@@ -239,9 +239,12 @@ def _rtl_runner(sim):
 def check_simulator(sim):
     """Raise :class:`MlsnnError` now (before any network) when ``sim`` cannot run here."""
     _rtl_runner(sim)
-    if sim in ("icarus", "verilator") and shutil.which(
-            "iverilog" if sim == "icarus" else "verilator") is None:
-        raise MlsnnError(f"{sim} is not on PATH; install it or use --sim amaranth")
+    if sim == "icarus" and (shutil.which("iverilog") is None or shutil.which("vvp") is None):
+        raise MlsnnError("Icarus Verilog (iverilog, vvp) is not on PATH; install it "
+                         "('sudo apt-get install iverilog') or use --sim amaranth")
+    if sim == "verilator":
+        from sim.verilator_env import setup
+        setup()         # the verilator package, perl, make and g++ (one-line error otherwise)
 
 
 def run_seed(seed, sim="amaranth", images=3, *, worker_threads=None, build_root=None):
