@@ -240,8 +240,16 @@ def test_option_narrow_width_overflows():
 
 
 def test_options_off_keep_the_networks():
-    for s in range(5):
-        a = ir.random_network(s, kind="residual")
-        b = ir.random_network(s, kind="residual", non_square=False, conv_readout=False,
-                              negative_v0=False, wide_stream_weights=False, narrow_width=False)
+    for s in range(6):
+        a = ir.random_network(s, kind="residual", join="barrier")
+        b = ir.random_network(s, kind="residual", join="barrier", non_square=False,
+                              conv_readout=False, negative_v0=False,
+                              wide_stream_weights=False, narrow_width=False)
         assert json.dumps(a.to_json()) == json.dumps(b.to_json())
+        _, h, w = a.input.shape
+        assert h == w
+        assert isinstance(a.readout, ir.Dense)
+        assert all(l.v0 == 0 for l in a.layers)
+        assert all(1 <= w_ <= 3 for l in a.layers if isinstance(l, ir.Join)
+                   for w_ in l.stream_weights)
+        assert a.overflow_possible() == []
