@@ -125,7 +125,7 @@ def test_prediction_ties_pick_lowest_index():
 
 def test_overflow_flags_per_layer():
     rng = np.random.default_rng(0)
-    fc = Dense(name="fc", inputs=("input",), threshold=100, levels=2,
+    fc = Dense(name="fc", inputs=("input",), threshold=30, levels=2,
                weight=np.full((4, 3), 7), bias=np.zeros(3, np.int64), potential_width=6)
     ro = Dense(name="ro", inputs=("fc",), threshold=1, levels=1,
                weight=rng.integers(-2, 3, size=(3, 2)), bias=np.zeros(2, np.int64),
