@@ -184,60 +184,52 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
                 cnt["syn_acc"] += z_in @ fan
                 if not layer.readout:
                     cnt["ev_out"] += (zs[t] > 0).sum(1).to(torch.float64)
-            if record_currents:
-                currents[layer.name] = torch.stack(
-                    [prim.apply(ev[info.streams[0]][t], 0) + prim.bias for t in range(T)]
-                ).to(torch.int64).numpy()
+            cur_t = [prim.apply(ev[info.streams[0]][t], 0) + prim.bias for t in range(T)] \
+                if record_currents else []
             readout = ro if layer.readout else readout
             saturations[layer.name] = nsat.to(torch.int64).numpy()
-            _finish(layer, info, cnt, T)
-            counters[layer.name] = cnt
-            overflow[layer.name] = ovf
-            ev[layer.name] = zs
-            if record_events and not layer.readout:
-                events[layer.name] = torch.stack(zs).to(torch.int64).numpy()
-            continue
-        if not narrow:
-            saturations[layer.name] = np.zeros(B, np.int64)
-        P = torch.full((B, n_out), float(layer.v0), dtype=torch.float64)
-        zs, cur_t = [], []
-        for t in range(T):
-            # Integrate all events of timestep t (per stream, with the stream's weight).
-            I = torch.zeros(B, n_out, dtype=torch.float64)
-            pos = torch.zeros(B, n_out, dtype=torch.float64) if narrow else None
-            neg = torch.zeros(B, n_out, dtype=torch.float64) if narrow else None
-            for k, s in zip(info.stream_src, info.streams):
-                z = ev[s][t]
-                mask = (z > 0).to(torch.float64)
-                cnt["ev_in"] += mask.sum(1)
-                nupd = mask @ fan
-                cnt["syn_updates"] += nupd
-                cnt["syn_acc"] += z @ fan
-                I = I + prim.apply(z, k)
+        else:
+            if not narrow:
+                saturations[layer.name] = np.zeros(B, np.int64)
+            P = torch.full((B, n_out), float(layer.v0), dtype=torch.float64)
+            zs, cur_t = [], []
+            for t in range(T):
+                # Integrate all events of timestep t (per stream, with the stream's weight).
+                I = torch.zeros(B, n_out, dtype=torch.float64)
+                pos = torch.zeros(B, n_out, dtype=torch.float64) if narrow else None
+                neg = torch.zeros(B, n_out, dtype=torch.float64) if narrow else None
+                for k, s in zip(info.stream_src, info.streams):
+                    z = ev[s][t]
+                    mask = (z > 0).to(torch.float64)
+                    cnt["ev_in"] += mask.sum(1)
+                    nupd = mask @ fan
+                    cnt["syn_updates"] += nupd
+                    cnt["syn_acc"] += z @ fan
+                    I = I + prim.apply(z, k)
+                    if narrow:
+                        pos = pos + prim.apply(z, k, sign=1)
+                        neg = neg + prim.apply(z, k, sign=-1)
+                if prim.has_bias:
+                    I = I + prim.bias
+                cur_t.append(I)
+                H = P + I
                 if narrow:
-                    pos = pos + prim.apply(z, k, sign=1)
-                    neg = neg + prim.apply(z, k, sign=-1)
-            if prim.has_bias:
-                I = I + prim.bias
-            cur_t.append(I)
-            H = P + I
-            if narrow:
-                # Integration touches P_prev + partial sums; the sweep adds the bias.
-                p_int = P + (I - prim.bias) if prim.has_bias else H
-                certain = ((p_int < lo) | (p_int > hi) | (H < lo) | (H > hi)).any(1)
-                possible = ((P + pos > hi) | (P + neg < lo)).any(1)
-                ovf = torch.maximum(ovf, torch.where(certain, 2, torch.where(possible, 1, 0)))
-            if layer.readout:
-                P = H
-                z = torch.zeros_like(H)
-            else:
-                z = fire(H, float(layer.threshold), float(layer.levels))
-                P = H - z * layer.threshold
-                cnt["ev_out"] += (z > 0).sum(1).to(torch.float64)
-            zs.append(z)
-            if t == T - 1:
-                readout = P.clone() if layer.readout else readout
-                P = torch.full_like(P, float(layer.v0))
+                    # Integration touches P_prev + partial sums; the sweep adds the bias.
+                    p_int = P + (I - prim.bias) if prim.has_bias else H
+                    certain = ((p_int < lo) | (p_int > hi) | (H < lo) | (H > hi)).any(1)
+                    possible = ((P + pos > hi) | (P + neg < lo)).any(1)
+                    ovf = torch.maximum(ovf, torch.where(certain, 2, torch.where(possible, 1, 0)))
+                if layer.readout:
+                    P = H
+                    z = torch.zeros_like(H)
+                else:
+                    z = fire(H, float(layer.threshold), float(layer.levels))
+                    P = H - z * layer.threshold
+                    cnt["ev_out"] += (z > 0).sum(1).to(torch.float64)
+                zs.append(z)
+                if t == T - 1:
+                    readout = P.clone() if layer.readout else readout
+                    P = torch.full_like(P, float(layer.v0))
         _finish(layer, info, cnt, T)
         counters[layer.name] = cnt
         overflow[layer.name] = ovf

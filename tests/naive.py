@@ -123,3 +123,18 @@ def simulate(net, image, saturations=None):
         events[layer.name] = out_t
         counters[layer.name] = c
     return events, readout, counters
+
+
+def check_image(net, res, x, b):
+    """Assert that the golden :class:`~golden.reference.Result` ``res`` has this simulator's
+    readout and events for image ``b`` of ``x``; return its ``(counters, saturations)``."""
+    sats = {}
+    events, readout, counters = simulate(net, x[b].reshape(-1), sats)
+    assert res.readout[b].tolist() == readout
+    for name, per_t in events.items():
+        if name == net.readout.name:
+            continue
+        for t, evs in enumerate(per_t):
+            got = [(j, int(z)) for j, z in enumerate(res.events[name][t, b]) if z]
+            assert got == evs, (name, t)
+    return counters, sats

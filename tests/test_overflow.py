@@ -16,7 +16,7 @@ import pytest
 from golden.errors import MlsnnError
 from golden.ir import Dense, InputSpec, Network, random_inputs, random_network, save
 from golden.reference import order_exact, run
-from naive import simulate
+from naive import check_image
 from sim.amaranth_run import run_network
 from sim.scoreboard import verdict
 
@@ -52,15 +52,7 @@ def test_golden_saturation_equals_naive_loop(seed, kind):
     res = run(net, x)
     assert set(res.saturations) == {l.name for l in net.layers}    # all exact here
     for b in range(x.shape[0]):
-        sats = {}
-        events, readout, _ = simulate(net, x[b].reshape(-1), sats)
-        assert res.readout[b].tolist() == readout
-        for name, per_t in events.items():
-            if name == net.readout.name:
-                continue
-            for t, evs in enumerate(per_t):
-                got = [(j, int(z)) for j, z in enumerate(res.events[name][t, b]) if z]
-                assert got == evs, (name, t)
+        _, sats = check_image(net, res, x, b)
         for name, n in sats.items():
             assert int(res.saturations[name][b]) == n, name
             assert int(res.overflow[name][b]) == (2 if n else 0), name

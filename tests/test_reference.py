@@ -8,7 +8,7 @@ from golden.errors import MlsnnError
 from golden.ir import (Conv2d, Dense, InputSpec, Join, Network, random_inputs,
                        random_network)
 from golden.reference import COUNTERS, run
-from naive import simulate
+from naive import check_image, simulate
 
 
 def tiny_dense():
@@ -148,14 +148,7 @@ def test_matches_naive_event_simulator(kind, seed):
     x = random_inputs(net, 3, seed=seed)
     res = run(net, x)
     for b in range(x.shape[0]):
-        events, readout, counters = simulate(net, x[b].reshape(-1))
-        assert res.readout[b].tolist() == readout
-        for name, per_t in events.items():
-            if name == net.readout.name:
-                continue
-            for t, evs in enumerate(per_t):
-                got = [(j, int(z)) for j, z in enumerate(res.events[name][t, b]) if z]
-                assert got == evs, (name, t)
+        counters, _ = check_image(net, res, x, b)
         for name, c in counters.items():
             assert {k: int(res.counters[name][k][b]) for k in COUNTERS} == c, name
 
