@@ -34,7 +34,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from golden.ir import Join, random_inputs  # noqa: E402
+from golden.fixtures import random_inputs  # noqa: E402
+from golden.ir import Join  # noqa: E402
 from golden.reference import run  # noqa: E402
 from sim.amaranth_run import run_network  # noqa: E402
 from sim.nets import as_barrier, small_resnet  # noqa: E402

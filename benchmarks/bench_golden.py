@@ -11,7 +11,8 @@ import time
 import numpy as np
 import torch
 
-from golden.ir import Conv2d, Dense, InputSpec, Network, calibrate_thresholds
+from golden.fixtures import calibrate_thresholds
+from golden.ir import Conv2d, Dense, InputSpec, Network
 from golden.reference import run
 
 

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import numpy as np  # noqa: E402
 
-from golden import ir  # noqa: E402
+from golden import fixtures, ir  # noqa: E402
 from golden.errors import MlsnnError  # noqa: E402
 from golden.reference import run  # noqa: E402
 from sim.scoreboard import compare  # noqa: E402
@@ -44,9 +44,11 @@ def demo_network():
         from flows.demo import Demo
         demo = Demo(out, echo=lambda msg: print(msg, flush=True))
         if demo.train() is None or demo.export() is None:
-            net = ir.random_network(64, kind="dense", in_shape=(64,), depth=1, max_neurons=32)
-            return (net, ir.random_inputs(net, 100, seed=1),
-                    "training failed: a random dense network instead (golden.ir.random_network)")
+            net = fixtures.random_network(64, kind="dense", in_shape=(64,), depth=1,
+                                          max_neurons=32)
+            return (net, fixtures.random_inputs(net, 100, seed=1),
+                    "training failed: a random dense network instead "
+                    "(golden.fixtures.random_network)")
     net = ir.load(path)
     x = np.load(os.path.join(path, "inputs.npz"))["x"]
     shape = "-".join(str(v) for v in [int(np.prod(net.input.shape))]
@@ -102,9 +104,9 @@ def main():
                 again.extra["sim_cycles"], compare(net, golden, again, x) == [])
         if simulator == "verilator" and opt == "-Os":
             # Another design with the run-time library already compiled: the usual cost.
-            net2 = ir.random_network(64, kind="dense", in_shape=tuple(net.input.shape), depth=1,
-                                     max_neurons=32)
-            x2 = ir.random_inputs(net2, 1, seed=1)
+            net2 = fixtures.random_network(64, kind="dense", in_shape=tuple(net.input.shape),
+                                           depth=1, max_neurons=32)
+            x2 = fixtures.random_inputs(net2, 1, seed=1)
             with tempfile.TemporaryDirectory() as d:
                 other = run_network_cocotb(net2, x2, simulator=simulator, build_dir=d,
                                            verilator_opt=opt)

@@ -1,10 +1,10 @@
 """The nightly random regression behind ``mlsnn regress``.
 
-Every seed is one :class:`RegressConfig`: a random network (``golden.ir.random_network`` with the
-corner-case options drawn from the seed), random inputs, and the hardware variant and test-bench
-conditions it runs under (discharge, synapse, FIFO depth, input gaps, output stalls, queue
-throttling). :func:`run_seed` runs one seed through the golden model and the RTL and judges the
-result; :func:`run_seeds` runs many, in-process or on a ``dask.distributed`` cluster, and
+Every seed is one :class:`RegressConfig`: a random network (``golden.fixtures.random_network``
+with the corner-case options drawn from the seed), random inputs, and the hardware variant and
+test-bench conditions it runs under (discharge, synapse, FIFO depth, input gaps, output stalls,
+queue throttling). :func:`run_seed` runs one seed through the golden model and the RTL and judges
+the result; :func:`run_seeds` runs many, in-process or on a ``dask.distributed`` cluster, and
 :func:`summary_json` / :func:`junit_xml` report them.
 
 Everything is a function of the seed, so a failure is reproduced by its seed alone
@@ -46,8 +46,9 @@ class RegressConfig:
     seed : the network seed (``random_network(seed, ...)``, ``random_inputs(..., seed=seed)``)
         and the seed of the random gaps, stalls and throttling.
     max_neurons, in_bits, non_square, conv_readout, negative_v0, wide_stream_weights,
-    narrow_width : options of :func:`golden.ir.random_network` (``in_bits=None``: drawn by it;
-        the serial synapse takes z cycles per update, so with it the inputs are at most 4 bits).
+    narrow_width : options of :func:`golden.fixtures.random_network` (``in_bits=None``: drawn
+        by it; the serial synapse takes z cycles per update, so with it the inputs are at most 4
+        bits).
     discharge, synapse, fifo_depth : hardware variant (``fifo_depth=None``: sized from the IR).
     gap, stall, throttle : probabilities of an input idle cycle, an output stall, a throttled
         queue per cycle (``throttle`` only on the Amaranth simulator).
@@ -95,13 +96,14 @@ class RegressConfig:
         )
 
     def network(self):
-        from golden import ir
-        return ir.random_network(self.seed, max_neurons=self.max_neurons, in_bits=self.in_bits,
-                                 **{f: getattr(self, f) for f in self.NET_FLAGS})
+        from golden import fixtures
+        return fixtures.random_network(self.seed, max_neurons=self.max_neurons,
+                                       in_bits=self.in_bits,
+                                       **{f: getattr(self, f) for f in self.NET_FLAGS})
 
     def inputs(self, net, images):
-        from golden import ir
-        return ir.random_inputs(net, images, seed=self.seed)
+        from golden import fixtures
+        return fixtures.random_inputs(net, images, seed=self.seed)
 
     def sim_options(self, sim):
         """Keyword arguments of the RTL runner of ``sim``."""

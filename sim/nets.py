@@ -2,8 +2,8 @@
 
 :func:`small_resnet` is a miniature ResNet with *chained* identity blocks (the output of one join
 is the residual input of the next, as in ResNet18's stages), so that the SEW avalanche builds up
-from join to join (seed 000 §4.3, Fig. 4); :func:`golden.ir.random_network` starts every block
-with a fresh convolution instead. :func:`as_barrier` turns the SEW joins of a network into
+from join to join (seed 000 §4.3, Fig. 4); :func:`golden.fixtures.random_network` starts every
+block with a fresh convolution instead. :func:`as_barrier` turns the SEW joins of a network into
 barrier joins with the same weights everywhere else.
 """
 
@@ -13,7 +13,8 @@ import dataclasses
 
 import numpy as np
 
-from golden.ir import INPUT, Conv2d, Dense, InputSpec, Join, Network, calibrate_thresholds
+from golden.fixtures import calibrate_thresholds
+from golden.ir import INPUT, Conv2d, Dense, InputSpec, Join, Network
 
 __all__ = ["small_resnet", "as_barrier"]
 

@@ -12,7 +12,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from golden import ir, reference
+from golden import fixtures, reference
 from golden.errors import MlsnnError
 from hw.board import (COUNTER_NAMES, CTR_STRIDE, INFO_SIZE, BoardTop, info_bytes,
                       network_fingerprint)
@@ -233,7 +233,7 @@ class MockNetworkTop(wiring.Component):
 def _tiny_net(seed=3, **kw):
     opts = dict(kind="dense", timesteps=2, levels=2, in_shape=(6,), depth=1, max_neurons=5)
     opts.update(kw)
-    return ir.random_network(seed, **opts)
+    return fixtures.random_network(seed, **opts)
 
 
 def _mock_board(net, divisor=4, **kw):
@@ -266,7 +266,7 @@ def test_protocol_with_model_core():
     assert board.info.potential_width == core.width
     assert board.info.clk_freq == 1_000_000
     board.check_network(net)
-    x = ir.random_inputs(net, 3, seed=5)
+    x = fixtures.random_inputs(net, 3, seed=5)
     run = board.run(x)
     _check_against_golden(net, run, x)
     # Single counter reads agree with the sweep; counters accumulate until clear.
@@ -294,7 +294,7 @@ def test_protocol_errors_and_break():
     board.reset()
     board2 = Board(t, reset=False)
     assert board2.info == board.info
-    x = ir.random_inputs(net, 1, seed=9)
+    x = fixtures.random_inputs(net, 1, seed=9)
     assert board2.infer(x[0]) == reference.run(net, x).predictions[0]
     with pytest.raises(MlsnnError, match="must have 6 values"):
         board2.infer(np.zeros(5, dtype=np.int64))
@@ -313,7 +313,7 @@ def test_protocol_wide_pixels_and_signs():
     t, core, dut = _mock_board(net, divisor=5)
     board = Board(t)
     assert board.info.pixel_bytes == 2
-    x = ir.random_inputs(net, 2, seed=1)
+    x = fixtures.random_inputs(net, 2, seed=1)
     run = board.run(x)
     _check_against_golden(net, run, x)
 
@@ -348,7 +348,7 @@ def test_protocol_with_network_top(seed, opts):
     t = SimTransport(dut)
     board = Board(t)
     board.check_network(net)
-    x = ir.random_inputs(net, 3, seed=seed)
+    x = fixtures.random_inputs(net, 3, seed=seed)
     run = board.run(x)
     _check_against_golden(net, run, x)
     # The hardware's own cycle counter ran.
@@ -357,8 +357,8 @@ def test_protocol_with_network_top(seed, opts):
 
 def test_protocol_with_residual_network_top():
     # Convolutions, a shortcut and a join behind the same board top: exact as well.
-    net = ir.random_network(0, kind="residual", max_neurons=16)
+    net = fixtures.random_network(0, kind="residual", max_neurons=16)
     assert any(layer.kind == "join" for layer in net.layers)
     board = Board(SimTransport(BoardTop(net, clk_freq=1e6, divisor=4)))
-    x = ir.random_inputs(net, 2, seed=0)
+    x = fixtures.random_inputs(net, 2, seed=0)
     _check_against_golden(net, board.run(x), x)

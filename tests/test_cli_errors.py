@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from flows import cli
-from golden import ir
+from golden import fixtures, ir
 
 BAD_OUT = "/proc/mlsnn-x/out"
 #: Seconds any one bad-input case may take (the errors must come before the long work).
@@ -65,10 +65,10 @@ def one_line_error(capsys, argv):
 def files(tmp_path_factory):
     """A valid network, inputs, checkpoint, and malformed versions of each."""
     root = tmp_path_factory.mktemp("cli_errors")
-    net = ir.random_network(1)
+    net = fixtures.random_network(1)
     ir.save(net, root / "net")
-    np.savez(root / "net" / "inputs.npz", x=ir.random_inputs(net, 2, seed=1))
-    res = ir.random_network(1, kind="residual", join="barrier")
+    np.savez(root / "net" / "inputs.npz", x=fixtures.random_inputs(net, 2, seed=1))
+    res = fixtures.random_network(1, kind="residual", join="barrier")
     ir.save(res, root / "res")
 
     from golden.train import ModelConfig, build_model, save_checkpoint
@@ -125,7 +125,7 @@ def test_threshold_beyond_64_bits(files, tmp_path, capsys, cmd):
 
 
 def test_threshold_limit_in_ir_validation():
-    net = ir.random_network(1, kind="dense", depth=0, levels=4)
+    net = fixtures.random_network(1, kind="dense", depth=0, levels=4)
     layer = net.layers[0]
     top = ((1 << 63) - 1) // 4
     ok = ir.Network(input=net.input, timesteps=1, layers=(

@@ -17,8 +17,8 @@ from golden.energy.compare import load_measured
 from golden.energy.lemaire import activity_from_rates, costs, estimate
 from golden.energy.report import arch_report
 from golden.errors import MlsnnError
-from golden.ir import (Conv2d, Dense, InputSpec, Join, Network, random_inputs,
-                       random_network)
+from golden.fixtures import random_inputs, random_network
+from golden.ir import Conv2d, Dense, InputSpec, Join, Network
 from golden.reference import COUNTERS, run
 
 

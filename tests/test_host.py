@@ -11,14 +11,14 @@ import pytest
 import flows.host
 from flows.cli import main
 from flows.host import Board, BoardInfo, SerialTransport, SimTransport, Transport
-from golden import ir, reference
+from golden import fixtures, ir, reference
 from golden.errors import MlsnnError
 from hw.board import INFO_FORMAT, PROTOCOL_VERSION, BoardTop, info_bytes
 
 
 def _net(seed=3):
-    return ir.random_network(seed, kind="dense", timesteps=2, levels=2, in_shape=(6,), depth=1,
-                             max_neurons=5, in_bits=8)
+    return fixtures.random_network(seed, kind="dense", timesteps=2, levels=2, in_shape=(6,),
+                                   depth=1, max_neurons=5, in_bits=8)
 
 
 class Scripted(Transport):
@@ -119,7 +119,7 @@ def test_serial_port_missing():
 def test_run_cli_port_missing(tmp_path, capsys):
     net = _net()
     ir.save(net, tmp_path / "net")
-    np.savez(tmp_path / "x.npz", x=ir.random_inputs(net, 2, seed=0))
+    np.savez(tmp_path / "x.npz", x=fixtures.random_inputs(net, 2, seed=0))
     assert main(["run", "--port", "/dev/ttyMLSNN0", "--inputs", str(tmp_path / "x.npz"),
                  "--ir", str(tmp_path / "net")]) == 1
     err = capsys.readouterr().err
@@ -140,7 +140,7 @@ def test_run_cli_against_simulated_board(tmp_path, capsys, monkeypatch):
     """`mlsnn run` end to end, the serial port replaced by the board top in the simulator."""
     net = _net(seed=5)
     ir.save(net, tmp_path / "net")
-    x = ir.random_inputs(net, 2, seed=2)
+    x = fixtures.random_inputs(net, 2, seed=2)
     np.savez(tmp_path / "x.npz", x=x)
 
     def fake_serial(port, *, baud, timeout):

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from flows.cli import main
-from golden import ir
+from golden import fixtures, ir
 
 
 @pytest.fixture
 def netdir(tmp_path):
-    net = ir.random_network(7, kind="conv", timesteps=2, max_neurons=12)
+    net = fixtures.random_network(7, kind="conv", timesteps=2, max_neurons=12)
     ir.save(net, tmp_path)
-    np.savez(tmp_path / "inputs.npz", x=ir.random_inputs(net, 3, seed=7))
+    np.savez(tmp_path / "inputs.npz", x=fixtures.random_inputs(net, 3, seed=7))
     return tmp_path
 
 
@@ -78,9 +78,9 @@ def test_simulate_bad_options(capsys, netdir, args, msg):
 
 
 def test_simulate_residual_prints_per_layer_event_counts(capsys, tmp_path):
-    net = ir.random_network(5, kind="residual", join="sew", depth=2, max_neurons=12)
+    net = fixtures.random_network(5, kind="residual", join="sew", depth=2, max_neurons=12)
     ir.save(net, tmp_path)
-    x = ir.random_inputs(net, 2, seed=1)
+    x = fixtures.random_inputs(net, 2, seed=1)
     np.savez(tmp_path / "inputs.npz", x=x)
     rc, out, err = _sim(capsys, tmp_path, "--fifo-depth", "1", "--stalls", "0.3")
     assert rc == 0, err
@@ -103,7 +103,7 @@ def test_simulate_residual_prints_per_layer_event_counts(capsys, tmp_path):
 
 
 def test_simulate_bad_inputs(capsys, tmp_path):
-    dense = ir.random_network(2, kind="dense", max_neurons=8)
+    dense = fixtures.random_network(2, kind="dense", max_neurons=8)
     ir.save(dense, tmp_path)
     np.savez(tmp_path / "inputs.npz", x=np.zeros((2, 99), np.int64))
     rc, _, err = _sim(capsys, tmp_path)
@@ -127,9 +127,9 @@ def test_verilog_command(capsys, netdir, tmp_path):
 
 @pytest.mark.cocotb
 def test_simulate_icarus_from_a_clean_shell(tmp_path):
-    net = ir.random_network(11, kind="dense", depth=1, timesteps=2, max_neurons=12)
+    net = fixtures.random_network(11, kind="dense", depth=1, timesteps=2, max_neurons=12)
     ir.save(net, tmp_path)
-    np.savez(tmp_path / "inputs.npz", x=ir.random_inputs(net, 2, seed=11))
+    np.savez(tmp_path / "inputs.npz", x=fixtures.random_inputs(net, 2, seed=11))
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)),
            "MLSNN_BUILD": str(tmp_path / "build")}
     proc = subprocess.run([sys.executable, "-m", "flows.cli", "simulate", "--ir",

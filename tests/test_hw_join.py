@@ -9,8 +9,8 @@ import pytest
 from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
-from golden.ir import (Conv2d, Dense, InputSpec, Join, Network, random_inputs,
-                       random_network)
+from golden.fixtures import random_inputs, random_network
+from golden.ir import Conv2d, Dense, InputSpec, Join, Network
 from golden.reference import run
 from hw.join import BarrierCore, Fork, SewJoin
 from hw.layout import EventKind

@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from golden.ir import Conv2d, Dense, InputSpec, Network, random_inputs, random_network
+from golden.fixtures import random_inputs, random_network
+from golden.ir import Conv2d, Dense, InputSpec, Network
 from golden.reference import COUNTERS as GOLDEN_COUNTERS
 from golden.reference import run
 from hw.layer import LayerCore

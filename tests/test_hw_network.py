@@ -10,8 +10,8 @@ from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
 from golden.errors import MlsnnError
-from golden.ir import (Dense, InputSpec, Join, Network, calibrate_thresholds, random_inputs,
-                       random_network)
+from golden.fixtures import calibrate_thresholds, random_inputs, random_network
+from golden.ir import Dense, InputSpec, Join, Network
 from golden.reference import COUNTERS as GOLDEN_COUNTERS
 from golden.reference import run
 from hw.layout import COUNTER_STRIDE, COUNTERS

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from golden.errors import MlsnnError
-from golden.ir import (Conv2d, Dense, InputSpec, Join, Network, load, random_inputs,
-                       random_network, save, signed_width)
+from golden.fixtures import random_inputs, random_network
+from golden.ir import Conv2d, Dense, InputSpec, Join, Network, load, save, signed_width
 from golden.reference import run
 
 

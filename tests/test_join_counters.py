@@ -12,7 +12,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from golden.ir import INPUT, Join, random_inputs
+from golden.fixtures import random_inputs
+from golden.ir import INPUT, Join
 from golden.reference import run
 from sim.amaranth_run import run_network
 from sim.nets import as_barrier, small_resnet

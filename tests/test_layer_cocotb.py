@@ -2,7 +2,7 @@
 
 import pytest
 
-from golden.ir import random_inputs, random_network
+from golden.fixtures import random_inputs, random_network
 from golden.reference import run
 from sim.icarus_run import run_layer_icarus
 from sim.scoreboard import GOLDEN_COUNTERS, layer_expected, layer_input_tokens

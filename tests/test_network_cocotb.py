@@ -3,7 +3,7 @@
 
 import pytest
 
-from golden.ir import random_inputs, random_network
+from golden.fixtures import random_inputs, random_network
 from golden.reference import run
 from sim.icarus_run import run_network_icarus
 from sim.scoreboard import compare

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from golden.errors import MlsnnError
-from golden.ir import Dense, InputSpec, Network, random_inputs, random_network, save
+from golden.fixtures import random_inputs, random_network
+from golden.ir import Dense, InputSpec, Network, save
 from golden.reference import order_exact, run
 from naive import check_image
 from sim.amaranth_run import run_network

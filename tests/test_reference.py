@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from golden.errors import MlsnnError
-from golden.ir import (Conv2d, Dense, InputSpec, Join, Network, random_inputs,
-                       random_network)
+from golden.fixtures import random_inputs, random_network
+from golden.ir import Conv2d, Dense, InputSpec, Join, Network
 from golden.reference import COUNTERS, run
 from naive import check_image, simulate
 

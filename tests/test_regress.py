@@ -1,4 +1,5 @@
-"""`mlsnn regress` (flows/regress.py) and the corner-case options of golden.ir.random_network."""
+"""`mlsnn regress` (flows/regress.py) and the corner-case options of
+golden.fixtures.random_network."""
 
 import json
 import shlex
@@ -9,7 +10,7 @@ import pytest
 
 from flows import regress as rg
 from flows.cli import main
-from golden import ir
+from golden import fixtures, ir
 from golden.reference import run as golden_run
 from sim.amaranth_run import run_network
 from sim.scoreboard import compare
@@ -182,7 +183,7 @@ def test_jobs_2_on_a_local_dask_cluster(capsys):
 # -- the corner-case options of random_network, and the RTL on them --------------------------
 
 def _rtl_agrees(net, seed, images=3):
-    x = ir.random_inputs(net, images, seed=seed)
+    x = fixtures.random_inputs(net, images, seed=seed)
     golden = golden_run(net, x)
     rtl = run_network(net, x, seed=seed, gap=0.1, stall=0.1)
     assert compare(net, golden, rtl, x) == []
@@ -190,7 +191,7 @@ def _rtl_agrees(net, seed, images=3):
 
 
 def _small(seed, **kw):
-    return ir.random_network(seed, max_neurons=8, timesteps=1, in_bits=2, depth=1, **kw)
+    return fixtures.random_network(seed, max_neurons=8, timesteps=1, in_bits=2, depth=1, **kw)
 
 
 def test_option_non_square():
@@ -208,9 +209,9 @@ def test_option_conv_readout():
 
 
 def test_options_negative_v0_and_wide_stream_weights():
-    net = ir.random_network(3, max_neurons=4, timesteps=1, in_bits=2, depth=1,
-                            in_shape=(1, 4, 4), kind="residual", join="barrier",
-                            negative_v0=True, wide_stream_weights=True)
+    net = fixtures.random_network(3, max_neurons=4, timesteps=1, in_bits=2, depth=1,
+                                  in_shape=(1, 4, 4), kind="residual", join="barrier",
+                                  negative_v0=True, wide_stream_weights=True)
     join = net.layer("join0")
     assert join.stream_weights == (-1, 32767)      # negative, and the 16-bit limit
     assert join.v0 < 0
@@ -218,7 +219,7 @@ def test_options_negative_v0_and_wide_stream_weights():
     assert all(l.v0 <= 0 for l in net.layers)
     golden, _ = _rtl_agrees(net, 3, images=2)
     assert int(golden.counters["join0"]["ev_in"].sum()) > 0    # events did cross the barrier
-    weights = [w for s in range(6) for l in ir.random_network(
+    weights = [w for s in range(6) for l in fixtures.random_network(
         s, kind="residual", join="barrier", wide_stream_weights=True, calibrate=False).layers
         if isinstance(l, ir.Join) for w in l.stream_weights]
     assert any(w == 0 for w in weights) or any(w < 0 for w in weights)
@@ -241,10 +242,10 @@ def test_option_narrow_width_overflows():
 
 def test_options_off_keep_the_networks():
     for s in range(6):
-        a = ir.random_network(s, kind="residual", join="barrier")
-        b = ir.random_network(s, kind="residual", join="barrier", non_square=False,
-                              conv_readout=False, negative_v0=False,
-                              wide_stream_weights=False, narrow_width=False)
+        a = fixtures.random_network(s, kind="residual", join="barrier")
+        b = fixtures.random_network(s, kind="residual", join="barrier", non_square=False,
+                                    conv_readout=False, negative_v0=False,
+                                    wide_stream_weights=False, narrow_width=False)
         assert json.dumps(a.to_json()) == json.dumps(b.to_json())
         _, h, w = a.input.shape
         assert h == w

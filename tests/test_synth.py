@@ -16,14 +16,14 @@ from amaranth.lib.wiring import In, Out
 from flows.cli import main
 from flows.synth import (TARGETS, SynthReport, check_capacity, check_memory, get_target,
                          markdown_table, synthesize, synthesize_network)
-from golden import ir
+from golden import fixtures, ir
 from golden.errors import MlsnnError
 from hw.uart import UARTRx
 
 
 def _tiny_net(seed=1):
-    return ir.random_network(seed, kind="dense", timesteps=1, levels=1, in_shape=(2,), depth=1,
-                             max_neurons=2)
+    return fixtures.random_network(seed, kind="dense", timesteps=1, levels=1, in_shape=(2,),
+                                   depth=1, max_neurons=2)
 
 
 def _big_net():

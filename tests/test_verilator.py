@@ -18,7 +18,7 @@ import pytest
 from flows.cli import main
 from golden import ir
 from golden.errors import MlsnnError
-from golden.ir import random_inputs, random_network
+from golden.fixtures import random_inputs, random_network
 from golden.reference import run
 from sim.cocotb_run import run_network_cocotb
 from sim.scoreboard import compare

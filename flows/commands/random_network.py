@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-from golden import ir
+from golden import fixtures, ir
 from golden.errors import MlsnnError
 
 NAME = "random-network"
@@ -60,15 +60,15 @@ def run(args):
         raise MlsnnError(f"--max-neurons must be at least 1, not {args.max_neurons}")
     if args.in_bits is not None and not 1 <= args.in_bits <= 16:
         raise MlsnnError(f"--in-bits must be in 1..16, not {args.in_bits}")
-    net = ir.random_network(args.seed, kind=args.kind, timesteps=args.timesteps,
-                            levels=args.levels, join=args.join, max_neurons=args.max_neurons,
-                            in_bits=args.in_bits,
-                            non_square=args.non_square, conv_readout=args.conv_readout,
-                            negative_v0=args.negative_v0,
-                            wide_stream_weights=args.wide_stream_weights,
-                            narrow_width=args.narrow_width)
+    net = fixtures.random_network(args.seed, kind=args.kind, timesteps=args.timesteps,
+                                  levels=args.levels, join=args.join, max_neurons=args.max_neurons,
+                                  in_bits=args.in_bits,
+                                  non_square=args.non_square, conv_readout=args.conv_readout,
+                                  negative_v0=args.negative_v0,
+                                  wide_stream_weights=args.wide_stream_weights,
+                                  narrow_width=args.narrow_width)
     path = ir.save(net, args.output)
-    x = ir.random_inputs(net, args.batch, seed=args.seed)
+    x = fixtures.random_inputs(net, args.batch, seed=args.seed)
     xpath = os.path.join(args.output, "inputs.npz")
     from flows.io import save_inputs
     save_inputs(xpath, x)
