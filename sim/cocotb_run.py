@@ -263,7 +263,7 @@ def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0
         ``extra``: ``mismatches``, ``log``, ``sim_cycles``, ``build_s`` (0 for a cached build),
         ``test_s``, ``simulator``.
     """
-    from flows.export import network_verilog
+    from hw.export import network_verilog
     x = net.check_inputs(x)
     _runner(simulator)                 # a missing tool fails before the (slower) Verilog export
     _build_args(simulator, verilator_opt)
@@ -312,7 +312,7 @@ def run_layer_cocotb(net, name, tokens, *, n_eot, simulator="icarus", seed=0, ga
     dict
         ``tokens``, ``counters``, ``overflow``, ``cycles``, ``mismatches``.
     """
-    from flows.export import layer_verilog
+    from hw.export import layer_verilog
     _runner(simulator)
     _build_args(simulator, verilator_opt)
     verilog, core = layer_verilog(net, name, discharge=discharge, synapse=synapse)

@@ -29,7 +29,7 @@ def add_arguments(p):
 
 
 def run(args):
-    from flows.export import network_verilog, write_text
+    from hw.export import network_verilog, write_text
     from flows.io import check_fifo_depth, check_output_file, load_network
     check_fifo_depth(args.fifo_depth)
     net = load_network(args.ir)

@@ -29,7 +29,7 @@ def convert(component, *, name="top"):
 def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", synapse="mul",
                     monitor=False):
     """Verilog of :class:`hw.network.NetworkTop` for a sequential IR network."""
-    from hw.network import NetworkTop, check_supported
+    from .network import NetworkTop, check_supported
     _check_name(name)          # everything is checked before the top exists
     check_supported(net)
     if fifo_depth is not None and (not isinstance(fifo_depth, int) or fifo_depth < 1):
@@ -44,7 +44,7 @@ def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", s
 
 def layer_verilog(net, layer_name, *, name="top", discharge="parallel", synapse="mul"):
     """Verilog of the :class:`hw.layer.LayerCore` of one layer of ``net``."""
-    from hw.layer import LayerCore
+    from .layer import LayerCore
     _check_name(name)
     try:
         core = LayerCore.from_network(net, layer_name, discharge=discharge, synapse=synapse)
