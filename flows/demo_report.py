@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COUNTERS = ("ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc")
+from golden.counters import SPEC_COUNTERS as COUNTERS  # noqa: E402
 
 
 def _plot_training(history, path):

@@ -42,9 +42,9 @@ from amaranth.hdl import (Array, Assert, Assume, Elaboratable, Fragment, Module,
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.counters import COUNTER_WIDTH
 from golden.errors import MlsnnError
 from hw.credit import CreditQueue
-from hw.memory import COUNTER_WIDTH
 from hw.neuron import FireInLayout, FireOutLayout, FireUnit
 
 __all__ = ["PROOFS", "MUTANTS", "ProveParams", "ProofResult", "CaseResult", "run_proof",

@@ -34,6 +34,8 @@ from amaranth.lib import fifo, io, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden.counters import HW_COUNTERS
+
 from .layout import CTR_LATENCY
 from .uart import UARTRx, UARTTx, divisor_for
 
@@ -46,8 +48,7 @@ __all__ = [
 PROTOCOL_VERSION = 1
 MAGIC = b"MLSN"
 DEFAULT_BAUD = 115200
-COUNTER_NAMES = ("ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc",
-                 "cycles", "saturations")
+COUNTER_NAMES = HW_COUNTERS     # the protocol sends a layer's counters in this order
 CTR_STRIDE = 16
 
 OP_INFO = ord("?")

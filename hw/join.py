@@ -73,11 +73,12 @@ from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.counters import COUNTER_WIDTH
 from golden.ir import Join, LayerInfo
 
 from .layer import CounterLayout, check_v0
 from .layout import EventKind, EventLayout, index_width, value_width
-from .memory import COUNTER_WIDTH, CountedMemory
+from .memory import CountedMemory
 from .neuron import FireUnit, check_choice, check_int, saturate
 
 __all__ = ["Fork", "BarrierCore", "SewJoin"]

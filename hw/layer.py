@@ -98,10 +98,11 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden.counters import COUNTER_WIDTH
 from golden.ir import Conv2d, Dense, LayerInfo
 
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
-from .memory import COUNTER_WIDTH, CountedMemory
+from .memory import CountedMemory
 from .credit import CreditQueue
 from .neuron import FireUnit, check_choice, check_int, fire_timing, saturate
 

@@ -15,6 +15,7 @@ import numpy as np
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
+from golden.counters import HW_COUNTERS as COUNTERS
 from golden.ir import Conv2d, Dense
 
 __all__ = [
@@ -22,10 +23,8 @@ __all__ = [
     "index_width", "value_width", "LayerGeometry",
 ]
 
-#: Counter order within a layer (``docs/hw-interfaces.md``): the golden counters of SPEC §5,
-#: then the two the hardware adds.
-COUNTERS = ("ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc",
-            "cycles", "saturations")
+#: ``COUNTERS`` (imported from :mod:`golden.counters`): the counter order within a layer
+#: (``docs/hw-interfaces.md``), the golden counters of SPEC §5, then the two the hardware adds.
 #: Counter address stride per layer on the network top (``ctr_addr = layer * 16 + counter``).
 COUNTER_STRIDE = 16
 #: Cycles from ``NetworkTop.ctr_addr`` to ``ctr_data``: ``ctr_data`` shows the counter addressed

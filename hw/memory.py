@@ -9,9 +9,9 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["CountedMemory", "COUNTER_WIDTH"]
+from golden.counters import COUNTER_WIDTH
 
-COUNTER_WIDTH = 32
+__all__ = ["CountedMemory"]
 
 
 def _check_pos_int(name, value):

@@ -29,6 +29,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden.counters import COUNTER_WIDTH
 from golden.errors import MlsnnError
 from golden.ir import INPUT, Join, Network
 
@@ -37,7 +38,6 @@ from .join import BarrierCore, Fork, SewJoin
 from .layer import LayerCore, check_v0
 from .layout import (COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventKind, EventLayout, ResultLayout,
                      index_width, value_width)
-from .memory import COUNTER_WIDTH
 from .neuron import check_choice, check_int
 
 __all__ = ["NetworkTop", "layer_core", "Queue", "InputStreamer", "check_supported", "edges",

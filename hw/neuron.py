@@ -15,8 +15,9 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.counters import COUNTER_WIDTH
+
 from .layout import value_width
-from .memory import COUNTER_WIDTH
 
 __all__ = ["FireUnit", "fire_timing", "FireInLayout", "FireOutLayout", "check_int", "saturate"]
 

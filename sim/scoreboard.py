@@ -26,11 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from golden.counters import SPEC_COUNTERS as GOLDEN_COUNTERS
 from golden.ir import INPUT, Join
 from hw.layout import COUNTERS, EventKind
-
-#: The counters the golden model computes (SPEC §5), a prefix of the hardware's.
-GOLDEN_COUNTERS = COUNTERS[:8]
 
 __all__ = ["RtlResult", "Expected", "layer_input_tokens", "layer_expected", "split_timesteps",
            "golden_events", "merged_events", "compare", "compare_expected", "summary",

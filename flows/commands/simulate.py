@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from golden.counters import HW_COUNTERS
+
 NAME = "simulate"
 HELP = ("run the RTL (Amaranth simulator, Icarus or Verilator) on inputs; compare with the "
         "golden model")
@@ -147,14 +149,12 @@ def _print_text(net, doc, golden):
     acc = np.asarray(doc["predictions"]) == golden.predictions
     print(f"{status}: {doc['images']} image(s) on {doc['sim']}, {doc['cycles']} cycles, "
           f"predictions equal golden for {int(acc.sum())}/{len(acc)}")
-    names = ["ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc",
-             "cycles", "saturations"]
     width = max(5, max(len(l["name"]) for l in doc["layers"]))
     kw = max(4, max(len(l["kind"]) for l in doc["layers"]))
-    print(f"{'layer':<{width}} {'kind':<{kw}} " + " ".join(f"{n:>11}" for n in names))
+    print(f"{'layer':<{width}} {'kind':<{kw}} " + " ".join(f"{n:>11}" for n in HW_COUNTERS))
     for layer in doc["layers"]:
         print(f"{layer['name']:<{width}} {layer['kind']:<{kw}} "
-              + " ".join(f"{layer['counters'][n]:>11}" for n in names))
+              + " ".join(f"{layer['counters'][n]:>11}" for n in HW_COUNTERS))
     if any(l["kind"] == "join-sew" for l in doc["layers"]):
         print("(a join-sew passes the events of both its inputs on: the next layer's ev_in "
               "counts them all)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..counters import SPEC_COUNTERS as COUNTERS
 from ..errors import MlsnnError
 from ..ir import INPUT
 from .tech import DEFAULT
@@ -27,7 +28,6 @@ from .tech import DEFAULT
 __all__ = ["Flow", "Activity", "OPS", "TERMS", "COUNTERS", "snn_counts", "ann_ops", "costs",
            "energy", "add_terms", "activity_from_rates", "estimate"]
 
-COUNTERS = ("ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc")
 
 #: Priced operation counts. ``acc_syn`` is the paper's worst case (an event of a layer with N
 #: levels costs N ACC per target), ``acc_syn_z`` the exact Σz count; ``mac_syn`` are the MACs of

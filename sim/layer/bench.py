@@ -14,6 +14,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
+from golden.counters import COUNTER_WIDTH
 from hw.layout import COUNTERS
 from sim.cocotb_util import Sink, Source, load_config, signed, uint, write_json
 from sim.scoreboard import EOT, GOLDEN_COUNTERS, split_timesteps
@@ -60,7 +61,8 @@ async def layer_bench(dut):
         sink.drive()
     await ReadOnly()
     vec = uint(dut.counters)
-    counters = {c: (vec >> (32 * k)) & 0xFFFFFFFF for k, c in enumerate(COUNTERS)}
+    mask = (1 << COUNTER_WIDTH) - 1
+    counters = {c: (vec >> (COUNTER_WIDTH * k)) & mask for k, c in enumerate(COUNTERS)}
     doc = {"tokens": out, "counters": counters, "overflow": uint(dut.overflow),
            "cycles": cycles}
     msgs = []

@@ -1,0 +1,24 @@
+"""Counter names and width: the one definition every other module imports.
+
+SPEC §5 fixes the counters the golden model computes exactly per layer and image; the hardware
+keeps the same ones and adds two of its own. The order is part of the hardware interface: a
+counter's address on the network top is ``layer * COUNTER_STRIDE + COUNTERS.index(name)``
+(``hw.layout``, ``docs/hw-interfaces.md``), and the board protocol sends them in this order.
+
+Dependency-free on purpose (no numpy, no Amaranth), so that any module can import it.
+"""
+
+__all__ = ["SPEC_COUNTERS", "HW_EXTRA_COUNTERS", "HW_COUNTERS", "COUNTER_WIDTH"]
+
+#: The counters of SPEC §5, in order: events in and out, weight reads, potential reads and
+#: writes, bias reads, synaptic updates and synaptic accumulations.
+SPEC_COUNTERS = ("ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc")
+
+#: What the hardware adds after them: busy cycles and saturating additions.
+HW_EXTRA_COUNTERS = ("cycles", "saturations")
+
+#: Every counter of a hardware layer core, in counter-address order.
+HW_COUNTERS = SPEC_COUNTERS + HW_EXTRA_COUNTERS
+
+#: Bits of every hardware counter (and of the counter read port ``NetworkTop.ctr_data``).
+COUNTER_WIDTH = 32
