@@ -192,22 +192,12 @@ def shard_seeds(seeds, shard=None):
 # -- one seed --------------------------------------------------------------------------------
 
 def judge(net, golden, rtl, x):
-    """``(status, messages)`` of an RTL run: status is ``match``, ``mismatch`` or
-    ``undetermined`` (saturation where the result depends on the event arrival order)."""
-    return _judge_verdict(net, golden, rtl, x)
-
-
-def _judge_compare(net, golden, rtl, x):
-    from sim.scoreboard import compare
-    msgs = compare(net, golden, rtl, x)
-    return ("mismatch" if msgs else "match"), list(msgs)
-
-
-def _judge_verdict(net, golden, rtl, x):
+    """``(status, messages)`` of an RTL run (:func:`sim.scoreboard.verdict`): status is
+    ``match``, ``mismatch`` (the mismatch lines) or ``undetermined`` (saturation where the
+    result depends on the event arrival order; the lines saying where)."""
     from sim.scoreboard import verdict
     v = verdict(net, golden, rtl, x)
-    lines = list(v.messages) if v.status == "mismatch" else list(getattr(v, "undetermined", []))
-    return v.status, lines
+    return v.status, list(v.messages if v.status == "mismatch" else v.undetermined)
 
 
 def _rtl_runner(sim):
@@ -218,21 +208,11 @@ def _rtl_runner(sim):
         def run(net, x, golden, build_dir, **opts):
             return run_network(net, x, **opts)
         return run
-    if sim == "icarus":
-        from sim.icarus_run import run_network_icarus
+    if sim in ("icarus", "verilator"):
+        from sim.cocotb_run import run_network_cocotb
 
         def run(net, x, golden, build_dir, **opts):
-            return run_network_icarus(net, x, golden=golden, build_dir=build_dir, **opts)
-        return run
-    if sim == "verilator":
-        try:
-            from sim.cocotb_run import run_network_cocotb
-        except ImportError:
-            raise MlsnnError("verilator backend not available (no "
-                             "sim.cocotb_run.run_network_cocotb in this mlsnn)") from None
-
-        def run(net, x, golden, build_dir, **opts):
-            return run_network_cocotb(net, x, simulator="verilator", golden=golden,
+            return run_network_cocotb(net, x, simulator=sim, golden=golden,
                                       build_dir=build_dir, **opts)
         return run
     raise MlsnnError(f"--sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
