@@ -21,7 +21,7 @@ def add_arguments(p):
     p.add_argument("model", metavar="model.pt", help="checkpoint written by 'mlsnn train'")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--w-bits", type=int, default=8, help="signed weight width (default 8)")
-    p.add_argument("--dataset", metavar="digits|PATH",
+    p.add_argument("--dataset", metavar="digits|mnist:DIR|PATH",
                    help="evaluate on the test split of this dataset (default: the one the model "
                         "was trained on, as recorded in the checkpoint)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -29,7 +29,7 @@ def add_arguments(p):
 
 def _dataset(cfg, dataset):
     """The dataset to evaluate on: ``dataset`` if given, else the one of the checkpoint."""
-    from golden.train import load_dataset
+    from golden.datasets import dataset_spec, load_dataset
 
     if dataset is None:
         if cfg.dataset == "digits" and not cfg.dataset_path:
@@ -42,7 +42,7 @@ def _dataset(cfg, dataset):
             raise MlsnnError(f"the model was trained on {cfg.dataset_path}, which no longer "
                              f"exists: give the dataset with --dataset PATH")
         else:
-            dataset = cfg.dataset_path
+            dataset = dataset_spec(cfg.dataset, cfg.dataset_path)
     data = load_dataset(dataset, cfg.split_seed)
     if tuple(data.input_shape) != tuple(cfg.input_shape):
         raise MlsnnError(f"dataset {dataset}: samples of shape {tuple(data.input_shape)}, but the "
@@ -56,8 +56,8 @@ def _dataset(cfg, dataset):
 def export_checkpoint(model_path, out_dir, *, w_bits=8, dataset=None):
     """Export, evaluate on the test split and write the files; return the summary dict.
 
-    The test split is that of ``dataset`` (``"digits"`` or a path) when given, else of the
-    dataset the model was trained on (its path is recorded in the checkpoint).
+    The test split is that of ``dataset`` (``"digits"``, ``"mnist:DIR"`` or a path) when given,
+    else of the dataset the model was trained on (its path is recorded in the checkpoint).
     """
     from flows.io import check_output_dir
     from golden import ir

@@ -10,17 +10,21 @@ NAME = "train"
 HELP = "train a float multi-level SNN (--arch, --levels, --timesteps, --dataset)"
 DESCRIPTION = ("Train a float multi-level spiking network (SPEC §2) with surrogate gradients and "
                "Adam, and save it as a checkpoint {config, state_dict} for 'mlsnn export'. "
-               "--dataset is 'digits' (scikit-learn, 8x8, offline) or your own data: an .npz "
-               "with arrays x [samples, features | height, width | channels, height, width] of "
-               "unsigned integers and y [samples] of labels, or a directory with x.npy and "
-               "y.npy. Split: stratified, 25 % test, --split-seed. One progress line per epoch "
-               "on stderr. Example: mlsnn train --arch mlp --timesteps 1 --levels 4 -o model.pt")
+               "--dataset is 'digits' (scikit-learn, 8x8, offline), 'mnist:DIR' (the four MNIST "
+               "IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+               "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte in DIR, plain or .gz, with "
+               "MNIST's own 60,000/10,000 split) or your own data: an .npz with arrays x "
+               "[samples, features | height, width | channels, height, width] of unsigned "
+               "integers (e.g. CIFAR-10 as [n, 3, 32, 32] uint8) and y [samples] of labels, or a "
+               "directory with x.npy and y.npy. Split of your own data: stratified, 25 % test, "
+               "--split-seed. One progress line per epoch on stderr. Example: mlsnn train --arch "
+               "mlp --timesteps 1 --levels 4 -o model.pt")
 
 
 def add_arguments(p):
-    p.add_argument("--dataset", default="digits", metavar="digits|PATH",
-                   help="'digits' (default), an .npz with x and y, or a directory with x.npy "
-                        "and y.npy")
+    p.add_argument("--dataset", default="digits", metavar="digits|mnist:DIR|PATH",
+                   help="'digits' (default), mnist:DIR (a directory of the four MNIST IDX "
+                        "files), an .npz with x and y, or a directory with x.npy and y.npy")
     p.add_argument("--arch", default="mlp", choices=ARCHS, help="network (default: mlp)")
     p.add_argument("--timesteps", "-T", type=int, default=1, metavar="T",
                    help="timesteps T (default: 1)")
@@ -30,7 +34,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0,
                    help="initialisation/shuffle seed, 0..2**63-1 (default: 0)")
     p.add_argument("--split-seed", type=int, default=0,
-                   help="seed of the stratified train/test split, 0..2**32-1 (default: 0)")
+                   help="seed of the stratified train/test split, 0..2**32-1 (default: 0; "
+                        "mnist:DIR has its own split and ignores it)")
     p.add_argument("--hidden", type=int, default=64,
                    help="hidden dense width of mlp and cnn (default: 64)")
     p.add_argument("--channels", type=int, default=8,
