@@ -14,9 +14,23 @@ Layer kinds
 ``dense``   weight ``[N_in, N_out]`` (flat layout ``w[i*N_out + j]``), bias ``[N_out]``.
 ``conv2d``  weight ``[C_in, K, K, C_out]`` (flat ``((ci*K + ky)*K + kx)*C_out + co``), bias
             ``[C_out]``; neuron index ``j = (co*H_out + yo)*W_out + xo``.
-``join``    ``mode="barrier"``: Sparse-ResNet barrier neuron (own θ, N, v0, one integer weight
-            per input stream, no bias); ``mode="sew"``: SEW-ResNet join (no neuron, the next layer
-            receives the events of both streams).
+``barrier`` Sparse-ResNet barrier neuron joining two streams (own θ, N, v0, one integer weight
+            per input stream, no bias).
+``sew``     SEW-ResNet join (no neuron, the next layer receives the events of both streams).
+``maxpool2d``, ``avgpool2d``  pooling (:mod:`golden.pooling`).
+
+``Join(mode="barrier" | "sew", ...)`` builds a :class:`Barrier` or a :class:`Sew`; ``isinstance(x,
+Join)`` holds for both. Schema 1 files (kind ``"join"`` with a ``mode``) are still read.
+
+The kind protocol
+-----------------
+Every kind is a frozen dataclass registered in :data:`KINDS` (:func:`register`) that answers,
+for the rest of the code base, everything that depends on the kind (see :class:`Kind`): how many
+inputs it takes, which arrays it stores, whether it may be the readout, its checks against its
+inputs, its output shape, its static bound, the largest value it emits, its per-index fan-out,
+its golden map (:mod:`golden.reference`), its energy description (:mod:`golden.energy.arch`)
+and its hardware core (``hw_core``, resolved by :mod:`hw.cores`). A new kind is one module that
+defines and registers its class (see ``docs/extending.md``).
 
 Widths
 ------
@@ -39,11 +53,13 @@ import numpy as np
 from .errors import MlsnnError
 
 __all__ = [
-    "SCHEMA_VERSION", "InputSpec", "Dense", "Conv2d", "Join", "Network",
-    "load", "save", "conv_out_size",
+    "SCHEMA_VERSION", "InputSpec", "Kind", "Dense", "Conv2d", "Join", "Barrier", "Sew",
+    "Network", "KINDS", "register", "kind_of", "load", "save", "conv_out_size",
 ]
 
-SCHEMA_VERSION = 1
+#: Version written; :func:`from_json` reads 1 (kind ``"join"`` + ``mode``) and 2.
+SCHEMA_VERSION = 2
+READ_VERSIONS = (1, 2)
 INPUT = "input"
 
 
@@ -111,6 +127,15 @@ def conv_out_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def axis_offsets(size_in, size_out, kernel, stride, padding):
+    """The conv fan-out along one axis, the one definition every module uses: per input
+    coordinate i, the kernel offsets k (ascending) that reach a valid output o,
+    ``o*S − P + k = i`` with ``0 <= o < size_out`` (``o = (i + P − k) / S``)."""
+    return [[k for k in range(kernel)
+             if (i + padding - k) % stride == 0 and 0 <= (i + padding - k) // stride < size_out]
+            for i in range(size_in)]
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """The network input: an unsigned integer tensor presented at every timestep.
@@ -151,8 +176,122 @@ class InputSpec:
         return (1 << self.in_bits) - 1
 
 
+class Kind:
+    """The protocol every layer kind implements (defaults for a one-input neuron layer).
+
+    Class attributes
+    ----------------
+    kind : str            JSON name (``"dense"``), the key in :data:`KINDS`.
+    n_inputs : int        Input streams (1, or 2 for the joins).
+    arrays : tuple        Names of the arrays stored in ``network.npz`` (``<layer>.<name>``).
+    required : tuple      JSON fields that must be given.
+    can_readout : bool    May be the last layer.
+    combine : str         How an event updates its targets' state: ``"sum"`` (P += z·w) or
+                          ``"max"`` (P = max(P, z)); none for a passthrough kind.
+    passthrough : bool    Forwards its input streams unchanged (SEW): the next layer receives
+                          the events of every stream.
+    hw_core : str         ``"module:Class"`` of the hardware core (:mod:`hw.cores`).
+    label : str           Short name in reports.
+    """
+
+    kind = "?"
+    n_inputs = 1
+    arrays = ()
+    required = ()
+    can_readout = False
+    combine = "sum"
+    passthrough = False
+    hw_core = ""
+    readout = False
+    v0 = 0
+
+    @property
+    def label(self):
+        return self.kind
+
+    def check_inputs(self, owner, in_shapes, scales, n_streams):
+        """Raise :class:`MlsnnError` unless the inputs (shapes, scales, number of event streams
+        entering) suit this layer."""
+
+    def out_shape(self, in_shape):
+        return tuple(in_shape)
+
+    def input_terms(self, z):
+        """``(z_index, per_t)`` from the largest value per input index and timestep of each
+        input ``z``: the largest total value per input index, and the bound on ``|I|`` (the
+        current of one timestep) of SPEC §3."""
+        raise NotImplementedError(self.kind)
+
+    def static_bound(self, T, per_t):
+        """The static bound on ``|P|``, ``|H|`` (SPEC §3)."""
+        return abs(self.v0) + T * per_t
+
+    def width_floor(self):
+        """Widths the potential needs whatever the inputs (θ·N, v0)."""
+        return max(signed_width(self.threshold * self.levels), signed_width(abs(self.v0)))
+
+    def out_zmax(self, z_index):
+        """Largest value of an emitted event."""
+        return 0 if self.readout else self.levels
+
+    def fanout_counts(self, in_shape):
+        """``|fanout(i)|`` for every input index i (flat, CHW order)."""
+        return np.ones(math.prod(in_shape), dtype=np.int64)
+
+    def out_scale(self, in_scale):
+        """Float meaning of one unit of this layer's events."""
+        return self.scale
+
+    def energy_fanouts(self, info):
+        """Per input index, for the energy comparison (:mod:`golden.energy.compare`): the
+        exact fan-out, the stride-aligned fan-out that ignores borders, and the analytic
+        fan-outs F (every kernel offset) and Fs (stride-aligned)."""
+        ones = np.ones(info.n_in)
+        return ones, ones, 1, 1
+
+    def golden_map(self, info):
+        """The linear map :mod:`golden.reference` integrates with (``fanout``, ``apply``,
+        ``has_bias``, ``bias``, ``matrix``; a ``"max"`` kind: ``max``)."""
+        raise NotImplementedError(f"kind '{self.kind}' has no golden map")
+
+    def energy_spec(self, info, timesteps):
+        """Keyword arguments of :class:`golden.energy.arch.LayerSpec` for this layer."""
+        raise NotImplementedError(f"kind '{self.kind}' has no energy description")
+
+
+#: kind name → class, every registered kind (:func:`register`).
+KINDS = {}
+
+
+def register(cls):
+    """Class decorator: add a layer kind to :data:`KINDS` (its ``kind`` must be new)."""
+    if cls.kind in KINDS and KINDS[cls.kind] is not cls:
+        raise ValueError(f"layer kind '{cls.kind}' is registered twice")
+    KINDS[cls.kind] = cls
+    return cls
+
+
+def kind_of(layer):
+    """The registered class of ``layer`` (raises :class:`MlsnnError` for anything else)."""
+    cls = KINDS.get(getattr(layer, "kind", None))
+    if cls is None or not isinstance(layer, cls):
+        raise MlsnnError(f"not a layer of a registered kind ({sorted(KINDS)}): "
+                         f"{type(layer).__name__}")
+    return cls
+
+
+def _one_input(owner, inputs):
+    if isinstance(inputs, str):
+        inputs = (inputs,)
+    inputs = tuple(inputs) if isinstance(inputs, (list, tuple)) else None
+    if inputs is None or len(inputs) != 1 or not isinstance(inputs[0], str):
+        raise MlsnnError(f"{owner}: field 'inputs' must name exactly one input layer, "
+                         f"not {inputs!r}")
+    return inputs
+
+
 @dataclass(frozen=True, eq=False)
-class _Spiking:
+class _Spiking(Kind):
     """Fields common to spiking layers (dense, conv2d). See the module docstring."""
 
     name: str
@@ -171,13 +310,7 @@ class _Spiking:
     def _check_common(self):
         owner = f"layer '{self.name}'"
         _check_name(f"layer {self.name!r}", self.name)
-        if isinstance(self.inputs, str):
-            object.__setattr__(self, "inputs", (self.inputs,))
-        inputs = tuple(self.inputs)
-        if len(inputs) != 1 or not isinstance(inputs[0], str):
-            raise MlsnnError(f"{owner}: field 'inputs' must name exactly one input layer, "
-                             f"not {list(inputs)!r}")
-        object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "inputs", _one_input(owner, self.inputs))
         _check_neuron(owner, self.threshold, self.levels, self.v0)
         _check_int(owner, "w_bits", self.w_bits, minimum=2, maximum=16)
         _check_int(owner, "b_bits", self.b_bits, minimum=2, maximum=32)
@@ -188,12 +321,41 @@ class _Spiking:
         object.__setattr__(self, "scale", float(self.scale))
         return owner
 
+    arrays = ("weight", "bias")
+    required = ("threshold", "levels")
+    can_readout = True
+    hw_core = "hw.layer:LayerCore"
 
+    def input_terms(self, z):
+        per_t = int(np.abs(self.bias.astype(np.int64)).max(initial=0)) \
+            + z[0] * self.max_in_weight_sum()
+        return z[0], per_t
+
+    def golden_map(self, info):
+        from .reference import LinearMap
+        return LinearMap(self, info)
+
+    def _energy_common(self, info, timesteps):
+        a_bits = None if self.readout else max(1, (self.levels * timesteps).bit_length())
+        return dict(name=self.name, inputs=self.inputs, out_shape=info.out_shape,
+                    levels=0 if self.readout else self.levels, readout=self.readout,
+                    w_bits=self.w_bits, b_bits=self.b_bits, p_bits=info.width, a_bits=a_bits)
+
+
+@register
 @dataclass(frozen=True, eq=False)
 class Dense(_Spiking):
     """Fully connected layer; ``weight`` is ``[N_in, N_out]``, ``bias`` ``[N_out]``."""
 
     kind = "dense"
+
+    def check_inputs(self, owner, in_shapes, scales, n_streams):
+        if math.prod(in_shapes[0]) != self.in_features:
+            raise MlsnnError(f"{owner}: field 'weight' has {self.in_features} input rows but "
+                             f"'{self.inputs[0]}' gives {math.prod(in_shapes[0])} values")
+
+    def energy_spec(self, info, timesteps):
+        return dict(self._energy_common(info, timesteps), kind="dense", in_shape=(info.n_in,))
 
     def __post_init__(self):
         owner = self._check_common()
@@ -218,14 +380,18 @@ class Dense(_Spiking):
         return (self.out_features,)
 
     def fanout_counts(self, in_shape):
-        """``|fanout(i)|`` for every input index i (flat, CHW order)."""
         return np.full(math.prod(in_shape), self.out_features, dtype=np.int64)
+
+    def energy_fanouts(self, info):
+        full = np.full(info.n_in, float(self.out_features))
+        return full, full, self.out_features, self.out_features
 
     def max_in_weight_sum(self):
         """max_j Σ_i |w_ij| (the static bound's weight term)."""
         return int(np.abs(self.weight.astype(np.int64)).sum(axis=0).max(initial=0))
 
 
+@register
 @dataclass(frozen=True, eq=False)
 class Conv2d(_Spiking):
     """2-D convolution; ``weight`` is ``[C_in, K, K, C_out]``, ``bias`` ``[C_out]``."""
@@ -233,6 +399,23 @@ class Conv2d(_Spiking):
     stride: int = 1
     padding: int = 0
     kind = "conv2d"
+
+    def check_inputs(self, owner, in_shapes, scales, n_streams):
+        in_shape = in_shapes[0]
+        if len(in_shape) != 3:
+            raise MlsnnError(f"{owner}: a conv2d input must be (C, H, W), but "
+                             f"'{self.inputs[0]}' gives {tuple(in_shape)}")
+        if in_shape[0] != self.in_channels:
+            raise MlsnnError(f"{owner}: field 'weight' has {self.in_channels} input channels "
+                             f"but '{self.inputs[0]}' gives {in_shape[0]}")
+        _, ho, wo = self.out_shape(in_shape)
+        if ho < 1 or wo < 1:
+            raise MlsnnError(f"{owner}: the kernel ({self.kernel}) does not fit the "
+                             f"{in_shape[1]}x{in_shape[2]} input with padding {self.padding}")
+
+    def energy_spec(self, info, timesteps):
+        return dict(self._energy_common(info, timesteps), kind="conv", in_shape=info.in_shape,
+                    kernel=self.kernel, stride=self.stride, padding=self.padding)
 
     def __post_init__(self):
         owner = self._check_common()
@@ -266,64 +449,94 @@ class Conv2d(_Spiking):
                 conv_out_size(h, self.kernel, self.stride, self.padding),
                 conv_out_size(w, self.kernel, self.stride, self.padding))
 
-    def _axis_fanout(self, size_in, size_out):
-        """Per input coordinate: number of kernel offsets k with a valid output o,
-        o*S - P + k = i, 0 <= o < size_out."""
-        cnt = np.zeros(size_in, dtype=np.int64)
-        for i in range(size_in):
-            for k in range(self.kernel):
-                num = i + self.padding - k
-                if num % self.stride == 0 and 0 <= num // self.stride < size_out:
-                    cnt[i] += 1
-        return cnt
-
     def fanout_counts(self, in_shape):
         c, h, w = in_shape
         _, ho, wo = self.out_shape(in_shape)
-        fy, fx = self._axis_fanout(h, ho), self._axis_fanout(w, wo)
-        per_pixel = np.outer(fy, fx) * self.out_channels
+        fy = axis_offsets(h, ho, self.kernel, self.stride, self.padding)
+        fx = axis_offsets(w, wo, self.kernel, self.stride, self.padding)
+        per_pixel = np.outer([len(k) for k in fy], [len(k) for k in fx]) * self.out_channels
         return np.broadcast_to(per_pixel, (c, h, w)).reshape(-1).astype(np.int64)
 
     def max_in_weight_sum(self):
         w = np.abs(self.weight.astype(np.int64))
         return int(w.sum(axis=(0, 1, 2)).max(initial=0))
 
+    def energy_fanouts(self, info):
+        c, h, w = info.in_shape
+        exact = self.fanout_counts(info.in_shape)
+        k, s, p = self.kernel, self.stride, self.padding
+        # Stride-aligned offsets, borders ignored: k with (i + P − k) ≡ 0 mod S.
+        fy = [sum((i + p - o) % s == 0 for o in range(k)) for i in range(h)]
+        fx = [sum((i + p - o) % s == 0 for o in range(k)) for i in range(w)]
+        aligned = np.broadcast_to(np.outer(fy, fx) * self.out_channels, (c, h, w)).reshape(-1)
+        F = self.out_channels * k ** 2
+        Fs = self.out_channels * math.ceil(k / s) ** 2
+        return exact.astype(np.float64), aligned.astype(np.float64), F, Fs
 
+
+def _two_inputs(owner, inputs):
+    inputs = tuple(inputs) if isinstance(inputs, (list, tuple)) else None
+    if inputs is None or len(inputs) != 2 or not all(isinstance(s, str) for s in inputs):
+        raise MlsnnError(f"{owner}: field 'inputs' must name exactly two input layers")
+    if inputs[0] == inputs[1]:
+        raise MlsnnError(f"{owner}: field 'inputs' names '{inputs[0]}' twice")
+    return inputs
+
+
+class _JoinMeta(type):
+    """``Join(..., mode=...)`` builds the :class:`Barrier` or :class:`Sew` kind (the IR before
+    schema 2 had one join kind with a mode)."""
+
+    def __call__(cls, *args, **kwargs):
+        if cls is not Join:
+            return super().__call__(*args, **kwargs)
+        mode = kwargs.pop("mode", "barrier")
+        name = kwargs.get("name", args[0] if args else "?")
+        if mode not in ("barrier", "sew"):
+            raise MlsnnError(f"layer '{name}': field 'mode' must be 'barrier' or 'sew', "
+                             f"not {mode!r}")
+        if mode == "sew":
+            _sew_args_check(name, kwargs)
+        return (Barrier if mode == "barrier" else Sew)(*args, **kwargs)
+
+
+class Join(Kind, metaclass=_JoinMeta):
+    """A residual join of two streams of the same shape: :class:`Barrier` or :class:`Sew`."""
+
+    n_inputs = 2
+
+    @property
+    def label(self):
+        return f"join-{self.mode}"
+
+    def check_inputs(self, owner, in_shapes, scales, n_streams):
+        if tuple(in_shapes[1]) != tuple(in_shapes[0]):
+            raise MlsnnError(f"{owner}: field 'inputs' joins shapes {tuple(in_shapes[0])} and "
+                             f"{tuple(in_shapes[1])}; they must be equal")
+
+
+@register
 @dataclass(frozen=True, eq=False)
-class Join:
-    """Residual join of two streams of the same shape.
-
-    ``mode="barrier"``: Sparse-ResNet barrier neuron per index j, P[j] += z·stream_weights[s];
-    own ``threshold``, ``levels``, ``v0``; no bias, no weight memory.
-    ``mode="sew"``: SEW-ResNet join, no neuron: the next layer receives the events of both streams
-    (their scales must be equal). ``threshold``/``levels``/``stream_weights`` must be left at their
-    defaults for ``sew``.
-    """
+class Barrier(Join):
+    """Sparse-ResNet barrier neuron per index j: ``P[j] += z·stream_weights[s]``; own
+    ``threshold``, ``levels``, ``v0``; no bias, no weight memory."""
 
     name: str
     inputs: tuple
-    mode: str = "barrier"
     threshold: int = 1
     levels: int = 1
     v0: int = 0
     stream_weights: tuple = (1, 1)
     potential_width: Optional[int] = None
     scale: float = 1.0
-    kind = "join"
-    readout = False
+    kind = "barrier"
+    mode = "barrier"
+    hw_core = "hw.join:BarrierCore"
 
     def __post_init__(self):
         owner = f"layer '{self.name}'"
         _check_name(f"layer {self.name!r}", self.name)
-        inputs = tuple(self.inputs) if isinstance(self.inputs, (list, tuple)) else None
-        if inputs is None or len(inputs) != 2 or not all(isinstance(s, str) for s in inputs):
-            raise MlsnnError(f"{owner}: field 'inputs' must name exactly two input layers")
-        if inputs[0] == inputs[1]:
-            raise MlsnnError(f"{owner}: field 'inputs' names '{inputs[0]}' twice")
-        object.__setattr__(self, "inputs", inputs)
-        if self.mode not in ("barrier", "sew"):
-            raise MlsnnError(f"{owner}: field 'mode' must be 'barrier' or 'sew', "
-                             f"not {self.mode!r}")
+        object.__setattr__(self, "inputs", _two_inputs(owner, self.inputs))
         _check_neuron(owner, self.threshold, self.levels, self.v0)
         sw = tuple(self.stream_weights) if isinstance(self.stream_weights, (list, tuple)) else ()
         if len(sw) != 2:
@@ -335,8 +548,53 @@ class Join:
             _check_int(owner, "potential_width", self.potential_width, minimum=2, maximum=64)
         object.__setattr__(self, "scale", float(self.scale))
 
-    def out_shape(self, in_shape):
-        return tuple(in_shape)
+    def input_terms(self, z):
+        return max(z), sum(zk * abs(w) for zk, w in zip(z, self.stream_weights))
+
+    def golden_map(self, info):
+        from .reference import StreamWeightMap
+        return StreamWeightMap(self, info)
+
+    def energy_spec(self, info, timesteps):
+        return dict(name=self.name, kind="join", inputs=self.inputs, in_shape=info.in_shape,
+                    out_shape=info.out_shape, join="barrier", levels=self.levels,
+                    p_bits=info.width, a_bits=max(1, (self.levels * timesteps).bit_length()))
+
+
+@register
+@dataclass(frozen=True, eq=False)
+class Sew(Join):
+    """SEW-ResNet join, no neuron: the next layer receives the events of both streams (their
+    scales must be equal)."""
+
+    name: str
+    inputs: tuple
+    scale: float = 1.0
+    kind = "sew"
+    mode = "sew"
+    combine = None
+    passthrough = True
+    hw_core = "hw.join:SewJoin"
+
+    def __post_init__(self):
+        owner = f"layer '{self.name}'"
+        _check_name(f"layer {self.name!r}", self.name)
+        object.__setattr__(self, "inputs", _two_inputs(owner, self.inputs))
+        object.__setattr__(self, "scale", float(self.scale))
+
+    def check_inputs(self, owner, in_shapes, scales, n_streams):
+        super().check_inputs(owner, in_shapes, scales, n_streams)
+        if not math.isclose(scales[0], scales[1], rel_tol=1e-9):
+            raise MlsnnError(f"{owner}: a SEW join needs inputs of the same scale, but "
+                             f"'{self.inputs[0]}' has {scales[0]:g} and '{self.inputs[1]}' has "
+                             f"{scales[1]:g}")
+
+    def input_terms(self, z):
+        return sum(z), 0
+
+    def energy_spec(self, info, timesteps):
+        return dict(name=self.name, kind="join", inputs=self.inputs, in_shape=info.in_shape,
+                    out_shape=info.out_shape, join="sew", levels=0, p_bits=None, a_bits=None)
 
     @property
     def weight(self):
@@ -347,7 +605,19 @@ class Join:
         return None
 
 
-_KINDS = {"dense": Dense, "conv2d": Conv2d, "join": Join}
+def _sew_args_check(name, kwargs):
+    bad = [k for k in ("threshold", "levels", "v0", "stream_weights", "potential_width")
+           if k in kwargs]
+    if bad:
+        raise MlsnnError(f"layer '{name}': a SEW join has no neuron: leave 'stream_weights' "
+                         f"and 'potential_width' unset (found '{bad[0]}')")
+
+
+Barrier.weight = property(lambda self: None)
+Barrier.bias = property(lambda self: None)
+
+
+
 
 
 @dataclass(frozen=True, eq=False)
@@ -398,8 +668,9 @@ class Network:
         streams = {INPUT: (INPUT,)}
         consumers = {INPUT: 0}
         for idx, layer in enumerate(layers):
-            if not isinstance(layer, (Dense, Conv2d, Join)):
-                raise MlsnnError(f"network: layers[{idx}] is not a Dense, Conv2d or Join")
+            if type(layer) not in KINDS.values():
+                raise MlsnnError(f"network: layers[{idx}] is not a layer of a registered kind "
+                                 f"({', '.join(sorted(KINDS))})")
             owner = f"layer '{layer.name}'"
             if layer.name in shapes:
                 raise MlsnnError(f"{owner}: field 'name' is used twice")
@@ -409,74 +680,43 @@ class Network:
                                      f"earlier layer or 'input'")
                 consumers[src] += 1
             is_last = idx == len(layers) - 1
+            if is_last and not layer.can_readout:
+                raise MlsnnError(f"{owner}: the readout (the last layer) must be dense or "
+                                 f"conv2d, not {layer.kind}")
             if layer.readout != is_last:
                 raise MlsnnError(f"{owner}: field 'readout' must be true for the last layer and "
                                  f"only for it")
             in_shape = shapes[layer.inputs[0]]
             z_in = tuple(zmax[s] for s in layer.inputs)
-            if isinstance(layer, Join):
-                other = shapes[layer.inputs[1]]
-                if tuple(other) != tuple(in_shape):
-                    raise MlsnnError(f"{owner}: field 'inputs' joins shapes {tuple(in_shape)} "
-                                     f"and {tuple(other)}; they must be equal")
-                if layer.mode == "sew":
-                    s0, s1 = scales[layer.inputs[0]], scales[layer.inputs[1]]
-                    if not math.isclose(s0, s1, rel_tol=1e-9):
-                        raise MlsnnError(f"{owner}: a SEW join needs inputs of the same scale, "
-                                         f"but '{layer.inputs[0]}' has {s0:g} and "
-                                         f"'{layer.inputs[1]}' has {s1:g}")
-                    if layer.stream_weights != (1, 1) or layer.potential_width is not None:
-                        raise MlsnnError(f"{owner}: a SEW join has no neuron: leave "
-                                         f"'stream_weights' and 'potential_width' unset")
-            elif isinstance(layer, Conv2d):
-                if len(in_shape) != 3:
-                    raise MlsnnError(f"{owner}: a conv2d input must be (C, H, W), but "
-                                     f"'{layer.inputs[0]}' gives {tuple(in_shape)}")
-                if in_shape[0] != layer.in_channels:
-                    raise MlsnnError(f"{owner}: field 'weight' has {layer.in_channels} input "
-                                     f"channels but '{layer.inputs[0]}' gives {in_shape[0]}")
-                _, ho, wo = layer.out_shape(in_shape)
-                if ho < 1 or wo < 1:
-                    raise MlsnnError(f"{owner}: the kernel ({layer.kernel}) does not fit the "
-                                     f"{in_shape[1]}x{in_shape[2]} input with padding "
-                                     f"{layer.padding}")
-            else:
-                if math.prod(in_shape) != layer.in_features:
-                    raise MlsnnError(f"{owner}: field 'weight' has {layer.in_features} input "
-                                     f"rows but '{layer.inputs[0]}' gives "
-                                     f"{math.prod(in_shape)} values")
-            out_shape = layer.out_shape(in_shape)
             # Per input index per timestep a SEW-fed layer sees one event of each stream.
             src_streams = sum((streams[s] for s in layer.inputs), ())
+            layer.check_inputs(owner, [tuple(shapes[s]) for s in layer.inputs],
+                               [scales[s] for s in layer.inputs], len(src_streams))
+            out_shape = layer.out_shape(in_shape)
             T = self.timesteps
-            if isinstance(layer, Join) and layer.mode == "sew":
-                z_index = zout = sum(zmax_stream(zmax, streams, s) for s in layer.inputs)
+            z_index, per_t = layer.input_terms(
+                tuple(zmax_stream(zmax, streams, s) for s in layer.inputs))
+            if layer.passthrough:
+                zout = z_index
                 bound = safe = width = 0
                 streams[layer.name] = src_streams
             else:
-                if isinstance(layer, Join):
-                    z_index = max(zmax_stream(zmax, streams, s) for s in layer.inputs)
-                    per_t = sum(zmax_stream(zmax, streams, s) * abs(w)
-                                for s, w in zip(layer.inputs, layer.stream_weights))
-                else:
-                    z_index = zmax_stream(zmax, streams, layer.inputs[0])
-                    per_t = int(np.abs(layer.bias.astype(np.int64)).max(initial=0)) \
-                        + z_index * layer.max_in_weight_sum()
-                bound = abs(layer.v0) + T * per_t
-                safe = max(signed_width(bound), signed_width(layer.threshold * layer.levels),
-                           signed_width(abs(layer.v0)))
+                bound = layer.static_bound(T, per_t)
+                safe = max(signed_width(bound), layer.width_floor())
                 if safe > MAX_POTENTIAL_WIDTH:
                     raise MlsnnError(f"{owner}: its potential needs {safe} bits (static bound "
                                      f"{bound}), more than the {MAX_POTENTIAL_WIDTH} the "
                                      f"hardware supports: lower 'threshold', 'v0' or the "
                                      f"weights")
-                width = layer.potential_width if layer.potential_width is not None else safe
-                if not layer.readout and layer.threshold > (1 << (width - 1)) - 1:
+                forced = getattr(layer, "potential_width", None)
+                width = forced if forced is not None else safe
+                if not layer.readout and getattr(layer, "threshold", None) is not None and \
+                        layer.threshold > (1 << (width - 1)) - 1:
                     raise MlsnnError(f"{owner}: 'threshold' {layer.threshold} can never be "
                                      f"reached by a {width}-bit potential (max "
                                      f"{(1 << (width - 1)) - 1}): widen 'potential_width' or "
                                      f"lower the threshold")
-                zout = 0 if layer.readout else layer.levels
+                zout = layer.out_zmax(z_index)
                 streams[layer.name] = (layer.name,)
             infos[layer.name] = LayerInfo(
                 in_shape=tuple(in_shape), out_shape=tuple(out_shape),
@@ -486,14 +726,12 @@ class Network:
                 stream_src=tuple(k for k, s in enumerate(layer.inputs) for _ in streams[s]))
             shapes[layer.name] = out_shape
             zmax[layer.name] = zout
-            scales[layer.name] = layer.scale
+            scales[layer.name] = layer.out_scale(scales[layer.inputs[0]])
             consumers[layer.name] = 0
         for lname, n in consumers.items():
             if n == 0 and lname != layers[-1].name:
                 raise MlsnnError(f"layer '{lname}': its output is used by no layer (only the "
                                  f"readout may be a sink)")
-        if isinstance(layers[-1], Join):
-            raise MlsnnError(f"layer '{layers[-1].name}': the readout must be dense or conv2d")
         object.__setattr__(self, "_infos", infos)
 
     # -- queries ---------------------------------------------------------------------------
@@ -523,7 +761,7 @@ class Network:
         """True when every layer reads the layer just before it and there are no joins."""
         prev = INPUT
         for layer in self.layers:
-            if isinstance(layer, Join) or layer.inputs != (prev,):
+            if layer.n_inputs != 1 or layer.inputs != (prev,):
                 return False
             prev = layer.name
         return True
@@ -568,11 +806,11 @@ class Network:
         for layer in self.layers:
             d = {"kind": layer.kind}
             for f in dataclasses.fields(layer):
-                if f.name in ("weight", "bias"):
+                if f.name in layer.arrays:
                     continue
                 v = getattr(layer, f.name)
                 d[f.name] = list(v) if isinstance(v, tuple) else v
-            if isinstance(layer, (Dense, Conv2d)):
+            if "weight" in layer.arrays:
                 d["weight_shape"] = list(layer.weight.shape)
             layers.append(d)
         return {
@@ -586,9 +824,8 @@ class Network:
     def arrays(self):
         out = {}
         for layer in self.layers:
-            if isinstance(layer, (Dense, Conv2d)):
-                out[f"{layer.name}.weight"] = layer.weight
-                out[f"{layer.name}.bias"] = layer.bias
+            for a in layer.arrays:
+                out[f"{layer.name}.{a}"] = getattr(layer, a)
         return out
 
 
@@ -626,9 +863,10 @@ def from_json(doc, arrays):
         raise MlsnnError("network.json: not an mlsnn network (field 'schema' must be "
                          "'mlsnn-network')")
     ver = doc.get("schema_version")
-    if type(ver) is not int or ver != SCHEMA_VERSION:
+    if type(ver) is not int or ver not in READ_VERSIONS:
         raise MlsnnError(f"network.json: field 'schema_version' is {json.dumps(ver)}; this "
-                         f"mlsnn reads version {SCHEMA_VERSION} (the integer)")
+                         f"mlsnn reads versions {READ_VERSIONS[0]} to {READ_VERSIONS[-1]} "
+                         f"(an integer)")
     for key in ("timesteps", "input", "layers"):
         if key not in doc:
             raise MlsnnError(f"network.json: missing field '{key}'")
@@ -655,13 +893,25 @@ def from_json(doc, arrays):
             seen[d["name"]] = idx
         d = dict(d)
         kind = d.pop("kind", None)
-        cls = _KINDS.get(kind)
-        if cls is None:
-            raise MlsnnError(f"network.json: layers[{idx}] field 'kind' must be one of "
-                             f"{sorted(_KINDS)}, not {kind!r}")
         name = d.get("name", f"layers[{idx}]")
+        if ver == 1 and kind in ("barrier", "sew"):
+            kind = None                 # not schema 1 names
+        if ver == 1 and kind == "join":
+            # Schema 1: one join kind with a mode; schema 2 has the two kinds.
+            if "mode" not in d:
+                raise MlsnnError(f"layer '{name}': missing field 'mode' ('barrier' or 'sew')")
+            kind = d.pop("mode")
+            if kind not in ("barrier", "sew"):
+                raise MlsnnError(f"layer '{name}': field 'mode' must be 'barrier' or 'sew', "
+                                 f"not {kind!r}")
+        kinds = KINDS if ver > 1 else {k: KINDS[k] for k in ("dense", "conv2d", "barrier", "sew")}
+        cls = kinds.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            allowed = sorted(kinds) if ver > 1 else ["conv2d", "dense", "join"]
+            raise MlsnnError(f"network.json: layers[{idx}] field 'kind' must be one of "
+                             f"{allowed}, not {kind!r}")
         wshape = d.pop("weight_shape", None)
-        allowed = {f.name for f in dataclasses.fields(cls)} - {"weight", "bias"}
+        allowed = {f.name for f in dataclasses.fields(cls)} - set(cls.arrays)
         unknown = set(d) - allowed
         if unknown:
             raise MlsnnError(f"layer '{name}': unknown field '{sorted(unknown)[0]}'")
@@ -675,13 +925,11 @@ def from_json(doc, arrays):
         for req in ("name", "inputs"):
             if req not in d:
                 raise MlsnnError(f"network.json: layers[{idx}] is missing field '{req}'")
-        if cls is Join and "mode" not in d:
-            raise MlsnnError(f"layer '{name}': missing field 'mode' ('barrier' or 'sew')")
-        if cls is not Join:
-            for req in ("threshold", "levels"):
-                if req not in d:
-                    raise MlsnnError(f"layer '{name}': missing field '{req}'")
-            for arr in ("weight", "bias"):
+        for req in cls.required:
+            if req not in d:
+                raise MlsnnError(f"layer '{name}': missing field '{req}'")
+        if cls.arrays:
+            for arr in cls.arrays:
                 key = f"{name}.{arr}"
                 if key not in arrays:
                     raise MlsnnError(f"network.npz: missing array '{key}'")
@@ -725,3 +973,7 @@ def load(path):
         raise MlsnnError(f"{npz}: not a readable .npz file ({e})") from None
     return from_json(doc, arrays)
 
+
+
+# The kinds defined in modules of their own register themselves on import.
+from . import pooling  # noqa: E402,F401

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .counters import SPEC_COUNTERS as COUNTERS
 from .errors import MlsnnError
-from .ir import INPUT, Conv2d, Dense, Join, Network
+from .ir import INPUT, Dense, Network
 
 __all__ = ["run", "Result", "COUNTERS", "fire", "order_exact"]
 
@@ -43,8 +43,8 @@ class Result:
     -------
     predictions : ``[B]`` argmax of the readout potentials, lowest index wins ties.
     readout : ``[B, n_classes]`` readout potentials after timestep T (before the clear).
-    events : ``{layer: [T, B, n_out]}`` event values z (0 = no event) of every neuron layer
-        (dense, conv2d, barrier join; not the readout, not SEW joins, which have no neurons).
+    events : ``{layer: [T, B, n_out]}`` event values z (0 = no event) of every layer that
+        emits events of its own (not the readout, not SEW joins, which pass their inputs on).
     counters : ``{layer: {counter: [B]}}`` SPEC §5 counters per image.
     overflow : ``{layer: [B]}`` 0 impossible, 1 possible, 2 certain.
     currents : ``{layer: [T, B, n_out]}`` per-timestep input currents (bias included), only
@@ -102,8 +102,7 @@ class Result:
     def to_json(self, net):
         return {
             "predictions": [int(p) for p in self.predictions],
-            "layers": [dict({"name": l.name, "kind": l.kind if not isinstance(l, Join)
-                             else f"join-{l.mode}", "counters": self.totals(l.name),
+            "layers": [dict({"name": l.name, "kind": l.label, "counters": self.totals(l.name),
                              "overflow": _overflow_word(self.overflow[l.name],
                                                         l.name in self.saturations)},
                             **({"saturations": int(self.saturations[l.name].sum())}
@@ -160,7 +159,7 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
         n_out = info.n_out
         cnt = {k: torch.zeros(B, dtype=torch.float64) for k in COUNTERS}
         ovf = torch.zeros(B, dtype=torch.int64)
-        if isinstance(layer, Join) and layer.mode == "sew":
+        if layer.passthrough:
             for s in info.streams:
                 for t in range(T):
                     nnz = (ev[s][t] > 0).sum(1).to(torch.float64)
@@ -170,7 +169,27 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
             overflow[layer.name] = ovf
             saturations[layer.name] = np.zeros(B, np.int64)
             continue
-        prim = _Primitive(layer, info)
+        prim = layer.golden_map(info)
+        if layer.combine == "max":
+            zs = []
+            for t in range(T):
+                z_in = ev[info.streams[0]][t]
+                nnz = (z_in > 0).sum(1).to(torch.float64)
+                cnt["ev_in"] += nnz
+                cnt["syn_updates"] += nnz
+                cnt["syn_acc"] += nnz           # one comparison per update
+                zs.append(prim.max(z_in))
+                cnt["ev_out"] += (zs[-1] > 0).sum(1).to(torch.float64)
+            _finish(layer, info, cnt, T)
+            counters[layer.name] = cnt
+            overflow[layer.name] = ovf
+            saturations[layer.name] = np.zeros(B, np.int64)
+            ev[layer.name] = zs
+            if record_events:
+                events[layer.name] = torch.stack(zs).to(torch.int64).numpy()
+            if record_currents:
+                currents[layer.name] = torch.stack(zs).to(torch.int64).numpy()
+            continue
         fan = torch.from_numpy(prim.fanout).to(torch.float64)
         lo, hi = -(1 << (info.width - 1)), (1 << (info.width - 1)) - 1
         narrow = info.width < info.safe_width
@@ -258,17 +277,17 @@ def order_exact(net, layer):
     order they arrive, which depends on timing: there the model can only say whether overflow
     is impossible, possible or certain.
     """
-    return not isinstance(layer, Join) and len(net.info(layer.name).streams) == 1
+    return not layer.passthrough and len(net.info(layer.name).streams) == 1
 
 
 def _finish(layer, info, cnt, T):
-    # Memory accesses follow from the updates: one w read per update (not for joins),
+    # Memory accesses follow from the updates: one w read per update (kinds with weights),
     # one p read and write per update plus T·N_out for the sweeps, one bias read per neuron
-    # and timestep (not for joins).
+    # and timestep (kinds with a bias).
     sweep = float(T * info.n_out)
     cnt["p_rd"] = cnt["syn_updates"] + sweep
     cnt["p_wr"] = cnt["syn_updates"] + sweep
-    if not isinstance(layer, Join):
+    if "weight" in layer.arrays:
         cnt["w_rd"] = cnt["syn_updates"].clone()
         cnt["b_rd"] = torch.full_like(cnt["ev_in"], sweep)
 
@@ -309,17 +328,15 @@ def _saturating(prim, layer, info, ev_in, lo, hi):
     return zs, P.clone(), ovf, nsat
 
 
-class _Primitive:
-    """The linear map of one layer from a flat input stream to flat per-neuron currents."""
+class LinearMap:
+    """The golden map of a dense or conv2d layer: flat input stream → flat per-neuron currents
+    (``apply``), the bias per neuron, the fan-out per input index."""
+
+    has_bias = True
 
     def __init__(self, layer, info):
         self.layer = layer
         self.info = info
-        self.has_bias = not isinstance(layer, Join)
-        if isinstance(layer, Join):
-            self.fanout = np.ones(info.n_in, dtype=np.int64)
-            self.bias = None
-            return
         self.fanout = layer.fanout_counts(info.in_shape)
         w = torch.from_numpy(layer.weight.astype(np.float64))
         if isinstance(layer, Dense):
@@ -342,19 +359,30 @@ class _Primitive:
                           for i in range(0, n_in, 256)])
 
     def apply(self, z, stream, sign=0):
-        layer = self.layer
-        if isinstance(layer, Join):
-            w = float(layer.stream_weights[stream])
-            out = z * w
-            if sign == 1:
-                return torch.clamp(out, min=0)
-            if sign == -1:
-                return torch.clamp(out, max=0)
-            return out
-        if isinstance(layer, Dense):
+        if isinstance(self.layer, Dense):
             return z @ self.w[sign]
         B = z.shape[0]
         c, h, w_ = self.info.in_shape
-        out = F.conv2d(z.reshape(B, c, h, w_), self.w[sign], stride=layer.stride,
-                       padding=layer.padding)
+        out = F.conv2d(z.reshape(B, c, h, w_), self.w[sign], stride=self.layer.stride,
+                       padding=self.layer.padding)
         return out.reshape(B, -1)
+
+
+class StreamWeightMap:
+    """The golden map of a barrier join: ``P[j] += z·stream_weights[s]`` (identity fan-out)."""
+
+    has_bias = False
+    bias = None
+
+    def __init__(self, layer, info):
+        self.layer = layer
+        self.fanout = np.ones(info.n_in, dtype=np.int64)
+
+    def apply(self, z, stream, sign=0):
+        out = z * float(self.layer.stream_weights[stream])
+        if sign == 1:
+            return torch.clamp(out, min=0)
+        if sign == -1:
+            return torch.clamp(out, max=0)
+        return out
+

@@ -307,9 +307,9 @@ def _first_two_names(doc):
     (lambda d: [d], "not an mlsnn network (the top level must be a JSON object with 'schema': "
                     "'mlsnn-network', not a list)"),
     (lambda d: d.update(schema_version=True),
-     "field 'schema_version' is true; this mlsnn reads version 1 (the integer)"),
+     "field 'schema_version' is true; this mlsnn reads versions 1 to 2 (an integer)"),
     (lambda d: d.update(schema_version=1.0),
-     "field 'schema_version' is 1.0; this mlsnn reads version 1 (the integer)"),
+     "field 'schema_version' is 1.0; this mlsnn reads versions 1 to 2 (an integer)"),
     (lambda d: d["layers"][0].update(inputs="input"),
      "field 'inputs' must be a list of layer names (e.g. [\"input\"]), not a string"),
 ])

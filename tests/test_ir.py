@@ -105,7 +105,39 @@ def test_save_load_roundtrip(tmp_path):
         x = random_inputs(net, 4, seed=1)
         assert np.array_equal(run(back, x).readout, run(net, x).readout)
         doc = json.loads((tmp_path / kind / "network.json").read_text())
-        assert doc["schema_version"] == 1
+        assert doc["schema_version"] == 2
+
+
+def test_reads_schema_1(tmp_path):
+    """A schema-1 network.json (one kind "join" with a mode) loads as the barrier and SEW kinds
+    of schema 2; in schema 2 the kind "join" is unknown."""
+    for seed in range(6):
+        net = random_network(seed, kind="residual")
+        save(net, tmp_path)
+        doc = json.loads((tmp_path / "network.json").read_text())
+        joins = [d for d in doc["layers"] if d["kind"] in ("barrier", "sew")]
+        assert joins
+        old = json.loads(json.dumps(doc))
+        old["schema_version"] = 1
+        for d in old["layers"]:
+            if d["kind"] in ("barrier", "sew"):
+                d["mode"] = d["kind"]
+                d["kind"] = "join"
+        (tmp_path / "network.json").write_text(json.dumps(old))
+        back = load(tmp_path)
+        assert back.to_json() == net.to_json()
+        assert [l.kind for l in back.layers] == [l.kind for l in net.layers]
+        new = json.loads(json.dumps(old))
+        new["schema_version"] = 2
+        (tmp_path / "network.json").write_text(json.dumps(new))
+        with pytest.raises(MlsnnError, match="field 'kind' must be one of .*not 'join'"):
+            load(tmp_path)
+        pool = json.loads(json.dumps(doc))
+        pool["schema_version"] = 1
+        pool["layers"][0]["kind"] = "maxpool2d"
+        (tmp_path / "network.json").write_text(json.dumps(pool))
+        with pytest.raises(MlsnnError, match=r"must be one of \['conv2d', 'dense', 'join'\]"):
+            load(tmp_path)
 
 
 def test_load_errors(tmp_path):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import MlsnnError
-from ..ir import INPUT, Conv2d, Join, Network, conv_out_size
+from ..ir import INPUT, Network, conv_out_size
 
 __all__ = ["LayerSpec", "Arch", "vgg16", "resnet18", "from_ir", "from_json", "named"]
 
@@ -445,31 +445,7 @@ def from_ir(net: Network):
     activations ``⌈log2(N·T + 1)⌉`` bits (the quantized ANN with as many levels as the SNN's
     N·T + 1, the fair baseline), the network input ``in_bits``.
     """
-    layers = []
-    T = net.timesteps
-    for layer in net.layers:
-        info = net.info(layer.name)
-        a_bits = max(1, (layer.levels * T).bit_length()) if not layer.readout else None
-        if isinstance(layer, Join):
-            mode = layer.mode
-            spec = LayerSpec(name=layer.name, kind="join", inputs=layer.inputs,
-                             in_shape=info.in_shape, out_shape=info.out_shape, join=mode,
-                             levels=layer.levels if mode == "barrier" else 0,
-                             p_bits=info.width if mode == "barrier" else None,
-                             a_bits=a_bits if mode == "barrier" else None)
-        elif isinstance(layer, Conv2d):
-            spec = LayerSpec(name=layer.name, kind="conv", inputs=layer.inputs,
-                             in_shape=info.in_shape, out_shape=info.out_shape,
-                             kernel=layer.kernel, stride=layer.stride, padding=layer.padding,
-                             levels=0 if layer.readout else layer.levels,
-                             readout=layer.readout, w_bits=layer.w_bits, b_bits=layer.b_bits,
-                             p_bits=info.width, a_bits=a_bits)
-        else:
-            spec = LayerSpec(name=layer.name, kind="dense", inputs=layer.inputs,
-                             in_shape=(info.n_in,), out_shape=info.out_shape,
-                             levels=0 if layer.readout else layer.levels,
-                             readout=layer.readout, w_bits=layer.w_bits, b_bits=layer.b_bits,
-                             p_bits=info.width, a_bits=a_bits)
-        layers.append(spec)
+    layers = [LayerSpec(**layer.energy_spec(net.info(layer.name), net.timesteps))
+              for layer in net.layers]
     return Arch(input_shape=net.input.shape, layers=tuple(layers), name=net.name,
                 in_bits=net.input.in_bits)

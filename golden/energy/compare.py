@@ -22,13 +22,12 @@ Measured must equal exact; any difference is reported as a mismatch.
 from __future__ import annotations
 
 import json
-import math
 import os
 
 import numpy as np
 
 from ..errors import MlsnnError
-from ..ir import INPUT, Conv2d, Dense, Join, Network
+from ..ir import INPUT, Network
 from ..reference import COUNTERS, run
 from . import lemaire
 from .arch import _event_bits, from_ir
@@ -39,33 +38,6 @@ __all__ = ["ir_report", "load_measured", "measured_totals", "explain", "stream_s
            "PJ_PER_NJ"]
 
 PJ_PER_NJ = 1000.0
-
-
-def _axis_aligned(size, kernel, stride, padding):
-    """Per input coordinate: kernel offsets k with (i + P − k) ≡ 0 mod S, borders ignored."""
-    i = np.arange(size)[:, None]
-    k = np.arange(kernel)[None, :]
-    return ((i + padding - k) % stride == 0).sum(axis=1).astype(np.int64)
-
-
-def _fanouts(layer, info):
-    """Per input index: (exact fan-out, stride-aligned fan-out ignoring borders, F, Fs)."""
-    n_in = info.n_in
-    if isinstance(layer, Conv2d):
-        c, h, w = info.in_shape
-        exact = layer.fanout_counts(info.in_shape)
-        fy = _axis_aligned(h, layer.kernel, layer.stride, layer.padding)
-        fx = _axis_aligned(w, layer.kernel, layer.stride, layer.padding)
-        aligned = np.broadcast_to(np.outer(fy, fx) * layer.out_channels, (c, h, w)).reshape(-1)
-        F = layer.out_channels * layer.kernel ** 2
-        Fs = layer.out_channels * math.ceil(layer.kernel / layer.stride) ** 2
-        return exact.astype(np.float64), aligned.astype(np.float64), F, Fs
-    if isinstance(layer, Dense):
-        n = layer.out_features
-        full = np.full(n_in, float(n))
-        return full, full, n, n
-    ones = np.ones(n_in)
-    return ones, ones, 1, 1
 
 
 def stream_stats(net, res, x):
@@ -108,9 +80,9 @@ def explain(net, layer, rows, images):
     sums = {k: 0.0 for k in ("px_updates", "px_zfan", "sp_updates", "sp_zfan", "sp_nfan")}
     acc = {k: 0.0 for k in ("cntF", "cntFs", "cnt_al", "cnt_fan", "zFs", "z_al", "z_fan",
                             "NcntFs")}
-    sew = isinstance(layer, Join) and layer.mode == "sew"
+    sew = layer.passthrough
     if not sew:
-        fan, aligned, F, Fs = _fanouts(layer, info)
+        fan, aligned, F, Fs = layer.energy_fanouts(info)
     for _, is_px, N, cnt, zs in rows:
         flow = Flow(float(cnt.sum()) / B, float(zs.sum()) / B, N * float(cnt.sum()) / B)
         if is_px:
@@ -140,7 +112,7 @@ def explain(net, layer, rows, images):
     if not sew:
         mem = {"stride": acc["cntF"] - acc["cnt_al"], "borders": acc["cnt_al"] - acc["cnt_fan"],
                "levels": 0.0}
-        for c in ("p_rd", "p_wr") + (() if isinstance(layer, Join) else ("w_rd",)):
+        for c in ("p_rd", "p_wr") + (("w_rd",) if "weight" in layer.arrays else ()):
             causes[c] = dict(mem)
         causes["syn_updates"] = {"stride": acc["cntFs"] - acc["cnt_al"],
                                  "borders": acc["cnt_al"] - acc["cnt_fan"], "levels": 0.0}
