@@ -29,7 +29,6 @@ import torch
 
 from golden.errors import MlsnnError
 from golden.export import export
-from golden.ir import Join
 from golden.reference import run
 from golden.train import load_checkpoint, load_dataset, save_checkpoint, train
 
@@ -229,7 +228,7 @@ def spiking_layers(net):
 def neuron_layers(net):
     """Names of the layers with neurons that fire (conv/dense and barrier joins)."""
     return [l.name for l in net.layers
-            if not l.readout and not (isinstance(l, Join) and l.mode == "sew")]
+            if not l.readout and not l.passthrough]
 
 
 def write_json(path, doc):

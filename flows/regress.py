@@ -286,7 +286,7 @@ def _cpu_seconds():
 def _describe_net(net):
     parts = []
     for layer in net.layers:
-        k = f"join-{layer.mode}" if layer.kind == "join" else layer.kind
+        k = layer.label
         parts.append(f"{layer.name}:{k}{tuple(net.info(layer.name).out_shape)}")
     return f"T={net.timesteps} in{tuple(net.input.shape)} " + " ".join(parts)
 

@@ -219,7 +219,7 @@ def _negative_v0(net, rng):
     """v0 in [-2θ, -1] for about 70 % of the spiking layers and barriers (the readout too)."""
     layers = []
     for layer in net.layers:
-        if not (isinstance(layer, Join) and layer.mode == "sew") and rng.random() < 0.7:
+        if not layer.passthrough and rng.random() < 0.7:
             layer = dataclasses.replace(layer, v0=-int(rng.integers(1, 2 * layer.threshold + 1)))
         layers.append(layer)
     return net.replace(layers=tuple(layers))
@@ -238,11 +238,11 @@ def _narrow_widths(net, rng, batch=16):
     cur = run(net, x, record_currents=True).currents
     ranges = {}
     for layer in net.layers:
-        if isinstance(layer, Join) and layer.mode == "sew":
+        if layer.passthrough or not hasattr(layer, "potential_width"):
             continue
         info = net.info(layer.name)
         lo = max(signed_width(layer.threshold * layer.levels), signed_width(abs(layer.v0)), 3)
-        if not isinstance(layer, Join):
+        if "bias" in layer.arrays:
             lo = max(lo, signed_width(int(np.abs(layer.bias).max(initial=0))))
         c = cur[layer.name].astype(np.int64)
         if not c.size:
@@ -284,7 +284,7 @@ def calibrate_thresholds(net, rng, batch=16):
     x = random_inputs(net, batch, seed=int(rng.integers(1 << 30)))
     layers = list(net.layers)
     for i, layer in enumerate(layers):
-        if layer.readout or (isinstance(layer, Join) and layer.mode == "sew"):
+        if layer.readout or not hasattr(layer, "threshold"):
             continue
         probe = Network(input=net.input, timesteps=net.timesteps, layers=tuple(layers),
                         name=net.name)

@@ -70,7 +70,7 @@ def as_barrier(net, *, lossless=True, levels=None, threshold=1):
     """
     layers = []
     for layer in net.layers:
-        if isinstance(layer, Join) and layer.mode == "sew":
+        if layer.passthrough:
             n_b = net.info(layer.name).zmax_out if lossless else levels
             layer = dataclasses.replace(layer, mode="barrier",
                                         threshold=1 if lossless else threshold, levels=n_b)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden.counters import SPEC_COUNTERS as GOLDEN_COUNTERS
-from golden.ir import INPUT, Join
+from golden.ir import INPUT
 from hw.layout import COUNTERS, EventKind
 
 __all__ = ["RtlResult", "Expected", "layer_input_tokens", "layer_expected", "split_timesteps",
@@ -92,7 +92,7 @@ def golden_events(golden, name, b, t):
 
 
 def is_sew(layer):
-    return isinstance(layer, Join) and layer.mode == "sew"
+    return layer.passthrough
 
 
 def merged_events(net, golden, name, b, t, x=None):
@@ -385,7 +385,7 @@ def _fmt(ev):
 
 def layer_kind(layer):
     """``dense``, ``conv2d``, ``join-barrier`` or ``join-sew`` (as ``mlsnn golden`` prints)."""
-    return f"join-{layer.mode}" if isinstance(layer, Join) else layer.kind
+    return layer.label
 
 
 def summary(net, rtl):

@@ -358,7 +358,7 @@ def test_protocol_with_network_top(seed, opts):
 def test_protocol_with_residual_network_top():
     # Convolutions, a shortcut and a join behind the same board top: exact as well.
     net = fixtures.random_network(0, kind="residual", max_neurons=16)
-    assert any(layer.kind == "join" for layer in net.layers)
+    assert any(layer.kind in ("barrier", "sew") for layer in net.layers)
     board = Board(SimTransport(BoardTop(net, clk_freq=1e6, divisor=4)))
     x = fixtures.random_inputs(net, 2, seed=0)
     _check_against_golden(net, board.run(x), x)

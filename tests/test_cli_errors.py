@@ -321,9 +321,10 @@ def test_malformed_network_json(files, tmp_path, capsys, edit, msg):
 
 
 def test_join_needs_mode(files, tmp_path, capsys):
-    def edit(doc):
-        join = next(l for l in doc["layers"] if l["kind"] == "join")
-        del join["mode"]
+    def edit(doc):                  # a schema-1 file (kind "join" + mode) without its mode
+        doc["schema_version"] = 1
+        join = next(l for l in doc["layers"] if l["kind"] in ("barrier", "sew"))
+        join["kind"] = "join"
     bad = _edit_net(files, tmp_path, edit, src="res")
     line = one_line_error(capsys, ["verilog", "--ir", bad, "-o", tmp_path / "top.v"])
     assert "layer 'join0': missing field 'mode' ('barrier' or 'sew')" in line

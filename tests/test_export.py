@@ -58,7 +58,7 @@ def test_integer_model_equals_float_model_on_exact_weights(arch):
             syn.bias.copy_(torch.round(syn.bias / step) * step)
     net, report = export(model, w_bits=6)
     assert all(report[l.name]["threshold"] == 64 for l in net.layers
-               if l.kind != "join" and not l.readout)
+               if l.kind not in ("barrier", "sew") and not l.readout)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 17, size=(20,) + shape)
     rec = {}

@@ -83,7 +83,7 @@ def export_checkpoint(model_path, out_dir, *, w_bits=8, dataset=None):
         "w_bits": w_bits, "n_test": int(len(data.y_test)),
         "float_accuracy": float_acc, "golden_accuracy": golden_acc,
         "drop_points": 100.0 * (float_acc - golden_acc),
-        "layers": [{"name": l.name, "kind": l.kind if l.kind != "join" else f"join-{l.mode}",
+        "layers": [{"name": l.name, "kind": l.label,
                     "threshold": getattr(l, "threshold", None),
                     "potential_width": net.info(l.name).width,
                     **{k: v for k, v in report[l.name].items() if k in ("clipped", "q")}}

@@ -74,8 +74,7 @@ def run(args):
     save_inputs(xpath, x)
     summary = {"network": path, "inputs": xpath, "timesteps": net.timesteps,
                "input_shape": list(net.input.shape), "batch": args.batch,
-               "layers": [{"name": l.name, "kind": l.kind if l.kind != "join" else
-                           f"join-{l.mode}", "out_shape": list(net.info(l.name).out_shape)}
+               "layers": [{"name": l.name, "kind": l.label, "out_shape": list(net.info(l.name).out_shape)}
                           for l in net.layers]}
     if args.json:
         json.dump(summary, sys.stdout)
