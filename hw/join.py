@@ -74,7 +74,7 @@ from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
-from golden.ir import Join, LayerInfo
+from golden.ir import LayerInfo
 
 from .layer import CounterLayout, check_v0
 from .layout import EventKind, EventLayout, index_width, value_width
@@ -216,7 +216,7 @@ def _cycle_condition(m, T, first_cand, input_done, out_last):
 
 
 def _check_layer(layer, info, mode):
-    if not isinstance(layer, Join) or layer.mode != mode:
+    if getattr(layer, "kind", None) != mode:
         raise TypeError(f"layer must be a golden.ir.Join with mode '{mode}', not "
                         f"{_describe(layer)}")
     if not isinstance(info, LayerInfo):
@@ -224,7 +224,7 @@ def _check_layer(layer, info, mode):
 
 
 def _describe(layer):
-    if isinstance(layer, Join):
+    if getattr(layer, "kind", None) in ("barrier", "sew"):
         return f"a Join with mode '{layer.mode}'"
     return type(layer).__name__
 
@@ -293,9 +293,15 @@ class BarrierCore(wiring.Component):
         check_choice("discharge", discharge, ("parallel", "serial"))
         check_v0(layer, info)
 
+    @staticmethod
+    def check(net, name):
+        """Raise ``ValueError`` when the join cannot be built (a v0 outside its width)."""
+        check_v0(net.layer(name), net.info(name))
+
     @classmethod
-    def from_network(cls, net, name, *, discharge="parallel"):
-        """The barrier core of join ``name`` of ``net``."""
+    def from_network(cls, net, name, *, discharge="parallel", synapse=None):
+        """The barrier core of join ``name`` of ``net`` (``synapse`` does not apply: joins
+        have no synapses)."""
         args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
                     discharge=discharge)
         cls._validate(**args)
@@ -523,8 +529,9 @@ class SewJoin(wiring.Component):
         super().__init__(_join_members(self.in_layouts, self.out_layout))
 
     @classmethod
-    def from_network(cls, net, name):
-        """The SEW join ``name`` of ``net``."""
+    def from_network(cls, net, name, *, discharge=None, synapse=None):
+        """The SEW join ``name`` of ``net`` (no neuron: ``discharge``, ``synapse`` do not
+        apply)."""
         layer, info = net.layer(name), net.info(name)
         _check_layer(layer, info, "sew")
         return cls(index_width=index_width(info.n_in),

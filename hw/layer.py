@@ -215,6 +215,20 @@ class LayerCore(wiring.Component):
         check_choice("synapse", synapse, ("mul", "serial"))
         check_v0(layer, info)
 
+    @staticmethod
+    def check(net, name):
+        """Raise ``ValueError`` when the layer cannot be built (a v0 outside its width)."""
+        check_v0(net.layer(name), net.info(name))
+
+    @property
+    def inputs(self):
+        """The input ports in IR ``inputs`` order (one)."""
+        return (self.i,)
+
+    @property
+    def in_layouts(self):
+        return (self.in_layout,)
+
     @classmethod
     def from_network(cls, net, name, *, discharge="parallel", synapse="mul"):
         """The core of layer ``name`` of ``net``."""

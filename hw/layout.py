@@ -16,7 +16,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, enum
 
 from golden.counters import HW_COUNTERS as COUNTERS
-from golden.ir import Conv2d, Dense
+from golden.ir import Conv2d, Dense, axis_offsets
 
 __all__ = [
     "EventKind", "EventLayout", "ResultLayout", "COUNTERS", "COUNTER_STRIDE", "CTR_LATENCY",
@@ -120,9 +120,7 @@ def _axis_table(size_in, size_out, kernel, stride, padding):
     arithmetic progression ``k0, k0 + S, ...`` with outputs ``o0, o0 - 1, ...``.
     """
     table = []
-    for i in range(size_in):
-        ks = [k for k in range(kernel)
-              if (i + padding - k) % stride == 0 and 0 <= (i + padding - k) // stride < size_out]
+    for i, ks in enumerate(axis_offsets(size_in, size_out, kernel, stride, padding)):
         if ks:
             table.append((ks[0], (i + padding - ks[0]) // stride, len(ks)))
         else:

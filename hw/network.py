@@ -4,9 +4,10 @@
 
     pixels ─► InputStreamer ─► Queue ─► LayerCore ─► Queue ─► … ─► LayerCore (readout) ─► result
 
-One core per IR layer, in IR order: :class:`~hw.layer.LayerCore` for dense and conv2d layers,
-:class:`~hw.join.BarrierCore` for barrier joins, :class:`~hw.join.SewJoin` for SEW joins. The
-cores are wired by name: every consumer edge (source layer → input port k of a consumer) gets its
+One core per IR layer, in IR order, the one its kind names (:mod:`hw.cores`):
+:class:`~hw.layer.LayerCore` for dense and conv2d layers, :class:`~hw.join.BarrierCore` for
+barrier joins, :class:`~hw.join.SewJoin` for SEW joins, :class:`~hw.pool.PoolCore` for pooling.
+The cores are wired by name: every consumer edge (source layer → input port k of a consumer) gets its
 own :class:`Queue`, and a source with several consumers feeds their queues through a
 :class:`~hw.join.Fork`. A residual block therefore becomes::
 
@@ -30,12 +31,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
-from golden.errors import MlsnnError
-from golden.ir import INPUT, Join, Network
+from golden.ir import INPUT, Network
 
+from .cores import check_network, layer_core
 from .credit import CreditQueue
-from .join import BarrierCore, Fork, SewJoin
-from .layer import LayerCore, check_v0
+from .join import Fork
 from .layout import (COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventKind, EventLayout, ResultLayout,
                      index_width, value_width)
 from .neuron import check_choice, check_int
@@ -49,26 +49,17 @@ DEFAULT_FIFO_DEPTH = 16
 MAX_JOIN_FIFO_DEPTH = 256
 
 
-def _is_sew(layer):
-    return isinstance(layer, Join) and layer.mode == "sew"
-
-
 def check_supported(net):
     """Raise :class:`MlsnnError` when :class:`NetworkTop` cannot build ``net``.
 
-    Every IR DAG is supported; what remains is a v0 that does not fit its potential width (the
-    hardware stores it in the potential memory). Call it before constructing a top from user
-    input: a constructor that raises still leaves an unused elaboratable behind.
+    Every IR DAG is supported; what remains is what a core cannot build (e.g. a v0 that does not
+    fit its potential width: the hardware stores it in the potential memory). Call it before
+    constructing a top from user input: a constructor that raises still leaves an unused
+    elaboratable behind.
     """
     if not isinstance(net, Network):
         raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
-    for layer in net.layers:
-        if _is_sew(layer):
-            continue
-        try:
-            check_v0(layer, net.info(layer.name))
-        except ValueError as e:
-            raise MlsnnError(str(e)) from None
+    check_network(net)
 
 
 def edges(net):
@@ -84,12 +75,12 @@ def _events_bound(net, src):
     if src == INPUT:
         return net.input.size
     info = net.info(src)
-    return info.n_out * (len(info.streams) if _is_sew(net.layer(src)) else 1)
+    return info.n_out * (len(info.streams) if net.layer(src).passthrough else 1)
 
 
 def default_fifo_depth(net, src, consumer):
     """Depth of the queue from ``src`` to layer ``consumer`` when ``fifo_depth=None``."""
-    if isinstance(net.layer(consumer), Join):
+    if net.layer(consumer).n_inputs > 1:
         return min(MAX_JOIN_FIFO_DEPTH, max(DEFAULT_FIFO_DEPTH, _events_bound(net, src) + 1))
     return DEFAULT_FIFO_DEPTH
 
@@ -282,17 +273,6 @@ class InputStreamer(wiring.Component):
         return m
 
 
-def layer_core(net, name, *, discharge="parallel", synapse="mul"):
-    """The hardware core of IR layer ``name``: a :class:`LayerCore` (dense, conv2d), a
-    :class:`BarrierCore` or a :class:`SewJoin` (the synapse variant does not apply to joins)."""
-    layer = net.layer(name)
-    if isinstance(layer, Join):
-        if layer.mode == "sew":
-            return SewJoin.from_network(net, name)
-        return BarrierCore.from_network(net, name, discharge=discharge)
-    return LayerCore.from_network(net, name, discharge=discharge, synapse=synapse)
-
-
 class NetworkTop(wiring.Component):
     """The accelerator of an IR network, residual joins included (ports in
     ``docs/hw-interfaces.md``).
@@ -368,9 +348,7 @@ class NetworkTop(wiring.Component):
         info = net.info(layer.name)
         if layer.readout:
             return EventLayout(index_width(info.n_out), info.width, signed_value=True)
-        if _is_sew(layer):
-            return EventLayout(index_width(info.n_out), value_width(info.zmax_out))
-        return EventLayout(index_width(info.n_out), value_width(layer.levels))
+        return EventLayout(index_width(info.n_out), value_width(info.zmax_out))
 
     @property
     def network(self):
@@ -379,9 +357,7 @@ class NetworkTop(wiring.Component):
     def _core(self, layer):
         core = layer_core(self._net, layer.name, discharge=self._discharge,
                           synapse=self._synapse)
-        if isinstance(layer, Join):
-            return core, list(zip(core.inputs, core.in_layouts))
-        return core, [(core.i, core.in_layout)]
+        return core, list(zip(core.inputs, core.in_layouts))
 
     def elaborate(self, platform):
         m = Module()

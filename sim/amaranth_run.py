@@ -25,18 +25,13 @@ class SimulationTimeout(RuntimeError):
 def cycle_bound(net, *, gap=0.0, stall=0.0, throttle=0.0):
     """A generous cycle budget per image: the cores' work done one after the other (no
     overlap), serial synapses and discharge, slowed down by the random gaps and stalls."""
-    from hw.layout import LayerGeometry
-    from golden.ir import Join
     T = net.timesteps
     work = net.input.size + 16
     for layer in net.layers:
         info = net.info(layer.name)
-        if isinstance(layer, Join):
-            upd = info.n_in * len(info.streams)
-        else:
-            geo = LayerGeometry.of(layer, info)
-            upd = int(geo.fanout_counts().sum()) * max(1, info.zmax_in_index) + info.n_in
-        levels = 1 if is_sew(layer) or layer.readout else layer.levels
+        fan = int(layer.fanout_counts(info.in_shape).sum()) * len(info.streams)
+        upd = fan * max(1, info.zmax_in_index) + info.n_in * len(info.streams)
+        levels = 1 if layer.readout else max(1, info.zmax_out)
         work += T * (upd + info.n_out * (levels + 3) + 16)
     slow = (1 - min(gap, 0.95)) * (1 - min(stall, 0.95)) * (1 - min(throttle, 0.95))
     return int(2000 + 4 * work / slow)

@@ -9,12 +9,11 @@ barrier joins with the same weights everywhere else.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 
 from golden.fixtures import calibrate_thresholds
-from golden.ir import INPUT, Conv2d, Dense, InputSpec, Join, Network
+from golden.ir import INPUT, Barrier, Conv2d, Dense, InputSpec, Join, Network
 
 __all__ = ["small_resnet", "as_barrier"]
 
@@ -72,8 +71,8 @@ def as_barrier(net, *, lossless=True, levels=None, threshold=1):
     for layer in net.layers:
         if layer.passthrough:
             n_b = net.info(layer.name).zmax_out if lossless else levels
-            layer = dataclasses.replace(layer, mode="barrier",
-                                        threshold=1 if lossless else threshold, levels=n_b)
+            layer = Barrier(name=layer.name, inputs=layer.inputs, scale=layer.scale,
+                            threshold=1 if lossless else threshold, levels=n_b)
         layers.append(layer)
     return Network(input=net.input, timesteps=net.timesteps, layers=tuple(layers),
                    name=net.name + "-barrier")

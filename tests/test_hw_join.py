@@ -286,7 +286,7 @@ def test_barrier_core_validation():
     cases = [
         (dict(layer=net.layer("fc")), TypeError,
          "layer must be a golden.ir.Join with mode 'barrier', not Dense"),
-        (dict(layer=dataclasses.replace(layer, mode="sew", threshold=1, levels=1)), TypeError,
+        (dict(layer=Join(name=layer.name, inputs=layer.inputs, mode="sew")), TypeError,
          "layer must be a golden.ir.Join with mode 'barrier', not a Join with mode 'sew'"),
         (dict(info="info"), TypeError, "info must be a golden.ir.LayerInfo, not str"),
         (dict(timesteps=0), ValueError, "timesteps must be a positive integer, not 0"),

@@ -1,0 +1,54 @@
+"""The hardware side of the layer-kind registry: which core builds each IR layer.
+
+Every kind in :data:`golden.ir.KINDS` names its core as ``hw_core = "module:Class"``; this
+module resolves it (importing the module on first use), so a new kind adds its core in its own
+module and touches nothing here. Every core class offers the same factory and ports::
+
+    Core.from_network(net, name, *, discharge="parallel", synapse="mul")   # options that do
+                                                                          # not apply: ignored
+    core.inputs, core.in_layouts    # the input stream ports and their payload layouts, in the
+                                    # IR's ``inputs`` order
+    core.o, core.out_layout, core.clear, core.counters, core.overflow
+
+``check(net, name)`` (a static method of the core class, optional) raises ``ValueError`` for a
+layer the core cannot build; :func:`check_network` turns that into one :class:`MlsnnError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from golden.errors import MlsnnError
+from golden.ir import KINDS, kind_of
+
+__all__ = ["core_class", "layer_core", "check_network"]
+
+
+def core_class(kind):
+    """The core class of layer kind ``kind`` (a name in :data:`golden.ir.KINDS`)."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise MlsnnError(f"unknown layer kind '{kind}' (known: {', '.join(sorted(KINDS))})")
+    if not cls.hw_core:
+        raise MlsnnError(f"layer kind '{kind}' has no hardware core yet")
+    module, _, name = cls.hw_core.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def layer_core(net, name, *, discharge="parallel", synapse="mul"):
+    """The hardware core of IR layer ``name`` of ``net``."""
+    layer = net.layer(name)
+    return core_class(kind_of(layer).kind).from_network(net, name, discharge=discharge,
+                                                        synapse=synapse)
+
+
+def check_network(net):
+    """Raise :class:`MlsnnError` for the first layer of ``net`` its core cannot build."""
+    for layer in net.layers:
+        check = getattr(core_class(kind_of(layer).kind), "check", None)
+        if check is None:
+            continue
+        try:
+            check(net, layer.name)
+        except ValueError as e:
+            raise MlsnnError(str(e)) from None
