@@ -4,6 +4,10 @@ SPEC §4–§5: every layer core keeps its weights, biases and potentials in loc
 energy model needs the exact number of accesses, so the memory itself counts them.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -11,7 +15,28 @@ from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
 
-__all__ = ["CountedMemory"]
+__all__ = ["CountedMemory", "MemorySpec"]
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """One memory of a core, as the core builds it (``Core.memories(net, name)``), for the
+    device-fit report (``mlsnn fit``) and the synthesis figures.
+
+    ``name`` the core's name for it (``"wmem"``); ``depth`` words of ``width`` bits; ``rom``:
+    never written by the core (initialised from the IR at configuration); ``what``: what it
+    holds (``"weights"``, ``"biases"``, ``"potentials"``, ``"fan-out table"``, ...).
+    """
+
+    name: str
+    depth: int
+    width: int
+    rom: bool
+    what: str
+
+    @property
+    def bits(self):
+        return self.depth * self.width
 
 
 def _check_pos_int(name, value):
