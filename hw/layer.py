@@ -102,11 +102,11 @@ from golden.counters import COUNTER_WIDTH
 from golden.ir import Conv2d, Dense, LayerInfo
 
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
-from .memory import CountedMemory
+from .memory import CountedMemory, MemorySpec
 from .credit import CreditQueue
 from .neuron import FireUnit, check_choice, check_int, fire_timing, saturate
 
-__all__ = ["LayerCore", "CounterLayout", "check_v0"]
+__all__ = ["LayerCore", "CounterLayout", "check_v0", "fanout_entry_layout"]
 
 
 class CounterLayout(data.StructLayout):
@@ -128,6 +128,21 @@ def check_v0(layer, info):
     if not lo <= layer.v0 <= hi:
         raise ValueError(f"layer '{layer.name}': v0 ({layer.v0}) does not fit its potential "
                          f"width {info.width}")
+
+
+def fanout_entry_layout(geo, w_depth):
+    """The row of a conv core's fan-out table (one per input neuron): its first weight
+    address and target neuron, and the numbers of kernel rows and columns it reaches.
+
+    Parameters
+    ----------
+    geo : hw.layout.LayerGeometry
+    w_depth : int
+        Rows of the weight memory (the layer's weight count).
+    """
+    return data.StructLayout({"w_base": range(w_depth), "j_base": range(geo.n_out),
+                              "ny": range(max(1, geo.max_ny) + 1),
+                              "nx": range(max(1, geo.max_nx) + 1)})
 
 
 class _Phase(enum.Enum, shape=2):
@@ -236,6 +251,25 @@ class LayerCore(wiring.Component):
                     discharge=discharge, synapse=synapse)
         cls._validate(**args)       # before construction: a failed constructor leaves an
         return cls(**args)          # unused elaboratable behind (a warning at exit)
+
+    @classmethod
+    def memories(cls, net, name):
+        """The memories the core of layer ``name`` builds, as :class:`hw.memory.MemorySpec`:
+        ``wmem`` (weights), ``bmem`` (biases, one per output channel), ``pmem`` (potentials)
+        and, for conv2d, ``fanout`` (the fan-out table, one row per input neuron)."""
+        layer, info = net.layer(name), net.info(name)
+        geo = LayerGeometry.of(layer, info)
+        w_depth = int(layer.weight.size)
+        specs = [
+            MemorySpec("wmem", w_depth, layer.w_bits, True, "weights"),
+            MemorySpec("bmem", geo.c_out, layer.b_bits, True, "biases"),
+            MemorySpec("pmem", geo.n_out, info.width, False, "potentials"),
+        ]
+        if geo.kind != "dense":
+            specs.append(MemorySpec("fanout", geo.n_in,
+                                    fanout_entry_layout(geo, w_depth).size, True,
+                                    "fan-out table"))
+        return specs
 
     @property
     def layer(self):
@@ -349,8 +383,7 @@ class LayerCore(wiring.Component):
             d_ny = Const(1, range(ny_max + 1))
             d_nx = Const(1, range(nx_max + 1))
         else:
-            entry = data.StructLayout({"w_base": wa, "j_base": jw, "ny": range(ny_max + 1),
-                                       "nx": range(nx_max + 1)})
+            entry = fanout_entry_layout(geo, w_depth)
             m.submodules.fanout = table = Memory(
                 shape=entry, depth=geo.n_in,
                 init=[{"w_base": geo.w_base[i], "j_base": geo.j_base[i], "ny": geo.ny[i],
