@@ -46,7 +46,7 @@ class RegressConfig:
     seed : the network seed (``random_network(seed, ...)``, ``random_inputs(..., seed=seed)``)
         and the seed of the random gaps, stalls and throttling.
     max_neurons, in_bits, non_square, conv_readout, negative_v0, wide_stream_weights,
-    narrow_width : options of :func:`golden.fixtures.random_network` (``in_bits=None``: drawn
+    narrow_width, pool : options of :func:`golden.fixtures.random_network` (``in_bits=None``: drawn
         by it; the serial synapse takes z cycles per update, so with it the inputs are at most 4
         bits).
     discharge, synapse, fifo_depth : hardware variant (``fifo_depth=None``: sized from the IR).
@@ -62,6 +62,7 @@ class RegressConfig:
     negative_v0: bool = False
     wide_stream_weights: bool = False
     narrow_width: bool = False
+    pool: bool = False
     discharge: str = "parallel"
     synapse: str = "mul"
     fifo_depth: Optional[int] = None
@@ -70,7 +71,7 @@ class RegressConfig:
     throttle: float = 0.0
 
     NET_FLAGS = ("non_square", "conv_readout", "negative_v0", "wide_stream_weights",
-                 "narrow_width")
+                 "narrow_width", "pool")
 
     @classmethod
     def from_seed(cls, seed):
@@ -93,6 +94,7 @@ class RegressConfig:
             gap=float(pick([0.0, 0.1, 0.3])),
             stall=float(pick([0.0, 0.1, 0.3])),
             throttle=float(pick([0.0, 0.0, 0.1, 0.3])),
+            pool=bool(rng.random() < 0.5),      # drawn last: earlier seeds keep their values
         )
 
     def network(self):

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import MlsnnError
 from .ir import INPUT, Conv2d, Dense, InputSpec, Join, Network, conv_out_size, signed_width
+from .pooling import AvgPool2d, MaxPool2d
 from .reference import run
 
 __all__ = ["random_network", "random_inputs", "calibrate_thresholds"]
@@ -24,7 +25,8 @@ __all__ = ["random_network", "random_inputs", "calibrate_thresholds"]
 def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
                    in_shape=None, in_bits=None, depth=None, join=None, shortcut=None,
                    max_neurons=48, calibrate=True, non_square=False, conv_readout=False,
-                   negative_v0=False, wide_stream_weights=False, narrow_width=False):
+                   negative_v0=False, wide_stream_weights=False, narrow_width=False,
+                   pool=False):
     """A random valid network for tests across the project.
 
     Parameters
@@ -56,6 +58,10 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         outside 1..3 (0, negative, up to the 16-bit limit); potential widths forced below the
         safe width of one or more layers, narrow enough that overflow happens on typical
         inputs (see :func:`_narrow_widths`).
+    pool : bool
+        Pooling layers (conv and residual): ``maxpool2d`` or ``avgpool2d`` with a window that
+        tiles its input, sometimes straight on the input, after convolutions and after joins.
+        Off by default (a seed then gives the same network as before pooling existed).
     """
     rng = np.random.default_rng(seed)
     pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
@@ -117,7 +123,23 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
                           weight=weights((cur[0], k, k, co), bits), bias=bias(co, bits),
                           w_bits=bits, stride=s, padding=p)
 
+        def maybe_pool(name, src, cur, p):
+            """A pool after ``src`` with probability ``p`` (only with ``pool=True``), its
+            window drawn among the sizes that tile ``cur``."""
+            if not pool or rng.random() >= p:
+                return None
+            ks = [k for k in (1, 2, 3) if cur[1] % k == 0 and cur[2] % k == 0]
+            ks = [k for k in ks if k > 1] or ks
+            k = pick(ks)
+            if rng.random() < 0.5:
+                return MaxPool2d(name=name, inputs=(src,), kernel=k)
+            return AvgPool2d(name=name, inputs=(src,), kernel=k, threshold=1, levels=lv())
+
         idx = 0
+        first = maybe_pool("pool_in", prev, cur, 0.3)
+        if first is not None:
+            layers.append(first)
+            cur, prev = first.out_shape(cur), first.name
         for i in range(n_conv):
             layer = conv(f"conv{idx}", prev, cur)
             if min(layer.out_shape(cur)[1:]) < min(2, min(cur[1:])):
@@ -126,6 +148,10 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
             layers.append(layer)
             cur, prev = layer.out_shape(cur), layer.name
             idx += 1
+            pl = maybe_pool(f"pool{i}", prev, cur, 0.6)
+            if pl is not None:
+                layers.append(pl)
+                cur, prev = pl.out_shape(cur), pl.name
             if kind == "residual":
                 mode = join or pick(["barrier", "sew"])
                 sc = shortcut or pick(["identity", "conv"])
@@ -159,6 +185,10 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
                 layers.extend(branch)
                 layers.append(jl)
                 prev, cur = jl.name, cur2
+                pj = maybe_pool(f"jpool{i}", prev, cur, 0.4)
+                if pj is not None and not (mode == "sew" and pj.combine == "max"):
+                    layers.append(pj)
+                    cur, prev = pj.out_shape(cur), pj.name
         if conv_readout:
             layers.append(_conv_readout(rng, conv, prev, cur, max_neurons))
         else:

@@ -314,7 +314,7 @@ def _saturating(prim, layer, info, ev_in, lo, hi):
             s = P + z_in[:, j:j + 1] * w[j]
             nsat += ((s < lo) | (s > hi)).sum(1).to(torch.float64)
             P = torch.clamp(s, lo, hi)
-        h = P + prim.bias
+        h = P + prim.bias if prim.has_bias else P
         nsat += ((h < lo) | (h > hi)).sum(1).to(torch.float64)
         h = torch.clamp(h, lo, hi)
         if layer.readout:

@@ -32,6 +32,14 @@ def fanout(layer, info, i):
     return out
 
 
+def pool_target(info, kernel, i):
+    """The one target of input index i of a k×k, stride-k pool (docs/pooling.md)."""
+    c, h, w = info.in_shape
+    ci, rem = divmod(i, h * w)
+    yi, xi = divmod(rem, w)
+    return (ci * (h // kernel) + yi // kernel) * (w // kernel) + xi // kernel
+
+
 def simulate(net, image, saturations=None):
     """Run one image (flat list of ints). Returns (events, readout, counters).
 
@@ -62,6 +70,24 @@ def simulate(net, image, saturations=None):
             counters[layer.name] = c
             continue
         n = info.n_out
+        if layer.kind == "maxpool2d":
+            out_t = []
+            for t in range(T):
+                M = [0] * n
+                for (i, z) in stream[layer.inputs[0]][t]:
+                    j = pool_target(info, layer.kernel, i)
+                    M[j] = max(M[j], z)
+                    for k in ("ev_in", "p_rd", "p_wr", "syn_updates", "syn_acc"):
+                        c[k] += 1
+                c["p_rd"] += n
+                c["p_wr"] += n
+                evs = [(j, m) for j, m in enumerate(M) if m > 0]
+                c["ev_out"] += len(evs)
+                out_t.append(evs)
+            stream[layer.name] = events[layer.name] = out_t
+            counters[layer.name] = c
+            saturations[layer.name] = 0
+            continue
         P = [layer.v0] * n
         lo, hi = -(1 << (info.width - 1)), (1 << (info.width - 1)) - 1
         saturations[layer.name] = 0
@@ -76,6 +102,14 @@ def simulate(net, image, saturations=None):
             for k, src in enumerate(layer.inputs):
                 for (i, z) in stream[src][t]:
                     c["ev_in"] += 1
+                    if layer.kind == "avgpool2d":
+                        j = pool_target(info, layer.kernel, i)
+                        P[j] = sat(P[j] + z)
+                        c["p_rd"] += 1
+                        c["p_wr"] += 1
+                        c["syn_updates"] += 1
+                        c["syn_acc"] += z
+                        continue
                     if isinstance(layer, Join):
                         P[i] = sat(P[i] + z * layer.stream_weights[k])
                         c["p_rd"] += 1
@@ -92,7 +126,7 @@ def simulate(net, image, saturations=None):
                         c["syn_acc"] += z
             evs = []
             for j in range(n):
-                if isinstance(layer, Join):
+                if isinstance(layer, Join) or layer.kind == "avgpool2d":
                     b = 0
                 else:
                     b = int(layer.bias[j // (n // layer.out_channels)]) \

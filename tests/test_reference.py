@@ -184,3 +184,121 @@ def test_bad_inputs_raise_clear_errors():
         run(net, np.array([[16, 2]]))
     with pytest.raises(MlsnnError, match="non-integer"):
         run(net, np.array([[1.5, 2.0]]))
+
+
+# -- pooling (docs/pooling.md) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["conv", "residual"])
+@pytest.mark.parametrize("seed", range(8))
+def test_pooling_matches_naive_event_simulator(kind, seed):
+    """Random networks with max and average pools (on the input, after convolutions, after
+    joins): events, readout and every counter equal the loop simulator's."""
+    net = random_network(seed, kind=kind, pool=True)
+    x = random_inputs(net, 3, seed=seed)
+    res = run(net, x)
+    for b in range(x.shape[0]):
+        counters, _ = check_image(net, res, x, b)
+        for name, c in counters.items():
+            assert {k: int(res.counters[name][k][b]) for k in COUNTERS} == c, name
+
+
+def test_pooling_networks_cover_both_kinds():
+    kinds = [l.kind for s in range(8) for k in ("conv", "residual")
+             for l in random_network(s, kind=k, pool=True).layers]
+    assert kinds.count("maxpool2d") >= 3 and kinds.count("avgpool2d") >= 3
+
+
+def _pool_net(pool, shape=(2, 4, 6), T=2):
+    from golden.ir import Dense
+    n_in = 1
+    for s in pool.out_shape(shape):
+        n_in *= s
+    out = Dense(name="out", inputs=(pool.name,), threshold=1, levels=1,
+                weight=np.arange(n_in * 2).reshape(n_in, 2) % 5 - 2, bias=np.zeros(2, np.int64),
+                readout=True)
+    return Network(input=InputSpec(shape=shape, in_bits=4), timesteps=T, layers=(pool, out))
+
+
+def test_maxpool_semantics_by_hand():
+    from golden.pooling import MaxPool2d
+    net = _pool_net(MaxPool2d(name="mp", inputs=("input",), kernel=2))
+    x = np.zeros((1, 2, 4, 6), np.int64)
+    x[0, 0, 0, 0], x[0, 0, 1, 1], x[0, 0, 0, 1] = 3, 7, 2      # window (0, 0, 0): max 7
+    x[0, 1, 3, 5] = 1                                           # window (1, 1, 2)
+    res = run(net, x)
+    ev = res.events["mp"]                   # [T, B, 2*2*3]
+    want = np.zeros(12, np.int64)
+    want[0], want[(1 * 2 + 1) * 3 + 2] = 7, 1
+    for t in range(2):
+        assert ev[t, 0].tolist() == want.tolist()
+    c = res.totals("mp")
+    assert c == {"ev_in": 8, "ev_out": 4, "w_rd": 0, "p_rd": 8 + 24, "p_wr": 8 + 24, "b_rd": 0,
+                 "syn_updates": 8, "syn_acc": 8}
+    assert net.info("mp").zmax_out == 15 and net.info("mp").width == 5
+
+
+def test_avgpool_semantics_by_hand():
+    from golden.pooling import AvgPool2d
+    net = _pool_net(AvgPool2d(name="ap", inputs=("input",), kernel=2, threshold=4, levels=2),
+                    T=2)
+    x = np.zeros((1, 2, 4, 6), np.int64)
+    x[0, 0, 0, 0], x[0, 0, 1, 1] = 3, 2     # window (0,0,0): sum 5 per timestep
+    res = run(net, x)
+    ev = res.events["ap"][:, 0, 0].tolist()
+    assert ev == [1, 1] or ev == [1, 2]
+    # t0: H = 5 → z = 1, P = 1; t1: H = 1 + 5 = 6 → z = 1, P = 2.
+    assert ev == [1, 1]
+    c = res.totals("ap")
+    assert c == {"ev_in": 4, "ev_out": 2, "w_rd": 0, "p_rd": 4 + 24, "p_wr": 4 + 24, "b_rd": 0,
+                 "syn_updates": 4, "syn_acc": 10}
+
+
+def test_pool_errors():
+    from golden.errors import MlsnnError
+    from golden.ir import Join
+    from golden.pooling import AvgPool2d, MaxPool2d
+    with pytest.raises(MlsnnError, match=r"layer 'mp': the 4x4 window \(stride 4\) does not "
+                                         r"tile the 4x6 input of 'input'"):
+        _pool_net(MaxPool2d(name="mp", inputs=("input",), kernel=4))
+    with pytest.raises(MlsnnError, match="the readout .* must be dense or conv2d, not "
+                                         "avgpool2d"):
+        Network(input=InputSpec(shape=(1, 4, 4)), timesteps=1,
+                layers=(AvgPool2d(name="ap", inputs=("input",), kernel=2, threshold=1,
+                                  levels=1),))
+    with pytest.raises(MlsnnError, match=r"layer 'mp': a maxpool2d input must be \(C, H, W\)"):
+        Network(input=InputSpec(shape=(4,)), timesteps=1,
+                layers=(MaxPool2d(name="mp", inputs=("input",), kernel=2),
+                        Dense(name="out", inputs=("mp",), threshold=1, levels=1,
+                              weight=np.ones((2, 2), np.int64), bias=np.zeros(2, np.int64),
+                              readout=True)))
+    net = random_network(1, kind="residual", join="sew")
+    j = next(l for l in net.layers if isinstance(l, Join))
+    layers = list(net.layers)
+    at = layers.index(j) + 1
+    bad = layers[:at] + [MaxPool2d(name="mp", inputs=(j.name,), kernel=1)]
+    nxt = layers[at]
+    bad.append(type(nxt)(**{**{f: getattr(nxt, f) for f in nxt.__dataclass_fields__},
+                            "inputs": ("mp",)}))
+    bad += layers[at + 1:]
+    with pytest.raises(MlsnnError, match="a maxpool2d cannot read 'join0', a SEW join"):
+        Network(input=net.input, timesteps=net.timesteps, layers=tuple(bad))
+    with pytest.raises(MlsnnError, match="field 'kernel' must be >= 1"):
+        MaxPool2d(name="mp", inputs=("input",), kernel=0)
+
+
+def test_narrow_avgpool_saturates_like_the_loop_simulator():
+    """An average pool whose width is forced narrow saturates exactly (one input stream, so
+    the order of the additions is fixed): golden == the loop simulator, with saturations."""
+    from golden.pooling import AvgPool2d
+    net = _pool_net(AvgPool2d(name="ap", inputs=("input",), kernel=2, threshold=3, levels=1,
+                              potential_width=3), T=3)
+    x = random_inputs(net, 4, seed=5, density=0.9)
+    res = run(net, x)
+    assert "ap" in res.saturations
+    total = 0
+    for b in range(x.shape[0]):
+        counters, sats = check_image(net, res, x, b)
+        assert int(res.saturations["ap"][b]) == sats["ap"]
+        assert {k: int(res.counters["ap"][k][b]) for k in COUNTERS} == counters["ap"]
+        total += sats["ap"]
+    assert total > 0
