@@ -10,6 +10,13 @@ Q is chosen so that θ·Q is an integer and the largest |s_in·w·Q| fits in W_B
 and only the weights and biases are rounded. The readout's Q only scales the logits (argmax is
 unchanged). Barrier joins get small integer stream weights and threshold from the ratio of their
 input scales to their own θ (exactly (1, 1) and θ = 1 when all scales are equal).
+
+Pools (:mod:`golden.pooling`) have no weights. A max pool passes the largest level of its window
+on, so its events keep the scale of its input (θ_in). An average pool adds the window's levels
+z into its potential, one integer unit per level; in float units one level is θ_in/k² after the
+float model's ``avg_pool2d``, so Q = k²/θ_in and ``θ_int = round(k²·θ/θ_in)`` (k² when θ = θ_in,
+the usual case: exact), ``v0_int = round(v0·Q)``; a θ that is no multiple of θ_in/k² is rounded
+and reported.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import torch
 
 from . import ir
 from .errors import MlsnnError
+from .pooling import AvgPool2d, MaxPool2d
 
 __all__ = ["fold_batchnorm", "export", "ExportReport"]
 
@@ -53,7 +61,13 @@ def _small_ratio(values, limit=1 << 12):
 
 
 class ExportReport(dict):
-    """Per-layer facts of an export: Q, θ_int, weight clipping, max rounding error."""
+    """Per-layer facts of an export, by layer name.
+
+    dense/conv2d ``{"q", "threshold", "clipped", "max_weight_error"}``; barrier join ``{"mode",
+    "q", "threshold", "stream_weights"}``; SEW join ``{"mode"}``; max pool ``{"kind",
+    "kernel"}``; average pool ``{"kind", "kernel", "q", "threshold", "threshold_error"}``
+    (``threshold_error`` = |θ_int/Q − θ|, 0.0 when the threshold is exact).
+    """
 
 
 def export(model, *, w_bits=8, name=None):
@@ -69,7 +83,8 @@ def export(model, *, w_bits=8, name=None):
     -------
     net : golden.ir.Network
     report : ExportReport
-        ``{layer: {"q": Q, "threshold": θ_int, "clipped": n, "max_weight_error": e}}``.
+        ``{layer: {"q": Q, "threshold": θ_int, "clipped": n, "max_weight_error": e}}`` (other
+        entries for joins and pools: :class:`ExportReport`).
     """
     if isinstance(w_bits, bool) or not isinstance(w_bits, int) or not 2 <= w_bits <= 16:
         raise MlsnnError(f"w_bits must be an integer in 2..16, not {w_bits!r}")
@@ -104,6 +119,23 @@ def export(model, *, w_bits=8, name=None):
             scale[spec.name] = theta
             report[spec.name] = {"mode": "barrier", "q": q, "threshold": th,
                                  "stream_weights": list(sw)}
+            continue
+        if spec.kind == "maxpool2d":
+            layers.append(MaxPool2d(name=spec.name, inputs=spec.inputs, kernel=spec.kernel))
+            scale[spec.name] = scale[spec.inputs[0]]
+            report[spec.name] = {"kind": "maxpool2d", "kernel": spec.kernel}
+            continue
+        if spec.kind == "avgpool2d":
+            neuron = model.neurons[spec.name]
+            theta = neuron.theta
+            q = spec.kernel * spec.kernel / scale[spec.inputs[0]]
+            th = max(1, int(round(theta * q)))
+            layers.append(AvgPool2d(name=spec.name, inputs=spec.inputs, kernel=spec.kernel,
+                                    threshold=th, levels=neuron.levels,
+                                    v0=int(round(neuron.v0 * q)), scale=theta))
+            scale[spec.name] = theta
+            report[spec.name] = {"kind": "avgpool2d", "kernel": spec.kernel, "q": q,
+                                 "threshold": th, "threshold_error": abs(th / q - theta)}
             continue
         syn = model.synapses[spec.name]
         s_in = scale[spec.inputs[0]]

@@ -8,10 +8,16 @@ vocabulary of the IR (:mod:`golden.ir`, SPEC §6), so that an exporter can walk 
 - ``join``: a residual join of two streams; ``mode="sew"`` adds the two float streams (no neuron,
   SEW-ResNet); ``mode="barrier"`` adds them and feeds a barrier :class:`MultiLevelIF` with the
   straight-through estimator (Sparse-ResNet, seed 000 §4.4);
+- ``maxpool2d``: k×k max pooling, stride k, of the spike values z·θ of each timestep (no neuron):
+  since θ > 0 this is θ·max z, exactly what the integer ``maxpool2d`` computes on the levels;
+- ``avgpool2d``: k×k average pooling, stride k, of each timestep's values followed by a
+  :class:`MultiLevelIF` of its own (same V_th and N as the other layers). The integer
+  ``avgpool2d`` sums the window's levels into its potential, so with θ_int = k²·θ/θ_in (the 1/k²
+  folded into the threshold; k² when θ_in = θ) it is exact;
 - the last layer is the dense readout: it integrates and never fires; its output (the logits)
   is its potential after T timesteps, ``Σ_t (W·x(t) + b)`` (SPEC §3, readout, v0 = 0).
 
-Every spiking layer and barrier uses the same fixed ``V_th = threshold`` (default 1.0, not
+Every spiking layer, barrier and average pool uses the same fixed ``V_th = threshold`` (default 1.0, not
 trained) and the same N, so that every stream carries values of the same scale θ = V_th/N (a
 SEW join requires it) and a barrier's integer threshold is 1 with stream weights (1, 1).
 
@@ -43,7 +49,15 @@ __all__ = [
     "train", "evaluate", "save_checkpoint", "load_checkpoint",
 ]
 
-ARCHS = ("mlp", "cnn", "sew-resnet", "sparse-resnet")
+ARCHS = ("mlp", "cnn", "vgg", "sew-resnet", "sparse-resnet")
+#: ``pool`` of :class:`ModelConfig`: no pooling (cnn: a stride-2 convolution instead), max or
+#: average pooling.
+POOLS = ("none", "max", "avg")
+#: The pool option of each arch when none is given (cnn: none, as before pooling existed, so
+#: that older checkpoints keep their meaning).
+DEFAULT_POOL = {"cnn": "none", "vgg": "max"}
+POOL_KERNEL = 2
+POOL_KINDS = {"max": "maxpool2d", "avg": "avgpool2d"}
 CHECKPOINT_FORMAT = "mlsnn-float-model"
 CHECKPOINT_VERSION = 1
 MAX_LEVELS = 255                    # the IR's limit on N
@@ -90,8 +104,14 @@ class ModelConfig:
     hidden : int
         Width of the hidden dense layer (``mlp``, ``cnn``).
     channels : int
-        Channels of the first convolution (``cnn``: second conv has twice as many) and of every
+        Channels of the first convolution (``cnn``: second conv has twice as many; ``vgg``:
+        the two convolutions of the first stage, twice as many in the second) and of every
         convolution of the residual networks.
+    pool : str
+        ``cnn`` and ``vgg``: one of :data:`POOLS`, the 2×2 stride-2 pooling after the
+        convolutions (see :func:`train`); ``""`` (the default, and what older checkpoints load
+        as) is the arch's default, :data:`DEFAULT_POOL` (cnn ``"none"``, vgg ``"max"``); the
+        other archs have ``"none"`` only. ``vgg`` needs ``"max"`` or ``"avg"``.
     blocks : int
         Residual blocks (``sew-resnet``, ``sparse-resnet``).
     block_strides : tuple of int
@@ -130,6 +150,7 @@ class ModelConfig:
     dataset: str = "digits"
     split_seed: int = 0
     dataset_path: str = ""
+    pool: str = ""
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -165,6 +186,17 @@ class ModelConfig:
             if len(self.block_strides) != self.blocks:
                 raise MlsnnError(f"block_strides must give one stride per residual block "
                                  f"({self.blocks}), not {len(self.block_strides)}")
+        pool = self.pool
+        if pool == "":
+            pool = DEFAULT_POOL.get(self.arch, "none")
+        if not isinstance(pool, str) or pool not in POOLS:
+            raise MlsnnError(f"pool must be one of {', '.join(POOLS)}, not {pool!r}")
+        if pool != "none" and self.arch not in DEFAULT_POOL:
+            raise MlsnnError(f"pool applies to arch cnn and vgg only, not arch {self.arch!r}")
+        if pool == "none" and self.arch == "vgg":
+            raise MlsnnError("arch 'vgg' pools after every stage: pool must be max or avg, "
+                             "not 'none'")
+        object.__setattr__(self, "pool", pool)
         object.__setattr__(self, "input_scale", _pos_float("input_scale", self.input_scale))
         _pos_int("in_bits", self.in_bits, MAX_IN_BITS)
         if not isinstance(self.dataset, str):
@@ -197,10 +229,11 @@ class ModelConfig:
 class LayerSpec:
     """One layer of a :class:`SpikingNet`, in IR terms (SPEC §6).
 
-    ``kind`` is ``"dense"``, ``"conv2d"`` or ``"join"``; ``inputs`` names the input layers
-    (``"input"`` is the network input); ``mode`` is ``"sew"`` or ``"barrier"`` for joins;
-    ``readout`` marks the last layer. The synapses of dense/conv2d layers are
-    ``model.synapses[name]``; the neurons of spiking layers and barriers ``model.neurons[name]``.
+    ``kind`` is ``"dense"``, ``"conv2d"``, ``"join"``, ``"maxpool2d"`` or ``"avgpool2d"``;
+    ``inputs`` names the input layers (``"input"`` is the network input); ``mode`` is ``"sew"``
+    or ``"barrier"`` for joins; ``kernel`` is the window (and stride) of pools; ``readout``
+    marks the last layer. The synapses of dense/conv2d layers are ``model.synapses[name]``; the
+    neurons of spiking layers, barriers and average pools ``model.neurons[name]``.
     """
 
     name: str
@@ -208,6 +241,7 @@ class LayerSpec:
     inputs: tuple
     mode: str | None = None
     readout: bool = False
+    kernel: int | None = None
 
 
 class SpikingNet(nn.Module):
@@ -221,7 +255,7 @@ class SpikingNet(nn.Module):
     synapses : torch.nn.ModuleDict
         ``torch.nn.Linear`` / ``torch.nn.Conv2d`` of each dense/conv2d layer, by name.
     neurons : torch.nn.ModuleDict
-        :class:`MultiLevelIF` of each spiking layer and barrier join, by name.
+        :class:`MultiLevelIF` of each spiking layer, barrier join and average pool, by name.
     """
 
     def __init__(self, config, layers, synapses, neurons):
@@ -242,7 +276,8 @@ class SpikingNet(nn.Module):
 
         The same ``x`` is presented at each of the T timesteps (direct encoding). If ``record``
         is a dict, it receives, by layer name, the detached output of every layer: the float
-        values z·θ ``[T, B, ...]`` of spiking layers and joins, the logits of the readout.
+        values z·θ ``[T, B, ...]`` of spiking layers, joins and pools, the logits of the
+        readout.
         """
         cfg = self.config
         if x.dim() != len(cfg.input_shape) + 1 or tuple(x.shape[1:]) != cfg.input_shape:
@@ -255,6 +290,16 @@ class SpikingNet(nn.Module):
             if spec.kind == "join":
                 a, b = (values[s] for s in spec.inputs)
                 out = a + b if spec.mode == "sew" else self.neurons[spec.name](a + b)
+            elif spec.kind in ("maxpool2d", "avgpool2d"):
+                inp = values[spec.inputs[0]]
+                flat = inp.reshape(steps * batch, *inp.shape[2:])
+                if spec.kind == "maxpool2d":
+                    pooled = nn.functional.max_pool2d(flat, spec.kernel)
+                else:
+                    pooled = nn.functional.avg_pool2d(flat, spec.kernel)
+                out = pooled.reshape(steps, batch, *pooled.shape[1:])
+                if spec.kind == "avgpool2d":
+                    out = self.neurons[spec.name](out)
             else:
                 inp = values[spec.inputs[0]]
                 flat = inp.reshape(steps * batch, *inp.shape[2:])
@@ -272,7 +317,7 @@ class SpikingNet(nn.Module):
         return logits
 
     def thresholds(self):
-        """V_th of every spiking layer and barrier, by layer name."""
+        """V_th of every spiking layer, barrier and average pool, by layer name."""
         return {name: n.threshold for name, n in self.neurons.items()}
 
     @torch.no_grad()
@@ -307,7 +352,7 @@ def build_model(config):
     if cfg.arch == "mlp":
         last = spiking("fc1", "dense", "input", nn.Linear(n_in, cfg.hidden))
         n_last = cfg.hidden
-    elif cfg.arch == "cnn":
+    elif cfg.arch == "cnn" and cfg.pool == "none":
         c, h, w = shape
         ch = cfg.channels
         spiking("conv1", "conv2d", "input", nn.Conv2d(c, ch, 3, stride=1, padding=1))
@@ -315,6 +360,35 @@ def build_model(config):
         h2, w2 = (h + 2 - 3) // 2 + 1, (w + 2 - 3) // 2 + 1
         last = spiking("fc1", "dense", "conv2", nn.Linear(2 * ch * h2 * w2, cfg.hidden))
         n_last = cfg.hidden
+    elif cfg.arch in ("cnn", "vgg"):
+        # 3x3 stride-1 padding-1 convolutions keep the map size, so that each 2x2 pool tiles it
+        # whenever the input's height and width are multiples of 4 (two pools).
+        c, h, w = shape
+        ch = cfg.channels
+        stages = (("conv1",), ("conv2",)) if cfg.arch == "cnn" else \
+            (("conv1_1", "conv1_2"), ("conv2_1", "conv2_2"))
+        last = "input"
+        for s, convs in enumerate(stages, start=1):
+            out = ch * s
+            for name in convs:
+                last = spiking(name, "conv2d", last, nn.Conv2d(c, out, 3, stride=1, padding=1))
+                c = out
+            k = POOL_KERNEL
+            if h % k or w % k:
+                raise MlsnnError(f"layer 'pool{s}': the {k}x{k} window (stride {k}) does not "
+                                 f"tile the {h}x{w} output of '{last}' ({h} and {w} must be "
+                                 f"multiples of {k}); arch {cfg.arch} with {cfg.pool} pooling "
+                                 f"needs inputs whose height and width are multiples of "
+                                 f"{k ** len(stages)}, not {shape[1]}x{shape[2]}")
+            kind = POOL_KINDS[cfg.pool]
+            layers.append(LayerSpec(f"pool{s}", kind, (last,), kernel=k))
+            if kind == "avgpool2d":
+                neu[f"pool{s}"] = MultiLevelIF(**neuron)
+            last, h, w = f"pool{s}", h // k, w // k
+        n_last = c * h * w
+        if cfg.arch == "cnn":
+            last = spiking("fc1", "dense", last, nn.Linear(n_last, cfg.hidden))
+            n_last = cfg.hidden
     else:
         c, h, w = shape
         ch = cfg.channels
@@ -351,18 +425,23 @@ def evaluate(model, pixels, labels, batch_size=512):
 
 def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None,
           dataset="digits", hidden=64, channels=8, blocks=1, threshold=1.0, alpha=5.0,
-          lr=1e-2, batch_size=32, split_seed=0, block_strides=()):
+          lr=1e-2, batch_size=32, split_seed=0, block_strides=(), pool=None):
     """Train a float multi-level SNN with surrogate gradients and Adam.
 
     Parameters
     ----------
     arch : str
-        ``"mlp"`` (input → dense ``hidden`` → readout), ``"cnn"`` (conv 3×3 s1 p1 ``channels``
-        → conv 3×3 s2 p1 ``2·channels`` → dense ``hidden`` → readout), ``"sew-resnet"`` or
+        ``"mlp"`` (input → dense ``hidden`` → readout); ``"cnn"`` (conv 3×3 s1 p1 ``channels``
+        → conv 3×3 s2 p1 ``2·channels`` → dense ``hidden`` → readout; with ``pool`` max or
+        avg: conv 3×3 s1 p1 ``channels`` → pool 2×2 → conv 3×3 s1 p1 ``2·channels`` → pool
+        2×2 → dense ``hidden`` → readout); ``"vgg"`` (2 stages of [conv 3×3 s1 p1 → conv 3×3
+        s1 p1 → pool 2×2], ``channels`` then ``2·channels`` → dense readout; layers
+        ``conv1_1 conv1_2 pool1 conv2_1 conv2_2 pool2 readout``); ``"sew-resnet"`` or
         ``"sparse-resnet"`` (stem conv 3×3 → ``blocks`` × [conv 3×3 → conv 3×3, identity
-        shortcut, SEW add or barrier neuron] → readout). No pooling, no batch normalisation.
-        A residual block with stride 2 (``block_strides``) downsamples: stride-2 first conv
-        with twice the channels and a 1×1 stride-2 spiking conv shortcut.
+        shortcut, SEW add or barrier neuron] → readout). No batch normalisation. A residual
+        block with stride 2 (``block_strides``) downsamples: stride-2 first conv with twice the
+        channels and a 1×1 stride-2 spiking conv shortcut. With pooling the input's height and
+        width must be multiples of 4 (8×8 digits, 28×28 MNIST, 32×32 CIFAR).
     timesteps, levels : int
         T and N.
     epochs : int
@@ -375,6 +454,9 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
         ``"digits"`` (default) or a user dataset (:func:`load_dataset`).
     hidden, channels, blocks, threshold, alpha, block_strides :
         See :class:`ModelConfig`.
+    pool : str or None
+        ``"none"``, ``"max"`` or ``"avg"`` (cnn and vgg); None: the arch's default (cnn none,
+        vgg max; see :class:`ModelConfig`).
     lr : float
         Adam learning rate, decayed to 0 by cosine annealing over the training.
     batch_size : int
@@ -406,7 +488,8 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
     config = ModelConfig(arch=arch, input_shape=data.input_shape, num_classes=data.num_classes,
                          timesteps=timesteps, levels=levels, threshold=threshold, alpha=alpha,
                          hidden=hidden, channels=channels, blocks=blocks,
-                         block_strides=block_strides, input_scale=data.input_scale,
+                         block_strides=block_strides, pool="" if pool is None else pool,
+                         input_scale=data.input_scale,
                          in_bits=data.in_bits, dataset=data.name,
                          split_seed=data.split_seed, dataset_path=_dataset_path(dataset))
     lr = _pos_float("lr", lr)
@@ -454,8 +537,8 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
 def save_checkpoint(model, path, *, metrics=None):
     """Save ``{"config": ..., "state_dict": ...}`` with :func:`torch.save`.
 
-    ``config`` is :meth:`ModelConfig.to_dict` plus ``thresholds`` (V_th per spiking layer and
-    barrier) — arch, T, N, thresholds, input scale, split seed. ``metrics`` (plain numbers) are
+    ``config`` is :meth:`ModelConfig.to_dict` plus ``thresholds`` (V_th per spiking layer,
+    barrier and average pool) — arch, T, N, thresholds, input scale, split seed. ``metrics`` (plain numbers) are
     stored alongside when given.
     """
     config = model.config.to_dict()

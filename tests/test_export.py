@@ -31,14 +31,16 @@ def test_fold_batchnorm_matches_module():
         fold_batchnorm(conv.weight, conv.bias, torch.nn.Linear(2, 2))
 
 
-@pytest.mark.parametrize("arch", ["mlp", "cnn", "sew-resnet", "sparse-resnet"])
-def test_integer_model_equals_float_model_on_exact_weights(arch):
+@pytest.mark.parametrize("arch,pool", [
+    ("mlp", ""), ("cnn", ""), ("cnn", "max"), ("cnn", "avg"), ("vgg", "max"), ("vgg", "avg"),
+    ("sew-resnet", ""), ("sparse-resnet", "")])
+def test_integer_model_equals_float_model_on_exact_weights(arch, pool):
     """With weights that are exact multiples of the integer step, the integer golden model
     must reproduce the float model's spikes exactly (no rounding anywhere)."""
     torch.manual_seed(1)
     shape = (64,) if arch == "mlp" else (1, 8, 8)
     cfg = ModelConfig(arch=arch, input_shape=shape, num_classes=10, timesteps=2, levels=4,
-                      hidden=16, channels=4, input_scale=1 / 16, in_bits=5)
+                      hidden=16, channels=4, input_scale=1 / 16, in_bits=5, pool=pool)
     model = build_model(cfg)
     theta = cfg.threshold / cfg.levels
     # Weights k·step/s_in with integer |k| <= 31 and one k = 31: the exporter's Q is then
@@ -47,8 +49,10 @@ def test_integer_model_equals_float_model_on_exact_weights(arch):
     scale_in = {"input": cfg.input_scale}
     with torch.no_grad():
         for spec in model.layers:
-            scale_in[spec.name] = theta
-            if spec.kind == "join":
+            # A max pool's events keep the scale of its input; every other layer's is θ.
+            scale_in[spec.name] = scale_in[spec.inputs[0]] if spec.kind == "maxpool2d" \
+                else theta
+            if spec.name not in model.synapses:
                 continue
             syn = model.synapses[spec.name]
             s_in = scale_in[spec.inputs[0]]
@@ -58,7 +62,15 @@ def test_integer_model_equals_float_model_on_exact_weights(arch):
             syn.bias.copy_(torch.round(syn.bias / step) * step)
     net, report = export(model, w_bits=6)
     assert all(report[l.name]["threshold"] == 64 for l in net.layers
-               if l.kind not in ("barrier", "sew") and not l.readout)
+               if l.kind in ("dense", "conv2d") and not l.readout)
+    # An average pool of θ-valued events into a neuron of θ: θ_int = k² = 4, exactly.
+    pools = {l.name: l.kind for l in net.layers if l.kind in ("maxpool2d", "avgpool2d")}
+    assert sorted(pools.items()) == ([] if not pool else
+                                     [("pool1", f"{pool}pool2d"), ("pool2", f"{pool}pool2d")])
+    for name, kind in pools.items():
+        if kind == "avgpool2d":
+            assert (net.layer(name).threshold, net.layer(name).levels) == (4, 4)
+            assert report[name]["threshold_error"] == 0.0
     rng = np.random.default_rng(0)
     x = rng.integers(0, 17, size=(20,) + shape)
     rec = {}
@@ -68,9 +80,10 @@ def test_integer_model_equals_float_model_on_exact_weights(arch):
     for spec in model.layers:
         if spec.readout or (spec.kind == "join" and spec.mode == "sew"):
             continue
-        theta_l = model.neurons[spec.name].theta
-        z_float = torch.round(rec[spec.name] / theta_l).to(torch.int64).numpy()
+        z_float = torch.round(rec[spec.name] / scale_in[spec.name]).to(torch.int64).numpy()
         assert np.array_equal(res.events[spec.name].reshape(z_float.shape), z_float), spec.name
+    for name in pools:
+        assert res.events[name].sum() > 0, name            # the pools do pass events on
     assert np.array_equal(res.predictions, logits.argmax(1).numpy())
 
 

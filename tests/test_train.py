@@ -255,7 +255,8 @@ def test_user_dataset_files(tmp_path):
 
 def test_bad_training_arguments(digits):
     cases = [
-        (dict(arch="vgg"), "arch must be one of mlp, cnn, sew-resnet, sparse-resnet, not 'vgg'"),
+        (dict(arch="vgg16"), "arch must be one of mlp, cnn, vgg, sew-resnet, sparse-resnet, not "
+                             "'vgg16'"),
         (dict(levels=0), "levels must be a positive integer, not 0"),
         (dict(timesteps=-1), "timesteps must be a positive integer, not -1"),
         (dict(epochs=0), "epochs must be a positive integer, not 0"),
