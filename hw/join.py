@@ -49,9 +49,11 @@ BarrierCore (Sparse-ResNet barrier neuron)
     the IR's integer stream weight, a constant: no weight memory); the next cycle reads ``P[j]``,
     the cycle after writes ``P[j] + z·w_k`` — one read and one write per event, one event per
     cycle sustained. The read port is transparent for the write port, so back-to-back events on
-    the same j see each other's sums (the forwarding of :mod:`hw.layer`). After both EOTs it
+    the same j see each other's sums (no forwarding registers needed). After both EOTs it
     drains the two stages and sweeps ``j`` ascending through a :class:`~hw.neuron.FireUnit`
     with its own θ_b, N_b, v0 and no bias (bias input tied to 0), exactly as a layer core does.
+    Everything behind the arbiter and the product is :class:`hw.point.PointEngine`, which the
+    pooling core (:mod:`hw.pool`) shares.
     Counters: ``ev_in``, ``ev_out``, ``p_rd``/``p_wr`` (= ev_in + T·N), ``syn_updates`` (= ev_in),
     ``syn_acc`` (Σ z), ``cycles``, ``saturations``; ``w_rd`` and ``b_rd`` are always 0.
 
@@ -69,17 +71,17 @@ edge, so no combinational loop can form.
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, signed
-from amaranth.lib import enum, stream, wiring
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.counters import COUNTER_WIDTH
 from golden.ir import LayerInfo
 
 from .layer import CounterLayout, check_v0
 from .layout import EventKind, EventLayout, index_width, value_width
-from .memory import CountedMemory
-from .neuron import FireUnit, check_choice, check_int, saturate
+from .memory import MemorySpec
+from .neuron import check_choice, check_int
+from .point import Counters, NeuronParams, PointEngine, cycle_condition
 
 __all__ = ["Fork", "BarrierCore", "SewJoin"]
 
@@ -177,44 +179,6 @@ def _join_members(in_layouts, out_layout):
     }
 
 
-class _Counters:
-    """32-bit counters cleared by ``clear``."""
-
-    def __init__(self, m, clear, names):
-        self.m, self.clear = m, clear
-        self.sig = {n: Signal(COUNTER_WIDTH, name=f"ctr_{n}") for n in names}
-        for n, s in self.sig.items():
-            with m.If(clear):
-                m.d.sync += s.eq(0)
-
-    def count(self, name, cond, inc=1):
-        """Add ``inc`` when ``cond``, one cycle later: the increment is registered first, so
-        that handshake logic late in the cycle does not also drive a 32-bit adder (the
-        counters are exact one cycle after the last event, like the memories')."""
-        s = self.sig[name]
-        inc = Value.cast(inc)
-        pending = Signal(len(inc), name=f"pend_{name}")
-        self.m.d.sync += pending.eq(Mux(~self.clear & cond, inc, 0))
-        with self.m.If(~self.clear):
-            self.m.d.sync += s.eq(s + pending)
-
-
-def _cycle_condition(m, T, first_cand, input_done, out_last):
-    """The ``cycles`` bracket of ``docs/hw-interfaces.md``: from the first input token of an
-    inference (``first_cand``: any input handshake) to its T-th output EOT (``out_last``).
-    ``input_done`` pulses when the core has taken the inputs' last EOTs of timestep T."""
-    started = Signal()
-    in_first = Signal()
-    flight = Signal(range(3))
-    m.d.comb += in_first.eq(first_cand & ~started)
-    with m.If(input_done):
-        m.d.sync += started.eq(0)
-    with m.Elif(first_cand):
-        m.d.sync += started.eq(1)
-    m.d.sync += flight.eq(flight + in_first - out_last)
-    return (flight != 0) | in_first
-
-
 def _check_layer(layer, info, mode):
     if getattr(layer, "kind", None) != mode:
         raise TypeError(f"layer must be a golden.ir.Join with mode '{mode}', not "
@@ -227,13 +191,6 @@ def _describe(layer):
     if getattr(layer, "kind", None) in ("barrier", "sew"):
         return f"a Join with mode '{layer.mode}'"
     return type(layer).__name__
-
-
-class _Phase(enum.Enum, shape=2):
-    INTEGRATE = 0
-    DRAIN = 1
-    SWEEP = 2
-    EOT_OUT = 3
 
 
 class BarrierCore(wiring.Component):
@@ -307,6 +264,13 @@ class BarrierCore(wiring.Component):
         cls._validate(**args)
         return cls(**args)
 
+    @classmethod
+    def memories(cls, net, name):
+        """The memories the core of join ``name`` builds (:class:`hw.memory.MemorySpec`):
+        ``pmem``, the potentials (no weight or bias memory)."""
+        info = net.info(name)
+        return [MemorySpec("pmem", info.n_out, info.width, False, "potentials")]
+
     @property
     def layer(self):
         return self._layer
@@ -322,26 +286,24 @@ class BarrierCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layer, T, n, pw = self._layer, self._T, self._n, self._pw
+        layer, T, n = self._layer, self._T, self._n
         w0, w1 = layer.stream_weights
 
-        m.submodules.pmem = pmem = CountedMemory(shape=signed(pw), depth=n,
-                                                 init=[layer.v0] * n, transparent=True)
-        m.d.comb += pmem.clear.eq(self.clear)
-        m.submodules.fire = fire = FireUnit(
-            levels=layer.levels, threshold=layer.threshold, potential_width=pw, bias_width=2,
-            index_width=index_width(n), v0=layer.v0, discharge=self._discharge,
-            saturate=self._narrow)
-        m.d.comb += fire.clear.eq(self.clear)
-
-        phase = Signal(_Phase)
-        t_cur = Signal(range(T))
-        last_t = Signal()
-        m.d.comb += last_t.eq(t_cur == T - 1)
-
         # -- input: round robin between the inputs that have not sent this timestep's EOT --
+        zw = max(lay.value_width for lay in self.in_layouts)
+        ww = max(Const.cast(w0).shape().width, Const.cast(w1).shape().width)
+        prod_shape = signed(zw + ww + 1)
+        m.submodules.engine = eng = PointEngine(
+            n=n, timesteps=T, potential_width=self._pw, operand_shape=prod_shape,
+            out_layout=self.out_layout, combine="sum",
+            neuron=NeuronParams(levels=layer.levels, threshold=layer.threshold, v0=layer.v0,
+                                discharge=self._discharge),
+            narrow=self._narrow)
+        m.d.comb += eng.clear.eq(self.clear)
+        wiring.connect(m, wiring.flipped(self.o), eng.o)
+
         eot = Signal(2)
-        integ = Signal(init=1)      # phase == INTEGRATE, as a register of its own
+        integ = eng.integrating
         hs0, hs1 = _arbitrate(m, self.i0, self.i1, integ & ~eot[0], integ & ~eot[1])
         p0, p1 = self.i0.payload, self.i1.payload
         ev0 = hs0 & (p0.kind == EventKind.EVENT)
@@ -350,130 +312,42 @@ class BarrierCore(wiring.Component):
             m.d.sync += eot[0].eq(1)
         with m.If(hs1 & (p1.kind == EventKind.EOT)):
             m.d.sync += eot[1].eq(1)
-
-        # -- M: z·w_k registered; read P[j] ------------------------------------------------
-        zw = max(lay.value_width for lay in self.in_layouts)
-        ww = max(Const.cast(w0).shape().width, Const.cast(w1).shape().width)
-        prod_shape = signed(zw + ww + 1)
-        m_valid = Signal()
-        m_j = Signal(range(n))
-        m_prod = Signal(prod_shape)
-        z_in = Signal(zw)
-        m.d.comb += z_in.eq(Mux(hs1, p1.value, p0.value))
-        m.d.sync += m_valid.eq(ev0 | ev1)
-        with m.If(ev0 | ev1):
-            m.d.sync += [m_j.eq(Mux(hs1, p1.index, p0.index)),
-                         m_prod.eq(Mux(hs1, p1.value * w1, p0.value * w0))]
-
-        # -- A: P + z·w_k, write P ---------------------------------------------------------
-        a_valid = Signal()
-        a_j = Signal(range(n))
-        a_prod = Signal(prod_shape)
-        m.d.sync += a_valid.eq(m_valid)
-        with m.If(m_valid):
-            m.d.sync += [a_j.eq(m_j), a_prod.eq(m_prod)]
-        a_full = pmem.rd_data + a_prod
-        a_sum = Signal(signed(pw))
-        a_sat = Signal()
-        saturate(m, a_full, a_sum, a_sat, enabled=self._narrow)
-
-        # -- sweep: read P[j] → W1 → fire unit → write back, emit -----------------------------
-        s_j = Signal(range(n + 1))
-        w1_valid = Signal()
-        w1_j = Signal(range(n))
-        s_issue = Signal()
-        m.d.comb += s_issue.eq((phase == _Phase.SWEEP) & (s_j != n)
-                               & (~w1_valid | fire.i.ready))
-        with m.If(s_issue):
-            m.d.sync += [w1_valid.eq(1), w1_j.eq(s_j), s_j.eq(s_j + 1)]
-        with m.Elif(fire.i.ready):
-            m.d.sync += w1_valid.eq(0)
-        m.d.comb += [
-            fire.i.valid.eq(w1_valid),
-            fire.i.payload.index.eq(w1_j),
-            fire.i.payload.p.eq(pmem.rd_data),
-            fire.i.payload.b.eq(0),
-            fire.i.payload.last.eq(last_t),
-        ]
-        with m.If(phase == _Phase.SWEEP):
-            m.d.comb += [pmem.rd_addr.eq(s_j), pmem.rd_en.eq(s_issue)]
-        with m.Else():
-            m.d.comb += [pmem.rd_addr.eq(m_j), pmem.rd_en.eq(m_valid)]
-
-        emit = fire.o.payload.z != 0
-        wb = Signal()
-        wb_count = Signal(range(n))
-        m.d.comb += [
-            fire.o.ready.eq((phase == _Phase.SWEEP) & (~emit | self.o.ready)),
-            wb.eq(fire.o.valid & fire.o.ready),
-        ]
-        with m.If(wb):
-            m.d.comb += [pmem.wr_addr.eq(fire.o.payload.index), pmem.wr_data.eq(fire.o.payload.p),
-                         pmem.wr_en.eq(1)]
-        with m.Else():
-            m.d.comb += [pmem.wr_addr.eq(a_j), pmem.wr_data.eq(a_sum), pmem.wr_en.eq(a_valid)]
-
-        with m.If(phase == _Phase.EOT_OUT):
-            m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(EventKind.EOT)]
-        with m.Else():
-            m.d.comb += [
-                self.o.valid.eq(fire.o.valid & emit & (phase == _Phase.SWEEP)),
-                self.o.payload.kind.eq(EventKind.EVENT),
-                self.o.payload.index.eq(fire.o.payload.index),
-                self.o.payload.value.eq(fire.o.payload.z),
-            ]
-        out_hs = self.o.valid & self.o.ready
-
-        # -- phases ---------------------------------------------------------------------------
         both = Signal()
-        m.d.comb += both.eq(integ & (eot == 0b11))
-        with m.Switch(phase):
-            with m.Case(_Phase.INTEGRATE):
-                with m.If(eot == 0b11):
-                    m.d.sync += [phase.eq(_Phase.DRAIN), integ.eq(0), eot.eq(0)]
-            with m.Case(_Phase.DRAIN):
-                with m.If(~m_valid & ~a_valid):
-                    m.d.sync += phase.eq(_Phase.SWEEP)
-            with m.Case(_Phase.SWEEP):
-                with m.If(wb):
-                    m.d.sync += wb_count.eq(wb_count + 1)
-                    with m.If(wb_count == n - 1):
-                        m.d.sync += [phase.eq(_Phase.EOT_OUT), wb_count.eq(0)]
-            with m.Case(_Phase.EOT_OUT):
-                with m.If(self.o.ready):
-                    m.d.sync += [phase.eq(_Phase.INTEGRATE), integ.eq(1), s_j.eq(0),
-                                 t_cur.eq(Mux(last_t, 0, t_cur + 1))]
+        m.d.comb += [both.eq(integ & (eot == 0b11)), eng.done.eq(eot == 0b11)]
+        with m.If(both):
+            m.d.sync += eot.eq(0)
+
+        # -- the update: z·w_k and its target, registered by the engine's M stage ------------
+        z_in = Signal(zw)
+        m.d.comb += [
+            z_in.eq(Mux(hs1, p1.value, p0.value)),
+            eng.upd.valid.eq(ev0 | ev1),
+            eng.upd.payload.j.eq(Mux(hs1, p1.index, p0.index)),
+            eng.upd.payload.operand.eq(Mux(hs1, p1.value * w1, p0.value * w0)),
+        ]
 
         # -- counters -------------------------------------------------------------------------
-        ctr = _Counters(m, self.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles",
-                                        "saturations"))
+        out_hs = self.o.valid & self.o.ready
+        ctr = Counters(m, self.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles"))
         ctr.count("ev_in", ev0 | ev1)
         ctr.count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
         ctr.count("syn_updates", ev0 | ev1)
         ctr.count("syn_acc", ev0 | ev1, z_in)
-        ctr.count("saturations", a_valid & a_sat)
-        out_last = out_hs & (phase == _Phase.EOT_OUT) & last_t
-        ctr.count("cycles", _cycle_condition(m, T, hs0 | hs1, both & last_t, out_last))
-
-        ovf = Signal()
-        with m.If(self.clear):
-            m.d.sync += ovf.eq(0)
-        with m.Elif(a_valid & a_sat):
-            m.d.sync += ovf.eq(1)
-        m.d.comb += self.overflow.eq(ovf | fire.overflow)
+        ctr.count("cycles", cycle_condition(m, T, hs0 | hs1, both & eng.last_t, eng.out_last))
 
         c = ctr.sig
         m.d.comb += [
             self.counters.ev_in.eq(c["ev_in"]),
             self.counters.ev_out.eq(c["ev_out"]),
             self.counters.w_rd.eq(0),
-            self.counters.p_rd.eq(pmem.reads),
-            self.counters.p_wr.eq(pmem.writes),
+            self.counters.p_rd.eq(eng.p_rd),
+            self.counters.p_wr.eq(eng.p_wr),
             self.counters.b_rd.eq(0),
             self.counters.syn_updates.eq(c["syn_updates"]),
             self.counters.syn_acc.eq(c["syn_acc"]),
             self.counters.cycles.eq(c["cycles"]),
-            self.counters.saturations.eq(c["saturations"] + fire.saturations),
+            self.counters.saturations.eq(eng.saturations),
+            self.overflow.eq(eng.overflow),
         ]
         return m
 
@@ -538,6 +412,11 @@ class SewJoin(wiring.Component):
                    in_value_widths=tuple(value_width(z) for z in info.zmax_in),
                    out_value_width=value_width(info.zmax_out), timesteps=net.timesteps)
 
+    @classmethod
+    def memories(cls, net, name):
+        """The memories a SEW join builds: none (an empty list)."""
+        return []
+
     @property
     def inputs(self):
         """The input ports in IR ``inputs`` order."""
@@ -574,14 +453,14 @@ class SewJoin(wiring.Component):
                 m.d.sync += self.o.valid.eq(0)
 
         out_hs = self.o.valid & self.o.ready
-        ctr = _Counters(m, self.clear, ("ev_in", "ev_out", "cycles"))
+        ctr = Counters(m, self.clear, ("ev_in", "ev_out", "cycles"))
         ctr.count("ev_in", ev_in)
         ctr.count("ev_out", out_hs & (out.kind == EventKind.EVENT))
         out_t = Signal(range(T))        # timestep of the EOT in the output register
         with m.If(out_hs & (out.kind == EventKind.EOT)):
             m.d.sync += out_t.eq(Mux(out_t == T - 1, 0, out_t + 1))
         out_last = out_hs & (out.kind == EventKind.EOT) & (out_t == T - 1)
-        ctr.count("cycles", _cycle_condition(m, T, hs0 | hs1, emit_eot & (t_cur == T - 1),
+        ctr.count("cycles", cycle_condition(m, T, hs0 | hs1, emit_eot & (t_cur == T - 1),
                                              out_last))
         c = ctr.sig
         m.d.comb += [
