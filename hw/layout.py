@@ -78,18 +78,18 @@ class EventLayout(data.StructLayout):
 
     def pack(self, kind, index=0, value=0):
         """The payload as an integer (for Verilog-level testbenches)."""
-        kind = int(EventKind(kind).value) if not isinstance(kind, int) else kind
-        v = value & ((1 << self.value_width) - 1)
-        return kind | (index << 2) | (v << (2 + self.index_width))
+        vmask = (1 << self.value_width) - 1
+        if self.signed_value:           # wrap into the signed range as the field would
+            value = ((value & vmask) ^ (1 << (self.value_width - 1))) - \
+                (1 << (self.value_width - 1))
+        else:
+            value &= vmask
+        return self.const({"kind": EventKind(kind), "index": index, "value": value}).as_bits()
 
     def unpack(self, word):
         """``(kind, index, value)`` from an integer payload."""
-        kind = word & 3
-        index = (word >> 2) & ((1 << self.index_width) - 1)
-        v = (word >> (2 + self.index_width)) & ((1 << self.value_width) - 1)
-        if self.signed_value and v >> (self.value_width - 1):
-            v -= 1 << self.value_width
-        return kind, index, v
+        c = self.from_bits(word)
+        return int(c.kind.value), c.index, c.value
 
 
 class ResultLayout(data.StructLayout):
@@ -105,12 +105,8 @@ class ResultLayout(data.StructLayout):
         })
 
     def unpack(self, word):
-        index = word & ((1 << self.index_width) - 1)
-        p = (word >> self.index_width) & ((1 << self.potential_width) - 1)
-        if p >> (self.potential_width - 1):
-            p -= 1 << self.potential_width
-        last = (word >> (self.index_width + self.potential_width)) & 1
-        return index, p, last
+        c = self.from_bits(word)
+        return c.index, c.potential, c.last
 
 
 def _axis_table(size_in, size_out, kernel, stride, padding):

@@ -21,11 +21,6 @@ def uint(handle):
     return v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
 
 
-def signed(value, width):
-    value &= (1 << width) - 1
-    return value - (1 << width) if value >> (width - 1) else value
-
-
 def load_config():
     with open(os.environ["MLSNN_BENCH"]) as f:
         return json.load(f)

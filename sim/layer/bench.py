@@ -15,8 +15,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from golden.counters import COUNTER_WIDTH
-from hw.layout import COUNTERS
-from sim.cocotb_util import Sink, Source, load_config, signed, uint, write_json
+from hw.layout import COUNTERS, EventLayout
+from sim.cocotb_util import Sink, Source, load_config, uint, write_json
 from sim.scoreboard import EOT, GOLDEN_COUNTERS, split_timesteps
 
 
@@ -24,7 +24,7 @@ from sim.scoreboard import EOT, GOLDEN_COUNTERS, split_timesteps
 async def layer_bench(dut):
     cfg = load_config()
     lay = cfg["out_layout"]
-    iw, vw = lay["index_width"], lay["value_width"]
+    layout = EventLayout(lay["index_width"], lay["value_width"], signed_value=lay["signed"])
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
     dut.clear.value = 0
@@ -46,14 +46,12 @@ async def layer_bench(dut):
         src.sample()
         w = sink.sample()
         if w is not None:
-            kind = w & 3
+            kind, index, value = layout.unpack(w)
             if kind == EOT:
                 out.append((EOT, 0, 0))
                 eots += 1
             else:
-                value = (w >> (2 + iw)) & ((1 << vw) - 1)
-                out.append((kind, (w >> 2) & ((1 << iw) - 1),
-                            signed(value, vw) if lay["signed"] else value))
+                out.append((kind, index, value))
         assert cycles <= cfg["max_cycles"], f"no EOT {eots + 1} after {cycles} cycles"
     sink.enabled = False
     for _ in range(4):

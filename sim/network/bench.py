@@ -15,18 +15,13 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from hw.layout import COUNTER_STRIDE, COUNTERS, CTR_LATENCY
-from sim.cocotb_util import Sink, Source, load_config, signed, uint, write_json
+from hw.layout import COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventLayout, ResultLayout
+from sim.cocotb_util import Sink, Source, load_config, uint, write_json
 from sim.scoreboard import EVENT, Expected, RtlResult, compare_expected, split_timesteps
 
 
-def _unpack_event(word, lay):
-    kind = word & 3
-    index = (word >> 2) & ((1 << lay["index_width"]) - 1)
-    value = (word >> (2 + lay["index_width"])) & ((1 << lay["value_width"]) - 1)
-    if lay["signed"]:
-        value = signed(value, lay["value_width"])
-    return kind, index, value
+def _event_layout(lay):
+    return EventLayout(lay["index_width"], lay["value_width"], signed_value=lay["signed"])
 
 
 @cocotb.test()
@@ -49,8 +44,9 @@ async def network_bench(dut):
         await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     dut.rst.value = 0
-    taps = [(getattr(dut, f"tap_{k}__valid"), getattr(dut, f"tap_{k}__payload"), cfg["taps"][k])
-            for k in range(L)]
+    taps = [(getattr(dut, f"tap_{k}__valid"), getattr(dut, f"tap_{k}__payload"),
+             _event_layout(cfg["taps"][k])) for k in range(L)]
+    result = ResultLayout(ri, rp)
     streams = [[] for _ in range(L)]
     readout, preds, cycles = [], [], []
     counters = {name: {c: [] for c in COUNTERS} for name, _ in layers}
@@ -72,14 +68,12 @@ async def network_bench(dut):
             src.sample()
             w = sink.sample()
             if w is not None:
-                index = w & ((1 << ri) - 1)
-                pot = signed(w >> ri, rp)
-                last = (w >> (ri + rp)) & 1
+                index, pot, last = result.unpack(w)
                 assert last == int(index == n_cls - 1), f"image {b}: beat {index} last={last}"
                 beats[index] = pot
             for k, (valid, payload, lay) in enumerate(taps):
                 if int(valid.value):
-                    streams[k].append(_unpack_event(uint(payload), lay))
+                    streams[k].append(lay.unpack(uint(payload)))
             if src.done and not busy and len(beats) == n_cls:
                 break
             assert n_cycles <= cfg["max_cycles"], \
