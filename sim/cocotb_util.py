@@ -12,7 +12,7 @@ import json
 import os
 import random
 
-__all__ = ["Source", "Sink", "load_config", "write_json", "signed", "uint"]
+__all__ = ["Source", "Sink", "load_config", "write_json", "uint"]
 
 
 def uint(handle):
