@@ -66,8 +66,6 @@ def format_report(report):
     if sources:
         rows = []
         for l in report["layers"]:
-            if l["kind"] == "pool":
-                continue
             acc = [sum(l["counters"][s][k] for k in _ACCESS) for s in sources]
             rows.append([l["name"], l["kind"], _g(l["activity"]["ev_in"]),
                          _g(l["activity"]["ev_out"])] + [_g(a) for a in acc]
@@ -161,7 +159,7 @@ def plot_report(report, path):
     ax.grid(axis="y", alpha=0.3)
 
     ax = axes[1]
-    layers = [l for l in report.get("layers", []) if l["kind"] != "pool"]
+    layers = report.get("layers", [])
     names = [l["name"] for l in layers]
     if layers and len(sources) > 1:
         n = len(sources)
@@ -188,7 +186,7 @@ def plot_report(report, path):
         ax.legend(fontsize=8)
     else:
         ann = report["ann"]["layers"]
-        layers = [l for l in ann if l["kind"] != "pool"]
+        layers = ann
         names = [l["name"] for l in layers]
         bottoms = [0.0] * len(layers)
         for i, (key, label) in enumerate(BREAKDOWN):

@@ -578,9 +578,11 @@ def test_torch_vgg16_and_resnet18_any_shape():
         model = ArchNet(arch, timesteps=2)
         x = torch.rand(2, *arch.input_shape)
         rec, acts = record(model, x, timesteps=2)
-        want = [l for l in arch.layers if l.kind in ("conv", "dense", "join")]
+        # Every layer is recorded, the pools too (kind, window, stride, operation).
         assert [(l.name, l.kind, l.in_shape, l.out_shape) for l in rec.layers] == \
-            [(l.name, l.kind, l.in_shape, l.out_shape) for l in want]
+            [(l.name, l.kind, l.in_shape, l.out_shape) for l in arch.layers]
+        assert [(l.kernel, l.stride, l.pool) for l in rec.layers if l.kind == "pool"] == \
+            [(l.kernel, l.stride, l.pool) for l in arch.layers if l.kind == "pool"]
         rep = torch_report(model, x, timesteps=2)
         assert rep["total"]["energy_nJ"]["analytic"]["total"] > 0
         # The ANN of the same shapes costs the same whatever the source of the shapes.
@@ -665,3 +667,178 @@ def test_cli_ir_measured_and_plot(capsys, tmp_path):
 def test_cli_errors_are_one_line(capsys, args, msg):
     rc, _, err = _cli(args, capsys)
     assert rc == 1 and msg in err and len(err.strip().splitlines()) == 1
+
+
+# -- pooling (maxpool2d, avgpool2d) --------------------------------------------------------------
+
+def _conv_pool_net(pool, *, seed=0, T=2):
+    """conv 3x3 (1 -> 2 channels, padding 1, N = 3) -> ``pool`` ("max" or "avg", 2x2) -> dense
+    readout, on a 1x6x6 input of 3-bit pixels; numpy weights."""
+    from golden.pooling import AvgPool2d, MaxPool2d
+
+    rng = np.random.default_rng(seed)
+    conv = Conv2d(name="c", inputs=("input",), threshold=30, levels=3,
+                  weight=rng.integers(-2, 6, (1, 3, 3, 2)), bias=np.array([0, -3]), padding=1)
+    p = (MaxPool2d(name="p", inputs=("c",), kernel=2) if pool == "max" else
+         AvgPool2d(name="p", inputs=("c",), kernel=2, threshold=2, levels=2))
+    out = Dense(name="out", inputs=("p",), threshold=1, levels=1,
+                weight=rng.integers(-3, 4, (2 * 3 * 3, 4)), bias=np.zeros(4, np.int64),
+                readout=True)
+    return Network(input=InputSpec(shape=(1, 6, 6), in_bits=3), timesteps=T,
+                   layers=(conv, p, out), name=f"conv-{pool}pool")
+
+
+def _sparse_pixels(seed, n):
+    """``n`` 1x6x6 images of 3-bit pixels, half of them zero."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 8, (n, 1, 6, 6)) * (rng.random((n, 1, 6, 6)) < 0.5)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_pool_analytic_counters_equal_exact(pool):
+    from golden.energy.compare import explain, stream_stats
+
+    net = _conv_pool_net(pool)
+    spec = from_ir(net).layer("p")
+    assert (spec.kind, spec.pool, spec.kernel, spec.stride, spec.in_shape, spec.out_shape) == \
+        ("pool", pool, 2, 2, (2, 6, 6), (2, 3, 3))
+    assert spec.n_weights == spec.n_bias == spec.synapses == 0
+    layer = net.layer("p")
+    fan, aligned, F, Fs = layer.energy_fanouts(net.info("p"))
+    assert (F, Fs) == (1, 1) and fan.tolist() == aligned.tolist() == [1.0] * 72
+    x = _sparse_pixels(1, 6)
+    for i in range(len(x)):
+        xi = x[i:i + 1]
+        res = run(net, xi)
+        exact = res.totals("p")
+        assert 0 < exact["ev_out"] < 2 * 18 < exact["ev_in"]          # busy, not saturated
+        rep = ir_report(net, xi, result=res)
+        lp = rep["layers"][1]
+        assert lp["kind"] == f"pool-{pool}"
+        ana = {c: int(v) for c, v in lp["counters"]["analytic"].items()}
+        assert all(lp["counters"]["analytic"][c] == ana[c] for c in COUNTERS)
+        ev = res.events["c"]                                        # what the pool received
+        levels_gap = int(3 * (ev > 0).sum() - ev.sum())             # Σ (N − z), N = 3
+        if pool == "max":
+            assert ana == exact and lp["differences"] == {}
+        else:
+            assert {c: v for c, v in ana.items() if c != "syn_acc"} == \
+                {c: v for c, v in exact.items() if c != "syn_acc"}
+            assert ana["syn_acc"] == 3 * exact["ev_in"] and exact["syn_acc"] == int(ev.sum())
+            if levels_gap:
+                assert lp["differences"] == {"syn_acc": {"analytic_minus_exact": levels_gap,
+                                                         "causes": {"levels": levels_gap}}}
+        # The causes of a pool: no stride, no borders (fan-out exactly 1), levels only in the
+        # syn_acc of an average pool.
+        _, _, causes = explain(net, layer, stream_stats(net, res, xi)["p"], 1)
+        assert set(causes) == {"p_rd", "p_wr", "syn_updates", "syn_acc"}
+        for c, why in causes.items():
+            want = levels_gap if (pool, c) == ("avg", "syn_acc") else 0
+            assert why.get("stride", 0) == why.get("borders", 0) == 0
+            assert why.get("levels", 0) == want, (c, why)
+        # The next layer sees the pool's events with their largest value: the conv's N = 3
+        # through a max pool, the average pool's own N = 2.
+        assert rep["layers"][2]["activity"]["ev_in"] == exact["ev_out"]
+        assert rep["layers"][2]["activity"]["n_in"] == (3 if pool == "max" else 2) * \
+            exact["ev_out"]
+
+
+def test_pool_snn_and_ann_counts_by_hand():
+    mk = lambda pool, **kw: LayerSpec(name="p", kind="pool", pool=pool, in_shape=(2, 4, 4),
+                                      out_shape=(2, 2, 2), kernel=2, stride=2, **kw)
+    # 5 events of a 2-level layer (Σz 7, ΣN 10) into 8 outputs, T = 2; 2 events out.
+    act = Activity(spikes=Flow(5, 7, 10), ev_out=2)
+    ctr, ops = snn_counts(mk("avg", levels=2), act, timesteps=2)
+    assert ctr == {"ev_in": 5, "ev_out": 2, "w_rd": 0, "p_rd": 5 + 16, "p_wr": 21, "b_rd": 0,
+                   "syn_updates": 5, "syn_acc": 10}
+    assert (ops["acc_syn"], ops["acc_syn_z"], ops["acc_reset"], ops["acc_bias"]) == (10, 7, 2, 0)
+    assert (ops["addr_acc"], ops["addr_mac"], ops["mac_syn"], ops["in_rd"], ops["out_wr"]) == \
+        (5, 0, 0, 5, 2)
+    ctr, ops = snn_counts(mk("max", levels=0), act, timesteps=2)
+    assert ctr == {"ev_in": 5, "ev_out": 2, "w_rd": 0, "p_rd": 21, "p_wr": 21, "b_rd": 0,
+                   "syn_updates": 5, "syn_acc": 5}                 # one comparison per update
+    assert (ops["acc_syn"], ops["acc_syn_z"], ops["acc_reset"], ops["addr_acc"]) == (5, 5, 0, 5)
+    # Pixels pooled straight from the input: one ACC per update (no weight, no MAC).
+    _, ops = snn_counts(mk("avg", levels=1), Activity(pixels=Flow(4, 400, 4 * 255)), timesteps=1)
+    assert (ops["acc_syn"], ops["acc_syn_z"], ops["mac_syn"]) == (4, 4, 0)
+    # ANN: every output reads its K² = 4 inputs; avg 4 ACC per output, max 3 comparisons;
+    # addressing N_in + N_out; no weights, no bias.
+    a = ann_ops(mk("avg"))
+    assert (a["in_rd"], a["out_wr"], a["acc_syn"], a["acc_syn_z"], a["addr_acc"]) == \
+        (32, 8, 32, 32, 40)
+    m = ann_ops(mk("max"))
+    assert (m["in_rd"], m["out_wr"], m["acc_syn"], m["addr_acc"]) == (32, 8, 24, 40)
+    assert m["w_rd"] == m["b_rd"] == m["mac_syn"] == m["acc_bias"] == m["addr_mac"] == 0
+    # The IR net's pool in its ANN: 2x6x6 -> 2x3x3.
+    ann = {l["name"]: l["ops"] for l in estimate(from_ir(_conv_pool_net("max")), ann=True)
+           ["layers"]}
+    assert (ann["p"]["in_rd"], ann["p"]["out_wr"], ann["p"]["acc_syn"]) == (72, 18, 54)
+    # VGG16's first max-pool (64x32x32 -> 64x16x16) is priced too.
+    v = ann_ops(vgg16().layer("pool1"))
+    assert (v["in_rd"], v["out_wr"], v["acc_syn"]) == (65536, 16384, 3 * 16384)
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(padding=1), "field 'padding' must be 0 for a pool, not 1"),
+    (dict(out_shape=(2, 3, 3)), "out_shape (2, 3, 3) does not follow"),
+    (dict(in_shape=(32,), out_shape=(8,)), "a pool needs (C, H, W) shapes"),
+    (dict(pool="min"), "field 'pool' must be 'max' or 'avg', not 'min'"),
+])
+def test_pool_spec_errors(kw, msg):
+    args = dict(name="p", kind="pool", in_shape=(2, 4, 4), out_shape=(2, 2, 2), kernel=2,
+                stride=2)
+    with pytest.raises(MlsnnError) as e:
+        LayerSpec(**{**args, **kw})
+    assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_cli_energy_of_pool_nets(pool, capsys, tmp_path):
+    from golden.ir import save
+
+    net = _conv_pool_net(pool, seed=3)
+    x = _sparse_pixels(4, 3)
+    save(net, tmp_path / "net")
+    np.savez(tmp_path / "x.npz", x=x)
+    res = run(net, x)
+    (tmp_path / "sim.json").write_text(json.dumps(_simulate_json(net, res)))
+    args = ["--ir", str(tmp_path / "net"), "--inputs", str(tmp_path / "x.npz"),
+            "--measured", str(tmp_path / "sim.json")]
+    rc, out, err = _cli(args + ["--json"], capsys)
+    assert rc == 0 and err == ""
+    doc = json.loads(out)
+    lp = {l["name"]: l for l in doc["layers"]}["p"]
+    assert doc["measured_equals_exact"] is True
+    assert lp["kind"] == f"pool-{pool}" and lp["shape"]["kernel"] == 2
+    assert lp["counters"]["exact"]["w_rd"] == lp["counters"]["exact"]["b_rd"] == 0
+    assert lp["counters"]["exact"]["p_rd"] * 3 == res.totals("p")["p_rd"]
+    assert lp["energy_nJ"]["exact"]["potentials"] > 0 and lp["energy_nJ"]["exact"]["weights"] == 0
+    assert {l["name"]: l for l in doc["ann"]["layers"]}["p"]["ops"]["in_rd"] == 72
+    rc, out, _ = _cli(args, capsys)
+    assert rc == 0 and f"pool-{pool}" in out and "measured == exact" in out
+
+
+def test_torch_pools_are_recorded_and_others_refused():
+    import torch
+    from golden.energy.torchfront import record
+
+    torch.manual_seed(0)
+    for mod, op, k in ((torch.nn.MaxPool2d(3), "max", 3), (torch.nn.AvgPool2d(3), "avg", 3),
+                       (torch.nn.AdaptiveAvgPool2d(2), "avg", 3)):
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), mod,
+                                    torch.nn.Flatten(), torch.nn.Linear(8, 3))
+        x = torch.relu(torch.randn(2, 1, 6, 6))
+        arch, acts = record(model, x, timesteps=1)
+        p = arch.layers[1]
+        assert (p.kind, p.pool, p.kernel, p.stride, p.in_shape, p.out_shape) == \
+            ("pool", op, k, k, (2, 6, 6), (2, 2, 2))
+        conv_out = model[0](x)
+        assert acts[p.name].ev_in == float((conv_out != 0).sum()) / 2
+        assert acts[p.name].ev_out == float((mod(conv_out) != 0).sum()) / 2
+    for mod, msg in ((torch.nn.MaxPool2d(3, 2), "is not supported"),
+                     (torch.nn.AvgPool2d(2, padding=1), "is not supported"),
+                     (torch.nn.AdaptiveAvgPool2d(4), "is not a k x k pool")):
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), mod)
+        with pytest.raises(MlsnnError, match=msg) as e:
+            record(model, torch.rand(1, 1, 6, 6), timesteps=1)
+        assert "\n" not in str(e.value)

@@ -2,7 +2,7 @@
 
 An :class:`Arch` is an input shape and a tuple of :class:`LayerSpec` in topological order. It is
 what the Lemaire model needs besides the activity: the shape of every convolution, dense layer,
-residual join and (cost-free) pooling layer, and the widths of the stored elements when known.
+residual join and pooling layer, and the widths of the stored elements when known.
 
 Three ways to get one: :func:`vgg16` and :func:`resnet18` (seed 000's networks, any input
 shape, built here without torchvision), :func:`from_ir` (an IR network), and
@@ -34,16 +34,21 @@ class LayerSpec:
     Parameters
     ----------
     name : str
-    kind : ``"conv"``, ``"dense"``, ``"pool"`` (no cost; changes the shape) or ``"join"``
-        (residual add: ``join="sew"`` has no cost of its own, ``"barrier"`` is a barrier neuron;
-        in the ANN both are an element-wise add).
+    kind : ``"conv"``, ``"dense"``, ``"pool"`` or ``"join"`` (residual add: ``join="sew"`` has
+        no cost of its own, ``"barrier"`` is a barrier neuron; in the ANN both are an
+        element-wise add). A pool (``pool="max"``: the window's maximum, no neuron; ``"avg"``:
+        the window's sum into an IF neuron, the 1/k² folded into θ) maps every input index to
+        one output (fan-out 1), has no weights and no bias, and keeps its channels.
     inputs : tuple of str
         Names of the layers feeding it (``"input"`` is the network input); may be empty when
         unknown (torch models).
     in_shape, out_shape : tuple of int
         ``(C, H, W)`` or ``(N,)``, per input stream (all streams of a join have one shape).
     kernel, stride, padding : int
-        Convolutions and pooling.
+        Convolutions and pooling (a pool has no padding; its window need not tile the input:
+        ``H_out = (H_in − K) // S + 1``).
+    pool : ``"max"`` or ``"avg"``
+        The operation of a pool.
     levels : int
         N of the neurons of this layer (0 for the readout and for SEW joins, which never fire).
     readout : bool
@@ -101,6 +106,8 @@ class LayerSpec:
                                  f"not {self.join!r}")
             if self.in_shape != self.out_shape:
                 raise MlsnnError(f"{owner}: a join keeps its shape")
+        if self.kind == "pool":
+            self._check_pool(owner)
         if self.kind == "conv":
             if len(self.in_shape) != 3 or len(self.out_shape) != 3:
                 raise MlsnnError(f"{owner}: a conv needs (C, H, W) shapes")
@@ -115,6 +122,20 @@ class LayerSpec:
             v = getattr(self, fname)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise MlsnnError(f"{owner}: field '{fname}' must be a positive integer")
+
+    def _check_pool(self, owner):
+        if len(self.in_shape) != 3 or len(self.out_shape) != 3:
+            raise MlsnnError(f"{owner}: a pool needs (C, H, W) shapes, not {self.in_shape} -> "
+                             f"{self.out_shape}")
+        if self.padding:
+            raise MlsnnError(f"{owner}: field 'padding' must be 0 for a pool, not "
+                             f"{self.padding}")
+        c, h, w = self.in_shape
+        exp = (c, (h - self.kernel) // self.stride + 1, (w - self.kernel) // self.stride + 1)
+        if self.kernel > min(h, w) or exp != self.out_shape:
+            raise MlsnnError(f"{owner}: out_shape {self.out_shape} does not follow from "
+                             f"in_shape {self.in_shape}, kernel {self.kernel}, stride "
+                             f"{self.stride} of a pool (expected {exp}, kernel <= {min(h, w)})")
 
     # -- derived sizes ---------------------------------------------------------------------
     @property
@@ -160,7 +181,9 @@ class LayerSpec:
 
     @property
     def has_neurons(self):
-        """Does this layer hold potentials (conv, dense, barrier join)?"""
+        """Does this layer fire at a rate of its own (conv, dense, barrier join)? A pool holds
+        a potential (avg) or maximum (max) per output too, but its events follow from its
+        input's (:func:`golden.energy.lemaire.activity_from_rates`)."""
         return self.kind in ("conv", "dense") or (self.kind == "join" and self.join == "barrier")
 
     def to_json(self):
@@ -251,9 +274,10 @@ class _Builder:
     def pool(self, name, k, s=None, op="max"):
         s = s or k
         c, h, w = self.shape
-        out = (c, max(1, (h - k) // s + 1), max(1, (w - k) // s + 1))
+        k = min(k, h, w)                # a window larger than the map pools all of it
+        out = (c, (h - k) // s + 1, (w - k) // s + 1)
         self.layers.append(LayerSpec(name=name, kind="pool", inputs=(self.prev,),
-                                     in_shape=self.shape, out_shape=out, kernel=min(k, h),
+                                     in_shape=self.shape, out_shape=out, kernel=k,
                                      stride=s, pool=op, levels=self.levels))
         self.prev, self.shape = name, out
 
@@ -280,7 +304,7 @@ def vgg16(input_shape=(3, 32, 32), *, classes=10, fc=(512, 512), levels=1):
 
     The classifier follows the CIFAR variant of the public reference configuration
     (``fc_units = [512, 512]``); any input shape whose sides survive five halvings works.
-    Max-pooling layers are cost-free shape changes in the energy model.
+    The max-pools are priced as pool layers (``docs/energy.md``, Pooling).
     """
     if len(input_shape) != 3:
         raise MlsnnError(f"vgg16 needs a (C, H, W) input shape, not {tuple(input_shape)}")
@@ -306,7 +330,7 @@ def resnet18(input_shape=(3, 32, 32), *, classes=10, join="sew", levels=1):
     """ResNet18, CIFAR variant (3×3 stem, no stem pooling), as the SEW/Sparse-ResNet18 of
     seed 000: four stages of two basic blocks (64, 128, 256, 512 channels), the first block of
     stages 2–4 with stride 2 and a 1×1 stride-2 convolution on the shortcut; global average
-    pooling (cost-free) and one dense readout.
+    pooling (a pool layer) and one dense readout.
 
     Parameters
     ----------
@@ -408,6 +432,8 @@ def from_json(doc, *, levels=1, where="arch"):
             elif kind == "pool":
                 k = int(d.get("kernel", 2))
                 s = int(d.get("stride", k))
+                if len(ins) != 3:
+                    raise MlsnnError(f"{where}: layer '{name}': a pool needs a (C, H, W) input")
                 out = (ins[0], (ins[1] - k) // s + 1, (ins[2] - k) // s + 1)
                 spec = LayerSpec(name=name, kind="pool", inputs=inputs, in_shape=ins,
                                  out_shape=out, kernel=k, stride=s, levels=lv,

@@ -16,6 +16,10 @@ values of the events (so the split is exact, not estimated):
 ``borders``  targets lost at the edges of the output map (the exact fan-out is smaller there);
 ``levels``   the paper's N×ACC worst case versus the exact Σz (multi-level events, pixels).
 
+A pool's event has exactly one target (``energy_fanouts``: ones), so its only cause is
+``levels``, in the ``syn_acc`` of an average pool (a max pool counts one comparison per update,
+whatever the value: analytic = exact for every counter).
+
 Measured must equal exact; any difference is reported as a mismatch.
 """
 
@@ -40,10 +44,22 @@ __all__ = ["ir_report", "load_measured", "measured_totals", "explain", "stream_s
 PJ_PER_NJ = 1000.0
 
 
+def _pixel_stream(net, name):
+    """Does the stream ``name`` carry pixels: the network input, or a max pool of pixels (its
+    events are input values, unchanged)?"""
+    while name != INPUT:
+        layer = net.layer(name)
+        if layer.combine != "max":
+            return False
+        name = layer.inputs[0]
+    return True
+
+
 def stream_stats(net, res, x):
     """Per layer, per input stream: events per input index and their value sums (all images).
 
-    Returns ``{layer: [(stream, is_pixel, N, count[n_in], zsum[n_in])]}``.
+    Returns ``{layer: [(stream, is_pixel, N, count[n_in], zsum[n_in])]}``; N is the largest
+    value an event of the stream can carry (the producer's levels; a max pool's: its input's).
     """
     x = net.check_inputs(x)
     T = net.timesteps
@@ -59,8 +75,8 @@ def stream_stats(net, res, x):
                 rows.append((s, True, float(net.input.zmax), px_cnt, px_z))
             else:
                 ev = res.events[s].astype(np.float64)
-                rows.append((s, False, float(net.layer(s).levels), (ev > 0).sum(axis=(0, 1)),
-                             ev.sum(axis=(0, 1))))
+                rows.append((s, _pixel_stream(net, s), float(net.info(s).zmax_out),
+                             (ev > 0).sum(axis=(0, 1)), ev.sum(axis=(0, 1))))
         out[layer.name] = rows
     return out
 
@@ -116,9 +132,13 @@ def explain(net, layer, rows, images):
             causes[c] = dict(mem)
         causes["syn_updates"] = {"stride": acc["cntFs"] - acc["cnt_al"],
                                  "borders": acc["cnt_al"] - acc["cnt_fan"], "levels": 0.0}
-        causes["syn_acc"] = {"levels": acc["NcntFs"] - acc["zFs"],
-                             "stride": acc["zFs"] - acc["z_al"],
-                             "borders": acc["z_al"] - acc["z_fan"]}
+        if layer.combine == "max":
+            # One comparison per update whatever its value: syn_acc counts updates.
+            causes["syn_acc"] = dict(causes["syn_updates"])
+        else:
+            causes["syn_acc"] = {"levels": acc["NcntFs"] - acc["zFs"],
+                                 "stride": acc["zFs"] - acc["z_al"],
+                                 "borders": acc["z_al"] - acc["z_fan"]}
     return Activity(spikes=spikes, pixels=pixels), sums, causes
 
 
@@ -140,7 +160,18 @@ def _exact_ops(spec, counters, sums, ref=None, ref_sums=None):
                acc_syn=sums["sp_nfan"] * ru, acc_syn_z=sums["sp_zfan"] * ra,
                mac_syn=sums["px_updates"] * ru, acc_bias=counters["b_rd"],
                acc_reset=counters["ev_out"])
-    if spec.kind == "conv":
+    if spec.kind == "pool":
+        # No weight: a pixel update is one ACC, not a MAC; a max pool's update is one
+        # comparison (syn_acc counts them) and it has no reset (lemaire._pool_counts).
+        ops["mac_syn"] = 0.0
+        ops["addr_acc"] = counters["syn_updates"]
+        if spec.pool == "max":
+            ops["acc_syn"] = ops["acc_syn_z"] = counters["syn_acc"]
+            ops["acc_reset"] = 0.0
+        else:
+            ops["acc_syn"] += sums["px_updates"] * ru
+            ops["acc_syn_z"] += sums["px_updates"] * ru
+    elif spec.kind == "conv":
         ops["addr_mac"] = 2 * counters["ev_in"]
         ops["addr_acc"] = counters["syn_updates"]
     elif spec.kind == "dense":
@@ -278,7 +309,7 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
             "name": layer.name, "kind": lemaire._kind(spec),
             "shape": {"in": list(spec.in_shape), "out": list(spec.out_shape),
                       **({"kernel": spec.kernel, "stride": spec.stride,
-                          "padding": spec.padding} if spec.kind == "conv" else {})},
+                          "padding": spec.padding} if spec.kind in ("conv", "pool") else {})},
             "levels": spec.levels, "readout": spec.readout,
             "activity": act.to_json(),
             "counters": {"analytic": ana_ctr, "exact": exact},

@@ -4,7 +4,8 @@ Per layer, an inference costs memory accesses (potentials, weights, biases, inpu
 activations or events), synaptic operations (MAC, ACC) and addressing. This module counts them
 from the layer shapes (:class:`~golden.energy.arch.LayerSpec`) and, for SNN layers, from the
 activity (:class:`Activity`), then prices them with the technology table. The formulas are
-those of ENERGY.md §1, written out in :func:`snn_counts` and :func:`ann_ops`.
+those of ENERGY.md §1, written out in :func:`snn_counts` and :func:`ann_ops`; pooling, which
+ENERGY.md leaves out, follows the same structure (``docs/energy.md``, Pooling).
 
 Everything here is per inference; energies are in pJ (the reports convert to nJ).
 
@@ -71,7 +72,7 @@ class Activity:
     spikes : events from neurons (θ_{l−1} of the paper, except pixels), their values and levels.
     pixels : events of the network input (direct encoding: a nonzero pixel is an event at every
         timestep); synaptic updates they cause are costed as MACs (ENERGY.md §1).
-    ev_out : θ_l, events emitted by this layer (0 for the readout and for pools).
+    ev_out : θ_l, events emitted by this layer (0 for the readout).
     """
 
     spikes: Flow = field(default_factory=Flow)
@@ -94,19 +95,21 @@ def _zero(keys):
 def fan(spec):
     """Per input event: (analytic targets F, analytic synaptic ACC targets Fs).
 
-    Conv: F = C_out·K², Fs = C_out·⌈K/S⌉²; dense: F = Fs = N_out; barrier join: 1.
+    Conv: F = C_out·K², Fs = C_out·⌈K/S⌉²; dense: F = Fs = N_out; barrier join and pool: 1
+    (a pool event has exactly one target, the output whose window holds it).
     """
     if spec.kind == "conv":
         return spec.c_out * spec.kernel ** 2, spec.c_out * math.ceil(spec.kernel / spec.stride) ** 2
     if spec.kind == "dense":
         return spec.n_out, spec.n_out
-    if spec.kind == "join" and spec.join == "barrier":
+    if spec.kind == "pool" or (spec.kind == "join" and spec.join == "barrier"):
         return 1, 1
     return 0, 0
 
 
 def snn_counts(spec, act, timesteps, *, leak=False):
-    """Analytic SNN counts of one layer (ENERGY.md §1, SNN table; barrier neuron; SEW join).
+    """Analytic SNN counts of one layer (ENERGY.md §1, SNN table; barrier neuron; SEW join;
+    pooling, :func:`_pool_counts`).
 
     Returns
     -------
@@ -118,9 +121,9 @@ def snn_counts(spec, act, timesteps, *, leak=False):
     T = timesteps
     counters, ops = _zero(COUNTERS), _zero(OPS)
     theta, theta_out = act.ev_in, act.ev_out
-    if spec.kind == "pool":
-        return counters, ops
     counters["ev_in"], counters["ev_out"] = theta, theta_out
+    if spec.kind == "pool":
+        return _pool_counts(spec, act, T, counters, ops, leak)
     if spec.kind == "join" and spec.join == "sew":
         # No neuron, no memory: the next layer receives both streams (seed 000 §4.3).
         return counters, ops
@@ -146,8 +149,41 @@ def snn_counts(spec, act, timesteps, *, leak=False):
     return counters, ops
 
 
+def _pool_counts(spec, act, T, counters, ops, leak):
+    """A pool layer (SNN): no weights, no bias; every input event updates the one output
+    whose window holds it (a read and a write of its potential, avg, or maximum, max), then the
+    end-of-timestep sweep reads and writes every output (T·N_out).
+
+    avg: the update is P += z, counted as z ACC like every sum (worst case N·θ, exact Σz); a
+    soft reset per emitted event. max: the update is M = max(M, z), one comparison priced as
+    one ACC whatever z; no reset (the sweep's write clears M). Pixel events (the network input
+    pooled directly) cost one ACC per update: there is no weight to multiply. Addressing: one
+    ACC per event (one target).
+    """
+    theta, theta_out = act.ev_in, act.ev_out
+    neurons = T * spec.n_out
+    counters["p_rd"] = counters["p_wr"] = theta + neurons
+    counters["syn_updates"] = theta
+    if spec.pool == "max":
+        counters["syn_acc"] = theta
+        acc = acc_z = theta
+    else:
+        counters["syn_acc"] = act.spikes.nsum + act.pixels.nsum
+        acc = act.spikes.nsum + act.pixels.events
+        acc_z = act.spikes.zsum + act.pixels.events
+    ops.update(in_rd=theta, out_wr=theta_out, p_rd=counters["p_rd"], p_wr=counters["p_wr"],
+               acc_syn=acc, acc_syn_z=acc_z,
+               acc_reset=theta_out if spec.pool == "avg" else 0.0,
+               mac_leak=neurons if leak and spec.pool == "avg" else 0.0, addr_acc=theta)
+    return counters, ops
+
+
 def ann_ops(spec):
-    """Operation counts of one ANN (formal) layer (ENERGY.md §1, ANN table; residual add)."""
+    """Operation counts of one ANN (formal) layer (ENERGY.md §1, ANN table; residual add;
+    pooling: every output reads its K² inputs and is written once; an average pool adds its K²
+    inputs (K² ACC, the 1/K² folded into the next layer's scale), a max pool compares them
+    (K² − 1 comparisons, priced as ACC); addressing N_in + N_out ACC, the conv's terms without
+    the weights)."""
     ops = _zero(OPS)
     if spec.kind == "conv":
         macs = spec.synapses            # C_in·K²·C_out·H_out·W_out
@@ -161,6 +197,11 @@ def ann_ops(spec):
         # Reads of both inputs, a write of the output, one ACC per output element.
         n = spec.n_out
         ops.update(in_rd=2 * n, out_wr=n, acc_syn=n, acc_syn_z=n)
+    elif spec.kind == "pool":
+        k2 = spec.kernel ** 2
+        acc = spec.n_out * (k2 if spec.pool == "avg" else k2 - 1)
+        ops.update(in_rd=spec.n_out * k2, out_wr=spec.n_out, acc_syn=acc, acc_syn_z=acc,
+                   addr_acc=spec.n_in + spec.n_out)
     return ops
 
 
@@ -195,8 +236,9 @@ def costs(arch, spec, tech=DEFAULT, *, mode="snn", fifo_depth=None, event_bits=N
 
 
 def _ann_out_bits(arch, spec, widths):
-    """Activation width of the tensor a layer produces (pools and SEW joins pass theirs on)."""
-    while spec.kind == "pool" or (spec.kind == "join" and spec.a_bits is None):
+    """Activation width of the tensor a layer produces (max pools and SEW joins, which have no
+    width of their own, pass their input's on)."""
+    while spec.kind in ("pool", "join") and spec.a_bits is None:
         src = spec.inputs[0] if spec.inputs else None
         if src is None or src == INPUT:
             return arch.in_bits or widths.activation
@@ -248,7 +290,9 @@ def activity_from_rates(arch, timesteps, rates, *, input_density=1.0, mean_level
     in_levels : int or None
         N of the input pixels (for the worst-case ACC column only; pixels are costed as MACs).
 
-    Pooling passes the rate per neuron on; a SEW join forwards the events of both streams.
+    A pool receives the events of its input and passes the rate per neuron on (its output
+    events are its input events × N_out/N_in, with their values); a max pool of the input
+    pixels emits pixels. A SEW join forwards the events of both streams.
     """
     if not 0 <= input_density <= 1:
         raise MlsnnError(f"input density must be in [0, 1], not {input_density}")
@@ -275,10 +319,14 @@ def activity_from_rates(arch, timesteps, rates, *, input_density=1.0, mean_level
                 spikes = spikes + out[src]
         if spec.kind == "pool":
             src = spec.inputs[0]
-            ratio = spec.n_out / max(1, spec.n_in)
-            out[spec.name] = (pixels + spikes).scaled(ratio)
-            is_px[spec.name] = is_px.get(src, False)
-            acts[spec.name] = Activity()
+            flow = (pixels + spikes).scaled(spec.n_out / max(1, spec.n_in))
+            if spec.pool == "avg" and spec.levels:
+                # Its own IF neurons fire: values up to its N.
+                flow = Flow(flow.events, min(flow.zsum, flow.events * spec.levels),
+                            flow.events * spec.levels)
+            out[spec.name] = flow
+            is_px[spec.name] = is_px.get(src, False) and spec.pool == "max"
+            acts[spec.name] = Activity(spikes=spikes, pixels=pixels, ev_out=flow.events)
             continue
         if spec.kind == "join" and spec.join == "sew":
             ev = spikes.events + pixels.events
@@ -331,4 +379,6 @@ def estimate(arch, activities=None, timesteps=1, tech=DEFAULT, *, ann=False, lea
 
 
 def _kind(spec):
+    if spec.kind == "pool":
+        return f"pool-{spec.pool}"
     return f"join-{spec.join}" if spec.kind == "join" else spec.kind

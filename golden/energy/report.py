@@ -49,7 +49,7 @@ def snn_section(arch, activities, timesteps, tech=DEFAULT, *, fifo_depth=None, l
             "name": l["name"], "kind": l["kind"],
             "shape": {"in": list(spec.in_shape), "out": list(spec.out_shape),
                       **({"kernel": spec.kernel, "stride": spec.stride,
-                          "padding": spec.padding} if spec.kind == "conv" else {})},
+                          "padding": spec.padding} if spec.kind in ("conv", "pool") else {})},
             "levels": spec.levels, "readout": spec.readout,
             "activity": activities[spec.name].to_json(),
             "counters": {"analytic": l["counters"]}, "ops": {"analytic": l["ops"]},

@@ -1,8 +1,9 @@
 """Torch front end: the energy of a torch model from the activity of a forward pass.
 
 :func:`record` runs a model once with forward hooks and returns an
-:class:`~golden.energy.arch.Arch` (the shapes of every ``Conv2d``/``Linear`` and every
-:class:`ResidualAdd`, in execution order) and the :class:`~golden.energy.lemaire.Activity` of each:
+:class:`~golden.energy.arch.Arch` (the shapes of every ``Conv2d``/``Linear``, every 2-D pool and
+every :class:`ResidualAdd`, in execution order) and the :class:`~golden.energy.lemaire.Activity`
+of each:
 
 - events entering a weighted layer = nonzero elements of its input tensor (all timesteps of all
   images, divided by the number of images); an input that comes straight from the model input
@@ -11,7 +12,11 @@
   :class:`golden.neuron.MultiLevelIF`), N = its ``levels``;
 - events leaving a weighted layer = nonzero outputs of the first spiking module that runs after
   it (a module is spiking when ``spiking(module)`` says so; by default MultiLevelIF and any
-  module with a ``v_threshold`` attribute, as SpikingJelly neurons have).
+  module with a ``v_threshold`` attribute, as SpikingJelly neurons have);
+- pools (``MaxPool2d``, ``AvgPool2d``, and the adaptive pools when they amount to one) are
+  ``kind="pool"`` layers: a k×k window with stride k and no padding (the IR's pools; any other
+  configuration is an :class:`~golden.errors.MlsnnError`); their events in are the nonzero
+  elements of their input, their events out the nonzero elements of their output.
 
 Limits: a SEW add done inside a torch model merges both streams into one tensor, so the next
 layer sees the nonzero elements of the sum (an index active on both paths is one event, where the
@@ -36,6 +41,36 @@ from .arch import Arch, LayerSpec
 from .lemaire import Activity, Flow
 
 __all__ = ["ResidualAdd", "ArchNet", "record", "is_spiking", "torch_report"]
+
+
+def _pool_kernel(m, in_hw=None):
+    """``(op, k)`` of a torch 2-D pool that is a k×k window with stride k and no padding;
+    raise :class:`MlsnnError` for any other pooling (adaptive pools need the input's
+    ``in_hw``)."""
+    def pair(v):
+        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+    what = type(m).__name__
+    if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        h, w = in_hw
+        oh, ow = pair(m.output_size)
+        oh, ow = oh or h, ow or w
+        if h % oh or w % ow or h // oh != w // ow:
+            raise MlsnnError(f"record: {what}(output_size={m.output_size}) on a {h}x{w} input "
+                             f"is not a k x k pool with stride k (the energy model and the IR "
+                             f"support only those)")
+        return ("max" if isinstance(m, nn.AdaptiveMaxPool2d) else "avg"), h // oh
+    k, s, p = pair(m.kernel_size), pair(m.stride or m.kernel_size), pair(m.padding)
+    extra = isinstance(m, nn.MaxPool2d) and pair(m.dilation) != (1, 1)
+    if k[0] != k[1] or s != k or p != (0, 0) or m.ceil_mode or extra:
+        raise MlsnnError(f"record: {what}(kernel_size={m.kernel_size}, stride={m.stride}, "
+                         f"padding={m.padding}) is not supported: the energy model and the IR "
+                         f"pool a square k x k window with stride k, no padding, no ceil_mode"
+                         + (", no dilation" if extra else ""))
+    return ("max" if isinstance(m, nn.MaxPool2d) else "avg"), k[0]
+
+
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 def is_spiking(module):
@@ -138,6 +173,7 @@ class _Rec:
         self.ev_out = 0.0
         self.levels = 0
         self.closed = False
+        self.pool = None
 
 
 def record(model, x, *, timesteps, images=None, spiking=is_spiking):
@@ -216,6 +252,26 @@ def record(model, x, *, timesteps, images=None, spiking=is_spiking):
             target.levels = max(target.levels, levels)
             target.closed = True
 
+    def on_pool(m, inp, out):
+        t = inp[0]
+        prod = producer_of(t)
+        r = _Rec("pool", m, names.get(m, f"pool{len(recs)}"))
+        if t.dim() < 3:
+            raise MlsnnError(f"record: {type(m).__name__} '{r.name}' pools a "
+                             f"{tuple(t.shape)} tensor; a pool needs (C, H, W) inputs")
+        r.in_shape, r.out_shape = tuple(t.shape[-3:]), tuple(out.shape[-3:])
+        r.pool = _pool_kernel(m, r.in_shape[1:])
+        f, px = flow_of(t, prod)
+        if px:
+            r.pixels = f
+        else:
+            r.spikes = f
+            r.levels = int(prod[1])
+        r.ev_out = float((out != 0).sum()) / B
+        r.closed = True
+        recs.append(r)
+        on_passthrough(m, inp, out)
+
     def on_passthrough(m, inp, out):
         if not isinstance(inp[0], torch.Tensor):
             return
@@ -251,6 +307,9 @@ def record(model, x, *, timesteps, images=None, spiking=is_spiking):
         elif r is not None:
             r.closed = True
 
+    for m in model.modules():
+        if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            _pool_kernel(m)                 # an unsupported pool fails before the run
     handles = []
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -260,8 +319,9 @@ def record(model, x, *, timesteps, images=None, spiking=is_spiking):
             handles.append(m.register_forward_hook(post_join))
         elif spiking(m):
             handles.append(m.register_forward_hook(on_spiking))
-        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten,
-                            nn.Identity, nn.Dropout)):
+        elif isinstance(m, _POOLS):
+            handles.append(m.register_forward_hook(on_pool))
+        elif isinstance(m, (nn.Flatten, nn.Identity, nn.Dropout)):
             handles.append(m.register_forward_hook(on_passthrough))
     try:
         with torch.no_grad():
@@ -289,6 +349,10 @@ def record(model, x, *, timesteps, images=None, spiking=is_spiking):
             if mode == "ann":
                 spec = LayerSpec(name=name, kind="join", in_shape=r.in_shape,
                                  out_shape=r.out_shape, join="sew", levels=0)
+        elif r.kind == "pool":
+            op, k = r.pool
+            spec = LayerSpec(name=name, kind="pool", in_shape=r.in_shape, out_shape=r.out_shape,
+                             kernel=k, stride=k, pool=op, levels=r.levels)
         elif r.kind == "conv":
             m = r.module
             spec = LayerSpec(name=name, kind="conv", in_shape=r.in_shape, out_shape=r.out_shape,
