@@ -107,3 +107,40 @@ def test_export_cli_reports_accuracy_drop(tmp_path, capsys):
     rc = main(["export", str(tmp_path / "junk.pt"), "-o", str(tmp_path / "n3")])
     assert rc == 1
     assert "not a readable PyTorch checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch,pool", [("cnn", "max"), ("vgg", "avg")])
+def test_export_pool_archs(tmp_path, capsys, arch, pool):
+    """A trained net with pools: the IR holds the pool kinds (max: no arrays, the input's scale;
+    avg: θ_int = k² from θ_in = θ), and the integer golden accuracy is the float one."""
+    model, metrics = train(arch=arch, pool=pool, timesteps=2, levels=4, epochs=2, hidden=16,
+                           seed=0)
+    save_checkpoint(model, tmp_path / "m.pt", metrics=metrics)
+    rc = main(["export", str(tmp_path / "m.pt"), "-o", str(tmp_path / "net"), "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    doc = json.loads(out)
+    convs = ["conv1", "conv2"] if arch == "cnn" else ["conv1_1", "conv1_2", "conv2_1",
+                                                        "conv2_2"]
+    names = [l["name"] for l in doc["layers"]]
+    assert [l["kind"] for l in doc["layers"] if l["name"].startswith("pool")] == \
+        [f"{pool}pool2d"] * 2
+    assert names == (["conv1", "pool1", "conv2", "pool2", "fc1", "readout"] if arch == "cnn"
+                     else convs[:2] + ["pool1"] + convs[2:] + ["pool2", "readout"])
+    net = ir.load(tmp_path / "net" / "network.json")
+    p1, p2 = net.layer("pool1"), net.layer("pool2")
+    assert (p1.kind, p1.kernel, p1.inputs) == (f"{pool}pool2d", 2, (convs[len(convs) // 2 - 1],))
+    assert net.info("pool1").out_shape == (8, 4, 4) and net.info("pool2").out_shape == (16, 2, 2)
+    _, report = export(model)
+    if pool == "avg":
+        assert (p1.threshold, p1.levels, p1.v0, p2.threshold) == (4, 4, 0, 4)
+        assert report["pool1"] == {"kind": "avgpool2d", "kernel": 2, "q": 16.0, "threshold": 4,
+                                   "threshold_error": 0.0}
+    else:
+        assert report["pool1"] == {"kind": "maxpool2d", "kernel": 2}
+        assert p1.out_scale(0.25) == 0.25
+    data = np.load(tmp_path / "net" / "inputs.npz")
+    res = run(net, data["x"])
+    assert float((res.predictions == data["y"]).mean()) == doc["golden_accuracy"]
+    assert doc["float_accuracy"] > 0.4 and abs(doc["drop_points"]) <= 2.0
+    assert int(res.events["pool2"].sum()) > 0

@@ -414,3 +414,154 @@ def test_downsampling_training_and_export_round_trip(digits, tmp_path, arch):
     golden = run(net, digits.x_test)
     agree = float(np.mean(golden.predictions == loaded.predict(digits.x_test).numpy()))
     assert agree >= 0.97
+
+
+# -- pooling: cnn --pool max|avg and vgg (issue 12) ------------------------------------------------
+
+def _graph(model):
+    return [(s.name, s.kind, s.inputs, s.kernel) for s in model.layers]
+
+
+def test_pool_arch_graphs():
+    cnn = build_model(_config("cnn", pool="max", channels=4, hidden=16))
+    assert _graph(cnn) == [
+        ("conv1", "conv2d", ("input",), None), ("pool1", "maxpool2d", ("conv1",), 2),
+        ("conv2", "conv2d", ("pool1",), None), ("pool2", "maxpool2d", ("conv2",), 2),
+        ("fc1", "dense", ("pool2",), None), ("readout", "dense", ("fc1",), None)]
+    assert cnn.synapses["conv2"].stride == (1, 1) and cnn.synapses["fc1"].in_features == 8 * 2 * 2
+    assert sorted(cnn.neurons) == ["conv1", "conv2", "fc1"]        # a max pool has no neuron
+    vgg = build_model(_config("vgg", pool="avg", channels=4))
+    assert _graph(vgg) == [
+        ("conv1_1", "conv2d", ("input",), None), ("conv1_2", "conv2d", ("conv1_1",), None),
+        ("pool1", "avgpool2d", ("conv1_2",), 2),
+        ("conv2_1", "conv2d", ("pool1",), None), ("conv2_2", "conv2d", ("conv2_1",), None),
+        ("pool2", "avgpool2d", ("conv2_2",), 2), ("readout", "dense", ("pool2",), None)]
+    channels = [(vgg.synapses[n].in_channels, vgg.synapses[n].out_channels)
+                for n in ("conv1_1", "conv1_2", "conv2_1", "conv2_2")]
+    assert channels == [(1, 4), (4, 4), (4, 8), (8, 8)]
+    assert all(vgg.synapses[n].padding == (1, 1) and vgg.synapses[n].stride == (1, 1)
+               for n in ("conv1_1", "conv1_2", "conv2_1", "conv2_2"))
+    pool = vgg.neurons["pool1"]                      # an average pool's own neuron, like others
+    assert isinstance(pool, MultiLevelIF) and pool.surrogate == "sigmoid"
+    assert (pool.levels, pool.threshold) == (4, 1.0)
+    assert vgg.thresholds()["pool2"] == 1.0
+    # Defaults: cnn keeps its stride-2 convolution (old checkpoints), vgg max-pools.
+    assert _config("cnn").pool == "none" and _config("vgg").pool == "max"
+    assert _config("mlp").pool == "none" and _config("vgg") == _config("vgg", pool="max")
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
+@pytest.mark.parametrize("arch,pool", [("cnn", "max"), ("cnn", "avg"), ("vgg", "max"),
+                                       ("vgg", "avg"), ("cnn", "none")])
+def test_pool_archs_forward_shapes(arch, pool, shape):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch, input_shape=shape, num_classes=10, pool=pool,
+                                    channels=4, hidden=16, input_scale=1 / 256, in_bits=8))
+    c, h, w = shape
+    rec = {}
+    with torch.no_grad():
+        logits = model(model.encode(np.random.default_rng(0).integers(0, 256, (3,) + shape)),
+                       record=rec)
+    assert logits.shape == (3, 10)
+    if pool == "none":
+        assert rec["conv2"].shape == (1, 3, 8, (h + 1) // 2, (w + 1) // 2)
+        return
+    assert rec["pool1"].shape == (1, 3, 4, h // 2, w // 2)
+    assert rec["pool2"].shape == (1, 3, 8, h // 4, w // 4)
+    readin = model.synapses["fc1" if arch == "cnn" else "readout"].in_features
+    assert readin == 8 * (h // 4) * (w // 4)
+
+
+def test_pool_float_semantics(digits):
+    """Max pool: the largest spike value of each window; average pool: the same levels as the
+    integer avgpool2d (window sum of levels, θ_int = k² = 4) fires. (θ = 1/4: every float
+    is exact, as the exporter's exactness needs.)"""
+    from golden.neuron import multilevel_if
+
+    torch.manual_seed(0)
+    for pool in ("max", "avg"):
+        model = build_model(_config("vgg", pool=pool, channels=4, timesteps=3, levels=4))
+        with torch.no_grad():
+            for syn in model.synapses.values():
+                syn.weight.mul_(3)                  # so that the neurons fire
+            rec = {}
+            model(model.encode(digits.x_test[:6]), record=rec)
+        theta = 1.0 / 4
+        z_in = torch.round(rec["conv1_2"] / theta).to(torch.int64)      # [T, B, 4, 8, 8]
+        windows = z_in.reshape(3, 6, 4, 4, 2, 4, 2)
+        z_out = torch.round(rec["pool1"] / theta).to(torch.int64)
+        assert torch.equal(rec["pool1"], z_out.to(torch.float32) * theta)
+        if pool == "max":
+            assert torch.equal(z_out, windows.amax(dim=(4, 6)))
+        else:
+            z_int, _ = multilevel_if(windows.sum(dim=(4, 6)), 4, 4)
+            assert torch.equal(z_out, z_int)
+        assert int(z_out.sum()) > 0 and int(z_in.max()) == 4
+
+
+def test_pool_options_validation(tmp_path):
+    cases = [
+        (dict(arch="cnn", pool="mean"), "pool must be one of none, max, avg, not 'mean'"),
+        (dict(arch="mlp", pool="max"), "pool applies to arch cnn and vgg only, not arch 'mlp'"),
+        (dict(arch="sew-resnet", pool="avg"),
+         "pool applies to arch cnn and vgg only, not arch 'sew-resnet'"),
+        (dict(arch="vgg", pool="none"),
+         "arch 'vgg' pools after every stage: pool must be max or avg, not 'none'"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(MlsnnError) as info:
+            _config(**kwargs)
+        assert str(info.value) == message
+    # A pool that does not tile its input: the layer and the sizes are named.
+    for arch, pool, shape, message in [
+            ("cnn", "max", (1, 6, 6), "layer 'pool2': the 2x2 window (stride 2) does not tile "
+             "the 3x3 output of 'conv2' (3 and 3 must be multiples of 2); arch cnn with max "
+             "pooling needs inputs whose height and width are multiples of 4, not 6x6"),
+            ("vgg", "avg", (3, 8, 7), "layer 'pool1': the 2x2 window (stride 2) does not tile "
+             "the 8x7 output of 'conv1_2' (8 and 7 must be multiples of 2); arch vgg with avg "
+             "pooling needs inputs whose height and width are multiples of 4, not 8x7")]:
+        with pytest.raises(MlsnnError) as info:
+            build_model(ModelConfig(arch=arch, input_shape=shape, num_classes=3, pool=pool))
+        assert str(info.value) == message
+    # Checkpoints from before pooling (no 'pool' field) load with the old meaning.
+    for arch, pool in (("cnn", "none"), ("vgg", "max")):
+        model = build_model(_config(arch, channels=4))
+        save_checkpoint(model, tmp_path / "m.pt")
+        doc = torch.load(tmp_path / "m.pt", weights_only=True)
+        assert doc["config"].pop("pool") == pool
+        torch.save(doc, tmp_path / "old.pt")
+        assert load_checkpoint(tmp_path / "old.pt").config == model.config
+
+
+@pytest.mark.parametrize("options,pool", [(["--arch", "cnn", "--pool", "max"], "max"),
+                                          (["--arch", "vgg"], "max"),
+                                          (["--arch", "vgg", "--pool", "avg"], "avg")])
+def test_cli_train_pool_archs(tmp_path, capsys, digits, options, pool):
+    out = tmp_path / "m.pt"
+    rc = cli_main(["train", *options, "--epochs", "2", "--hidden", "16", "-o", str(out),
+                   "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    doc = json.loads(captured.out)
+    assert doc["config"]["pool"] == pool and doc["config"]["arch"] == options[1]
+    assert doc["test_accuracy"] > 0.4                     # chance is 0.1
+    model = load_checkpoint(out)
+    assert model.config.pool == pool
+    kinds = [s.kind for s in model.layers if s.name in ("pool1", "pool2")]
+    assert kinds == [f"{pool}pool2d"] * 2
+    correct = int((model.predict(digits.x_test).numpy() == digits.y_test).sum())
+    assert round(doc["test_accuracy"] * len(digits.y_test)) == correct
+
+
+def test_cli_pool_that_does_not_tile_is_one_line(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "six.npz", x=rng.integers(0, 256, (40, 6, 6)).astype(np.uint8),
+             y=np.arange(40) % 4)
+    rc = cli_main(["train", "--arch", "vgg", "--dataset", str(tmp_path / "six.npz"),
+                   "--epochs", "1", "-o", str(tmp_path / "m.pt")])
+    assert rc == 1
+    assert capsys.readouterr().err == (
+        "mlsnn train: error: layer 'pool2': the 2x2 window (stride 2) does not tile the 3x3 "
+        "output of 'conv2_2' (3 and 3 must be multiples of 2); arch vgg with max pooling needs "
+        "inputs whose height and width are multiples of 4, not 6x6\n")
+    assert not (tmp_path / "m.pt").exists()

@@ -4,7 +4,7 @@ import json
 import sys
 
 from golden.errors import MlsnnError
-from golden.train import ARCHS, save_checkpoint, train
+from golden.train import ARCHS, POOLS, save_checkpoint, train
 
 NAME = "train"
 HELP = "train a float multi-level SNN (--arch, --levels, --timesteps, --dataset)"
@@ -17,8 +17,16 @@ DESCRIPTION = ("Train a float multi-level spiking network (SPEC §2) with surrog
                "[samples, features | height, width | channels, height, width] of unsigned "
                "integers (e.g. CIFAR-10 as [n, 3, 32, 32] uint8) and y [samples] of labels, or a "
                "directory with x.npy and y.npy. Split of your own data: stratified, 25 % test, "
-               "--split-seed. One progress line per epoch on stderr. Example: mlsnn train --arch "
-               "mlp --timesteps 1 --levels 4 -o model.pt")
+               "--split-seed. Archs: mlp (dense hidden layer), cnn (conv -> stride-2 conv -> "
+               "dense; with --pool max|avg: conv -> 2x2 pool -> conv -> 2x2 pool -> dense), vgg "
+               "(a small VGG: [conv -> conv -> 2x2 pool] x 2 -> readout, --channels then twice "
+               "as many; --pool max by default, or avg), sew-resnet and sparse-resnet (residual "
+               "blocks). Max pooling passes the largest spike of each window on; average "
+               "pooling feeds a multi-level IF neuron of its own, so both export exactly. With "
+               "pooling, height and width must be multiples of 4 (8x8 digits, 28x28 MNIST, "
+               "32x32 CIFAR). One progress line per epoch on stderr. Example: mlsnn train --arch "
+               "mlp --timesteps 1 --levels 4 -o model.pt; mlsnn train --arch vgg --dataset "
+               "cifar.npz -o vgg.pt")
 
 
 def add_arguments(p):
@@ -39,7 +47,12 @@ def add_arguments(p):
     p.add_argument("--hidden", type=int, default=64,
                    help="hidden dense width of mlp and cnn (default: 64)")
     p.add_argument("--channels", type=int, default=8,
-                   help="convolution channels of cnn and the resnets (default: 8)")
+                   help="convolution channels of cnn, vgg (first stage; the second has twice "
+                        "as many) and the resnets (default: 8)")
+    p.add_argument("--pool", choices=POOLS, default=None,
+                   help="cnn and vgg: 2x2 stride-2 pooling after the convolutions, max or avg "
+                        "(default: none for cnn, which keeps its stride-2 convolution as "
+                        "before; max for vgg, which needs max or avg)")
     p.add_argument("--blocks", type=int, default=1,
                    help="residual blocks of the resnets (default: 1)")
     p.add_argument("--block-strides", default="", metavar="S,S,...",
@@ -91,7 +104,7 @@ def run(args):
                            dataset=args.dataset, hidden=args.hidden, channels=args.channels,
                            blocks=args.blocks, threshold=args.threshold, alpha=args.alpha,
                            lr=args.lr, batch_size=args.batch_size, split_seed=args.split_seed,
-                           block_strides=strides)
+                           block_strides=strides, pool=args.pool)
     save_checkpoint(model, args.output, metrics=metrics)
     cfg = model.config
     if args.json:
@@ -103,7 +116,8 @@ def run(args):
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
         return 0
-    print(f"{cfg.arch} T={cfg.timesteps} N={cfg.levels} on {cfg.dataset}: test accuracy "
+    pooled = f" ({cfg.pool} pooling)" if cfg.pool != "none" else ""
+    print(f"{cfg.arch}{pooled} T={cfg.timesteps} N={cfg.levels} on {cfg.dataset}: test accuracy "
           f"{100 * metrics['test_accuracy']:.2f} % ({metrics['n_test']} samples), "
           f"saved {args.output}")
     return 0
