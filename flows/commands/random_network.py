@@ -38,6 +38,9 @@ def add_arguments(p):
                    help="barrier stream weights outside 1..3 (0, negative, up to 16 bits)")
     p.add_argument("--narrow-width", action="store_true",
                    help="force potential widths below the safe width so that overflow happens")
+    p.add_argument("--pool", action="store_true",
+                   help="conv/residual: max and average pooling layers (on the input, after "
+                        "convolutions and joins)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
 
@@ -55,6 +58,9 @@ def run(args):
                          f"{args.kind}")
     if args.join is not None:
         args.kind = "residual"
+    if args.pool and args.kind == "dense":
+        raise MlsnnError("--pool applies to --kind conv or residual (pools need (C, H, W) "
+                         "inputs), not --kind dense")
     check_output_dir(args.output)
     if args.max_neurons < 1:
         raise MlsnnError(f"--max-neurons must be at least 1, not {args.max_neurons}")
@@ -66,7 +72,7 @@ def run(args):
                                   non_square=args.non_square, conv_readout=args.conv_readout,
                                   negative_v0=args.negative_v0,
                                   wide_stream_weights=args.wide_stream_weights,
-                                  narrow_width=args.narrow_width)
+                                  narrow_width=args.narrow_width, pool=args.pool)
     path = ir.save(net, args.output)
     x = fixtures.random_inputs(net, args.batch, seed=args.seed)
     xpath = os.path.join(args.output, "inputs.npz")
@@ -74,8 +80,8 @@ def run(args):
     save_inputs(xpath, x)
     summary = {"network": path, "inputs": xpath, "timesteps": net.timesteps,
                "input_shape": list(net.input.shape), "batch": args.batch,
-               "layers": [{"name": l.name, "kind": l.label, "out_shape": list(net.info(l.name).out_shape)}
-                          for l in net.layers]}
+               "layers": [{"name": l.name, "kind": l.label,
+                           "out_shape": list(net.info(l.name).out_shape)} for l in net.layers]}
     if args.json:
         json.dump(summary, sys.stdout)
         sys.stdout.write("\n")
