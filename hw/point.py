@@ -46,7 +46,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
 
-from .layout import EventKind, EventLayout, index_width, value_width
+from .layout import EventKind, index_width, value_width
 from .memory import CountedMemory
 from .neuron import FireInLayout, FireOutLayout, FireUnit, check_choice, check_int, saturate
 

@@ -46,8 +46,8 @@ from golden.pooling import AvgPool2d, MaxPool2d, pool_index
 from .layer import CounterLayout, check_v0
 from .layout import EventKind, EventLayout, index_width, value_width
 from .memory import MemorySpec
-from .neuron import check_choice, check_int
-from .point import Counters, NeuronParams, PointEngine, cycle_condition
+from .neuron import check_choice, check_int, fire_timing
+from .point import Counters, MaxEmit, NeuronParams, PointEngine, cycle_condition
 
 __all__ = ["PoolCore", "index_map_kind"]
 
@@ -72,9 +72,11 @@ def index_map_kind(info, kernel):
 class PoolCore(wiring.Component):
     """Event-driven core of one ``maxpool2d`` or ``avgpool2d`` layer.
 
-    Timing: one event per cycle sustained; an event's potential write comes 3 cycles after it
-    was accepted on ``i``; an EOT accepted by an idle core comes out N_out + 7 cycles later
-    (avgpool with ``discharge="parallel"``, or maxpool; no stall). Backpressure on ``o`` stalls
+    Timing: one event per cycle sustained; an event's potential write comes
+    :attr:`update_latency` (3) cycles after it was accepted on ``i``; an EOT accepted by an idle
+    core comes out :attr:`eot_latency` cycles later (N_out + 5 for maxpool and for avgpool with
+    ``discharge="parallel"``; no stall); both measured by tests/test_hw_pool.py. Backpressure
+    on ``o`` stalls
     the sweep without repeating an access. ``i.ready`` is a register; ``o.valid``/``o.payload``
     come from registers, and ``o.ready`` reaches the sweep combinationally (as in the barrier
     core: the network top queues every edge). See the module's design note.
@@ -178,6 +180,24 @@ class PoolCore(wiring.Component):
     @property
     def narrow(self):
         return self._narrow
+
+    @property
+    def update_latency(self):
+        """Cycles from accepting an event on ``i`` to the write of its target's P (the index
+        map R, then the engine's M read and A write)."""
+        return 3
+
+    @property
+    def eot_latency(self):
+        """Cycles from accepting an EOT (idle core) to the cycle the core offers its own EOT
+        on ``o`` (never stalled): the EOT flag, the drain, the sweep's first read and W1, the
+        N_out neurons through the fire unit (or MaxEmit) one every ``interval`` cycles and its
+        latency, then the EOT phase."""
+        if self._max:
+            lat, interval = MaxEmit.latency, MaxEmit.interval
+        else:
+            lat, interval = fire_timing(discharge=self._discharge, levels=self._layer.levels)
+        return 5 + lat + (self._info.n_out - 1) * interval
 
     def _index_map(self, m, index, load):
         """``j`` of the event whose index is on ``index`` in the cycle ``load`` is high, one
