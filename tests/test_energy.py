@@ -842,3 +842,42 @@ def test_torch_pools_are_recorded_and_others_refused():
         with pytest.raises(MlsnnError, match=msg) as e:
             record(model, torch.rand(1, 1, 6, 6), timesteps=1)
         assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 4, 5, 7, 8, 11])
+def test_random_pool_networks_differences_fully_explained(seed):
+    # random_network(pool=True) puts pools after convs, after the input (pixels) and after
+    # residual joins; these seeds draw max and average pools of each kind of input.
+    net = random_network(seed, kind=("conv", "residual")[seed % 2], pool=True)
+    pools = [l.name for l in net.layers if l.kind in ("maxpool2d", "avgpool2d")]
+    assert pools
+    x = random_inputs(net, 3, seed)
+    res = run(net, x)
+    rep = ir_report(net, x, result=res)
+    for layer, l in zip(net.layers, rep["layers"]):
+        assert l["counters"]["exact"] == {c: v / 3 for c, v in res.totals(layer.name).items()}
+        for c in COUNTERS:
+            d = l["counters"]["analytic"][c] - l["counters"]["exact"][c]
+            causes = l["differences"].get(c, {"causes": {}})["causes"]
+            assert d == pytest.approx(sum(causes.values()), abs=1e-9), (layer.name, c)
+            if layer.name in pools:
+                allowed = {"levels"} if (layer.kind, c) == ("avgpool2d", "syn_acc") else set()
+                assert set(causes) <= allowed, (layer.name, c, causes)
+        # A max pool of the input passes pixels on: the next layer prices them as pixels.
+        src = net.layer(layer.inputs[0]) if layer.inputs[0] != "input" else None
+        if src is not None and src.kind == "maxpool2d" and src.inputs == ("input",):
+            assert l["activity"]["ev_in_pixels"] == l["activity"]["ev_in"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_rtl_measured_equals_exact_with_pools(pool):
+    """The RTL's pool cores (hw/pool.py) count what golden and the energy model say."""
+    pytest.importorskip("hw.pool", reason="hw/pool.py (the RTL pool core) is missing")
+    net = _conv_pool_net(pool)
+    x = _sparse_pixels(5, 2)
+    rep = ir_report(net, x, measured=_rtl_json(net, x, 1))
+    assert rep["measured"]["mismatches"] == [] and rep["measured"]["equals_exact"]
+    lp = rep["layers"][1]
+    assert lp["counters"]["measured"] == {**lp["counters"]["exact"],
+                                          "cycles": lp["counters"]["measured"]["cycles"]}
