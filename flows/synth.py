@@ -531,7 +531,11 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     """
     from hw.network import NetworkTop, layer_core
     tgt = get_target(target) if not isinstance(target, Target) else target
-    check_memory(net, tgt)
+    fit = check_memory(net, tgt)
+    if progress is not None:
+        u, blk = fit.used, fit.device.block
+        progress(f"{tgt.name}: memories fit (mlsnn fit): {u['block']} of {blk.count} "
+                 f"{blk.primitive}, about {u['luts']} LUT4 and {u['ffs']} FF in logic")
 
     def sub(d):
         return None if workdir is None else os.path.join(workdir, d)
@@ -551,18 +555,13 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
 
 
 def check_memory(net, target):
-    """Fail early, before yosys, when the weights alone exceed the device's block RAM."""
+    """Fail early, before yosys, when the network's memories do not fit the device: every
+    memory of the top and its cores, mapped as yosys maps them (:func:`flows.fit.check_fit`;
+    the message names the first layer that does not fit). Returns the
+    :class:`flows.fit.FitReport`."""
+    from .fit import check_fit
     tgt = target if isinstance(target, Target) else get_target(target)
-    bits = 0
-    for layer in net.layers:
-        w = getattr(layer, "weight", None)
-        if w is not None:
-            bits += int(w.size) * int(layer.w_bits)
-    cap = tgt.ram_bits()
-    if bits > cap:
-        raise MlsnnError(f"network '{net.name}' is too large for the {tgt.device}: its weights "
-                         f"need {bits / 1024:.0f} kbit of block RAM, the device has "
-                         f"{cap / 1024:.0f} kbit ({tgt.capacity['brams']} block RAMs)")
+    return check_fit(net, tgt.name)
 
 
 def markdown_table(reports, *, columns=("name", "target", "luts", "ffs", "carry", "brams",
