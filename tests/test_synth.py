@@ -78,9 +78,8 @@ def test_capacity_check_names_the_resource():
 
 
 def test_memory_check_before_synthesis():
-    with pytest.raises(MlsnnError, match=r"network 'big' is too large for the iCE40 UP5K: its "
-                                         r"weights need 1588 kbit of block RAM, the device has "
-                                         r"120 kbit \(30 block RAMs\)"):
+    with pytest.raises(MlsnnError, match=r"^layer 'fc0' does not fit ice40-up5k \(iCE40 UP5K\): "
+                                         r"its weights need 784x256x8 = 1,605,632 bits"):
         check_memory(_big_net(), "ice40-up5k")
     check_memory(_big_net(), "ecp5-85f")          # 1.6 Mbit < 3.7 Mbit
 
