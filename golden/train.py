@@ -17,9 +17,10 @@ vocabulary of the IR (:mod:`golden.ir`, SPEC §6), so that an exporter can walk 
 - the last layer is the dense readout: it integrates and never fires; its output (the logits)
   is its potential after T timesteps, ``Σ_t (W·x(t) + b)`` (SPEC §3, readout, v0 = 0).
 
-Every spiking layer, barrier and average pool uses the same fixed ``V_th = threshold`` (default 1.0, not
-trained) and the same N, so that every stream carries values of the same scale θ = V_th/N (a
-SEW join requires it) and a barrier's integer threshold is 1 with stream weights (1, 1).
+Every spiking layer, barrier and average pool uses the same fixed ``V_th = threshold`` (default
+1.0, not trained) and the same N, so that every stream carries values of the same scale
+θ = V_th/N (a SEW join requires it), a barrier's integer threshold is 1 with stream weights
+(1, 1) and an average pool's is k².
 
 Input (direct encoding, SPEC §3): the network input is an unsigned integer tensor (pixels); the
 float model sees ``pixel · input_scale`` at every timestep, where ``input_scale`` is a power of two
@@ -538,8 +539,8 @@ def save_checkpoint(model, path, *, metrics=None):
     """Save ``{"config": ..., "state_dict": ...}`` with :func:`torch.save`.
 
     ``config`` is :meth:`ModelConfig.to_dict` plus ``thresholds`` (V_th per spiking layer,
-    barrier and average pool) — arch, T, N, thresholds, input scale, split seed. ``metrics`` (plain numbers) are
-    stored alongside when given.
+    barrier and average pool) — arch, T, N, pool, thresholds, input scale, split seed.
+    ``metrics`` (plain numbers) are stored alongside when given.
     """
     config = model.config.to_dict()
     config["thresholds"] = model.thresholds()
