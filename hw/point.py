@@ -56,18 +56,22 @@ __all__ = ["NeuronParams", "MaxEmit", "PointEngine", "UpdateLayout", "Counters",
 
 @dataclass(frozen=True)
 class NeuronParams:
-    """The neuron of a sum kind's sweep: θ, N, v0 and the fire unit variant."""
+    """The neuron of a sum kind's sweep: θ, N, v0 and the fire unit variant
+    (:class:`~hw.neuron.FireUnit`'s ``discharge`` and ``pipelined``)."""
 
     levels: int
     threshold: int
     v0: int = 0
     discharge: str = "parallel"
+    pipelined: bool = False
 
     def __post_init__(self):
         check_int("levels", self.levels, minimum=1)
         check_int("threshold", self.threshold, minimum=1)
         check_int("v0", self.v0)
         check_choice("discharge", self.discharge, ("parallel", "serial"))
+        if not isinstance(self.pipelined, bool):
+            raise TypeError(f"pipelined must be True or False, not {self.pipelined!r}")
 
 
 class UpdateLayout(data.StructLayout):
@@ -266,7 +270,7 @@ class PointEngine(wiring.Component):
             m.submodules.fire = unit = FireUnit(
                 levels=nr.levels, threshold=nr.threshold, potential_width=pw, bias_width=2,
                 index_width=index_width(n), v0=nr.v0, discharge=nr.discharge,
-                saturate=self._narrow)
+                saturate=self._narrow, pipelined=nr.pipelined)
             m.d.comb += unit.clear.eq(self.clear)
         else:
             m.submodules.emit = unit = MaxEmit(zmax=self._zmax, potential_width=pw,

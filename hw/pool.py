@@ -23,7 +23,9 @@ The index map
 
 avgpool2d: ``P[j] ← P[j] + z`` (saturated, overflow flag and ``saturations`` counter when the
 width was forced narrow), then the sweep through a :class:`~hw.neuron.FireUnit` with the
-layer's θ, N, v0 and bias 0 (soft reset, v0 at the last timestep). maxpool2d: ``M[j] ←
+layer's θ, N, v0 and bias 0 (soft reset, v0 at the last timestep), ``pipelined=True`` as in
+:mod:`hw.layer`: P's read data goes into a register, not through the N comparators (iCE40 UP5K:
+42 MHz instead of 29 for a 1152-input pool, N = 4). maxpool2d: ``M[j] ←
 max(M[j], z)``, the sweep emits ``(j, M[j])`` for M[j] > 0 through a :class:`~hw.point.MaxEmit`
 and writes 0 — no fire unit, whose N comparators would be ``zmax`` wide and many (zmax can be
 65535 behind a 16-bit input). M is stored in the IR's width (``signed_width(zmax)``).
@@ -74,10 +76,10 @@ class PoolCore(wiring.Component):
 
     Timing: one event per cycle sustained; an event's potential write comes
     :attr:`update_latency` (3) cycles after it was accepted on ``i``; an EOT accepted by an idle
-    core comes out :attr:`eot_latency` cycles later (N_out + 5 for maxpool and for avgpool with
-    ``discharge="parallel"``; no stall); both measured by tests/test_hw_pool.py. Backpressure
-    on ``o`` stalls
-    the sweep without repeating an access. ``i.ready`` is a register; ``o.valid``/``o.payload``
+    core comes out :attr:`eot_latency` cycles later (no stall: N_out + 5 for maxpool, N_out + 7
+    for avgpool with ``discharge="parallel"``, whose fire unit is the pipelined one of the layer
+    cores); both measured by tests/test_hw_pool.py. Backpressure on ``o`` stalls the sweep
+    without repeating an access. ``i.ready`` is a register; ``o.valid``/``o.payload``
     come from registers, and ``o.ready`` reaches the sweep combinationally (as in the barrier
     core: the network top queues every edge). See the module's design note.
 
@@ -196,7 +198,8 @@ class PoolCore(wiring.Component):
         if self._max:
             lat, interval = MaxEmit.latency, MaxEmit.interval
         else:
-            lat, interval = fire_timing(discharge=self._discharge, levels=self._layer.levels)
+            lat, interval = fire_timing(discharge=self._discharge, levels=self._layer.levels,
+                                        pipelined=True)
         return 5 + lat + (self._info.n_out - 1) * interval
 
     def _index_map(self, m, index, load):
@@ -239,7 +242,7 @@ class PoolCore(wiring.Component):
                               combine="sum",
                               neuron=NeuronParams(levels=layer.levels,
                                                   threshold=layer.threshold, v0=layer.v0,
-                                                  discharge=self._discharge),
+                                                  discharge=self._discharge, pipelined=True),
                               narrow=self._narrow)
         m.submodules.engine = eng
         m.d.comb += eng.clear.eq(self.clear)
