@@ -332,7 +332,7 @@ class _Spiking(Kind):
         return z[0], per_t
 
     def golden_map(self, info):
-        from .reference import LinearMap
+        from .maps import LinearMap
         return LinearMap(self, info)
 
     def _energy_common(self, info, timesteps):
@@ -552,7 +552,7 @@ class Barrier(Join):
         return max(z), sum(zk * abs(w) for zk, w in zip(z, self.stream_weights))
 
     def golden_map(self, info):
-        from .reference import StreamWeightMap
+        from .maps import StreamWeightMap
         return StreamWeightMap(self, info)
 
     def energy_spec(self, info, timesteps):

@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .counters import SPEC_COUNTERS as COUNTERS
 from .errors import MlsnnError
-from .ir import INPUT, Dense, Network
+from .ir import INPUT, Network
 
 __all__ = ["run", "Result", "COUNTERS", "fire", "order_exact"]
 
@@ -326,63 +325,3 @@ def _saturating(prim, layer, info, ev_in, lo, hi):
         zs.append(z)
     ovf = torch.where(nsat > 0, 2, 0).to(torch.int64)
     return zs, P.clone(), ovf, nsat
-
-
-class LinearMap:
-    """The golden map of a dense or conv2d layer: flat input stream → flat per-neuron currents
-    (``apply``), the bias per neuron, the fan-out per input index."""
-
-    has_bias = True
-
-    def __init__(self, layer, info):
-        self.layer = layer
-        self.info = info
-        self.fanout = layer.fanout_counts(info.in_shape)
-        w = torch.from_numpy(layer.weight.astype(np.float64))
-        if isinstance(layer, Dense):
-            self.w = {0: w, 1: torch.clamp(w, min=0), -1: torch.clamp(w, max=0)}
-            self.bias = torch.from_numpy(layer.bias.astype(np.float64))
-        else:
-            wc = w.permute(3, 0, 1, 2).contiguous()   # [C_out, C_in, K, K]
-            self.w = {0: wc, 1: torch.clamp(wc, min=0), -1: torch.clamp(wc, max=0)}
-            co, ho, wo = info.out_shape
-            b = torch.from_numpy(layer.bias.astype(np.float64))
-            self.bias = b[:, None, None].expand(co, ho, wo).reshape(-1)
-
-    def matrix(self):
-        """The layer's map as a dense ``[n_in, n_out]`` float64 matrix (row j: the weights of
-        input j's targets, 0 elsewhere)."""
-        if isinstance(self.layer, Dense):
-            return self.w[0]
-        n_in = self.info.n_in
-        return torch.cat([self.apply(torch.eye(n_in, dtype=torch.float64)[i:i + 256], 0)
-                          for i in range(0, n_in, 256)])
-
-    def apply(self, z, stream, sign=0):
-        if isinstance(self.layer, Dense):
-            return z @ self.w[sign]
-        B = z.shape[0]
-        c, h, w_ = self.info.in_shape
-        out = F.conv2d(z.reshape(B, c, h, w_), self.w[sign], stride=self.layer.stride,
-                       padding=self.layer.padding)
-        return out.reshape(B, -1)
-
-
-class StreamWeightMap:
-    """The golden map of a barrier join: ``P[j] += z·stream_weights[s]`` (identity fan-out)."""
-
-    has_bias = False
-    bias = None
-
-    def __init__(self, layer, info):
-        self.layer = layer
-        self.fanout = np.ones(info.n_in, dtype=np.int64)
-
-    def apply(self, z, stream, sign=0):
-        out = z * float(self.layer.stream_weights[stream])
-        if sign == 1:
-            return torch.clamp(out, min=0)
-        if sign == -1:
-            return torch.clamp(out, max=0)
-        return out
-
