@@ -102,3 +102,30 @@ def test_cli_random_network_pool_then_simulate(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith("--pool applies to --kind conv or residual (pools need (C, H, W) "
                             "inputs), not --kind dense")
+
+
+@pytest.mark.synth
+def test_synth_pooled_network_has_pool_core_rows(tmp_path, capsys):
+    """mlsnn synth on a network with both pooling kinds: one row per layer, the pool cores
+    mapped (LUTs and FFs, no DSP: a pool has no multiplier)."""
+    from golden.pooling import AvgPool2d, MaxPool2d
+    rng = np.random.default_rng(0)
+    c = ir.Conv2d(name="c", inputs=("input",), threshold=3, levels=2,
+                  weight=rng.integers(-3, 4, size=(1, 3, 3, 2)), bias=np.zeros(2, np.int64),
+                  w_bits=4, padding=1)
+    mp = MaxPool2d(name="mp", inputs=("c",), kernel=2)
+    ap = AvgPool2d(name="ap", inputs=("mp",), kernel=2, threshold=2, levels=2)
+    out = ir.Dense(name="out", inputs=("ap",), threshold=1, levels=1,
+                   weight=rng.integers(-3, 4, size=(2 * 2 * 2, 3)), bias=np.zeros(3, np.int64),
+                   w_bits=4, readout=True)
+    net = ir.Network(input=ir.InputSpec(shape=(1, 8, 8), in_bits=2), timesteps=1,
+                     layers=(c, mp, ap, out))
+    d = tmp_path / "net"
+    ir.save(net, d)
+    assert main(["synth", "--ir", str(d), "--target", "ice40-up5k", "--no-place",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = {r["name"]: r for r in doc["cores"]}
+    assert list(rows) == ["c", "mp", "ap", "out"]
+    for name in ("mp", "ap"):
+        assert rows[name]["luts"] > 0 and rows[name]["ffs"] > 0 and rows[name]["dsps"] == 0
