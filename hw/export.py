@@ -43,11 +43,11 @@ def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", s
 
 
 def layer_verilog(net, layer_name, *, name="top", discharge="parallel", synapse="mul"):
-    """Verilog of the :class:`hw.layer.LayerCore` of one layer of ``net``."""
-    from .layer import LayerCore
+    """Verilog of the core of one layer of ``net`` (the core its kind names: :mod:`hw.cores`)."""
+    from .cores import layer_core
     _check_name(name)
     try:
-        core = LayerCore.from_network(net, layer_name, discharge=discharge, synapse=synapse)
+        core = layer_core(net, layer_name, discharge=discharge, synapse=synapse)
     except (TypeError, ValueError) as e:
         raise MlsnnError(str(e)) from None
     return convert(core, name=name), core

@@ -35,3 +35,19 @@ def test_layer_core_verilog_matches_golden(build_dir, seed, kind, layer_index, o
     assert {c: res["counters"][c] for c in GOLDEN_COUNTERS} == golden.totals(name)
     assert res["overflow"] == 0
     assert res["counters"]["cycles"] > 0
+
+
+@pytest.mark.parametrize("seed,pool", [(4000, "maxpool2d"), (4003, "avgpool2d")])
+def test_pool_core_verilog_matches_golden(build_dir, seed, pool):
+    """The exported Verilog of the pool core (docs/pooling.md) on Icarus, gaps and stalls."""
+    net = random_network(seed, kind="conv", pool=True, max_neurons=16, timesteps=2)
+    name = next(l.name for l in net.layers if l.kind == pool)
+    x = random_inputs(net, 2, seed=seed)
+    golden = run(net, x)
+    tokens = layer_input_tokens(net, name, x, golden)
+    expected = {"images": layer_expected(net, name, golden), "counters": golden.totals(name)}
+    res = run_layer_icarus(net, name, tokens, n_eot=2 * net.timesteps, seed=seed, gap=0.3,
+                           stall=0.3, expected=expected, build_dir=build_dir)
+    assert res["mismatches"] == []
+    assert {c: res["counters"][c] for c in GOLDEN_COUNTERS} == golden.totals(name)
+    assert golden.totals(name)["ev_out"] > 0
