@@ -67,14 +67,14 @@ def _measure(net, layers):
         "events": sum(layers[l.name]["ev_out"] for l in out_layers),
         # Events emitted by neurons (conv layers, barriers); a SEW join has none.
         "neuron_events": sum(layers[l.name]["ev_out"] for l in out_layers
-                             if not (isinstance(l, Join) and l.mode == "sew")),
+                             if not l.passthrough),
         # Events consumed by the cores that do work (conv, barrier, readout; pixels included).
         "events_in": sum(layers[l.name]["ev_in"] for l in net.layers
-                         if not (isinstance(l, Join) and l.mode == "sew")),
+                         if not l.passthrough),
         # Events into the layers with weights (conv, dense readout): each costs a weight and
         # potential read and a potential write per target.
         "events_in_weighted": sum(layers[l.name]["ev_in"] for l in net.layers
-                                  if not isinstance(l, Join)),
+                                  if "weight" in l.arrays),
         "syn_updates": sum(layers[l.name]["syn_updates"] for l in net.layers),
     }
     for c in ("w_rd", "p_rd", "p_wr", "b_rd"):

@@ -320,7 +320,7 @@ def calibrate_thresholds(net, rng, batch=16):
                         name=net.name)
         res = run(probe, x, record_currents=True)
         cur = res.currents[layer.name].astype(np.float64)
-        if isinstance(layer, (Dense, Conv2d)) and cur.size and (cur > 0).mean() < 0.25:
+        if "bias" in layer.arrays and cur.size and (cur > 0).mean() < 0.25:
             # Mostly inhibitory: lift the bias so that about a quarter of the currents are
             # positive, else the layer would stay silent.
             shift = int(np.ceil(-np.percentile(cur, 75))) + 1
