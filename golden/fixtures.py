@@ -249,7 +249,7 @@ def _negative_v0(net, rng):
     """v0 in [-2θ, -1] for about 70 % of the spiking layers and barriers (the readout too)."""
     layers = []
     for layer in net.layers:
-        if not layer.passthrough and rng.random() < 0.7:
+        if hasattr(layer, "threshold") and rng.random() < 0.7:    # not SEW, not maxpool
             layer = dataclasses.replace(layer, v0=-int(rng.integers(1, 2 * layer.threshold + 1)))
         layers.append(layer)
     return net.replace(layers=tuple(layers))

@@ -302,3 +302,17 @@ def test_narrow_avgpool_saturates_like_the_loop_simulator():
         assert {k: int(res.counters["ap"][k][b]) for k in COUNTERS} == counters["ap"]
         total += sats["ap"]
     assert total > 0
+
+
+@pytest.mark.parametrize("kind", ["conv", "residual"])
+def test_pooled_random_networks_with_every_corner_case(kind):
+    """Every option of random_network together with pools builds a valid network that the
+    golden model runs (the regression draws these combinations)."""
+    seen = set()
+    for seed in range(25):
+        net = random_network(seed, kind=kind, pool=True, non_square=True,
+                             conv_readout=bool(seed % 2),
+                             negative_v0=True, wide_stream_weights=True, narrow_width=True)
+        run(net, random_inputs(net, 2, seed=seed))
+        seen.update(l.kind for l in net.layers)
+    assert {"maxpool2d", "avgpool2d"} <= seen
