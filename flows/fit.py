@@ -26,9 +26,12 @@ constant in every word (``opt_mem``), and this report does not read the contents
 above a threshold may then take one block less than reported (seen: a 98x11 fan-out table whose
 two top bits are always 0 went to logic). The report errs on the safe side.
 
-Huge RAMs (iCE40 SPRAM) are never used: ``synth_ice40`` maps to them only with ``-spram``, and
-they cannot be initialised at configuration, so weights (ROMs) could live there only if the
-RTL loaded them at run time, which mlsnn does not do.
+Huge RAMs (iCE40 SPRAM): yosys never maps an Amaranth memory there (it always carries an init,
+and SPRAM cannot be initialised at configuration), so they hold exactly the weights of the
+layers built with ``weights="spram"`` (:class:`hw.memory.SpramBank`, loaded at run time through
+the top's ``wload`` port), which instantiate ``SB_SPRAM256KA`` themselves: ``fit_report(net,
+target, weights=...)`` places those banks there (:func:`place_spram`), and a layer whose
+weights do not fit block RAM is told to go there.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from golden.errors import MlsnnError
 from golden.ir import INPUT, kind_of
 
 __all__ = ["BlockRam", "DistributedRam", "HugeRam", "Device", "DEVICES", "Placement",
-           "MemoryFit", "SectionFit", "FitReport", "get_device", "place", "top_memories",
+           "MemoryFit", "SectionFit", "FitReport", "get_device", "place", "place_spram",
+           "top_memories",
            "layer_memories", "fit_report", "check_fit"]
 
 
@@ -91,7 +95,8 @@ class DistributedRam:
 
 @dataclass(frozen=True)
 class HugeRam:
-    """A large single-port RAM that mlsnn does not use (see :attr:`note`)."""
+    """A large single-port RAM without initialisation: only the weights of layers built with
+    ``weights="spram"`` live there (see :attr:`note`)."""
 
     primitive: str
     count: int
@@ -145,9 +150,8 @@ DEVICES = {
                        widths=(2, 4, 8, 16), byte=1, cost=64, overhead_rom=2, overhead_ram=14),
         distributed=None,
         huge=HugeRam(primitive="SB_SPRAM256KA", count=4, depth=16384, width=16,
-                     note="not used: it cannot be initialised at configuration, so weights "
-                          "(ROMs) cannot live there until the RTL loads them at run time, "
-                          "and synth_ice40 maps to it only with -spram"),
+                     note="holds the weights of layers built with weights='spram' (loaded at "
+                          "run time: it cannot be initialised at configuration)"),
         luts=5280, ffs=5280),
     # ECP5 LFE5U-85F. Lattice, ECP5 and ECP5-5G Family Data Sheet (FPGA-DS-02012): 83,640 LUT4
     # (and as many flip-flops), 208 sysMEM blocks of 18 kbit (3,744 kbit), 669 kbit of
@@ -220,6 +224,27 @@ def _blocks(depth, width, rom, block):
     return _best(depth, width, rom,
                  [(block.words(k), u, block.byte) for k, u in enumerate(block.widths)],
                  block.cost, block.overhead_rom if rom else block.overhead_ram)
+
+
+def place_spram(depth, width, device):
+    """The :class:`Placement` of a :class:`hw.memory.SpramBank` of ``depth`` packed words of
+    ``width`` bits (``16 * lanes``): ``ceil(depth / 16384)`` rows of ``lanes`` cells; LUTs:
+    the read multiplexer over the rows (one LUT4 per bit and extra row, an estimate).
+
+    Raises
+    ------
+    MlsnnError
+        On a device without SPRAM.
+    """
+    dev = device if isinstance(device, Device) else get_device(device)
+    huge = dev.huge
+    if huge is None:
+        raise MlsnnError(f"{dev.target} ({dev.device}) has no SPRAM: weights='spram' is for "
+                         f"iCE40 UltraPlus (ice40-up5k)")
+    banks = -(-depth // huge.depth)
+    lanes = -(-width // huge.width)
+    return Placement("huge", huge.primitive, banks * lanes, f"{huge.depth}x{huge.width}",
+                     width * (banks - 1), 0)
 
 
 def place(depth, width, rom, device):
@@ -296,8 +321,9 @@ def top_memories(net):
     return specs
 
 
-def layer_memories(net, name):
-    """The memories the core of layer ``name`` builds (its class's ``memories``).
+def layer_memories(net, name, *, weights="rom"):
+    """The memories the core of layer ``name`` builds (its class's ``memories``; ``weights``
+    is passed on when it is not ``"rom"``: only layer cores take it).
 
     Raises
     ------
@@ -316,6 +342,8 @@ def layer_memories(net, name):
         raise MlsnnError(f"layer '{name}': the core of kind '{kind}' ({cls.__name__}) does not "
                          f"describe its memories (no {cls.__name__}.memories), so mlsnn fit "
                          f"cannot size it")
+    if weights != "rom":
+        return list(memories(net, name, weights=weights))
     return list(memories(net, name))
 
 
@@ -323,7 +351,7 @@ def layer_memories(net, name):
 
 @dataclass
 class MemoryFit:
-    """One memory and its :class:`Placement`."""
+    """One memory and its :class:`Placement` (``placement.kind == "huge"``: SPRAM)."""
 
     name: str
     what: str
@@ -381,7 +409,8 @@ class FitReport:
     sections : list of SectionFit
         ``"top"`` first, then the layers in IR order.
     used : dict
-        ``{"block": cells, "distributed": cells, "luts": LUT4 sites, "ffs": flip-flops}`` of
+        ``{"block": cells, "distributed": cells, "huge": SPRAM cells, "luts": LUT4 sites,
+        "ffs": flip-flops}`` of
         the memories (the rest of the logic is not counted: ``mlsnn synth`` measures it).
     fits : bool
     failing : str or None
@@ -402,7 +431,8 @@ class FitReport:
 
     def capacity(self):
         d = self.device
-        return {"block": d.block.count, "luts": d.luts, "ffs": d.ffs}
+        return {"block": d.block.count, "huge": d.huge.count if d.huge else 0, "luts": d.luts,
+                "ffs": d.ffs}
 
     def to_json(self):
         d = self.device
@@ -416,7 +446,8 @@ class FitReport:
             "distributed_ram": None if d.distributed is None else {
                 "primitive": d.distributed.primitive, "used": self.used["distributed"]},
             "huge_ram": None if d.huge is None else {
-                "primitive": d.huge.primitive, "used": 0, "available": d.huge.count,
+                "primitive": d.huge.primitive, "used": self.used["huge"],
+                "available": d.huge.count,
                 "bits_per_block": d.huge.bits, "note": d.huge.note},
             "luts": {"used": self.used["luts"], "available": cap["luts"]},
             "ffs": {"used": self.used["ffs"], "available": cap["ffs"]},
@@ -452,7 +483,7 @@ class FitReport:
                        f"{u['ffs']:,} of {d.ffs:,} FF")
         if d.huge is not None:
             lines.append(f"{d.huge.primitive} ({d.huge.count} x {d.huge.bits // 1024} kbit): "
-                         f"{d.huge.note}")
+                         f"{u['huge']} of {d.huge.count}; {d.huge.note}")
         lines.append("fits" if self.fits else f"does not fit: {self.error}")
         return "\n".join(lines) + "\n"
 
@@ -461,6 +492,8 @@ def _dims(net, section, mem):
     """``784x128x8``: the weight array's shape and bits for weights, else depth x width."""
     layer = net.layer(section) if section != "top" else None
     w = getattr(layer, "weight", None) if layer is not None else None
+    if mem.what == "weights" and w is not None and mem.placement.kind == "huge":
+        return "x".join(str(n) for n in w.shape) + f"x{layer.w_bits} in {mem.depth} words"
     if mem.what == "weights" and w is not None and int(w.size) == mem.depth:
         return "x".join(str(n) for n in w.shape) + f"x{mem.width}"
     return f"{mem.depth}x{mem.width}"
@@ -468,6 +501,25 @@ def _dims(net, section, mem):
 
 def _kib(bits):
     return f"{bits // 1024} kbit" if bits % 1024 == 0 else f"{bits:,} bits"
+
+
+def _spram_advice(net, report, section, big, before):
+    """What SPRAM could do for the block-RAM memory ``big`` of ``section``."""
+    huge = report.device.huge
+    if huge is None:
+        return ""
+    if big.what != "weights" or section.name == "top":
+        return "; SPRAM holds weights only"
+    from hw.memory import spram_geometry
+    layer = net.layer(section.name)
+    _, _, lanes, words, banks = spram_geometry(layer.w_bits, int(layer.weight.size))
+    cells = banks * lanes
+    if before.get("huge", 0) + cells > huge.count:
+        return (f"; even SPRAM cannot hold them: they would need {cells} {huge.primitive} "
+                f"({_kib(huge.bits)} each), {huge.count - before.get('huge', 0)} of the "
+                f"device's {huge.count} are free")
+    return (f"; put them in SPRAM ({cells} of the {huge.count} {huge.primitive}, loaded at "
+            f"run time): mlsnn synth --weights {section.name}")
 
 
 def _failure(net, report, section, before):
@@ -478,13 +530,16 @@ def _failure(net, report, section, before):
     where = "the network top" if section.name == "top" else f"layer '{section.name}'"
     head = f"{where} does not fit {dev.target} ({dev.device}): "
     alone = section.cells("block")
+    huge = section.cells("huge")
+    if huge and before["huge"] + huge > dev.huge.count:
+        big = next(m for m in section.memories if m.placement.kind == "huge")
+        return head + (f"its {big.what} in SPRAM ({_dims(net, section.name, big)}) need "
+                       f"{huge} {dev.huge.primitive}, with them the network needs "
+                       f"{before['huge'] + huge} of the device's {dev.huge.count}")
     if before["block"] + alone > blk.count:
         big = max(section.memories, key=lambda m: m.placement.cells
                   if m.placement.kind == "block" else -1)
-        spram = ""
-        if dev.huge is not None:
-            spram = (" and SPRAM cannot hold weights yet" if big.rom else
-                     " and SPRAM is not used yet")
+        spram = _spram_advice(net, report, section, big, before)
         capacity = (f"the device's block RAM holds {dev.block_bits:,} bits ({blk.count} x "
                     f"{_kib(blk.bits)})")
         dims = f"{_dims(net, section.name, big)} = {big.bits:,} bits"
@@ -503,33 +558,45 @@ def _failure(net, report, section, before):
     raise AssertionError("section fits")
 
 
-def fit_report(net, target):
+def fit_report(net, target, *, weights="rom"):
     """Every memory of ``net``'s hardware on ``target`` and whether they fit
-    (:class:`FitReport`).
+    (:class:`FitReport`); ``weights`` as :class:`hw.network.NetworkTop`'s (``"rom"``,
+    ``"spram"`` or ``{layer: "spram"}``: those weight banks go to SPRAM).
 
     Raises
     ------
     MlsnnError
-        Unknown target; a layer whose core does not describe its memories.
+        Unknown target; a layer whose core does not describe its memories; SPRAM weights on
+        a device without SPRAM; an invalid ``weights``.
     """
+    from hw.network import weight_storage
     dev = get_device(target)
+    try:
+        store = weight_storage(net, weights)
+    except (TypeError, ValueError) as e:
+        raise MlsnnError(str(e)) from None
 
     def section(name, kind, specs):
         return SectionFit(name, kind, [
-            MemoryFit(s.name, s.what, s.depth, s.width, s.rom, place(s.depth, s.width, s.rom,
-                                                                     dev)) for s in specs])
+            MemoryFit(s.name, s.what, s.depth, s.width, s.rom,
+                      place_spram(s.depth, s.width, dev) if getattr(s, "spram", False)
+                      else place(s.depth, s.width, s.rom, dev)) for s in specs])
 
     sections = [section("top", "network", top_memories(net))]
     for layer in net.layers:
-        sections.append(section(layer.name, layer.label, layer_memories(net, layer.name)))
+        sections.append(section(layer.name, layer.label,
+                                layer_memories(net, layer.name,
+                                               weights=store.get(layer.name, "rom"))))
     rep = FitReport(network=net.name, target=dev.target, device=dev, sections=sections)
-    used = {"block": 0, "distributed": 0, "luts": 0, "ffs": 0}
+    used = {"block": 0, "distributed": 0, "huge": 0, "luts": 0, "ffs": 0}
+    n_huge = dev.huge.count if dev.huge else 0
     for s in sections:
         now = {"block": used["block"] + s.cells("block"),
                "distributed": used["distributed"] + s.cells("distributed"),
+               "huge": used["huge"] + s.cells("huge"),
                "luts": used["luts"] + s.luts, "ffs": used["ffs"] + s.ffs}
         if rep.fits and (now["block"] > dev.block.count or now["luts"] > dev.luts
-                         or now["ffs"] > dev.ffs):
+                         or now["ffs"] > dev.ffs or now["huge"] > n_huge):
             rep.fits = False
             rep.failing = s.name
             rep.error = _failure(net, rep, s, used)
@@ -538,10 +605,10 @@ def fit_report(net, target):
     return rep
 
 
-def check_fit(net, target):
+def check_fit(net, target, *, weights="rom"):
     """Raise :class:`MlsnnError` (one line naming the first layer that does not fit) unless
     every memory of ``net``'s hardware fits ``target``; return the :class:`FitReport`."""
-    rep = fit_report(net, target)
+    rep = fit_report(net, target, weights=weights)
     if not rep.fits:
         raise MlsnnError(rep.error)
     return rep

@@ -84,6 +84,19 @@ combinational path enters or leaves the core through a handshake, and a lack of 
 the consumer's ``o.ready`` itself) stalls the sweep; cores are still separated by FIFOs in the
 network top.
 
+Weights in SPRAM (``weights="spram"``, iCE40 UltraPlus): ``W`` is a :class:`hw.memory.SpramBank`
+(single-port ``SB_SPRAM256KA`` cells, with ``primitive=True``; its simulation model otherwise)
+instead of a ROM. It has the ROM's timing (read in G, data in R, held), so the integrate
+pipeline and every figure above are unchanged. SPRAM cannot be initialised at configuration:
+the core gets a ``wload`` stream of packed words (``addr``, ``data``:
+:func:`hw.memory.pack_words`), whose ``ready`` is high only while the core is idle between
+inferences (no token of an inference accepted whose last EOT has not been sent: the
+``cycles`` counter's bracket is empty). A word offered during an inference is held (not
+lost, not written) until the core is idle again; a word written in the cycle that the first
+token of an inference is accepted lands two cycles before that token's first weight read.
+Loads are not counted in ``w_rd`` (``SpramBank.writes`` has them), so ``w_rd`` still counts
+one read per synaptic update.
+
 Counters (32 bit, SPEC §5): ``w_rd``, ``p_rd``, ``p_wr``, ``b_rd`` come from the memories;
 ``ev_in`` counts EVENT tokens accepted, ``ev_out`` EVENT tokens sent, ``syn_updates`` and
 ``syn_acc`` the updates issued by G (+1, +z); ``cycles`` counts the cycles in which an inference
@@ -102,11 +115,11 @@ from golden.counters import COUNTER_WIDTH
 from golden.ir import Conv2d, Dense, LayerInfo
 
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
-from .memory import CountedMemory, MemorySpec
+from .memory import CountedMemory, MemorySpec, SpramBank, spram_geometry
 from .credit import CreditQueue
 from .neuron import FireUnit, check_choice, check_int, fire_timing, saturate
 
-__all__ = ["LayerCore", "CounterLayout", "check_v0", "fanout_entry_layout"]
+__all__ = ["LayerCore", "CounterLayout", "check_v0", "fanout_entry_layout", "wload_layout"]
 
 
 class CounterLayout(data.StructLayout):
@@ -128,6 +141,13 @@ def check_v0(layer, info):
     if not lo <= layer.v0 <= hi:
         raise ValueError(f"layer '{layer.name}': v0 ({layer.v0}) does not fit its potential "
                          f"width {info.width}")
+
+
+def wload_layout(layer):
+    """The payload of a spram core's ``wload`` stream: a word address of the layer's
+    :class:`hw.memory.SpramBank` and the packed word."""
+    _, _, lanes, words, _ = spram_geometry(layer.w_bits, int(layer.weight.size))
+    return data.StructLayout({"addr": range(words), "data": 16 * lanes})
 
 
 def fanout_entry_layout(geo, w_depth):
@@ -173,6 +193,12 @@ class LayerCore(wiring.Component):
         Fire unit: N comparators, or N compare-subtract micro-steps.
     synapse : {"mul", "serial"}
         ``z·w`` with a multiplier, or with z additions of w.
+    weights : {"rom", "spram"}
+        Weights in a ROM initialised from the IR (block RAM or logic), or in single-port RAM
+        loaded at run time through ``wload`` (:class:`hw.memory.SpramBank`; iCE40 UltraPlus).
+    primitive : bool
+        With ``weights="spram"``: instantiate ``SB_SPRAM256KA`` cells (synthesis for iCE40);
+        else the bank's simulation model. Ignored for ``"rom"``.
 
     Members
     -------
@@ -186,6 +212,9 @@ class LayerCore(wiring.Component):
         The counters of SPEC §5 plus ``cycles`` and ``saturations``.
     overflow : Out(1)
         Sticky: a potential saturated (only possible when the width was forced narrow).
+    wload : In(stream.Signature(StructLayout({"addr": range(words), "data": 16 * lanes})))
+        Only with ``weights="spram"``: weight words (:func:`hw.memory.pack_words`), accepted
+        one per cycle while the core is idle between inferences, held otherwise.
 
     Raises
     ------
@@ -193,9 +222,12 @@ class LayerCore(wiring.Component):
         On invalid parameters (messages name the parameter).
     """
 
-    def __init__(self, *, layer, info, timesteps, discharge="parallel", synapse="mul"):
+    def __init__(self, *, layer, info, timesteps, discharge="parallel", synapse="mul",
+                 weights="rom", primitive=False):
         self._validate(layer=layer, info=info, timesteps=timesteps, discharge=discharge,
-                       synapse=synapse)
+                       synapse=synapse, weights=weights)
+        self._weights = weights
+        self._primitive = bool(primitive)
         self._T = timesteps
         self._discharge = discharge
         self._synapse = synapse
@@ -210,16 +242,21 @@ class LayerCore(wiring.Component):
             self.out_layout = EventLayout(index_width(info.n_out), self._pw, signed_value=True)
         else:
             self.out_layout = EventLayout(index_width(info.n_out), value_width(layer.levels))
-        super().__init__({
+        members = {
             "i": In(stream.Signature(self.in_layout)),
             "o": Out(stream.Signature(self.out_layout)),
             "clear": In(1),
             "counters": Out(CounterLayout()),
             "overflow": Out(1),
-        })
+        }
+        self.wload_layout = None
+        if weights == "spram":
+            self.wload_layout = wload_layout(layer)
+            members["wload"] = In(stream.Signature(self.wload_layout))
+        super().__init__(members)
 
     @staticmethod
-    def _validate(*, layer, info, timesteps, discharge, synapse):
+    def _validate(*, layer, info, timesteps, discharge, synapse, weights="rom"):
         if not isinstance(layer, (Dense, Conv2d)):
             raise TypeError(f"layer must be a golden.ir.Dense or golden.ir.Conv2d, not "
                             f"{type(layer).__name__}")
@@ -228,6 +265,7 @@ class LayerCore(wiring.Component):
         check_int("timesteps", timesteps, minimum=1)
         check_choice("discharge", discharge, ("parallel", "serial"))
         check_choice("synapse", synapse, ("mul", "serial"))
+        check_choice("weights", weights, ("rom", "spram"))
         check_v0(layer, info)
 
     @staticmethod
@@ -245,23 +283,37 @@ class LayerCore(wiring.Component):
         return (self.in_layout,)
 
     @classmethod
-    def from_network(cls, net, name, *, discharge="parallel", synapse="mul"):
+    def from_network(cls, net, name, *, discharge="parallel", synapse="mul", weights="rom",
+                     primitive=False):
         """The core of layer ``name`` of ``net``."""
         args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
-                    discharge=discharge, synapse=synapse)
+                    discharge=discharge, synapse=synapse, weights=weights)
         cls._validate(**args)       # before construction: a failed constructor leaves an
-        return cls(**args)          # unused elaboratable behind (a warning at exit)
+        return cls(**args, primitive=primitive)     # unused elaboratable behind (a warning)
+
+    @property
+    def weights(self):
+        """``"rom"`` or ``"spram"``."""
+        return self._weights
 
     @classmethod
-    def memories(cls, net, name):
+    def memories(cls, net, name, *, weights="rom"):
         """The memories the core of layer ``name`` builds, as :class:`hw.memory.MemorySpec`:
-        ``wmem`` (weights), ``bmem`` (biases, one per output channel), ``pmem`` (potentials)
-        and, for conv2d, ``fanout`` (the fan-out table, one row per input neuron)."""
+        ``wmem`` (weights; with ``weights="spram"`` the :class:`hw.memory.SpramBank`'s packed
+        words, ``spram=True``), ``bmem`` (biases, one per output channel), ``pmem``
+        (potentials) and, for conv2d, ``fanout`` (the fan-out table, one row per input
+        neuron)."""
+        check_choice("weights", weights, ("rom", "spram"))
         layer, info = net.layer(name), net.info(name)
         geo = LayerGeometry.of(layer, info)
         w_depth = int(layer.weight.size)
+        if weights == "spram":
+            _, _, lanes, words, _ = spram_geometry(layer.w_bits, w_depth)
+            wspec = MemorySpec("wmem", words, 16 * lanes, False, "weights", spram=True)
+        else:
+            wspec = MemorySpec("wmem", w_depth, layer.w_bits, True, "weights")
         specs = [
-            MemorySpec("wmem", w_depth, layer.w_bits, True, "weights"),
+            wspec,
             MemorySpec("bmem", geo.c_out, layer.b_bits, True, "biases"),
             MemorySpec("pmem", geo.n_out, info.width, False, "potentials"),
         ]
@@ -313,8 +365,13 @@ class LayerCore(wiring.Component):
 
         # -- memories -------------------------------------------------------------------
         weight = [int(v) for v in layer.weight.reshape(-1)]
-        m.submodules.wmem = wmem = CountedMemory(shape=signed(layer.w_bits), depth=len(weight),
-                                                 init=weight, writable=False)
+        if self._weights == "spram":
+            m.submodules.wmem = wmem = SpramBank(width=layer.w_bits, depth=len(weight),
+                                                 primitive=self._primitive)
+        else:
+            m.submodules.wmem = wmem = CountedMemory(shape=signed(layer.w_bits),
+                                                     depth=len(weight), init=weight,
+                                                     writable=False)
         m.submodules.bmem = bmem = CountedMemory(shape=signed(layer.b_bits), depth=c_out,
                                                  init=[int(v) for v in layer.bias],
                                                  writable=False)
@@ -759,6 +816,17 @@ class LayerCore(wiring.Component):
                     m.d.sync += in_eots.eq(in_eots + 1)
         m.d.sync += in_flight.eq(in_flight + in_first - out_last)
         count("cycles", (in_flight != 0) | in_first)
+
+        if self._weights == "spram":
+            # Loads only while no inference is in the core (in_flight is a register): a word
+            # accepted together with an inference's first token is written two cycles before
+            # G's first read (D, then G), so it is never read stale.
+            m.d.comb += [
+                self.wload.ready.eq(in_flight == 0),
+                wmem.wr_addr.eq(self.wload.payload.addr),
+                wmem.wr_data.eq(self.wload.payload.data),
+                wmem.wr_en.eq(self.wload.valid & self.wload.ready),
+            ]
 
         ovf = Signal()
         with m.If(self.clear):

@@ -21,6 +21,15 @@ default, at most :data:`MAX_JOIN_FIFO_DEPTH`), so that the short path can run a 
 while the long path computes. Depth is a matter of overlap only: the joins consume whichever
 input has a token, which makes every depth >= 1 deadlock-free (the argument is in
 :mod:`hw.join`); ``fifo_depth=<int>`` sets every queue to that depth (tests use 1 and 2).
+
+Weights in SPRAM (``weights="spram"`` or ``{name: "spram"}``, iCE40 UltraPlus): those layer
+cores hold their weights in :class:`hw.memory.SpramBank` and the top gets one ``wload``
+stream, ``{layer, addr, data}``: the IR index of the layer (its position in ``net.layers``),
+the word address in that layer's bank and the packed word (:func:`weight_load_words` gives
+the whole sequence, ``top.wload_map`` each layer's index and word count). The host loads the
+weights before the first inference: ``wload.ready`` is low while the top is busy, and no pixel
+is accepted while a load word is still on its way to its core, so an inference never starts
+during a load (docs/hw-interfaces.md).
 """
 
 from __future__ import annotations
@@ -31,17 +40,20 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
-from golden.ir import INPUT, Network
+from golden.ir import INPUT, Conv2d, Dense, Network
 
 from .cores import check_network, layer_core
 from .credit import CreditQueue
 from .join import Fork
+from .layer import LayerCore, wload_layout
+from .memory import pack_words, spram_geometry
 from .layout import (COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventKind, EventLayout, ResultLayout,
                      index_width, value_width)
 from .neuron import check_choice, check_int
 
 __all__ = ["NetworkTop", "layer_core", "Queue", "InputStreamer", "check_supported", "edges",
-           "default_fifo_depth", "DEFAULT_FIFO_DEPTH", "MAX_JOIN_FIFO_DEPTH", "CTR_LATENCY"]
+           "default_fifo_depth", "DEFAULT_FIFO_DEPTH", "MAX_JOIN_FIFO_DEPTH", "CTR_LATENCY",
+           "weight_storage", "weight_load_words", "wload_top_layout"]
 
 #: Depth of an ordinary inter-core queue when ``fifo_depth=None``.
 DEFAULT_FIFO_DEPTH = 16
@@ -60,6 +72,61 @@ def check_supported(net):
     if not isinstance(net, Network):
         raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
     check_network(net)
+
+
+def weight_storage(net, weights="rom"):
+    """``{name: "rom" | "spram"}`` for every dense and conv2d layer of ``net``.
+
+    ``weights``: ``"rom"`` (every layer in ROM), ``"spram"`` (every dense and conv2d layer in
+    SPRAM) or ``{name: "rom" | "spram"}`` (the layers not named stay in ROM).
+
+    Raises
+    ------
+    ValueError
+        ``weights`` of another value, a name that is not a dense or conv2d layer of ``net``.
+    """
+    names = [layer.name for layer in net.layers if isinstance(layer, (Dense, Conv2d))]
+    if isinstance(weights, str):
+        check_choice("weights", weights, ("rom", "spram"))
+        return {n: weights for n in names}
+    if not isinstance(weights, dict):
+        raise TypeError(f"weights must be 'rom', 'spram' or a dict {{layer: 'rom' | 'spram'}}, "
+                        f"not {type(weights).__name__}")
+    out = {n: "rom" for n in names}
+    for name, w in weights.items():
+        if name not in out:
+            raise ValueError(f"weights: {name!r} is not a dense or conv2d layer of the network "
+                             f"(those are {', '.join(names)})")
+        out[name] = check_choice(f"weights[{name!r}]", w, ("rom", "spram"))
+    return out
+
+
+def wload_top_layout(net, weights="spram"):
+    """The payload of the top's ``wload`` stream (None when no layer is in SPRAM):
+    ``{layer: IR index, addr: word address, data: packed word}``, each field as wide as the
+    widest SPRAM layer needs."""
+    store = weight_storage(net, weights)
+    spram = [net.layer(n) for n, w in store.items() if w == "spram"]
+    if not spram:
+        return None
+    lays = [wload_layout(layer) for layer in spram]
+    words = max(Shape.cast(lay["addr"].shape).width for lay in lays)
+    dw = max(Shape.cast(lay["data"].shape).width for lay in lays)
+    return data.StructLayout({"layer": range(len(net.layers)), "addr": unsigned(words),
+                              "data": unsigned(dw)})
+
+
+def weight_load_words(net, weights="spram"):
+    """The load sequence of a top built with ``weights``: ``[(layer index, addr, data)]``,
+    layers in IR order, words in address order (:func:`hw.memory.pack_words` of the layer's
+    weights, flattened as its ROM would hold them)."""
+    store = weight_storage(net, weights)
+    out = []
+    for k, layer in enumerate(net.layers):
+        if store.get(layer.name) == "spram":
+            words = pack_words(layer.weight.reshape(-1), layer.w_bits)
+            out += [(k, a, w) for a, w in enumerate(words)]
+    return out
 
 
 def edges(net):
@@ -297,6 +364,18 @@ class NetworkTop(wiring.Component):
         Add ``stall: In(len(edges(net)))``: while bit e is high, the queue of edge e (order of
         :func:`edges`) offers nothing to its consumer. For testbenches (random backpressure on
         every edge); off for synthesis.
+    weights : "rom", "spram" or dict
+        Where the dense and conv2d layers keep their weights (:func:`weight_storage`). With
+        any layer in SPRAM the top has a ``wload`` port (:func:`wload_top_layout`; load the
+        words of :func:`weight_load_words` before the first inference).
+    primitive : bool
+        SPRAM layers instantiate ``SB_SPRAM256KA`` (synthesis for iCE40); else the model.
+
+    Members
+    -------
+    wload : In(stream.Signature(wload_top_layout(net, weights)))
+        Only with a layer in SPRAM. Accepted while ``busy`` is low, one word every cycle; a
+        word of a layer without SPRAM is dropped. ``wload_map``: ``{name: (index, words)}``.
 
     Raises
     ------
@@ -307,8 +386,15 @@ class NetworkTop(wiring.Component):
     """
 
     def __init__(self, net, *, fifo_depth=None, discharge="parallel", synapse="mul",
-                 monitor=False, stall_port=False):
+                 monitor=False, stall_port=False, weights="rom", primitive=False):
         check_supported(net)
+        self._weights = weight_storage(net, weights)
+        self._primitive = bool(primitive)
+        self.wload_layout = wload_top_layout(net, self._weights)
+        self.wload_map = {layer.name: (k, spram_geometry(layer.w_bits,
+                                                         int(layer.weight.size))[3])
+                          for k, layer in enumerate(net.layers)
+                          if self._weights.get(layer.name) == "spram"}
         self._fifo_depth = None if fifo_depth is None else check_int("fifo_depth", fifo_depth,
                                                                       minimum=1)
         self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
@@ -341,6 +427,8 @@ class NetworkTop(wiring.Component):
                                                             "payload": Out(lay)}))
         if self._stall_port:
             members["stall"] = In(len(self.edges))
+        if self.wload_layout is not None:
+            members["wload"] = In(stream.Signature(self.wload_layout))
         super().__init__(members)
 
     @staticmethod
@@ -355,8 +443,13 @@ class NetworkTop(wiring.Component):
         return self._net
 
     def _core(self, layer):
-        core = layer_core(self._net, layer.name, discharge=self._discharge,
-                          synapse=self._synapse)
+        if self._weights.get(layer.name) == "spram":
+            core = LayerCore.from_network(self._net, layer.name, discharge=self._discharge,
+                                          synapse=self._synapse, weights="spram",
+                                          primitive=self._primitive)
+        else:
+            core = layer_core(self._net, layer.name, discharge=self._discharge,
+                              synapse=self._synapse)
         return core, list(zip(core.inputs, core.in_layouts))
 
     def elaborate(self, platform):
@@ -464,9 +557,42 @@ class NetworkTop(wiring.Component):
             m.d.sync += draining.eq(1)
         with m.Elif(final):
             m.d.sync += draining.eq(0)
+        busy = Signal()
+        m.d.comb += busy.eq(st.busy | draining | am_valid | am2_valid)
+        # Weight loads: one register stage, then to the core the word's layer field names. A
+        # word is taken only while the top is idle, and no pixel while a word waits in the
+        # stage, so loads and inferences never overlap (every core is idle when busy is low).
+        w_wait = Const(0, 1)
+        if self.wload_layout is not None:
+            w_wait = Signal()
+            w_word = Signal(self.wload_layout)
+            w_done = Signal()
+            w_hs = Signal()
+            m.d.comb += [self.wload.ready.eq(~w_wait & ~busy),
+                         w_hs.eq(self.wload.valid & self.wload.ready)]
+            with m.If(w_hs):
+                m.d.sync += [w_wait.eq(1), w_word.eq(self.wload.payload)]
+            with m.Elif(w_done):
+                m.d.sync += w_wait.eq(0)
+            known = Const(0, 1)
+            for k, core in enumerate(cores):
+                if not hasattr(core, "wload"):
+                    continue
+                here = Signal(name=f"wload_to_{k}")
+                m.d.comb += [
+                    here.eq(w_word.layer == k),
+                    core.wload.valid.eq(w_wait & here),
+                    core.wload.payload.addr.eq(w_word.addr),
+                    core.wload.payload.data.eq(w_word.data),
+                ]
+                with m.If(w_wait & here & core.wload.ready):
+                    m.d.comb += w_done.eq(1)
+                known = known | here
+            with m.If(w_wait & ~known):     # a word for a layer without SPRAM: dropped
+                m.d.comb += w_done.eq(1)
         m.d.comb += [
-            st.enable.eq(accept),
-            self.busy.eq(st.busy | draining | am_valid | am2_valid),
+            st.enable.eq(accept & ~w_wait),
+            self.busy.eq(busy),
             self.overflow.eq(Cat(c.overflow for c in cores)),
         ]
 

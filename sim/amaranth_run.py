@@ -9,7 +9,8 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from hw.layout import COUNTER_STRIDE, COUNTERS, EventKind
-from hw.network import CTR_LATENCY, NetworkTop, check_supported
+from hw.memory import pack_words
+from hw.network import CTR_LATENCY, NetworkTop, check_supported, weight_load_words
 
 from .scoreboard import EOT, EVENT, RtlResult, is_sew, split_timesteps
 from .tb import CycleLimitError, stream_get, stream_put
@@ -51,9 +52,21 @@ def _simulate(dut, testbenches, *, vcd=None, background=()):
         sim.run()
 
 
-def run_layer(core, tokens, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=None, max_cycles=None):
+def load_words(core):
+    """The ``wload`` words of a core with weights in SPRAM: ``[(addr, data)]`` of its layer's
+    weights (:func:`hw.memory.pack_words`)."""
+    layer = core.layer
+    return list(enumerate(pack_words(layer.weight.reshape(-1), layer.w_bits)))
+
+
+def run_layer(core, tokens, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=None, max_cycles=None,
+              loads=None):
     """Feed ``tokens`` (``[(kind, index, value)]``) to ``core`` and collect its output until
     ``n_eot`` EOT tokens came out.
+
+    A core with a ``wload`` port (``weights="spram"``) first gets ``loads``
+    (``[(addr, data)]``, default :func:`load_words`: its layer's weights), with the same
+    random gaps, then the tokens.
 
     Returns
     -------
@@ -67,7 +80,13 @@ def run_layer(core, tokens, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=None, max_
     res = {}
     cycle = [0]
 
+    if loads is None and hasattr(core, "wload"):
+        loads = load_words(core)
+
     async def producer(ctx):
+        for addr, word in loads or ():
+            await stream_put(ctx, core.wload, {"addr": addr, "data": word}, rng=rng_in,
+                             gap=gap)
         for kind, index, value in tokens:
             await stream_put(ctx, core.i, {"kind": EventKind(kind), "index": index,
                                            "value": value}, rng=rng_in, gap=gap)
@@ -152,7 +171,7 @@ def run_join(core, tokens0, tokens1, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=N
 
 def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=None,
                 discharge="parallel", synapse="mul", vcd=None, progress=None, top=None,
-                max_cycles=None):
+                max_cycles=None, weights="rom", loads=None):
     """Run ``x`` (``[B, *input_shape]``) image by image through a :class:`NetworkTop`.
 
     After each image the counters and flags are read through ``ctr_addr``/``ctr_data`` and
@@ -169,6 +188,12 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
     max_cycles : int or None
         Cycle budget per image (default :func:`cycle_bound`); exceeding it raises
         :class:`SimulationTimeout` ("image 0: no result after N cycles (deadlock?)").
+    weights : "rom", "spram" or dict
+        Where the layers keep their weights (:func:`hw.network.weight_storage`; ignored with
+        ``top``). A top with a ``wload`` port first gets ``loads`` (``[(layer, addr, data)]``,
+        default :func:`hw.network.weight_load_words` for the top's own storage), with the
+        pixels' random gaps; the load cycles are in ``extra["load_cycles"]``, not in
+        ``cycles``.
 
     Returns
     -------
@@ -180,7 +205,10 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
     if top is None:
         check_supported(net)      # before constructing: see hw.network.check_supported
     top = top or NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
-                            monitor=True, stall_port=throttle > 0)
+                            monitor=True, stall_port=throttle > 0, weights=weights)
+    if loads is None and hasattr(top, "wload"):
+        loads = weight_load_words(net, {n: "spram" for n in top.wload_map})
+    load_cycles = [0]
     if throttle > 0 and not hasattr(top, "stall"):
         raise ValueError("throttle needs a NetworkTop built with stall_port=True")
     if max_cycles is None:
@@ -219,6 +247,12 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
                     streams[layer.name].append((int(p.kind.value), int(p.index), int(p.value)))
 
     async def driver(ctx):
+        if loads:
+            t0 = all_cycles[0]
+            for k, addr, word in loads:
+                await stream_put(ctx, top.wload, {"layer": k, "addr": addr, "data": word},
+                                 rng=rng_in, gap=gap, timeout=max_cycles)
+            load_cycles[0] = all_cycles[0] - t0
         for b in range(B):
             if progress:
                 progress(b, B)
@@ -266,7 +300,7 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
     _simulate(top, [driver], vcd=vcd, background=[monitor])
     return RtlResult(events=_events_by_image(net, streams), readout=readout, predictions=preds,
                      counters=counters, overflow=overflow, cycles=cycles,
-                     extra={"sim_cycles": all_cycles[0]})
+                     extra={"sim_cycles": all_cycles[0], "load_cycles": load_cycles[0]})
 
 
 def _events_by_image(net, streams):

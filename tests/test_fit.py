@@ -208,7 +208,8 @@ def test_block_counts_of_large_memories():
 
 MNIST_ICE40 = ("layer 'fc0' does not fit ice40-up5k (iCE40 UP5K): its weights need 784x128x8 "
                "= 802,816 bits (196 SB_RAM40_4K); the device's block RAM holds 122,880 bits "
-               "(30 x 4 kbit) and SPRAM cannot hold weights yet")
+               "(30 x 4 kbit); put them in SPRAM (4 of the 4 SB_SPRAM256KA, loaded at run "
+               "time): mlsnn synth --weights fc0")
 
 
 def test_mnist_mlp_fits_ecp5_not_ice40():
@@ -226,6 +227,28 @@ def test_mnist_mlp_fits_ecp5_not_ice40():
     assert [s.cells("block") for s in rep.sections] == [1, 45, 1]
 
 
+def test_mnist_mlp_fits_ice40_with_fc0_in_spram():
+    net = _mlp([784, 128, 10])
+    rep = check_fit(net, "ice40-up5k", weights={"fc0": "spram"})
+    assert rep.used["huge"] == 4 and rep.used["block"] == 11
+    w = rep.sections[1].memories[0]
+    assert (w.depth, w.width, w.rom, w.placement.kind, w.placement.cells,
+            w.placement.config) == (50176, 16, False, "huge", 4, "16384x16")
+    assert rep.to_json()["huge_ram"]["used"] == 4
+    rep = fit_report(net, "ice40-up5k", weights="spram")       # fc1 too: a fifth cell
+    assert rep.failing == "fc1" and rep.error == (
+        "layer 'fc1' does not fit ice40-up5k (iCE40 UP5K): its weights in SPRAM (128x10x8 in "
+        "640 words) need 1 SB_SPRAM256KA, with them the network needs 5 of the device's 4")
+    assert fit_report(_mlp([784, 256, 10]), "ice40-up5k").error.endswith(
+        "; even SPRAM cannot hold them: they would need 7 SB_SPRAM256KA (256 kbit each), 4 of "
+        "the device's 4 are free")
+    with pytest.raises(MlsnnError, match=r"^ecp5-85f \(ECP5 LFE5U-85F\) has no SPRAM: "
+                                         r"weights='spram' is for iCE40 UltraPlus"):
+        fit_report(net, "ecp5-85f", weights="spram")
+    with pytest.raises(MlsnnError, match="^weights: 'fc9' is not a dense or conv2d layer"):
+        fit_report(net, "ice40-up5k", weights={"fc9": "spram"})
+
+
 def test_the_first_layer_over_the_total_is_named():
     # 101-101-10 is the largest N-N-10 that fits the UP5K at 8 bits; at 102 fc1 tips it over
     assert fit_report(_mlp([101, 101, 10]), "ice40-up5k").used["block"] == 30
@@ -233,7 +256,8 @@ def test_the_first_layer_over_the_total_is_named():
     assert rep.failing == "fc1"
     assert rep.error == ("layer 'fc1' does not fit ice40-up5k (iCE40 UP5K): with it the network "
                          "needs 31 SB_RAM40_4K of the device's 30 (3 its own, 2 for its weights "
-                         "102x10x8 = 8,160 bits) and SPRAM cannot hold weights yet")
+                         "102x10x8 = 8,160 bits); put them in SPRAM (1 of the 4 "
+                         "SB_SPRAM256KA, loaded at run time): mlsnn synth --weights fc1")
 
 
 def test_core_without_memories_is_an_error(monkeypatch):
