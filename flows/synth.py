@@ -11,7 +11,10 @@ optimised away and every path into and out of the core starts and ends at a flip
 Fmax is the core's own. The core is kept as a separate module through synthesis
 (``keep_hierarchy``), so the resources reported are the core's alone, without the wrapper.
 
-:func:`synthesize_network` reports a network top and each of its layer cores alone.
+:func:`synthesize_network` reports a network top and each of its layer cores alone. With
+``weights="spram"`` (or ``{layer: "spram"}``, iCE40 only) those layers keep their weights in
+``SB_SPRAM256KA`` cells, instantiated by :class:`hw.memory.SpramBank` (``primitive=True``:
+yosys would never infer SPRAM for an Amaranth memory, which always carries an init).
 
 YoWASP tools run with ``cwd=`` the work directory and relative paths only (they do not see
 absolute paths under the temp directory).
@@ -81,7 +84,8 @@ TARGETS = {
         pins=205, freq_mhz=150.0),
 }
 
-RESOURCE_NAMES = {"luts": "LUT4", "ffs": "flip-flops", "brams": "block RAMs", "dsps": "DSPs"}
+RESOURCE_NAMES = {"luts": "LUT4", "ffs": "flip-flops", "brams": "block RAMs", "dsps": "DSPs",
+                  "sprams": "SPRAMs"}
 
 
 def get_target(name):
@@ -208,8 +212,9 @@ class SynthReport:
     Members
     -------
     name, target : str
-    luts, ffs, carry, brams, dsps : int
-        yosys cell counts of the design (the core alone when wrapped).
+    luts, ffs, carry, brams, dsps, sprams : int
+        yosys cell counts of the design (the core alone when wrapped; ``sprams``: iCE40
+        ``SB_SPRAM256KA``).
     fmax_mhz : float or None
         nextpnr's achieved Fmax of the clock (None without place-and-route or without a clock).
     bram_outregs : int
@@ -232,6 +237,7 @@ class SynthReport:
     carry: int = 0
     brams: int = 0
     dsps: int = 0
+    sprams: int = 0
     fmax_mhz: float | None = None
     bram_outregs: int = 0
     wrapped: bool = False
@@ -282,6 +288,7 @@ def resources_from_cells(family, cells):
             "carry": _count(cells, "SB_CARRY"),
             "brams": _count(cells, "SB_RAM40_4K"),
             "dsps": _count(cells, "SB_MAC16"),
+            "sprams": _count(cells, "SB_SPRAM256KA"),
         }
     return {
         "luts": _count(cells, "LUT4"),
@@ -289,6 +296,7 @@ def resources_from_cells(family, cells):
         "carry": _count(cells, "CCU2C"),
         "brams": _count(cells, "DP16KD", "PDPW16KD"),
         "dsps": _count(cells, "MULT18X18D"),
+        "sprams": 0,
     }
 
 
@@ -299,7 +307,10 @@ def check_capacity(report, target):
     need = {"luts": report.luts, "ffs": report.ffs, "brams": report.brams, "dsps": report.dsps}
     if target.family == "ecp5":
         need["luts"] += 2 * report.carry + 2 * report.cells.get("TRELLIS_DPR16X4", 0)
-    for key, cap in target.capacity.items():
+    # SPRAM (iCE40 UltraPlus: 4 SB_SPRAM256KA, flows.fit.DEVICES) is not in ``capacity``.
+    caps = dict(target.capacity, sprams=4 if target.family == "ice40" else 0)
+    need["sprams"] = report.sprams
+    for key, cap in caps.items():
         if need[key] > cap:
             raise MlsnnError(f"'{report.name}' is too large for the {target.device}: it needs "
                              f"{need[key]} {RESOURCE_NAMES[key]}, the device has {cap}")
@@ -515,10 +526,14 @@ def run_jobs(jobs, *, parallel=None):
 
 def synthesize_network(net, target, *, cores=True, place=True, discharge="parallel",
                        synapse="mul", workdir=None, progress=None, wrap=True, parallel=None,
-                       **kwargs):
+                       weights="rom", **kwargs):
     """Reports for a network top (``hw.network.NetworkTop``) and, with ``cores``, each layer's
     core alone (``hw.network.layer_core``: layer cores, barrier cores, SEW joins), run
     ``parallel`` at a time.
+
+    ``weights``: ``"rom"``, ``"spram"`` (every dense and conv2d layer) or ``{layer: "spram"}``
+    (:func:`hw.network.weight_storage`); SPRAM exists on iCE40 UltraPlus only, and the cells
+    are instantiated there (``primitive=True``).
 
     Every design is wrapped (:class:`PinWrapper`) by default, whatever its pin count, so that
     the top and its cores are measured the same way and no I/O placement enters the figures.
@@ -527,11 +542,15 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     ------
     MlsnnError
         For an unknown target, or a network too large for the device (the message names the
-        resource); checked first from the IR's weight memory, then from yosys' counts.
+        resource); checked first from the IR's weight memory, then from yosys' counts; SPRAM
+        weights on a target without SPRAM, or a layer too large even for SPRAM.
     """
-    from hw.network import NetworkTop, layer_core
+    from hw.layer import LayerCore
+    from hw.network import NetworkTop, layer_core, weight_storage
     tgt = get_target(target) if not isinstance(target, Target) else target
-    fit = check_memory(net, tgt)
+    fit = check_memory(net, tgt, weights=weights)
+    store = weight_storage(net, weights)        # valid: check_memory checked it
+    primitive = tgt.family == "ice40"
     if progress is not None:
         u, blk = fit.used, fit.device.block
         progress(f"{tgt.name}: memories fit (mlsnn fit): {u['block']} of {blk.count} "
@@ -540,11 +559,17 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     def sub(d):
         return None if workdir is None else os.path.join(workdir, d)
 
-    designs = [(net.name, "top", NetworkTop(net, discharge=discharge, synapse=synapse))]
+    designs = [(net.name, "top", NetworkTop(net, discharge=discharge, synapse=synapse,
+                                            weights=store, primitive=primitive))]
     if cores:
         for k, layer in enumerate(net.layers):
-            designs.append((layer.name, f"core_{k}_{layer.name}",
-                            layer_core(net, layer.name, discharge=discharge, synapse=synapse)))
+            if store.get(layer.name) == "spram":
+                core = LayerCore.from_network(net, layer.name, discharge=discharge,
+                                              synapse=synapse, weights="spram",
+                                              primitive=primitive)
+            else:
+                core = layer_core(net, layer.name, discharge=discharge, synapse=synapse)
+            designs.append((layer.name, f"core_{k}_{layer.name}", core))
     jobs = [prepare(d, name=name, target=tgt, place=place, workdir=sub(dirname), wrap=wrap,
                     **kwargs) for name, dirname, d in designs]
     if progress is not None:
@@ -554,21 +579,22 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     return NetworkReport(target=tgt.name, network=net.name, top=reports[0], cores=reports[1:])
 
 
-def check_memory(net, target):
+def check_memory(net, target, *, weights="rom"):
     """Fail early, before yosys, when the network's memories do not fit the device: every
-    memory of the top and its cores, mapped as yosys maps them (:func:`flows.fit.check_fit`;
-    the message names the first layer that does not fit). Returns the
-    :class:`flows.fit.FitReport`."""
+    memory of the top and its cores, mapped as yosys maps them, SPRAM weight banks in SPRAM
+    (:func:`flows.fit.check_fit`; the message names the first layer that does not fit).
+    Returns the :class:`flows.fit.FitReport`."""
     from .fit import check_fit
     tgt = target if isinstance(target, Target) else get_target(target)
-    return check_fit(net, tgt.name)
+    return check_fit(net, tgt.name, weights=weights)
 
 
 def markdown_table(reports, *, columns=("name", "target", "luts", "ffs", "carry", "brams",
                                          "dsps", "fmax_mhz")):
     """A Markdown table of :class:`SynthReport` objects (or dicts with the same keys)."""
     heads = {"name": "design", "target": "target", "luts": "LUT4", "ffs": "FF",
-             "carry": "carry", "brams": "BRAM", "dsps": "DSP", "fmax_mhz": "Fmax (MHz)"}
+             "carry": "carry", "brams": "BRAM", "dsps": "DSP", "sprams": "SPRAM",
+             "fmax_mhz": "Fmax (MHz)"}
     rows = ["| " + " | ".join(heads.get(c, c) for c in columns) + " |",
             "|" + "|".join("---" if c in ("name", "target") else "---:" for c in columns) + "|"]
     for r in reports:

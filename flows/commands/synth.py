@@ -36,8 +36,25 @@ def add_arguments(p):
                    help="fire unit of every core (default parallel)")
     p.add_argument("--synapse", default="mul", choices=("mul", "serial"),
                    help="z·w with a multiplier or with z additions (default mul)")
+    p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
+                   help="where the dense/conv layers keep their weights: rom (default, block "
+                        "RAM or logic, initialised at configuration), spram (every layer in "
+                        "iCE40 UP5K SPRAM, loaded at run time through the wload port), or the "
+                        "names of the layers to put in SPRAM (e.g. fc0)")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0..2**31-1 (default 1)")
+
+
+def parse_weights(text):
+    """``--weights``: ``"rom"``, ``"spram"`` or ``{name: "spram"}`` from ``"fc0,fc1"``."""
+    from golden.errors import MlsnnError
+    if text in ("rom", "spram"):
+        return text
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise MlsnnError(f"--weights must be rom, spram or layer names separated by commas, "
+                         f"not {text!r}")
+    return {n: "spram" for n in names}
 
 
 def run(args):
@@ -46,6 +63,7 @@ def run(args):
     tgt = get_target(args.target)
     check_number(args.freq, "--freq (MHz)", minimum=0, maximum=1000, min_open=True)
     check_seed(args.seed, bits=31)
+    weights = parse_weights(args.weights)
     net = load_network(args.ir)
     if args.output:
         check_output_dir(args.output)
@@ -53,9 +71,13 @@ def run(args):
     rep = synthesize_network(
         net, tgt, cores=not args.no_cores, place=not args.no_place, discharge=args.discharge,
         synapse=args.synapse, workdir=args.output, freq_mhz=args.freq, seed=args.seed,
+        weights=weights,
         progress=lambda msg: print(f"[synth] {msg}", file=sys.stderr, flush=True))
     doc = rep.to_json()
-    table = markdown_table([rep.top] + rep.cores)
+    columns = ("name", "target", "luts", "ffs", "carry", "brams", "dsps", "fmax_mhz")
+    if rep.top.sprams:
+        columns = columns[:-1] + ("sprams", "fmax_mhz")
+    table = markdown_table([rep.top] + rep.cores, columns=columns)
     if args.output:
         with open(os.path.join(args.output, "report.json"), "w") as f:
             json.dump(rep.to_json(detail=True), f, indent=1)
