@@ -89,9 +89,9 @@ Weights in SPRAM (``weights="spram"``, iCE40 UltraPlus): ``W`` is a :class:`hw.m
 instead of a ROM. It has the ROM's timing (read in G, data in R, held), so the integrate
 pipeline and every figure above are unchanged. SPRAM cannot be initialised at configuration:
 the core gets a ``wload`` stream of packed words (``addr``, ``data``:
-:func:`hw.memory.pack_words`), whose ``ready`` is high only while the core is idle between
-inferences (no token of an inference accepted whose last EOT has not been sent: the
-``cycles`` counter's bracket is empty). A word offered during an inference is held (not
+:func:`hw.memory.pack_words`), whose ``ready`` (a register) is high only while the core is
+idle between inferences (the ``cycles`` counter's bracket empty in the previous cycle and no
+first token accepted in it). A word offered during an inference is held (not
 lost, not written) until the core is idle again; a word written in the cycle that the first
 token of an inference is accepted lands two cycles before that token's first weight read.
 Loads are not counted in ``w_rd`` (``SpramBank.writes`` has them), so ``w_rd`` still counts
@@ -818,11 +818,15 @@ class LayerCore(wiring.Component):
         count("cycles", (in_flight != 0) | in_first)
 
         if self._weights == "spram":
-            # Loads only while no inference is in the core (in_flight is a register): a word
-            # accepted together with an inference's first token is written two cycles before
-            # G's first read (D, then G), so it is never read stale.
+            # Loads only while no inference is in the core. ``wl_idle`` is a register: no
+            # inference in the previous cycle and none started in it, which implies none now
+            # (nothing to send, so in_flight cannot fall), so the SPRAM's write enable and
+            # chip selects start from registers. A word accepted together with an inference's
+            # first token is written two cycles before G's first read (D, then G).
+            wl_idle = Signal(init=1)
+            m.d.sync += wl_idle.eq((in_flight == 0) & ~in_first)
             m.d.comb += [
-                self.wload.ready.eq(in_flight == 0),
+                self.wload.ready.eq(wl_idle),
                 wmem.wr_addr.eq(self.wload.payload.addr),
                 wmem.wr_data.eq(self.wload.payload.data),
                 wmem.wr_en.eq(self.wload.valid & self.wload.ready),

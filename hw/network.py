@@ -374,8 +374,8 @@ class NetworkTop(wiring.Component):
     Members
     -------
     wload : In(stream.Signature(wload_top_layout(net, weights)))
-        Only with a layer in SPRAM. Accepted while ``busy`` is low, one word every cycle; a
-        word of a layer without SPRAM is dropped. ``wload_map``: ``{name: (index, words)}``.
+        Only with a layer in SPRAM. Accepted while ``busy`` is (and was, one cycle earlier)
+        low, one word every other cycle; a word of a layer without SPRAM is dropped. ``wload_map``: ``{name: (index, words)}``.
 
     Raises
     ------
@@ -559,37 +559,40 @@ class NetworkTop(wiring.Component):
             m.d.sync += draining.eq(0)
         busy = Signal()
         m.d.comb += busy.eq(st.busy | draining | am_valid | am2_valid)
-        # Weight loads: one register stage, then to the core the word's layer field names. A
-        # word is taken only while the top is idle, and no pixel while a word waits in the
-        # stage, so loads and inferences never overlap (every core is idle when busy is low).
+        # Weight loads: one register stage W, then to the core the word's layer field names
+        # (decoded into one flag per core as W loads). A word is taken only while the top was
+        # idle in the previous cycle and W is empty (``wload.ready`` from two registers: one
+        # word every other cycle), and no pixel while a word waits in W, so loads and
+        # inferences never overlap: every core is idle when busy is low, and a word taken in
+        # the cycle after a pixel reaches its core cycles before the pixel's first event.
         w_wait = Const(0, 1)
         if self.wload_layout is not None:
             w_wait = Signal()
             w_word = Signal(self.wload_layout)
             w_done = Signal()
             w_hs = Signal()
-            m.d.comb += [self.wload.ready.eq(~w_wait & ~busy),
+            idle = Signal(init=1)       # ~busy in the previous cycle
+            m.d.sync += idle.eq(~busy)
+            m.d.comb += [self.wload.ready.eq(idle & ~w_wait),
                          w_hs.eq(self.wload.valid & self.wload.ready)]
             with m.If(w_hs):
                 m.d.sync += [w_wait.eq(1), w_word.eq(self.wload.payload)]
             with m.Elif(w_done):
                 m.d.sync += w_wait.eq(0)
-            known = Const(0, 1)
-            for k, core in enumerate(cores):
-                if not hasattr(core, "wload"):
-                    continue
-                here = Signal(name=f"wload_to_{k}")
+            targets = [k for k, core in enumerate(cores) if hasattr(core, "wload")]
+            sel = Signal(len(targets))
+            with m.If(w_hs):
+                m.d.sync += sel.eq(Cat(self.wload.payload.layer == k for k in targets))
+            done = [sel[i] & cores[k].wload.ready for i, k in enumerate(targets)]
+            for i, k in enumerate(targets):
+                core = cores[k]
                 m.d.comb += [
-                    here.eq(w_word.layer == k),
-                    core.wload.valid.eq(w_wait & here),
+                    core.wload.valid.eq(w_wait & sel[i]),
                     core.wload.payload.addr.eq(w_word.addr),
                     core.wload.payload.data.eq(w_word.data),
                 ]
-                with m.If(w_wait & here & core.wload.ready):
-                    m.d.comb += w_done.eq(1)
-                known = known | here
-            with m.If(w_wait & ~known):     # a word for a layer without SPRAM: dropped
-                m.d.comb += w_done.eq(1)
+            # a word for a layer without SPRAM (no flag) is dropped
+            m.d.comb += w_done.eq(w_wait & ((sel == 0) | Cat(*done).any()))
         m.d.comb += [
             st.enable.eq(accept & ~w_wait),
             self.busy.eq(busy),

@@ -163,9 +163,9 @@ def test_wload_held_during_inference():
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
-    # ready comes back in the cycle after the last EOT's handshake
+    # ready (a register) comes back two cycles after the last EOT's handshake
     assert seen["eot_at"] is not None
-    assert seen["held"] == seen["eot_at"] + 1
+    assert seen["held"] == seen["eot_at"] + 2
 
 
 def test_validation_messages():
@@ -201,12 +201,21 @@ def test_network_spram_matches_golden(seed, kind, weights):
         assert int(rtl.counters[name]["w_rd"].sum()) == golden.totals(name)["w_rd"]
 
 
-def test_network_pixels_wait_for_a_load_word():
-    """The helper's words for the whole network, and a run through run_network(weights=)."""
+def test_network_load_sequence_and_dropped_words():
+    """run_network(weights=) with the helper's words; a word for a layer in ROM is dropped (the
+    readout's index, here) and costs nothing; the top takes one word every other cycle."""
     net = random_network(3400, kind="dense", levels=2, timesteps=1, max_neurons=12)
     x = random_inputs(net, 1, seed=4)
     rtl = run_network(net, x, weights="spram")
     assert compare(net, run(net, x), rtl, x) == []
+    first = {net.layers[0].name: "spram"}
+    words = weight_load_words(net, first)
+    ro = len(net.layers) - 1
+    bogus = [(ro, 0, 0xFFFF)] + words + [(ro, 1, 0x1234)]
+    top = NetworkTop(net, monitor=True, weights=first)
+    rtl = run_network(net, x, top=top, loads=bogus)
+    assert compare(net, run(net, x), rtl, x) == []
+    assert rtl.extra["load_cycles"] == 2 * len(bogus) - 1
 
 
 # -- synthesis -----------------------------------------------------------------------------------
@@ -233,3 +242,35 @@ def test_synth_has_spram_cells():
     assert rep.top.cells.get("SB_SPRAM256KA") == 2
     with pytest.raises(MlsnnError, match="spram"):
         synthesize_network(net, "ecp5-85f", cores=False, place=False, weights="spram")
+
+
+def test_network_wload_not_ready_while_busy():
+    """Once a pixel has been taken, no load word is accepted until the inference is over
+    (busy low for a cycle); a word offered meanwhile waits and is then taken."""
+    net = random_network(3500, kind="dense", levels=2, timesteps=1, max_neurons=8)
+    top = NetworkTop(net, weights="spram")
+    n = net.input.size
+    seen = {"busy_cycles": 0}
+
+    async def tb(ctx):
+        ctx.set(top.result.ready, 1)
+        for i in range(n):
+            ctx.set(top.pixels.payload, 1)
+            ctx.set(top.pixels.valid, 1)
+            await ctx.tick().until(top.pixels.ready)
+        ctx.set(top.pixels.valid, 0)
+        ctx.set(top.wload.payload, {"layer": 0, "addr": 0, "data": 0})
+        ctx.set(top.wload.valid, 1)
+        for _ in range(5000):
+            _, _, busy, ready = await ctx.tick().sample(top.busy, top.wload.ready)
+            seen["busy_cycles"] += busy
+            if ready:
+                break
+        seen["taken"] = ready
+        seen["busy_now"] = busy
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen["busy_cycles"] > 10 and seen["taken"] == 1 and seen["busy_now"] == 0
