@@ -21,7 +21,31 @@ import importlib
 from golden.errors import MlsnnError
 from golden.ir import KINDS, kind_of
 
-__all__ = ["core_class", "layer_core", "check_network"]
+__all__ = ["core_class", "layer_core", "check_network", "CoreFactory"]
+
+
+class CoreFactory:
+    """Mixin: the uniform ``from_network`` and ``check`` of this module for a core built as
+    ``Core(layer=, info=, timesteps=, **options)`` that validates the same arguments in a static
+    ``_validate(**args)``. ``OPTIONS`` names the options of ``from_network`` the core takes
+    (the others do not apply to it and are ignored: a pool has no synapses)."""
+
+    OPTIONS = ()
+
+    @staticmethod
+    def check(net, name):
+        """Raise ``ValueError`` when the core cannot be built (a v0 outside its width)."""
+        from .layer import check_v0
+        check_v0(net.layer(name), net.info(name))
+
+    @classmethod
+    def from_network(cls, net, name, *, discharge="parallel", synapse="mul"):
+        """The core of layer ``name`` of ``net``."""
+        given = {"discharge": discharge, "synapse": synapse}
+        args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
+                    **{k: given[k] for k in cls.OPTIONS})
+        cls._validate(**args)       # before construction: a failed constructor leaves an
+        return cls(**args)          # unused elaboratable behind (a warning at exit)
 
 
 def core_class(kind):

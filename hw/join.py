@@ -81,6 +81,7 @@ from .layer import CounterLayout, check_v0
 from .layout import EventKind, EventLayout, index_width, value_width
 from .memory import MemorySpec
 from .neuron import check_choice, check_int
+from .cores import CoreFactory
 from .point import Counters, NeuronParams, PointEngine, cycle_condition
 
 __all__ = ["Fork", "BarrierCore", "SewJoin"]
@@ -193,7 +194,7 @@ def _describe(layer):
     return type(layer).__name__
 
 
-class BarrierCore(wiring.Component):
+class BarrierCore(CoreFactory, wiring.Component):
     """Sparse-ResNet barrier neuron of a residual join (``Join(mode="barrier")``).
 
     Timing: integrate one event per cycle sustained (either input), latency 2 cycles from
@@ -250,19 +251,7 @@ class BarrierCore(wiring.Component):
         check_choice("discharge", discharge, ("parallel", "serial"))
         check_v0(layer, info)
 
-    @staticmethod
-    def check(net, name):
-        """Raise ``ValueError`` when the join cannot be built (a v0 outside its width)."""
-        check_v0(net.layer(name), net.info(name))
-
-    @classmethod
-    def from_network(cls, net, name, *, discharge="parallel", synapse=None):
-        """The barrier core of join ``name`` of ``net`` (``synapse`` does not apply: joins
-        have no synapses)."""
-        args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
-                    discharge=discharge)
-        cls._validate(**args)
-        return cls(**args)
+    OPTIONS = ("discharge",)        # from_network: joins have no synapses
 
     @classmethod
     def memories(cls, net, name):

@@ -49,6 +49,7 @@ from .layer import CounterLayout, check_v0
 from .layout import EventKind, EventLayout, index_width, value_width
 from .memory import MemorySpec
 from .neuron import check_choice, check_int, fire_timing
+from .cores import CoreFactory
 from .point import Counters, MaxEmit, NeuronParams, PointEngine, cycle_condition
 
 __all__ = ["PoolCore", "index_map_kind"]
@@ -71,7 +72,7 @@ def index_map_kind(info, kernel):
     return "rom"
 
 
-class PoolCore(wiring.Component):
+class PoolCore(CoreFactory, wiring.Component):
     """Event-driven core of one ``maxpool2d`` or ``avgpool2d`` layer.
 
     Timing: one event per cycle sustained; an event's potential write comes
@@ -139,19 +140,7 @@ class PoolCore(wiring.Component):
         check_choice("discharge", discharge, ("parallel", "serial"))
         check_v0(layer, info)
 
-    @staticmethod
-    def check(net, name):
-        """Raise ``ValueError`` when the core cannot be built (a v0 outside its width)."""
-        check_v0(net.layer(name), net.info(name))
-
-    @classmethod
-    def from_network(cls, net, name, *, discharge="parallel", synapse=None):
-        """The core of pooling layer ``name`` of ``net`` (``synapse`` does not apply: a pool
-        has no weights)."""
-        args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
-                    discharge=discharge)
-        cls._validate(**args)       # before construction: no unused elaboratable on error
-        return cls(**args)
+    OPTIONS = ("discharge",)        # from_network: a pool has no synapses
 
     @classmethod
     def memories(cls, net, name):
