@@ -7,11 +7,17 @@
    golden.train / golden.export (or ``--ir DIR``), top and cores, on both targets, against the
    goals ≥ 50 MHz (iCE40 UP5K) and ≥ 150 MHz (ECP5-85F).
 
+3. ``--mnist`` (instead of 1 and 2): an MNIST-shaped MLP (784 → 128 (N=4) → 10, T=1,
+   W_BITS=8, 8-bit inputs, random weights, thresholds calibrated by golden.fixtures) on the
+   iCE40 UP5K with fc0's weights in SPRAM (``weights={"fc0": "spram"}``: 4 SB_SPRAM256KA),
+   the network top only (about 1 minute); docs/synthesis.md, "Networks of real size".
+
 Every design goes through the pin wrapper (flows.synth.PinWrapper), so the resources are the
 core's own and the Fmax is that of its logic. Prints Markdown tables (docs/synthesis.md holds a
 copy). Usage::
 
     python benchmarks/bench_synth.py [--quick] [--ir DIR] [--json out.json] [--jobs 2]
+    python benchmarks/bench_synth.py --mnist [--json out.json]
 
 ``--quick`` runs N ∈ {1, 4}, W_BITS = 8 only. Takes about 15-25 minutes on 2 cores in full.
 """
@@ -47,6 +53,42 @@ def dense_net(levels, w_bits, seed=0):
                       name=f"dense-N{levels}-W{w_bits}")
 
 
+def mnist_mlp(seed=0):
+    """784 → 128 (N=4) → 10, T=1, W_BITS=8, 8-bit inputs, random weights and biases,
+    thresholds from golden.fixtures.calibrate_thresholds."""
+    from golden.fixtures import calibrate_thresholds
+    rng = np.random.default_rng(seed)
+    fc0 = ir.Dense(name="fc0", inputs=("input",), threshold=1, levels=4,
+                   weight=rng.integers(-127, 128, size=(784, 128)),
+                   bias=rng.integers(-127, 128, size=128), w_bits=8)
+    fc1 = ir.Dense(name="fc1", inputs=("fc0",), threshold=1, levels=1,
+                   weight=rng.integers(-127, 128, size=(128, 10)),
+                   bias=np.zeros(10, np.int64), w_bits=8, readout=True)
+    net = ir.Network(input=ir.InputSpec(shape=(784,), in_bits=8), timesteps=1,
+                     layers=(fc0, fc1), name="mnist-mlp-784-128-10")
+    return calibrate_thresholds(net, rng)
+
+
+def mnist(args):
+    """The MNIST-shaped MLP with fc0 in SPRAM on the iCE40 UP5K, placed and routed."""
+    from flows.synth import synthesize_network
+    t0 = time.monotonic()
+    net = mnist_mlp()
+    rep = synthesize_network(net, "ice40-up5k", cores=False, weights={"fc0": "spram"},
+                             progress=lambda m: print(f"[bench] {m}", file=sys.stderr,
+                                                      flush=True))
+    print(f"## MNIST-shaped MLP '{net.name}' (fc0 in SPRAM), iCE40 UP5K\n")
+    print(markdown_table([rep.top], columns=("name", "target", "luts", "ffs", "carry", "brams",
+                                             "sprams", "dsps", "fmax_mhz")), end="")
+    lc = rep.top.utilization.get("ICESTORM_LC", {})
+    print(f"\nlogic cells {lc.get('used')} of {lc.get('available')}; "
+          f"({time.monotonic() - t0:.0f} s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"mnist": rep.to_json(detail=True)}, f, indent=1)
+    return 0
+
+
 def digits_mlp(path=None):
     if path:
         return ir.load(path)
@@ -67,7 +109,11 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel tool runs")
     p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets")
     p.add_argument("--skip-cores", action="store_true", help="only the digits MLP")
+    p.add_argument("--mnist", action="store_true",
+                   help="only the MNIST-shaped MLP (784-128-10, fc0 in SPRAM) on iCE40 UP5K")
     args = p.parse_args(argv)
+    if args.mnist:
+        return mnist(args)
     from hw.layer import LayerCore
     from hw.network import NetworkTop
 
