@@ -314,6 +314,14 @@ def test_cli(tmp_path, capsys):
     assert main(["fit", "--ir", str(tmp_path / "mnist"), "--target", "xc7"]) == 1
     assert capsys.readouterr().err == ("mlsnn fit: error: unknown target 'xc7'; targets are "
                                        "ice40-up5k, ecp5-85f\n")
+    assert main(argv + ["--weights", "fc0"]) == 0                 # fc0's weights in SPRAM
+    assert capsys.readouterr().out.splitlines()[-1] == "fits"
+    assert main(argv + ["--weights", "spram", "--json"]) == 1       # fc1 needs a fifth SPRAM
+    out, err = capsys.readouterr()
+    assert json.loads(out)["failing"] == "fc1" and err.count("\n") == 1
+    assert main(argv + ["--weights", "fc0,"]) == 1
+    assert capsys.readouterr().err == ("mlsnn fit: error: --weights must be rom, spram or layer "
+                                       "names separated by commas, not 'fc0,'\n")
 
 
 # -- one check against yosys itself --------------------------------------------------------------

@@ -14,7 +14,9 @@ DESCRIPTION = ("List every memory the hardware of a network builds (per layer: w
                "configuration, LUT RAM, or logic; the rule of yosys' memory_libmap) and the "
                "device's totals. Exit 0 when everything fits; otherwise the table is still "
                "printed, then one line on stderr names the first layer that does not fit, and "
-               "the exit status is 1. Example: mlsnn fit --ir net --target ice40-up5k")
+               "the exit status is 1. --weights places weight memories in the iCE40 UP5K's SPRAM as "
+               "mlsnn synth --weights does. Example: mlsnn fit --ir net --target ice40-up5k "
+               "--weights fc0")
 
 
 def add_arguments(p):
@@ -23,6 +25,10 @@ def add_arguments(p):
                    help="the network (network.json, or its directory)")
     p.add_argument("--target", required=True, metavar="TARGET",
                    help=f"one of {', '.join(DEVICES)}")
+    p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
+                   help="where the dense/conv layers keep their weights, as for mlsnn synth: "
+                        "rom (default), spram (every layer in iCE40 UP5K SPRAM) or the names "
+                        "of the layers to put in SPRAM (e.g. fc0)")
     p.add_argument("--json", action="store_true",
                    help="print the report as JSON instead of the table (\"fits\", \"error\", "
                         "per-section memories)")
@@ -34,11 +40,13 @@ def run(args):
     from flows.fit import fit_report, get_device, write_json
     from flows.io import check_output_file
     from golden.errors import MlsnnError
+    from flows.commands.synth import parse_weights
     get_device(args.target)
+    weights = parse_weights(args.weights)
     if args.output:
         check_output_file(args.output)
     net = load_network(args.ir)
-    rep = fit_report(net, args.target)
+    rep = fit_report(net, args.target, weights=weights)
     if args.output:
         write_json(rep, args.output)
     if args.json:
