@@ -82,7 +82,7 @@ from .layout import EventKind, EventLayout, index_width, value_width
 from .memory import MemorySpec
 from .neuron import check_choice, check_int
 from .cores import CoreFactory
-from .point import Counters, NeuronParams, PointEngine, cycle_condition
+from .point import Counters, NeuronParams, PointEngine, cycle_condition, drive_counters
 
 __all__ = ["Fork", "BarrierCore", "SewJoin"]
 
@@ -316,28 +316,8 @@ class BarrierCore(CoreFactory, wiring.Component):
         ]
 
         # -- counters -------------------------------------------------------------------------
-        out_hs = self.o.valid & self.o.ready
-        ctr = Counters(m, self.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles"))
-        ctr.count("ev_in", ev0 | ev1)
-        ctr.count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
-        ctr.count("syn_updates", ev0 | ev1)
-        ctr.count("syn_acc", ev0 | ev1, z_in)
-        ctr.count("cycles", cycle_condition(m, T, hs0 | hs1, both & eng.last_t, eng.out_last))
-
-        c = ctr.sig
-        m.d.comb += [
-            self.counters.ev_in.eq(c["ev_in"]),
-            self.counters.ev_out.eq(c["ev_out"]),
-            self.counters.w_rd.eq(0),
-            self.counters.p_rd.eq(eng.p_rd),
-            self.counters.p_wr.eq(eng.p_wr),
-            self.counters.b_rd.eq(0),
-            self.counters.syn_updates.eq(c["syn_updates"]),
-            self.counters.syn_acc.eq(c["syn_acc"]),
-            self.counters.cycles.eq(c["cycles"]),
-            self.counters.saturations.eq(eng.saturations),
-            self.overflow.eq(eng.overflow),
-        ]
+        drive_counters(m, self, eng, ev=ev0 | ev1, acc=z_in, first_cand=hs0 | hs1,
+                       input_done=both)
         return m
 
 

@@ -51,7 +51,7 @@ from .memory import CountedMemory
 from .neuron import FireInLayout, FireOutLayout, FireUnit, check_choice, check_int, saturate
 
 __all__ = ["NeuronParams", "MaxEmit", "PointEngine", "UpdateLayout", "Counters",
-           "cycle_condition"]
+           "cycle_condition", "drive_counters"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,37 @@ class Counters:
         self.m.d.sync += pending.eq(Mux(~self.clear & cond, inc, 0))
         with self.m.If(~self.clear):
             self.m.d.sync += s.eq(s + pending)
+
+
+def drive_counters(m, core, eng, *, ev, acc, first_cand, input_done):
+    """The counters and overflow flag of a one-target core (barrier, pool) around its
+    :class:`PointEngine` ``eng``: ``ev`` an accepted input event (one update, fan-out 1), ``acc``
+    what it adds to ``syn_acc`` (z, or 1 for a comparison), ``first_cand`` any input handshake
+    and ``input_done`` the cycle the core takes its inputs' last EOTs of the timestep (for the
+    ``cycles`` bracket). No weights, no biases: ``w_rd`` = ``b_rd`` = 0."""
+    T = eng._T
+    out_hs = core.o.valid & core.o.ready
+    ctr = Counters(m, core.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles"))
+    ctr.count("ev_in", ev)
+    ctr.count("ev_out", out_hs & (core.o.payload.kind == EventKind.EVENT))
+    ctr.count("syn_updates", ev)
+    ctr.count("syn_acc", ev, acc)
+    ctr.count("cycles", cycle_condition(m, T, first_cand, input_done & eng.last_t,
+                                        eng.out_last))
+    c = ctr.sig
+    m.d.comb += [
+        core.counters.ev_in.eq(c["ev_in"]),
+        core.counters.ev_out.eq(c["ev_out"]),
+        core.counters.w_rd.eq(0),
+        core.counters.p_rd.eq(eng.p_rd),
+        core.counters.p_wr.eq(eng.p_wr),
+        core.counters.b_rd.eq(0),
+        core.counters.syn_updates.eq(c["syn_updates"]),
+        core.counters.syn_acc.eq(c["syn_acc"]),
+        core.counters.cycles.eq(c["cycles"]),
+        core.counters.saturations.eq(eng.saturations),
+        core.overflow.eq(eng.overflow),
+    ]
 
 
 def cycle_condition(m, T, first_cand, input_done, out_last):

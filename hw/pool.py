@@ -50,7 +50,7 @@ from .layout import EventKind, EventLayout, index_width, value_width
 from .memory import MemorySpec
 from .neuron import check_choice, check_int, fire_timing
 from .cores import CoreFactory
-from .point import Counters, MaxEmit, NeuronParams, PointEngine, cycle_condition
+from .point import MaxEmit, NeuronParams, PointEngine, drive_counters
 
 __all__ = ["PoolCore", "index_map_kind"]
 
@@ -261,25 +261,6 @@ class PoolCore(CoreFactory, wiring.Component):
                      eng.upd.payload.operand.eq(r_z)]
 
         # -- counters -------------------------------------------------------------------------
-        out_hs = self.o.valid & self.o.ready
-        ctr = Counters(m, self.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles"))
-        ctr.count("ev_in", ev)
-        ctr.count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
-        ctr.count("syn_updates", ev)
-        ctr.count("syn_acc", ev, 1 if self._max else p.value)
-        ctr.count("cycles", cycle_condition(m, T, hs, done & eng.last_t, eng.out_last))
-        c = ctr.sig
-        m.d.comb += [
-            self.counters.ev_in.eq(c["ev_in"]),
-            self.counters.ev_out.eq(c["ev_out"]),
-            self.counters.w_rd.eq(0),
-            self.counters.p_rd.eq(eng.p_rd),
-            self.counters.p_wr.eq(eng.p_wr),
-            self.counters.b_rd.eq(0),
-            self.counters.syn_updates.eq(c["syn_updates"]),
-            self.counters.syn_acc.eq(c["syn_acc"]),
-            self.counters.cycles.eq(c["cycles"]),
-            self.counters.saturations.eq(eng.saturations),
-            self.overflow.eq(eng.overflow),
-        ]
+        drive_counters(m, self, eng, ev=ev, acc=1 if self._max else p.value, first_cand=hs,
+                       input_done=done)
         return m
