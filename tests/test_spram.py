@@ -274,3 +274,30 @@ def test_network_wload_not_ready_while_busy():
     sim.add_testbench(tb)
     sim.run()
     assert seen["busy_cycles"] > 10 and seen["taken"] == 1 and seen["busy_now"] == 0
+
+
+def test_cli_simulate_with_spram_weights(tmp_path, capsys):
+    """mlsnn simulate --weights: the Amaranth bench loads the SPRAM banks first; the verdict and
+    w_rd are the golden model's; one-line errors for a bad layer name and for the cocotb
+    simulators, which cannot load them yet."""
+    import json
+    from flows.cli import main
+    d = tmp_path / "net"
+    assert main(["random-network", "--seed", "5", "--kind", "conv", "--max-neurons", "12",
+                 "--batch", "2", "-o", str(d)]) == 0
+    capsys.readouterr()
+    base = ["simulate", "--ir", str(d), "--inputs", str(d / "inputs.npz"), "--json"]
+    assert main(base + ["--weights", "spram"]) == 0
+    sim = json.loads(capsys.readouterr().out)
+    assert main(["golden", "--ir", str(d), "--inputs", str(d / "inputs.npz"), "--json"]) == 0
+    gold = json.loads(capsys.readouterr().out)
+    assert sim["status"] == "match"
+    assert [l["counters"]["w_rd"] for l in sim["layers"]] == \
+        [l["counters"]["w_rd"] for l in gold["layers"]]
+    assert main(base + ["--weights", "nope"]) == 1
+    assert capsys.readouterr().err.startswith("mlsnn simulate: error: weights: 'nope' is not a "
+                                              "dense or conv2d layer of the network")
+    assert main(base + ["--weights", "spram", "--sim", "icarus"]) == 1
+    assert capsys.readouterr().err == ("mlsnn simulate: error: --weights spram needs --sim "
+                                       "amaranth: the cocotb benches do not load SPRAM weights "
+                                       "yet (not implemented)\n")

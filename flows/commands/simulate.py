@@ -51,6 +51,11 @@ def add_arguments(p):
     p.add_argument("--throttle", type=float, default=0.0, metavar="P",
                    help="--sim amaranth: probability, per cycle and inter-core queue, that the "
                         "queue offers nothing to its consumer (default 0)")
+    p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
+                   help="where the dense/conv layers keep their weights, as for mlsnn synth: "
+                        "rom (default) or SPRAM banks (spram, or layer names), which the "
+                        "bench loads through the top's wload port before the first image "
+                        "(--sim amaranth only for now)")
     p.add_argument("--vcd", metavar="WAVES_VCD", help="write the waveforms to this VCD file")
     p.add_argument("--build-dir", metavar="DIR",
                    help="cocotb build directory root for --sim icarus/verilator (default: a "
@@ -100,8 +105,19 @@ def run(args):
         check_output_file(args.vcd, "--vcd")
     if args.build_dir:
         check_output_dir(args.build_dir, "--build-dir")
+    from flows.commands.synth import parse_weights
+    weights = parse_weights(args.weights)
+    if weights != "rom" and args.sim != "amaranth":
+        raise MlsnnError(f"--weights {args.weights} needs --sim amaranth: the cocotb benches do "
+                         f"not load SPRAM weights yet (not implemented)")
     net = load_network(args.ir)
     check_supported(net)
+    if weights != "rom":
+        from hw.network import weight_storage
+        try:
+            weight_storage(net, weights)
+        except (TypeError, ValueError) as e:
+            raise MlsnnError(str(e)) from None
     x = load_inputs(args.inputs, net)
     if args.images is not None:
         x = x[:args.images]
@@ -114,7 +130,7 @@ def run(args):
     t0 = time.monotonic()
     if args.sim == "amaranth":
         from sim.amaranth_run import run_network
-        rtl = run_network(net, x, throttle=args.throttle, **opts)
+        rtl = run_network(net, x, throttle=args.throttle, weights=weights, **opts)
     else:
         from sim.cocotb_run import run_network_cocotb
         rtl = run_network_cocotb(net, x, simulator=args.sim, golden=golden,
