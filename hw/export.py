@@ -27,8 +27,9 @@ def convert(component, *, name="top"):
 
 
 def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", synapse="mul",
-                    monitor=False):
-    """Verilog of :class:`hw.network.NetworkTop` for a sequential IR network."""
+                    monitor=False, weights="rom"):
+    """Verilog of :class:`hw.network.NetworkTop` for an IR network (``weights="spram"`` or
+    ``{layer: "spram"}``: those banks as the simulation model, loaded through ``wload``)."""
     from .network import NetworkTop, check_supported
     _check_name(name)          # everything is checked before the top exists
     check_supported(net)
@@ -36,7 +37,7 @@ def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", s
         raise MlsnnError(f"fifo_depth must be a positive integer, not {fifo_depth!r}")
     try:
         top = NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
-                         monitor=monitor)
+                         monitor=monitor, weights=weights)
     except (TypeError, ValueError) as e:
         raise MlsnnError(str(e)) from None
     return convert(top, name=name), top

@@ -244,8 +244,11 @@ def _watch(path, progress, stop):
 def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0,
                        fifo_depth=None, discharge="parallel", synapse="mul", golden=None,
                        build_dir=None, vcd=None, progress=None, max_cycles=2_000_000,
-                       verilator_opt=None):
+                       verilator_opt=None, weights="rom"):
     """Run ``x`` through the Verilog of :class:`hw.network.NetworkTop` under cocotb.
+
+    ``weights`` as :class:`~hw.network.NetworkTop`'s: with SPRAM banks the bench first loads
+    :func:`hw.network.weight_load_words` through the top's ``wload`` port.
 
     Parameters
     ----------
@@ -267,8 +270,12 @@ def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0
     x = net.check_inputs(x)
     _runner(simulator)                 # a missing tool fails before the (slower) Verilog export
     _build_args(simulator, verilator_opt)
+    from hw.network import weight_load_words
     verilog, top = network_verilog(net, fifo_depth=fifo_depth, discharge=discharge,
-                                   synapse=synapse, monitor=True)
+                                   synapse=synapse, monitor=True, weights=weights)
+    wload = [] if top.wload_layout is None else [
+        top.wload_layout.const({"layer": k, "addr": a, "data": w}).as_bits()
+        for k, a, w in weight_load_words(net, weights)]
     cfg = {
         "images": [[int(v) for v in img.reshape(-1)] for img in x],
         "timesteps": net.timesteps,
@@ -279,7 +286,7 @@ def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0
         "result": {"index_width": top.result_layout.index_width,
                    "potential_width": top.result_layout.potential_width},
         "seed": seed, "gap": gap, "stall": stall, "max_cycles": max_cycles,
-        "expected": None,
+        "expected": None, "wload": wload,
     }
     tmp = None
     if golden is not None:

@@ -277,9 +277,9 @@ def test_network_wload_not_ready_while_busy():
 
 
 def test_cli_simulate_with_spram_weights(tmp_path, capsys):
-    """mlsnn simulate --weights: the Amaranth bench loads the SPRAM banks first; the verdict and
-    w_rd are the golden model's; one-line errors for a bad layer name and for the cocotb
-    simulators, which cannot load them yet."""
+    """mlsnn simulate --weights: the Amaranth and the cocotb/Icarus benches load the SPRAM banks
+    first (with input gaps); the verdict and w_rd are the golden model's; a bad layer name is one
+    line."""
     import json
     from flows.cli import main
     d = tmp_path / "net"
@@ -297,7 +297,29 @@ def test_cli_simulate_with_spram_weights(tmp_path, capsys):
     assert main(base + ["--weights", "nope"]) == 1
     assert capsys.readouterr().err.startswith("mlsnn simulate: error: weights: 'nope' is not a "
                                               "dense or conv2d layer of the network")
-    assert main(base + ["--weights", "spram", "--sim", "icarus"]) == 1
-    assert capsys.readouterr().err == ("mlsnn simulate: error: --weights spram needs --sim "
-                                       "amaranth: the cocotb benches do not load SPRAM weights "
-                                       "yet (not implemented)\n")
+    assert main(base + ["--weights", "spram", "--sim", "icarus", "--gaps", "0.3", "--stalls",
+                        "0.3", "--build-dir", str(tmp_path / "b")]) == 0
+    sim = json.loads(capsys.readouterr().out)
+    assert sim["status"] == "match" and sim["sim"] == "icarus"
+    assert [l["counters"]["w_rd"] for l in sim["layers"]] == \
+        [l["counters"]["w_rd"] for l in gold["layers"]]
+
+
+def test_cocotb_bench_really_loads_the_weights(tmp_path, monkeypatch):
+    """The same run with every loaded word altered no longer matches: the bench's load is what
+    the RTL computes with (the SPRAM model starts from zeros, not from the IR)."""
+    import hw.network as hn
+    from golden.fixtures import random_inputs, random_network
+    from golden.reference import run
+    from sim.cocotb_run import run_network_cocotb
+    from sim.scoreboard import compare
+    net = random_network(5, kind="conv", max_neurons=12)
+    x = random_inputs(net, 2, seed=5)
+    golden = run(net, x)
+    assert compare(net, golden, run_network_cocotb(net, x, weights="spram",
+                                                   build_dir=tmp_path / "a")) == []
+    orig = hn.weight_load_words
+    monkeypatch.setattr(hn, "weight_load_words",
+                        lambda net, w: [(k, a, d ^ 1) for k, a, d in orig(net, w)])
+    assert compare(net, golden, run_network_cocotb(net, x, weights="spram",
+                                                   build_dir=tmp_path / "b")) != []

@@ -54,8 +54,7 @@ def add_arguments(p):
     p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
                    help="where the dense/conv layers keep their weights, as for mlsnn synth: "
                         "rom (default) or SPRAM banks (spram, or layer names), which the "
-                        "bench loads through the top's wload port before the first image "
-                        "(--sim amaranth only for now)")
+                        "bench loads through the top's wload port before the first image")
     p.add_argument("--vcd", metavar="WAVES_VCD", help="write the waveforms to this VCD file")
     p.add_argument("--build-dir", metavar="DIR",
                    help="cocotb build directory root for --sim icarus/verilator (default: a "
@@ -107,9 +106,6 @@ def run(args):
         check_output_dir(args.build_dir, "--build-dir")
     from flows.commands.synth import parse_weights
     weights = parse_weights(args.weights)
-    if weights != "rom" and args.sim != "amaranth":
-        raise MlsnnError(f"--weights {args.weights} needs --sim amaranth: the cocotb benches do "
-                         f"not load SPRAM weights yet (not implemented)")
     net = load_network(args.ir)
     check_supported(net)
     if weights != "rom":
@@ -134,7 +130,7 @@ def run(args):
     else:
         from sim.cocotb_run import run_network_cocotb
         rtl = run_network_cocotb(net, x, simulator=args.sim, golden=golden,
-                                 build_dir=args.build_dir, **opts)
+                                 build_dir=args.build_dir, weights=weights, **opts)
     elapsed = time.monotonic() - t0
     opts["progress"](x.shape[0], x.shape[0])
     v = verdict(net, golden, rtl, x)

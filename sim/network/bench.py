@@ -44,6 +44,21 @@ async def network_bench(dut):
         await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     dut.rst.value = 0
+    if cfg.get("wload"):
+        # SPRAM weight banks: load every word through wload before the first image.
+        wl = Source(dut, "wload", cfg["wload"], rng=random.Random(cfg["seed"] * 2 + 3),
+                    gap=cfg["gap"])
+        n = 0
+        while not wl.done:
+            await FallingEdge(dut.clk)
+            wl.drive()
+            await ReadOnly()
+            wl.sample()
+            n += 1
+            assert n <= 4 * len(cfg["wload"]) + 100, \
+                f"weight load: {wl.pos} of {len(cfg['wload'])} words taken after {n} cycles"
+        await FallingEdge(dut.clk)
+        wl.valid.value = 0
     taps = [(getattr(dut, f"tap_{k}__valid"), getattr(dut, f"tap_{k}__payload"),
              _event_layout(cfg["taps"][k])) for k in range(L)]
     result = ResultLayout(ri, rp)
