@@ -21,7 +21,21 @@ import importlib
 from golden.errors import MlsnnError
 from golden.ir import KINDS, kind_of
 
-__all__ = ["core_class", "layer_core", "check_network", "CoreFactory"]
+__all__ = ["core_class", "layer_core", "check_network", "CoreFactory", "SingleInput"]
+
+
+class SingleInput:
+    """Mixin: the ``inputs``/``in_layouts`` of this module for a core with one input port ``i``
+    of payload ``in_layout``."""
+
+    @property
+    def inputs(self):
+        """The input ports in IR ``inputs`` order (one)."""
+        return (self.i,)
+
+    @property
+    def in_layouts(self):
+        return (self.in_layout,)
 
 
 class CoreFactory:

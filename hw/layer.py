@@ -114,6 +114,7 @@ from amaranth.lib.wiring import In, Out
 from golden.counters import COUNTER_WIDTH
 from golden.ir import Conv2d, Dense, LayerInfo
 
+from .cores import SingleInput
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
 from .memory import CountedMemory, MemorySpec, SpramBank, spram_geometry
 from .credit import CreditQueue
@@ -172,7 +173,7 @@ class _Phase(enum.Enum, shape=2):
     EOT_OUT = 3
 
 
-class LayerCore(wiring.Component):
+class LayerCore(SingleInput, wiring.Component):
     """Event-driven core of one dense or conv2d layer.
 
     Timing: integrate one synaptic update per cycle sustained (``synapse="mul"``); an event's
@@ -272,15 +273,6 @@ class LayerCore(wiring.Component):
     def check(net, name):
         """Raise ``ValueError`` when the layer cannot be built (a v0 outside its width)."""
         check_v0(net.layer(name), net.info(name))
-
-    @property
-    def inputs(self):
-        """The input ports in IR ``inputs`` order (one)."""
-        return (self.i,)
-
-    @property
-    def in_layouts(self):
-        return (self.in_layout,)
 
     @classmethod
     def from_network(cls, net, name, *, discharge="parallel", synapse="mul", weights="rom",

@@ -49,7 +49,7 @@ from .layer import CounterLayout, check_v0
 from .layout import EventKind, EventLayout, index_width, value_width
 from .memory import MemorySpec
 from .neuron import check_choice, check_int, fire_timing
-from .cores import CoreFactory
+from .cores import CoreFactory, SingleInput
 from .point import MaxEmit, NeuronParams, PointEngine, drive_counters
 
 __all__ = ["PoolCore", "index_map_kind"]
@@ -72,7 +72,7 @@ def index_map_kind(info, kernel):
     return "rom"
 
 
-class PoolCore(CoreFactory, wiring.Component):
+class PoolCore(CoreFactory, SingleInput, wiring.Component):
     """Event-driven core of one ``maxpool2d`` or ``avgpool2d`` layer.
 
     Timing: one event per cycle sustained; an event's potential write comes
@@ -158,15 +158,6 @@ class PoolCore(CoreFactory, wiring.Component):
     @property
     def layer(self):
         return self._layer
-
-    @property
-    def inputs(self):
-        """The input ports in IR ``inputs`` order (one)."""
-        return (self.i,)
-
-    @property
-    def in_layouts(self):
-        return (self.in_layout,)
 
     @property
     def narrow(self):

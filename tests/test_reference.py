@@ -141,16 +141,21 @@ def test_forced_narrow_width_predicts_overflow():
     assert not run(net, np.array([[3, 0]])).any_overflow
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv", "residual"])
-@pytest.mark.parametrize("seed", range(10))
-def test_matches_naive_event_simulator(kind, seed):
-    net = random_network(seed, kind=kind)
+def _assert_equals_naive(net, seed):
+    """Golden's events, readout and every counter equal the loop simulator's, image by image."""
     x = random_inputs(net, 3, seed=seed)
     res = run(net, x)
     for b in range(x.shape[0]):
         counters, _ = check_image(net, res, x, b)
         for name, c in counters.items():
             assert {k: int(res.counters[name][k][b]) for k in COUNTERS} == c, name
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv", "residual"])
+@pytest.mark.parametrize("seed", range(10))
+def test_matches_naive_event_simulator(kind, seed):
+    net = random_network(seed, kind=kind)
+    _assert_equals_naive(net, seed)
 
 
 def test_full_scale_and_zero_inputs():
@@ -194,12 +199,7 @@ def test_pooling_matches_naive_event_simulator(kind, seed):
     """Random networks with max and average pools (on the input, after convolutions, after
     joins): events, readout and every counter equal the loop simulator's."""
     net = random_network(seed, kind=kind, pool=True)
-    x = random_inputs(net, 3, seed=seed)
-    res = run(net, x)
-    for b in range(x.shape[0]):
-        counters, _ = check_image(net, res, x, b)
-        for name, c in counters.items():
-            assert {k: int(res.counters[name][k][b]) for k in COUNTERS} == c, name
+    _assert_equals_naive(net, seed)
 
 
 def test_pooling_networks_cover_both_kinds():
