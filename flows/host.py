@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from golden.errors import MlsnnError
-from hw.board import (COUNTER_NAMES, CTR_STRIDE, INFO_FORMAT, INFO_SIZE, MAGIC, OP_CLEAR,
-                      OP_COUNTER, OP_COUNTERS, OP_ERROR, OP_INFER, OP_INFO, OP_OVERFLOW,
-                      OP_READOUT, PROTOCOL_VERSION, network_fingerprint)
+from hw.board import (COUNTER_NAMES, CTR_STRIDE, INFO_EXT_FORMAT, INFO_V1_FORMAT, INFO_V1_SIZE,
+                      MAGIC, OP_CLEAR, OP_COUNTER, OP_COUNTERS, OP_ERROR, OP_INFER, OP_INFO,
+                      OP_OVERFLOW, OP_READOUT, OP_WLOAD, PROTOCOL_VERSION, network_fingerprint)
 
 __all__ = ["Transport", "SerialTransport", "SimTransport", "Board", "BoardInfo", "BoardRun"]
 
@@ -238,6 +238,15 @@ class BoardInfo:
     overflow_bytes: int
     clk_freq: int
     fingerprint: int
+    load_words: int = 0          # version 2: SPRAM words to load with W (0: none)
+    addr_bytes: int = 0          # bytes of a W word address (2 or 4)
+    data_bytes: int = 0          # bytes of a W packed word
+    spram_layers: tuple = ()     # IR indexes of the layers in SPRAM
+
+    @property
+    def needs_weights(self):
+        """The board keeps weights in SPRAM: load them (:meth:`Board.load_weights`) first."""
+        return self.load_words > 0
 
     @property
     def pixel_bytes(self):
@@ -286,6 +295,17 @@ class Board:
     transport : Transport
     reset : bool
         Send a break first, which recovers a board left in the middle of a command.
+    weights_loaded : bool
+        For a board with SPRAM layers: its weights were loaded since it was programmed (by
+        another driver). The hardware cannot tell; the driver refuses inferences until
+        :meth:`load_weights` or this flag says the weights are there.
+
+    Members
+    -------
+    info : BoardInfo
+        The descriptor.
+    weights_loaded : bool
+        Inferences are allowed: no SPRAM layer, or the weights were loaded.
 
     Raises
     ------
@@ -293,11 +313,15 @@ class Board:
         If the board does not answer like an mlsnn board.
     """
 
-    def __init__(self, transport, *, reset=True):
+    #: W words sent before their echoes are read (the board keeps up with the line).
+    LOAD_CHUNK = 256
+
+    def __init__(self, transport, *, reset=True, weights_loaded=False):
         self._t = transport
         if reset:
             transport.send_break()
         self.info = self._read_info()
+        self.weights_loaded = bool(weights_loaded) or not self.info.needs_weights
 
     # -- protocol primitives ---------------------------------------------------------------
     def _expect(self, op):
@@ -319,14 +343,25 @@ class Board:
         got = self._t.read(1)[0]
         if got != OP_INFO:
             raise MlsnnError(f"no mlsnn board answers (got 0x{got:02x} instead of '?')")
-        fields = struct.unpack(INFO_FORMAT, self._t.read(INFO_SIZE))
+        fields = struct.unpack(INFO_V1_FORMAT, self._t.read(INFO_V1_SIZE))
         if fields[0] != MAGIC:
             raise MlsnnError(f"no mlsnn board answers (magic {fields[0]!r})")
         info = BoardInfo(*fields[1:])
-        if info.version != PROTOCOL_VERSION:
+        if info.version not in (1, PROTOCOL_VERSION):
             raise MlsnnError(f"the board speaks protocol version {info.version}; this mlsnn "
-                             f"speaks version {PROTOCOL_VERSION}")
-        return info
+                             f"speaks versions 1 and {PROTOCOL_VERSION}")
+        if info.version == 1:           # no W command: every layer in ROM
+            return info
+        words, ab, db = struct.unpack(INFO_EXT_FORMAT,
+                                      self._t.read(struct.calcsize(INFO_EXT_FORMAT)))
+        mask = int.from_bytes(self._t.read(info.overflow_bytes), "little")
+        layers = tuple(k for k in range(info.n_layers) if mask >> k & 1)
+        if words and (ab not in (2, 4) or db < 1 or not layers) or (not words and layers):
+            raise MlsnnError(f"protocol error: the board's descriptor is inconsistent "
+                             f"({words} SPRAM words, {ab}-byte addresses, {db}-byte words, "
+                             f"SPRAM layer mask 0x{mask:x})")
+        return BoardInfo(*fields[1:], load_words=words, addr_bytes=ab, data_bytes=db,
+                         spram_layers=layers)
 
     # -- commands --------------------------------------------------------------------------
     def check_network(self, net):
@@ -336,8 +371,82 @@ class Board:
             raise MlsnnError(f"the board runs a different network (fingerprint "
                              f"{self.info.fingerprint:08x}, the IR gives {fp:08x})")
 
+    def load_words(self, net):
+        """The ``[(layer index, addr, data)]`` words :meth:`load_weights` sends for ``net``: the
+        weights of the layers the descriptor names as SPRAM
+        (:func:`hw.network.weight_load_words`)."""
+        from hw.network import weight_load_words
+        names = {net.layers[k].name: "spram" for k in self.info.spram_layers
+                 if k < len(net.layers)}
+        return weight_load_words(net, names) if names else []
+
+    def load_weights(self, net_or_words, *, progress=None):
+        """Write the SPRAM weights with ``W`` commands, every echo checked; then inferences
+        are allowed.
+
+        Parameters
+        ----------
+        net_or_words : golden.ir.Network or list
+            The network the board was built from (checked by fingerprint; its words from
+            :meth:`load_words`), or the words themselves, ``[(layer index, addr, data)]``.
+        progress : callable or None
+            ``progress(done, total)`` after every :attr:`LOAD_CHUNK` words and at the end.
+
+        Raises
+        ------
+        MlsnnError
+            A board without SPRAM layers, another network, a word count other than the
+            descriptor's, a word for a layer not in SPRAM or wider than the protocol's fields,
+            or a board that does not echo every word.
+        """
+        from golden.ir import Network
+        info = self.info
+        if not info.needs_weights:
+            raise MlsnnError("the board keeps no weights in SPRAM (built with --weights rom): "
+                             "there is nothing to load")
+        if isinstance(net_or_words, Network):
+            self.check_network(net_or_words)
+            words = self.load_words(net_or_words)
+        else:
+            words = list(net_or_words)
+        if len(words) != info.load_words:
+            raise MlsnnError(f"the board expects {info.load_words} SPRAM words, not "
+                             f"{len(words)}")
+        ab, db = info.addr_bytes, info.data_bytes
+        frames = []
+        for k, addr, data in words:
+            if k not in info.spram_layers:
+                raise MlsnnError(f"a weight word for layer {k}, which the board does not keep in "
+                                 f"SPRAM (its SPRAM layers: "
+                                 f"{', '.join(map(str, info.spram_layers))})")
+            if not (0 <= addr < 1 << 8 * ab and 0 <= data < 1 << 8 * db):
+                raise MlsnnError(f"weight word ({k}, {addr}, {data}) does not fit the "
+                                 f"board's {ab}-byte addresses and {db}-byte words")
+            frames.append(bytes([OP_WLOAD, k]) + int(addr).to_bytes(ab, "little")
+                          + int(data).to_bytes(db, "little"))
+        self.weights_loaded = False
+        for at in range(0, len(frames), self.LOAD_CHUNK):
+            chunk = frames[at:at + self.LOAD_CHUNK]
+            self._t.write(b"".join(chunk))
+            for _ in chunk:
+                self._expect(OP_WLOAD)
+            if progress is not None:
+                progress(at + len(chunk), len(frames))
+        self.weights_loaded = True
+
+    def _check_loaded(self):
+        if not self.weights_loaded:
+            raise MlsnnError(f"the board keeps the weights of layer(s) "
+                             f"{', '.join(map(str, self.info.spram_layers))} in SPRAM and they "
+                             f"were not loaded: Board.load_weights(net) first (mlsnn run "
+                             f"--ir loads them)")
+
     def infer(self, pixels):
-        """Load one input (flat, ``n_in`` values) and run it; return the prediction."""
+        """Load one input (flat, ``n_in`` values) and run it; return the prediction.
+
+        Raises :class:`MlsnnError` while a board with SPRAM layers has not had its weights
+        loaded (:attr:`weights_loaded`)."""
+        self._check_loaded()
         x = np.asarray(pixels).reshape(-1)
         info = self.info
         if x.size != info.n_in:
@@ -397,6 +506,7 @@ class Board:
 
     def run(self, x):
         """Run a batch ``[B, ...]`` image by image (counters cleared before each image)."""
+        self._check_loaded()
         x = np.asarray(x)
         if x.ndim < 1:
             raise MlsnnError("inputs must have a batch axis: [B, *input_shape]")

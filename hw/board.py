@@ -16,6 +16,9 @@ opcode  request (after the opcode)  answer (after the echoed opcode)
 ``K``   —                           every counter (u32), layer by layer, counters 0..9
 ``O``   —                           overflow flags, overflow_bytes (bit = layer index)
 ``Z``   —                           nothing: counters and overflow flags are cleared
+``W``   layer (u8), word address    nothing, once the top's ``wload`` port took the word
+        (u16 or u32), packed word   (``!`` ``W`` for a layer not in SPRAM); boards without
+        (data_bytes)                SPRAM layers answer ``!`` ``W`` as to any unknown opcode
 other   —                           ``!`` then the offending byte
 ======  ==========================  ======================================================
 
@@ -29,7 +32,8 @@ import struct
 import zlib
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, ResetInserter, Signal, signed
+from amaranth.hdl import (Array, Cat, Const, Elaboratable, Module, ResetInserter, Shape, Signal,
+                          signed)
 from amaranth.lib import fifo, io, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -42,10 +46,11 @@ from .uart import UARTRx, UARTTx, divisor_for
 __all__ = [
     "BoardTop", "BoardPlatformTop", "COUNTER_NAMES", "CTR_STRIDE", "PROTOCOL_VERSION", "MAGIC",
     "INFO_SIZE", "OP_INFO", "OP_INFER", "OP_READOUT", "OP_COUNTER", "OP_COUNTERS", "OP_OVERFLOW",
-    "OP_CLEAR", "OP_ERROR", "info_bytes", "network_fingerprint", "DEFAULT_BAUD",
+    "OP_CLEAR", "OP_WLOAD", "OP_ERROR", "INFO_V1_FORMAT", "INFO_V1_SIZE", "INFO_EXT_FORMAT",
+    "info_bytes", "load_geometry", "network_fingerprint", "DEFAULT_BAUD",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAGIC = b"MLSN"
 DEFAULT_BAUD = 115200
 COUNTER_NAMES = HW_COUNTERS     # the protocol sends a layer's counters in this order
@@ -58,12 +63,18 @@ OP_COUNTER = ord("C")
 OP_COUNTERS = ord("K")
 OP_OVERFLOW = ord("O")
 OP_CLEAR = ord("Z")
+OP_WLOAD = ord("W")
 OP_ERROR = ord("!")
 
-# Descriptor: magic(4) version(1) n_layers(1) in_bits(1) potential_width(1) n_in(4)
-# n_classes(2) timesteps(2) counters_per_layer(1) overflow_bytes(1) clk_freq(4) fingerprint(4)
-INFO_FORMAT = "<4sBBBBIHHBBII"
-INFO_SIZE = 26
+# Descriptor, version 1: magic(4) version(1) n_layers(1) in_bits(1) potential_width(1) n_in(4)
+# n_classes(2) timesteps(2) counters_per_layer(1) overflow_bytes(1) clk_freq(4) fingerprint(4).
+INFO_V1_FORMAT = "<4sBBBBIHHBBII"
+INFO_V1_SIZE = 26
+# Version 2 appends load_words(4) addr_bytes(1) data_bytes(1), then the SPRAM layer mask
+# (overflow_bytes bytes, bit k = layer k): INFO_SIZE + overflow_bytes bytes in all.
+INFO_EXT_FORMAT = "<IBB"
+INFO_FORMAT = INFO_V1_FORMAT + INFO_EXT_FORMAT[1:]
+INFO_SIZE = 32
 
 
 def network_fingerprint(net):
@@ -76,8 +87,34 @@ def network_fingerprint(net):
     return crc & 0xFFFFFFFF
 
 
-def info_bytes(net, *, clk_freq, potential_width):
-    """The descriptor a board answers to ``?`` (without the echoed opcode)."""
+def load_geometry(net, weights="rom"):
+    """What a board built with ``weights`` needs loaded over ``W`` (docs/board.md):
+    ``(load_words, addr_bytes, data_bytes, spram_layers)``, the number of ``wload`` words,
+    the bytes of a ``W`` word address (2 or 4) and of a packed word, and the IR indexes of the
+    layers in SPRAM; ``(0, 0, 0, ())`` when every layer keeps its weights in ROM.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An invalid ``weights`` (:func:`hw.network.weight_storage`).
+    """
+    from .memory import spram_geometry
+    from .network import weight_storage, wload_top_layout
+    store = weight_storage(net, weights)
+    layout = wload_top_layout(net, store)
+    if layout is None:
+        return 0, 0, 0, ()
+    layers = tuple(k for k, layer in enumerate(net.layers) if store.get(layer.name) == "spram")
+    words = sum(spram_geometry(net.layers[k].w_bits, int(net.layers[k].weight.size))[3]
+                for k in layers)
+    addr_bits = Shape.cast(layout["addr"].shape).width
+    data_bits = Shape.cast(layout["data"].shape).width
+    return words, 2 if addr_bits <= 16 else 4, _bytes_for(data_bits), layers
+
+
+def info_bytes(net, *, clk_freq, potential_width, weights="rom"):
+    """The descriptor a board answers to ``?`` (without the echoed opcode); ``weights`` as the
+    board's core was built (:func:`load_geometry`)."""
     n_layers = len(net.layers)
     if n_layers > 255:
         raise ValueError(f"a board supports at most 255 layers, not {n_layers}")
@@ -86,12 +123,15 @@ def info_bytes(net, *, clk_freq, potential_width):
                          f"{potential_width}")
     if net.n_classes > 0xFFFF:
         raise ValueError(f"a board supports at most 65535 classes, not {net.n_classes}")
+    load = load_geometry(net, weights)
     out = struct.pack(INFO_FORMAT, MAGIC, PROTOCOL_VERSION, n_layers,
                       net.input.in_bits, potential_width, net.input.size,
                       net.n_classes, net.timesteps, len(COUNTER_NAMES),
                       _bytes_for(n_layers), int(round(clk_freq)) & 0xFFFFFFFF,
-                      network_fingerprint(net))
-    assert len(out) == INFO_SIZE
+                      network_fingerprint(net), *load[:3])
+    mask = sum(1 << k for k in load[3])
+    out += mask.to_bytes(_bytes_for(n_layers), "little")
+    assert len(out) == INFO_SIZE + _bytes_for(n_layers)
     return out
 
 
@@ -124,9 +164,16 @@ class BoardTop(wiring.Component):
         Clock cycles per bit; overrides ``baud`` (simulations use a small value such as 4).
     core : wiring.Component or None
         A component with the ports of ``NetworkTop`` (docs/hw-interfaces.md); ``None`` builds
-        ``hw.network.NetworkTop(net)``.
+        ``hw.network.NetworkTop(net, weights=weights, primitive=primitive)``.
     fifo_depth : int
         Depth of the receive FIFO between the UART and the command engine.
+    weights : "rom", "spram" or dict
+        Where the core keeps the dense and conv2d weights (:func:`hw.network.weight_storage`).
+        With a layer in SPRAM the core has a ``wload`` port (a given ``core`` must have it, and
+        ``wload_map``), the engine answers ``W`` and the descriptor says what to load
+        (:func:`load_geometry`).
+    primitive : bool
+        The core's SPRAM layers instantiate ``SB_SPRAM256KA`` (iCE40 builds); else the model.
 
     Members
     -------
@@ -146,7 +193,7 @@ class BoardTop(wiring.Component):
     """
 
     def __init__(self, net, *, clk_freq, baud=DEFAULT_BAUD, divisor=None, core=None,
-                 fifo_depth=16):
+                 fifo_depth=16, weights="rom", primitive=False):
         from golden.ir import Network
         if not isinstance(net, Network):
             raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
@@ -154,19 +201,24 @@ class BoardTop(wiring.Component):
             divisor = divisor_for(clk_freq, baud)
         if isinstance(fifo_depth, bool) or not isinstance(fifo_depth, int) or fifo_depth < 2:
             raise ValueError(f"fifo_depth must be an integer >= 2, not {fifo_depth!r}")
+        load = load_geometry(net, weights)
         if core is None:
             from .network import NetworkTop
-            core = NetworkTop(net)
-        missing = [p for p in _PORTS if not hasattr(core, p)]
+            core = NetworkTop(net, weights=weights, primitive=primitive)
+        missing = [p for p in _PORTS + (("wload",) if load[0] else ()) if not hasattr(core, p)]
         if missing:
             raise TypeError(f"core lacks the NetworkTop port(s) {', '.join(missing)}")
+        if not load[0] and hasattr(core, "wload"):
+            raise TypeError("core has a wload port but weights keeps every layer in ROM")
         self._net = net
         self._core = core
         self._divisor = divisor
         self._clk_freq = clk_freq
         self._fifo_depth = fifo_depth
+        self._load = load
         self._potential_width = len(core.result.payload.potential)
-        self._info = info_bytes(net, clk_freq=clk_freq, potential_width=self._potential_width)
+        self._info = info_bytes(net, clk_freq=clk_freq, potential_width=self._potential_width,
+                                weights=weights)
         self.uart_rx = UARTRx(divisor=divisor)
         self.uart_tx = UARTTx(divisor=divisor)
         super().__init__({
@@ -193,7 +245,7 @@ class BoardTop(wiring.Component):
         m = Module()
         m.submodules.uart_rx = urx = self.uart_rx
         m.submodules.uart_tx = utx = self.uart_tx
-        engine = _Engine(self._net, self._core, info=self._info,
+        engine = _Engine(self._net, self._core, info=self._info, load=self._load,
                          potential_width=self._potential_width, fifo_depth=self._fifo_depth)
         # A break resets the engine (and the core inside it), not the receiver that saw it.
         m.submodules.engine = ResetInserter(urx.brk)(engine)
@@ -211,10 +263,11 @@ class BoardTop(wiring.Component):
 class _Engine(wiring.Component):
     """The command interpreter: bytes in, bytes out, the core inside."""
 
-    def __init__(self, net, core, *, info, potential_width, fifo_depth):
+    def __init__(self, net, core, *, info, load, potential_width, fifo_depth):
         self._net = net
         self._core = core
         self._info = info
+        self._load = load
         self._pw = potential_width
         self._fifo_depth = fifo_depth
         super().__init__({
@@ -256,8 +309,10 @@ class _Engine(wiring.Component):
         word = Signal(word_bits)
         nbytes = Signal(range(word_bits // 8 + 1))
         ret = Signal(range(4))
+        load_words, addr_bytes, data_bytes, spram_layers = self._load
+        w_len = 1 + addr_bytes + data_bytes if load_words else 0
         idx = Signal(range(max(n_in, n_classes, len(self._info)) + 1))
-        sub = Signal(range(max(pix_bytes, 2) + 1))
+        sub = Signal(range(max(pix_bytes, 2, w_len) + 1))
         pix = Signal(8 * pix_bytes)
         pred = Signal(16)
         ctr_sel = Signal(16)
@@ -299,6 +354,10 @@ class _Engine(wiring.Component):
                         with m.Case(OP_CLEAR):
                             m.d.comb += core.clear.eq(1)
                             send(OP_CLEAR, 1)
+                        if w_len:
+                            with m.Case(OP_WLOAD):
+                                m.d.sync += sub.eq(0)
+                                m.next = "WBYTES"
                         with m.Default():
                             send(Cat(Const(OP_ERROR, 8), rx.payload), 2)
 
@@ -387,6 +446,36 @@ class _Engine(wiring.Component):
                     with m.Else():
                         m.d.sync += ctr_sel.eq(ctr_sel + 1)
                     send(core.ctr_data[:32], 4, _RET_COUNTERS)
+
+            if w_len:
+                # W: layer, address and word arrive little-endian, each byte at the top.
+                w_req = Signal(8 * w_len)
+                w_layer, w_rest = w_req[:8], w_req[8:]
+                w_ok = Cat(w_layer == k for k in spram_layers).any()
+                m.d.comb += [
+                    core.wload.payload.layer.eq(w_layer),
+                    core.wload.payload.addr.eq(w_rest[:8 * addr_bytes]),
+                    core.wload.payload.data.eq(w_rest[8 * addr_bytes:]),
+                ]
+
+                with m.State("WBYTES"):
+                    m.d.comb += rx.ready.eq(1)
+                    with m.If(rx.valid):
+                        m.d.sync += w_req.eq(Cat(w_req[8:], rx.payload))
+                        m.d.sync += sub.eq(sub + 1)
+                        with m.If(sub == w_len - 1):
+                            m.next = "WPUSH"
+
+                # The top takes a word only while it is idle; the echo says the word was taken.
+                # A word for a layer without SPRAM (or no layer) would alias after truncation
+                # to the top's layer field: refused.
+                with m.State("WPUSH"):
+                    with m.If(~w_ok):
+                        send(Cat(Const(OP_ERROR, 8), Const(OP_WLOAD, 8)), 2)
+                    with m.Else():
+                        m.d.comb += core.wload.valid.eq(1)
+                        with m.If(core.wload.ready):
+                            send(OP_WLOAD, 1)
         return m
 
 
@@ -400,18 +489,24 @@ class BoardPlatformTop(Elaboratable):
     baud : int
     core_factory : callable or None
         ``core_factory(net)`` returns the core; ``None`` builds ``hw.network.NetworkTop(net)``.
+    weights, primitive :
+        As :class:`BoardTop`'s (``primitive=True`` on iCE40: ``SB_SPRAM256KA`` cells).
     """
 
-    def __init__(self, net, *, baud=DEFAULT_BAUD, core_factory=None):
+    def __init__(self, net, *, baud=DEFAULT_BAUD, core_factory=None, weights="rom",
+                 primitive=False):
         self._net = net
         self._baud = baud
         self._core_factory = core_factory
+        self._weights = weights
+        self._primitive = primitive
 
     def elaborate(self, platform):
         m = Module()
         core = self._core_factory(self._net) if self._core_factory is not None else None
         m.submodules.board = board = BoardTop(
-            self._net, clk_freq=platform.default_clk_frequency, baud=self._baud, core=core)
+            self._net, clk_freq=platform.default_clk_frequency, baud=self._baud, core=core,
+            weights=self._weights, primitive=self._primitive)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)

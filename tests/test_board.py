@@ -14,8 +14,12 @@ from amaranth.sim import Simulator
 
 from golden import fixtures, reference
 from golden.errors import MlsnnError
-from hw.board import (COUNTER_NAMES, CTR_STRIDE, INFO_SIZE, BoardTop, info_bytes,
-                      network_fingerprint)
+import dataclasses
+import struct
+
+from hw.board import (COUNTER_NAMES, CTR_STRIDE, INFO_FORMAT, INFO_SIZE, BoardTop, info_bytes,
+                      load_geometry, network_fingerprint)
+from hw.network import NetworkTop, weight_load_words
 from hw.uart import UARTRx, UARTTx, divisor_for
 from flows.host import Board, SimTransport
 
@@ -285,9 +289,15 @@ def test_protocol_errors_and_break():
     net = _tiny_net()
     t, core, dut = _mock_board(net)
     board = Board(t)
-    # An unknown opcode is answered with '!' and the byte.
+    # An unknown opcode is answered with '!' and the byte; so is W on a board without SPRAM
+    # (and the driver does not send it).
     t.write(b"x")
     assert t.read(2) == b"!x"
+    t.write(b"W")
+    assert t.read(2) == b"!W"
+    assert board.weights_loaded and not board.info.needs_weights
+    with pytest.raises(MlsnnError, match="^the board keeps no weights in SPRAM"):
+        board.load_weights(net)
     # An interrupted inference (half the pixels) is recovered by a break.
     t.write(b"I" + bytes(net.input.size // 2))
     t.flush()
@@ -321,13 +331,34 @@ def test_protocol_wide_pixels_and_signs():
 def test_descriptor():
     net = _tiny_net()
     d = info_bytes(net, clk_freq=12e6, potential_width=20)
-    assert len(d) == INFO_SIZE and d[:4] == b"MLSN"
+    assert len(d) == INFO_SIZE + 1 and d[:4] == b"MLSN"
+    assert struct.unpack(INFO_FORMAT, d[:INFO_SIZE])[-3:] == (0, 0, 0) and d[INFO_SIZE] == 0
     assert network_fingerprint(net) == network_fingerprint(_tiny_net())
     assert network_fingerprint(net) != network_fingerprint(_tiny_net(seed=4))
 
 
+def test_descriptor_with_spram():
+    # fc0 in SPRAM: 8 x 7 3-bit weights, four to a 16-bit word: 14 words; mask bit 0.
+    net = _spram_net()
+    fc0 = {"fc0": "spram"}
+    d = info_bytes(net, clk_freq=12e6, potential_width=20, weights=fc0)
+    assert len(d) == INFO_SIZE + 1
+    fields = struct.unpack(INFO_FORMAT, d[:INFO_SIZE])
+    assert fields[1] == 2 and fields[-3:] == (14, 2, 2) and d[INFO_SIZE] == 0b01
+    assert load_geometry(net, fc0) == (14, 2, 2, (0,))
+    assert len(weight_load_words(net, fc0)) == 14
+    assert load_geometry(net, "spram")[0] == 14 + len(weight_load_words(net, {"fc1": "spram"}))
+    assert load_geometry(net, "spram")[3] == (0, 1)
+
+
 def test_board_top_validation():
     net = _tiny_net()
+    with pytest.raises(TypeError, match="core lacks the NetworkTop port.s. wload"):
+        BoardTop(net, clk_freq=12e6, core=MockNetworkTop(net), weights="spram")
+    with pytest.raises(TypeError, match="core has a wload port but weights keeps every layer"):
+        BoardTop(net, clk_freq=12e6, core=NetworkTop(net, weights="spram"))
+    with pytest.raises(ValueError, match="weights: 'nope' is not a dense or conv2d layer"):
+        BoardTop(net, clk_freq=12e6, weights={"nope": "spram"})
     with pytest.raises(TypeError, match="core lacks the NetworkTop port"):
         BoardTop(net, clk_freq=12e6, core=UARTTx(divisor=4))
     with pytest.raises(ValueError, match="fifo_depth must be an integer >= 2"):
@@ -362,3 +393,73 @@ def test_protocol_with_residual_network_top():
     board = Board(SimTransport(BoardTop(net, clk_freq=1e6, divisor=4)))
     x = fixtures.random_inputs(net, 2, seed=0)
     _check_against_golden(net, board.run(x), x)
+
+
+# -- weights in SPRAM, loaded over the UART ---------------------------------------------------
+
+def _spram_net():
+    return fixtures.random_network(3300, kind="dense", levels=2, timesteps=2, in_shape=(8,),
+                                   depth=1, max_neurons=8)
+
+
+def _spram_board(net):
+    return Board(SimTransport(BoardTop(net, clk_freq=1e6, divisor=4, weights={"fc0": "spram"})))
+
+
+def test_protocol_loads_spram_weights():
+    """fc0 in SPRAM: no inference before the load; W words over the UART, then two images are
+    the golden model's exactly (w_rd included); a break keeps the weights; W for a layer in ROM
+    is refused."""
+    net = _spram_net()
+    board = _spram_board(net)
+    assert board.info.spram_layers == (0,) and board.info.load_words == 14
+    assert not board.weights_loaded
+    x = fixtures.random_inputs(net, 2, seed=3)
+    with pytest.raises(MlsnnError, match=r"^the board keeps the weights of layer\(s\) 0 in "
+                                         r"SPRAM and they were not loaded"):
+        board.run(x)
+    seen = []
+    board.load_weights(net, progress=lambda done, total: seen.append((done, total)))
+    assert board.weights_loaded and seen == [(14, 14)]
+    _check_against_golden(net, board.run(x), x)
+    board.reset()
+    assert board.infer(x[1]) == reference.run(net, x[1:]).predictions[0]
+    board._t.write(b"W\x01\x00\x00\x00\x00")
+    assert board._t.read(2) == b"!W"
+    with pytest.raises(MlsnnError, match="^a weight word for layer 1, which the board does not "
+                                         "keep in SPRAM"):
+        board.load_weights([(1, 0, 0)] * 14)
+    with pytest.raises(MlsnnError, match="^the board expects 14 SPRAM words, not 13$"):
+        board.load_weights(board.load_words(net)[:13])
+    with pytest.raises(MlsnnError, match="different network"):
+        board.load_weights(_tiny_net())
+
+
+def _sabotaged(net, x):
+    """A copy of ``net`` with one fc0 weight changed so that the golden readout changes."""
+    gold = reference.run(net, x)
+    fc0 = net.layers[0]
+    hi = (1 << (fc0.w_bits - 1)) - 1
+    for i, j in np.ndindex(*fc0.weight.shape):
+        w = fc0.weight.copy()
+        w[i, j] = hi if w[i, j] != hi else -hi
+        bad = dataclasses.replace(net, layers=(dataclasses.replace(fc0, weight=w),)
+                                  + tuple(net.layers[1:]))
+        if (reference.run(bad, x).readout != gold.readout).any():
+            return bad
+    raise AssertionError("no single weight changes the readout")
+
+
+def test_protocol_sabotaged_load_mismatches():
+    """The board computes with what was loaded: one altered word gives the altered network's
+    results, not the IR's."""
+    net = _spram_net()
+    x = fixtures.random_inputs(net, 2, seed=3)
+    bad = _sabotaged(net, x)
+    board = _spram_board(net)
+    words, bad_words = board.load_words(net), board.load_words(bad)
+    assert sum(a != b for a, b in zip(words, bad_words)) == 1
+    board.load_weights(bad_words)
+    run = board.run(x)
+    assert (run.readout != reference.run(net, x).readout).any()
+    _check_against_golden(bad, run, x)

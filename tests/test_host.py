@@ -13,7 +13,7 @@ from flows.cli import main
 from flows.host import Board, BoardInfo, SerialTransport, SimTransport, Transport
 from golden import fixtures, ir, reference
 from golden.errors import MlsnnError
-from hw.board import INFO_FORMAT, PROTOCOL_VERSION, BoardTop, info_bytes
+from hw.board import INFO_FORMAT, INFO_SIZE, INFO_V1_FORMAT, PROTOCOL_VERSION, BoardTop, info_bytes
 
 
 def _net(seed=3):
@@ -45,13 +45,19 @@ class Scripted(Transport):
         self.breaks += 1
 
 
-def _info(net, **changes):
-    fields = list(struct.unpack(INFO_FORMAT, info_bytes(net, clk_freq=12e6, potential_width=20)))
-    names = ["magic", "version", "n_layers", "in_bits", "potential_width", "n_in", "n_classes",
-             "timesteps", "counters_per_layer", "overflow_bytes", "clk_freq", "fingerprint"]
+_FIELDS = ["magic", "version", "n_layers", "in_bits", "potential_width", "n_in", "n_classes",
+           "timesteps", "counters_per_layer", "overflow_bytes", "clk_freq", "fingerprint",
+           "load_words", "addr_bytes", "data_bytes"]
+
+
+def _info(net, weights="rom", mask=None, **changes):
+    d = info_bytes(net, clk_freq=12e6, potential_width=20, weights=weights)
+    fields = list(struct.unpack(INFO_FORMAT, d[:INFO_SIZE]))
     for k, v in changes.items():
-        fields[names.index(k)] = v
-    return b"?" + struct.pack(INFO_FORMAT, *fields)
+        fields[_FIELDS.index(k)] = v
+    if fields[1] == 1:
+        return b"?" + struct.pack(INFO_V1_FORMAT, *fields[:12])
+    return b"?" + struct.pack(INFO_FORMAT, *fields) + (d[INFO_SIZE:] if mask is None else mask)
 
 
 def test_info_is_decoded():
@@ -60,7 +66,8 @@ def test_info_is_decoded():
     board = Board(t)
     assert t.breaks == 1
     assert board.info == BoardInfo(PROTOCOL_VERSION, 2, 8, 20, 6, net.n_classes, 2, 10, 1,
-                                   12_000_000, board.info.fingerprint)
+                                   12_000_000, board.info.fingerprint, 0, 0, 0, ())
+    assert not t.pending and board.weights_loaded
     assert board.info.pixel_bytes == 1 and board.info.potential_bytes == 3
     board.check_network(net)
 
@@ -78,8 +85,63 @@ def test_bad_magic_and_version():
     net = _net()
     with pytest.raises(MlsnnError, match="magic"):
         Board(Scripted({ord("?"): _info(net, magic=b"NOPE")}))
-    with pytest.raises(MlsnnError, match="protocol version 9; this mlsnn speaks version 1"):
+    with pytest.raises(MlsnnError, match="protocol version 9; this mlsnn speaks versions 1 "
+                                         "and 2"):
         Board(Scripted({ord("?"): _info(net, version=9)}))
+    with pytest.raises(MlsnnError, match="^protocol error: the board's descriptor is "
+                                         "inconsistent .0 SPRAM words"):
+        Board(Scripted({ord("?"): _info(net, mask=b"\x01")}))
+
+
+def test_version_1_descriptor():
+    # A board built before the W command: 26 bytes, no SPRAM, inferences allowed at once.
+    net = _net()
+    t = Scripted({ord("?"): _info(net, version=1), ord("I"): b"I\x01\x00"})
+    board = Board(t)
+    assert board.info.version == 1 and not t.pending
+    assert board.info.load_words == 0 and board.info.spram_layers == ()
+    assert board.weights_loaded and board.infer(np.arange(6)) == 1
+
+
+class Echoing(Scripted):
+    """Scripted, and one ``W`` echo per W frame of ``frame`` bytes (the driver sends many at a
+    time)."""
+
+    def __init__(self, answers, frame):
+        super().__init__(answers)
+        self.frame = frame
+
+    def write(self, data):
+        if data[0] == ord("W"):
+            assert len(data) % self.frame == 0
+            self.written += data
+            self.pending += b"W" * (len(data) // self.frame)
+        else:
+            super().write(data)
+
+
+def test_spram_descriptor_and_load_bytes():
+    from hw.network import weight_load_words
+    net = _net()
+    fc0 = {net.layers[0].name: "spram"}
+    words = weight_load_words(net, fc0)
+    t = Echoing({ord("?"): _info(net, fc0), ord("I"): b"I\x00\x00"}, frame=6)
+    board = Board(t)
+    assert board.info.load_words == len(words) and board.info.addr_bytes == 2
+    assert board.info.data_bytes == 2 and board.info.spram_layers == (0,)
+    assert board.info.needs_weights and not board.weights_loaded
+    with pytest.raises(MlsnnError, match="were not loaded: Board.load_weights"):
+        board.infer(np.arange(6))
+    assert not t.written.endswith(b"I" + bytes(range(6)))
+    start = len(t.written)
+    board.load_weights(net)
+    assert bytes(t.written[start:]) == b"".join(
+        b"W" + struct.pack("<BHH", k, a, d) for k, a, d in words)
+    assert board.weights_loaded and board.infer(np.arange(6)) == 0
+    with pytest.raises(MlsnnError, match="does not fit the board's 2-byte addresses"):
+        board.load_weights([(0, 1 << 16, 0)] + words[1:])
+    assert not Board(t, weights_loaded=False).weights_loaded
+    assert Board(t, weights_loaded=True).weights_loaded
 
 
 def test_rejections_and_garbage():
@@ -166,3 +228,27 @@ def test_run_cli_against_simulated_board(tmp_path, capsys, monkeypatch):
     assert main(["run", "--port", "/dev/ttyUSB1", "--inputs", str(tmp_path / "x.npz"),
                  "--ir", str(tmp_path / "other")]) == 1
     assert "runs a different network" in capsys.readouterr().err
+
+
+def test_run_cli_spram_board(tmp_path, capsys, monkeypatch):
+    """A board with fc0 in SPRAM: `mlsnn run --ir` loads the weights and matches the golden
+    model; without --ir it stops with one line before any inference."""
+    net = _net(seed=5)
+    ir.save(net, tmp_path / "net")
+    x = fixtures.random_inputs(net, 2, seed=2)
+    np.savez(tmp_path / "x.npz", x=x)
+    fc0 = {net.layers[0].name: "spram"}
+    monkeypatch.setattr(flows.host, "SerialTransport", lambda port, *, baud, timeout:
+                        SimTransport(BoardTop(net, clk_freq=12e6, divisor=4, weights=fc0)))
+    assert main(["run", "--port", "/dev/ttyUSB1", "--inputs", str(tmp_path / "x.npz"),
+                 "--json"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mlsnn run: error: the board has weights in SPRAM (")
+    assert "give --ir" in err and err.count("\n") == 1
+    assert main(["run", "--port", "/dev/ttyUSB1", "--inputs", str(tmp_path / "x.npz"),
+                 "--ir", str(tmp_path / "net"), "--json"]) == 0
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert doc["golden_match"] is True
+    assert doc["predictions"] == reference.run(net, x).predictions.tolist()
+    assert "[run] SPRAM weights: " in out.err

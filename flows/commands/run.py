@@ -14,6 +14,8 @@ DESCRIPTION = ("Talk to a board programmed by 'mlsnn board' over its serial port
                "input (counters cleared before each), print the predictions and the per-layer "
                "counters summed over the batch. With --ir, check that the board runs that "
                "network and compare predictions, readouts and counters with the golden model. "
+               "A board built with SPRAM weights (mlsnn board --weights) gets them from the IR "
+               "first, so it needs --ir. "
                "Example: mlsnn run --port /dev/ttyUSB1 --inputs x.npz --ir out/icebreaker")
 
 
@@ -23,7 +25,8 @@ def add_arguments(p):
     p.add_argument("--inputs", required=True, metavar="x.npz",
                    help="inputs: .npz with array 'x' of shape [B, *input_shape]")
     p.add_argument("--ir", metavar="network.json",
-                   help="the network: check the board and compare with the golden model")
+                   help="the network: check the board, load its SPRAM weights if it has any, "
+                        "and compare with the golden model")
     p.add_argument("--baud", type=int, default=115200, help="UART rate (default 115200)")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds to wait for an answer (default 5)")
@@ -42,8 +45,22 @@ def run(args):
         board = Board(t)
         if net is not None:
             board.check_network(net)
+        if board.info.needs_weights:
+            if net is None:
+                raise MlsnnError(f"the board has weights in SPRAM ({board.info.load_words} "
+                                 f"words) that must be loaded from the network first: give "
+                                 f"--ir (the board's output directory or its network.json)")
+            board.load_weights(net, progress=_load_progress)
         res = board.run(x)
     return report(res, board.info, net, x, as_json=args.json)
+
+
+def _load_progress(done, total):
+    """About ten lines for a long load (the MNIST MLP's fc0: 50,176 words, ~30 s at 115200)."""
+    from flows.host import Board
+    chunk = Board.LOAD_CHUNK
+    if done == total or done % max(chunk, total // 10) < chunk:
+        print(f"[run] SPRAM weights: {done}/{total} words loaded", file=sys.stderr, flush=True)
 
 
 def report(res, info, net, x, *, as_json=False):
