@@ -11,7 +11,8 @@ tools (yosys, nextpnr, icepack/ecppack, chosen through the ``YOSYS``, ``NEXTPNR_
   for the ULX3S also ``bram_outregs``, the block RAM ports whose output register took the
   register after them (:mod:`flows.outreg`, run on yosys' netlist before nextpnr);
 - ``PROGRAM.md``: how to program the board and talk to it;
-- ``network.json`` and ``network.npz``: the network, for ``mlsnn run --ir``;
+- ``network.json`` and ``network.npz``: the network, for ``mlsnn run --ir`` (which also loads
+  the weights of the layers built in SPRAM, ``weights=``, from ``network.npz``);
 - ``build/``: every intermediate file and log.
 """
 
@@ -24,6 +25,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 
@@ -136,7 +138,7 @@ def build_env():
 
 
 def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, timeout=3600,
-                progress=None):
+                progress=None, weights="rom"):
     """Build the bitstream of ``net`` for ``board`` into ``outdir``.
 
     Parameters
@@ -151,6 +153,11 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
         ``core_factory(net)`` builds the core (default ``hw.network.NetworkTop(net)``).
     seed : int
         nextpnr placement seed.
+    weights : "rom", "spram" or dict
+        Where the dense and conv2d layers keep their weights (:func:`hw.network.weight_storage`);
+        SPRAM layers (iCEBreaker only: the UP5K has SPRAM) are loaded over the UART after
+        programming (``W``, docs/board.md). ``report.json`` records the choice (``weights``,
+        ``load_words``).
 
     Returns
     -------
@@ -160,13 +167,24 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
     Raises
     ------
     MlsnnError
-        Unknown board, a network too large for the device (naming the resource), a design that
-        misses the board's clock, or a tool failure (with the log's path).
+        Unknown board, an invalid ``weights`` or SPRAM on a board without it, a network too
+        large for the device (naming the resource), a design that misses the board's clock,
+        or a tool failure (with the log's path).
     """
-    from hw.board import BoardPlatformTop
+    from hw.board import BoardPlatformTop, load_geometry
+    from hw.network import weight_storage
     b = get_board(board)
     tgt = TARGETS[b.target]
-    check_memory(net, tgt)
+    try:
+        store = weight_storage(net, weights)
+    except (TypeError, ValueError) as e:
+        raise MlsnnError(str(e)) from None
+    spram = {n: w for n, w in store.items() if w == "spram"}
+    if spram and tgt.family != "ice40":
+        raise MlsnnError(f"the {b.title} has no SPRAM: weights in SPRAM "
+                         f"({', '.join(spram)}) need the iCEBreaker (iCE40 UP5K)")
+    check_memory(net, tgt, weights=store)
+    load = load_geometry(net, store)
     say = progress or (lambda msg: None)
     os.makedirs(outdir, exist_ok=True)
     build_dir = os.path.join(outdir, "build")
@@ -175,7 +193,8 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
     name = f"mlsnn_{b.name.replace('-', '_')}"
 
     platform = _platform(b)
-    top = BoardPlatformTop(net, baud=baud, core_factory=core_factory)
+    top = BoardPlatformTop(net, baud=baud, core_factory=core_factory, weights=store,
+                           primitive=tgt.family == "ice40")
     overrides = {
         "script_after_synth": "tee -q -o stat.json stat -json",
         "debug_verilog": True,
@@ -237,7 +256,7 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
     doc = {
         "board": b.name, "title": b.title, "target": tgt.name, "clock_mhz": clk, "baud": baud,
         **rep.to_json(), "utilization": rep.utilization, "seconds": seconds,
-        "bitstream": bit, "verilog": f"{name}.v",
+        "bitstream": bit, "verilog": f"{name}.v", "weights": spram, "load_words": load[0],
     }
     with open(os.path.join(outdir, "report.json"), "w") as f:
         json.dump(doc, f, indent=1)
@@ -251,7 +270,7 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
             if u.get("used"):
                 f.write(f"- {bel}: {u['used']} / {u['available']}\n")
     with open(os.path.join(outdir, "PROGRAM.md"), "w") as f:
-        f.write(_program_note(b, bit, baud, net))
+        f.write(_program_note(b, bit, baud, net, spram, load))
     return doc
 
 
@@ -267,8 +286,20 @@ def _failure(log, build_dir, platform):
     return f"the board build failed: {last} (log: {os.path.join(build_dir, 'build.log')})"
 
 
-def _program_note(b, bit, baud, net):
+def _program_note(b, bit, baud, net, spram=None, load=(0, 0, 0, ())):
     progs = "\n".join(f"    {p.format(bit=bit)}" for p in b.program)
+    shape = ", ".join(map(str, net.input.shape))
+    if spram:
+        seconds = load[0] * (2 + load[1] + load[2]) * 10 / baud     # W, layer, addr, word
+        ir_note = (f"`--ir` is required: the weights of {', '.join(spram)} live in SPRAM, which "
+                   f"the bitstream cannot initialise, so `mlsnn run` first loads their "
+                   f"{load[0]} words from `network.npz` over the UART (`W` commands, about "
+                   f"{max(seconds, 0.1):.1f} s at {baud} baud; again after every programming or "
+                   f"power cycle). It then checks the board runs this network and compares with "
+                   f"the golden model.")
+    else:
+        ir_note = ("`--ir` is optional and checks the board runs this network and compares with "
+                   "the golden model.")
     return f"""# Programming the {b.title}
 
 Bitstream: `{bit}` (network '{net.name}': {net.input.size} inputs, {net.n_classes} classes,
@@ -285,7 +316,6 @@ USB serial port, usually `{b.port}`. Run inputs with:
 
     mlsnn run --port {b.port} --inputs x.npz --ir network.json
 
-(`x.npz` holds an array `x` of shape [B, {', '.join(map(str, net.input.shape))}];
-`--ir` is optional and checks the board runs this network and compares with the golden model.)
-LED 0 lights when a layer's overflow flag is set.
+{textwrap.fill(f"(`x.npz` holds an array `x` of shape [B, {shape}].) {ir_note} LED 0 lights "
+                 f"when a layer's overflow flag is set.", 96)}
 """

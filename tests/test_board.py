@@ -463,3 +463,22 @@ def test_protocol_sabotaged_load_mismatches():
     run = board.run(x)
     assert (run.readout != reference.run(net, x).readout).any()
     _check_against_golden(bad, run, x)
+
+
+def test_board_cli_weights_errors(tmp_path, capsys):
+    """mlsnn board --weights: SPRAM on the ULX3S and an unknown layer are one line each, before
+    any build (the iCEBreaker build itself is in the manual check of docs/board.md)."""
+    from golden import ir
+    from flows.cli import main
+    net = _spram_net()
+    ir.save(net, tmp_path / "net")
+    base = ["board", "--ir", str(tmp_path / "net"), "-o", str(tmp_path / "out")]
+    assert main(base + ["--board", "ulx3s-85f", "--weights", "fc0"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("mlsnn board: error: the ULX3S-85F (ECP5 LFE5U-85F, 25 MHz) has no SPRAM: "
+                   "weights in SPRAM (fc0) need the iCEBreaker (iCE40 UP5K)\n")
+    assert main(base + ["--board", "icebreaker", "--weights", "fc0,nope"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mlsnn board: error: weights: 'nope' is not a dense or conv2d layer")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -10,8 +10,10 @@ HELP = "bitstream for --board icebreaker|ulx3s-85f with the UART host interface"
 DESCRIPTION = ("Build the network behind a UART (the byte protocol of docs/board.md) for a "
                "board with amaranth-boards and the YoWASP tools, and write into DIR the "
                "bitstream, the Verilog, the resource/timing report (report.json, report.md) and "
-               "PROGRAM.md (how to program the board and run inputs). Example: mlsnn board --ir "
-               "net/network.json --board icebreaker -o out/icebreaker")
+               "PROGRAM.md (how to program the board and run inputs). --weights puts layers' "
+               "weights in the UP5K's SPRAM (icebreaker only); mlsnn run --ir loads them over "
+               "the UART. Example: mlsnn board --ir net/network.json --board icebreaker -o "
+               "out/icebreaker")
 
 
 def add_arguments(p):
@@ -22,6 +24,11 @@ def add_arguments(p):
                    help=f"one of {', '.join(BOARDS)}")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--baud", type=int, default=115200, help="UART rate (default 115200)")
+    p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
+                   help="where the dense/conv layers keep their weights, as for mlsnn synth: "
+                        "rom (default, in the bitstream), spram (every layer in the iCE40 "
+                        "UP5K's SPRAM; icebreaker only) or the names of the layers to put in "
+                        "SPRAM; mlsnn run --ir loads SPRAM weights over the UART")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0..2**31-1 (default 1)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -30,11 +37,13 @@ def add_arguments(p):
 def run(args):
     from flows.board_build import build_board, get_board
     from flows.board_build import _platform
+    from flows.commands.synth import parse_weights
     from flows.io import check_output_dir, check_seed
     from golden.errors import MlsnnError
     from hw.uart import divisor_for
     b = get_board(args.board)
     check_seed(args.seed, bits=31)
+    weights = parse_weights(args.weights)
     # The baud rate is checked before any elaboratable exists (an unused one would warn).
     try:
         divisor_for(_platform(b).default_clk_frequency, args.baud)
@@ -42,7 +51,7 @@ def run(args):
         raise MlsnnError(f"--baud {args.baud}: {e}") from None
     net = load_network(args.ir)
     check_output_dir(args.output)
-    doc = build_board(net, b.name, args.output, baud=args.baud, seed=args.seed,
+    doc = build_board(net, b.name, args.output, baud=args.baud, seed=args.seed, weights=weights,
                       progress=lambda msg: print(f"[board] {msg}", file=sys.stderr, flush=True))
     if args.json:
         doc = {k: v for k, v in doc.items() if k != "utilization"}
@@ -51,7 +60,11 @@ def run(args):
         return 0
     print(f"{b.title}: {doc['bitstream']} in {args.output}")
     print(f"  {doc['luts']} LUT4, {doc['ffs']} FF, {doc['carry']} carry, {doc['brams']} BRAM, "
-          f"{doc['dsps']} DSP; Fmax {doc['fmax_mhz'] or 0:.1f} MHz (board clock "
+          f"{doc['dsps']} DSP" + (f", {doc['sprams']} SPRAM" if doc["sprams"] else "") +
+          f"; Fmax {doc['fmax_mhz'] or 0:.1f} MHz (board clock "
           f"{doc['clock_mhz']:g} MHz); {doc['seconds']:.0f} s")
+    if doc["load_words"]:
+        print(f"  weights of {', '.join(doc['weights'])} in SPRAM: mlsnn run --ir "
+              f"{args.output} loads their {doc['load_words']} words first")
     print(f"  program it and run inputs: see {args.output}/PROGRAM.md")
     return 0
