@@ -56,7 +56,7 @@ def run(args):
 
 
 def _load_progress(done, total):
-    """About ten lines for a long load (the MNIST MLP's fc0: 50,176 words, ~30 s at 115200)."""
+    """About ten lines for a long load (the MNIST MLP's fc0: 50,176 words, ~26 s at 115200)."""
     from flows.host import Board
     chunk = Board.LOAD_CHUNK
     if done == total or done % max(chunk, total // 10) < chunk:
