@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from golden.ir import Conv2d, Dense, InputSpec, Network  # noqa: E402
 from golden.reference import run  # noqa: E402
-from hw.layer import LayerCore, _Phase  # noqa: E402
+from hw.layer import LayerCore  # noqa: E402
 from hw.layout import EventKind  # noqa: E402
 from sim.scoreboard import layer_input_tokens  # noqa: E402
 from sim.tb import stream_get, stream_put  # noqa: E402
@@ -65,14 +65,14 @@ def measure(net, label, **opts):
     async def probe(ctx):
         first = last = None
         cyc = 0
-        g_adv, phase = core.probe["g_adv"], core.probe["phase"]
-        async for _, _, adv, ph in ctx.tick().sample(g_adv, phase):
+        g_adv, integ = core.probe["g_adv"], core.probe["integrating"]
+        async for _, _, adv, ph in ctx.tick().sample(g_adv, integ):
             cyc += 1
             if adv:
                 stats["updates"] += 1
                 first = cyc if first is None else first
                 last = cyc
-            if ph != _Phase.INTEGRATE and first is not None:
+            if not ph and first is not None:
                 stats["spans"].append(last - first + 1)
                 first = None
 

@@ -23,6 +23,12 @@ Integrate pipeline (one synaptic update per cycle)::
           │     └ address generator: issues read W[w_addr] for each target (ky, kx, co ascending)
           └ decode: one input token; conv: fan-out table lookup (ROM, sync read)
 
+The stages are components: S and D :class:`hw.stages.SkidBuffer`, G
+:class:`hw.integrate.AddressGenerator`, R K M N :class:`hw.integrate.SynapsePipe`, X A and W1
+:class:`hw.stages.Accumulate`, and everything after the drain :class:`hw.stages.Sweep` (the
+last two shared with :class:`hw.point.PointEngine`, so with the barrier and pooling cores). The
+core owns the memories and their port multiplexing.
+
 Every block RAM output (W, P) goes straight into a register, and the adder of A starts from
 registers and is followed by a single 2:1 multiplexer, so no path crosses a memory's
 clock-to-out and an adder or a multiplier.
@@ -107,7 +113,7 @@ sent, inclusive; ``saturations`` the saturated additions (integrate and fire).
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -115,10 +121,11 @@ from golden.counters import COUNTER_WIDTH
 from golden.ir import Conv2d, Dense, LayerInfo
 
 from .cores import SingleInput
+from .integrate import AddressGenerator, SynapsePipe, product_shape
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
 from .memory import CountedMemory, MemorySpec, SpramBank, spram_geometry
-from .credit import CreditQueue
-from .neuron import FireUnit, check_choice, check_int, fire_timing, saturate
+from .neuron import FireUnit, check_choice, check_int, fire_timing
+from .stages import Accumulate, Counters, SkidBuffer, Sweep, inference_bracket
 
 __all__ = ["LayerCore", "CounterLayout", "check_v0", "fanout_entry_layout", "wload_layout"]
 
@@ -164,13 +171,6 @@ def fanout_entry_layout(geo, w_depth):
     return data.StructLayout({"w_base": range(w_depth), "j_base": range(geo.n_out),
                               "ny": range(max(1, geo.max_ny) + 1),
                               "nx": range(max(1, geo.max_nx) + 1)})
-
-
-class _Phase(enum.Enum, shape=2):
-    INTEGRATE = 0
-    DRAIN = 1
-    SWEEP = 2
-    EOT_OUT = 3
 
 
 class LayerCore(SingleInput, wiring.Component):
@@ -352,17 +352,17 @@ class LayerCore(SingleInput, wiring.Component):
         layer, geo, T = self._layer, self._geo, self._T
         pw = self._pw
         n_out, c_out = geo.n_out, geo.c_out
-        readout = layer.readout
         zw = value_width(self._zmax_in)
 
         # -- memories -------------------------------------------------------------------
         weight = [int(v) for v in layer.weight.reshape(-1)]
+        w_depth = len(weight)
         if self._weights == "spram":
-            m.submodules.wmem = wmem = SpramBank(width=layer.w_bits, depth=len(weight),
+            m.submodules.wmem = wmem = SpramBank(width=layer.w_bits, depth=w_depth,
                                                  primitive=self._primitive)
         else:
             m.submodules.wmem = wmem = CountedMemory(shape=signed(layer.w_bits),
-                                                     depth=len(weight), init=weight,
+                                                     depth=w_depth, init=weight,
                                                      writable=False)
         m.submodules.bmem = bmem = CountedMemory(shape=signed(layer.b_bits), depth=c_out,
                                                  init=[int(v) for v in layer.bias],
@@ -372,63 +372,23 @@ class LayerCore(SingleInput, wiring.Component):
         for mem in (wmem, bmem, pmem):
             m.d.comb += mem.clear.eq(self.clear)
 
-        m.submodules.fire = fire = FireUnit(
-            levels=layer.levels, threshold=layer.threshold, potential_width=pw,
-            bias_width=layer.b_bits, index_width=index_width(n_out), v0=layer.v0,
-            discharge=self._discharge, readout=readout, saturate=self._narrow, pipelined=True)
-        m.d.comb += fire.clear.eq(self.clear)
+        integrating = Signal(init=1)        # taking tokens of this timestep (a register)
+        draining = Signal()                 # an EOT was taken; the integrate stages drain
 
-        phase = Signal(_Phase)
-        integrating = Signal(init=1)        # phase == INTEGRATE, as a register of its own
-        sweeping = Signal()                 # phase == SWEEP, likewise
-        eot_out = Signal()                  # phase == EOT_OUT, likewise
-        t_cur = Signal(range(T))
-        last_t = Signal()
-        m.d.comb += last_t.eq(t_cur == T - 1)
-
-        # -- S, D: skid buffer, then decode one input token --------------------------------------
-        # i.ready is S's emptiness, a register: the upstream handshake (and the counters it
-        # enables) never waits for G's state. A token that arrives while D is held waits in S,
-        # and D takes S's token before the input's.
-        s_valid = Signal()
-        s_tok = Signal(self.in_layout)
-        d_valid = Signal()
-        d_kind = Signal(EventKind)
-        d_z = Signal(zw)
-        d_take = Signal()
-        d_load = Signal()
-        in_hs = Signal()
-        nxt = Signal(self.in_layout)        # the token D loads: S's if any, else the input's
-        m.d.comb += [
-            self.i.ready.eq(~s_valid),
-            in_hs.eq(self.i.valid & ~s_valid),
-            nxt.eq(Mux(s_valid, s_tok.as_value(), self.i.payload.as_value())),
-            d_load.eq((s_valid | self.i.valid) & (~d_valid | d_take)),
-        ]
-        # The valid flags as plain logic of registers and d_take (no enables): D is full next
-        # cycle when it keeps its token or when a token is offered (S's or the input's); S
-        # keeps or takes a token that D does not load.
-        m.d.sync += [
-            d_valid.eq(s_valid | self.i.valid | (d_valid & ~d_take)),
-            s_valid.eq((s_valid | self.i.valid) & ~d_load),
-        ]
-        with m.If(d_load):
-            m.d.sync += [d_kind.eq(nxt.kind), d_z.eq(nxt.value)]
-        with m.If(in_hs & ~d_load):
-            m.d.sync += s_tok.eq(self.i.payload)
-
-        w_depth = len(weight)
-        jw = range(n_out)
-        wa = range(w_depth)
+        # -- S, D: skid buffer and decode ----------------------------------------------------
+        m.submodules.skid = skid = SkidBuffer(self.in_layout)
+        wiring.connect(m, wiring.flipped(self.i), skid.i)
+        nxt, d_valid = skid.next, skid.valid
+        d_kind, d_z = skid.payload.kind, skid.payload.value
         ny_max, nx_max = max(1, geo.max_ny), max(1, geo.max_nx)
         if geo.kind == "dense":
-            d_wbase = Signal(wa)
-            with m.If(d_load):
+            d_wbase = Signal(range(w_depth))
+            with m.If(skid.load):
                 # index·c_out as shifts and adds: a constant multiplication that yosys would
                 # otherwise map to a DSP, whose delay would then sit behind the skid mux.
                 m.d.sync += d_wbase.eq(sum(nxt.index << k for k in range(c_out.bit_length())
                                            if (c_out >> k) & 1))
-            d_jbase = Const(0, jw)
+            d_jbase = Const(0, range(n_out))
             d_ny = Const(1, range(ny_max + 1))
             d_nx = Const(1, range(nx_max + 1))
         else:
@@ -438,376 +398,98 @@ class LayerCore(SingleInput, wiring.Component):
                 init=[{"w_base": geo.w_base[i], "j_base": geo.j_base[i], "ny": geo.ny[i],
                        "nx": geo.nx[i]} for i in range(geo.n_in)])
             tp = table.read_port()
-            m.d.comb += [tp.addr.eq(nxt.index), tp.en.eq(d_load)]
+            m.d.comb += [tp.addr.eq(nxt.index), tp.en.eq(skid.load)]
             d_wbase, d_jbase, d_ny, d_nx = tp.data.w_base, tp.data.j_base, tp.data.ny, tp.data.nx
 
-        # -- G: address generator -----------------------------------------------------------
-        g_busy = Signal()
-        g_z = Signal(zw)
-        g_w, g_wab, g_wa = Signal(wa), Signal(wa), Signal(wa)
-        g_j, g_jab, g_ja = Signal(jw), Signal(jw), Signal(jw)
-        g_co = Signal(range(c_out))
-        g_b, g_nx = Signal(range(nx_max + 1)), Signal(range(nx_max + 1))
-        g_a, g_ny = Signal(range(ny_max + 1)), Signal(range(ny_max + 1))
-        # Registered "last" flags (g_co == c_out - 1, g_b == g_nx - 1, g_a == g_ny - 1), updated
-        # with the counters, so that D's handshake does not wait for three comparators; g_last
-        # is their AND, kept in a register of its own (updated with them: D's handshake then
-        # starts from two registers).
-        # A layer whose events never fan out over more than one pixel (dense, 1x1 kernels)
-        # only counts output channels: its b and a loops are constant-folded away.
-        single = ny_max == 1 and nx_max == 1
-        g_last_co = Signal(name="g_last_co")
-        g_last_b = Const(1, 1) if single else Signal(name="g_last_b")
-        g_last_a = Const(1, 1) if single else Signal(name="g_last_a")
-        g_last = Signal(name="g_last")
-        g_free = Signal(init=1)     # ~g_busy | g_last, a register (updated with both)
-        one_co = Const(int(c_out == 1), 1)
-        g_adv = Signal()
-        r_accept = Signal()
-        m.d.comb += g_adv.eq(g_busy & r_accept)
-
-        m.d.comb += [wmem.rd_addr.eq(g_w), wmem.rd_en.eq(g_adv)]
-        with m.If(g_adv):
-            with m.If(~g_last_co):
-                m.d.sync += [g_co.eq(g_co + 1), g_w.eq(g_w + 1), g_j.eq(g_j + geo.hw_out),
-                             g_last_co.eq(g_co + 2 == c_out),
-                             g_last.eq((g_co + 2 == c_out) & g_last_b & g_last_a),
-                             g_free.eq((g_co + 2 == c_out) & g_last_b & g_last_a)]
-            if not single:
-                with m.Elif(~g_last_b):
-                    m.d.sync += [g_co.eq(0), g_b.eq(g_b + 1), g_last_co.eq(int(c_out == 1)),
-                                 g_last_b.eq(g_b + 2 == g_nx),
-                                 g_last.eq(one_co & (g_b + 2 == g_nx) & g_last_a),
-                                 g_free.eq(one_co & (g_b + 2 == g_nx) & g_last_a),
-                                 g_wab.eq(g_wab + geo.w_step_b), g_w.eq(g_wab + geo.w_step_b),
-                                 g_jab.eq(g_jab - 1), g_j.eq(g_jab - 1)]
-                with m.Elif(~g_last):
-                    m.d.sync += [g_co.eq(0), g_b.eq(0), g_a.eq(g_a + 1),
-                                 g_last_co.eq(int(c_out == 1)),
-                                 g_last_b.eq(g_nx == 1), g_last_a.eq(g_a + 2 == g_ny),
-                                 g_last.eq(one_co & (g_nx == 1) & (g_a + 2 == g_ny)),
-                                 g_free.eq(one_co & (g_nx == 1) & (g_a + 2 == g_ny)),
-                                 g_wa.eq(g_wa + geo.w_step_a), g_wab.eq(g_wa + geo.w_step_a),
-                                 g_w.eq(g_wa + geo.w_step_a),
-                                 g_ja.eq(g_ja - geo.w_out), g_jab.eq(g_ja - geo.w_out),
-                                 g_j.eq(g_ja - geo.w_out)]
-            with m.Else():
-                m.d.sync += [g_busy.eq(0), g_free.eq(1)]
-
+        # -- G: address generator; R K M N: weight and product ---------------------------------
+        m.submodules.gen = gen = AddressGenerator(geo=geo, w_depth=w_depth, z_width=zw,
+                                                  stall_free=self._synapse == "mul")
+        m.submodules.syn = syn = SynapsePipe(n=n_out, z_width=zw, w_bits=layer.w_bits,
+                                             synapse=self._synapse)
         # An event without targets (stride, borders) leaves D at once, even while G is busy, so
         # it costs no generator cycle; everything else waits for G to be free.
         d_empty = (d_kind == EventKind.EVENT) & ((d_ny == 0) | (d_nx == 0))
-        if self._synapse == "mul":
-            # R, K and M never stall (r_accept is constant), so G takes the next token when it
-            # is idle or on its last update: g_free, from a register.
-            g_takes = g_free
-        else:
-            g_takes = ~g_busy | (g_adv & g_last)
-        m.d.comb += d_take.eq(integrating & d_valid & (d_empty | g_takes))
-        with m.If(d_take):
-            with m.If(d_kind == EventKind.EOT):
-                m.d.sync += [phase.eq(_Phase.DRAIN), integrating.eq(0)]
-            with m.Elif((d_ny != 0) & (d_nx != 0)):
-                m.d.sync += [
-                    g_busy.eq(1), g_z.eq(d_z),
-                    g_w.eq(d_wbase), g_wab.eq(d_wbase), g_wa.eq(d_wbase),
-                    g_j.eq(d_jbase), g_jab.eq(d_jbase), g_ja.eq(d_jbase),
-                    g_co.eq(0), g_b.eq(0), g_a.eq(0), g_ny.eq(d_ny), g_nx.eq(d_nx),
-                    g_last_co.eq(int(c_out == 1)),
-                    g_last.eq(one_co & (d_nx == 1) & (d_ny == 1)),
-                    g_free.eq(one_co & (d_nx == 1) & (d_ny == 1)),
-                ]
-                if not single:
-                    m.d.sync += [g_last_b.eq(d_nx == 1), g_last_a.eq(d_ny == 1)]
-
-        # -- R: w arrives from W; K: w registered (no logic after the block RAM's output) ----
-        r_valid = Signal()
-        r_j = Signal(jw)
-        r_z = Signal(zw)
-        r_move = Signal()       # R hands w to K this cycle
-        k_valid = Signal()
-        k_j = Signal(jw)
-        k_z = Signal(zw)
-        # No reset: on ECP5 the flow moves k_w into the block RAM's output register (REGMODE
-        # OUTREG, see flows/outreg.py), which has none; k_valid tells when k_w is meaningful.
-        k_w = Signal(signed(layer.w_bits), reset_less=True)
-        k_accept = Signal()
-        k_move = Signal()       # K hands w to M this cycle
-        m_accept = Signal()
+        d_take = skid.take
         m.d.comb += [
-            k_accept.eq(~k_valid | m_accept),
-            r_accept.eq(~r_valid | k_accept),
-            r_move.eq(r_valid & k_accept),
-            k_move.eq(k_valid & m_accept),
+            d_take.eq(integrating & d_valid & (d_empty | gen.takes)),
+            gen.start.eq(d_take & (d_kind != EventKind.EOT) & (d_ny != 0) & (d_nx != 0)),
+            gen.w_base.eq(d_wbase), gen.j_base.eq(d_jbase), gen.ny.eq(d_ny), gen.nx.eq(d_nx),
+            gen.z.eq(d_z),
+            gen.ready.eq(syn.ready),
+            wmem.rd_addr.eq(gen.w), wmem.rd_en.eq(gen.adv),
+            syn.adv.eq(gen.adv), syn.j.eq(gen.j), syn.z.eq(gen.z_out),
+            syn.w_data.eq(wmem.rd_data),
         ]
-        with m.If(g_adv):
-            m.d.sync += [r_valid.eq(1), r_j.eq(g_j), r_z.eq(g_z)]
-        with m.Elif(r_move):
-            m.d.sync += r_valid.eq(0)
-        with m.If(r_move):
-            m.d.sync += [k_valid.eq(1), k_j.eq(r_j), k_z.eq(r_z), k_w.eq(wmem.rd_data)]
-        with m.Elif(k_move):
-            m.d.sync += k_valid.eq(0)
+        with m.If(d_take & (d_kind == EventKind.EOT)):
+            m.d.sync += [draining.eq(1), integrating.eq(0)]
 
-        # -- M: z·w (mul: two halves; serial: z additions) -----------------------------------
-        m_valid = Signal()
-        m_j = Signal(jw)
-        m_z = Signal(zw)
-        m_w = Signal(signed(layer.w_bits), reset_less=True)
-        m_issue = Signal()      # M hands its product (or its two halves) to N this cycle
-        prod_shape = signed(zw + layer.w_bits + 1)
-        m_prod = Signal(prod_shape)
-        w_data = m_w
-        with m.If(k_move):
-            m.d.sync += [m_j.eq(k_j), m_z.eq(k_z), m_w.eq(k_w)]
-        zh = (zw + 1) // 2          # z = z_lo + z_hi << zh
-        half_shape = signed(zh + layer.w_bits + 1)
-        m_lo, m_hi = Signal(half_shape), Signal(half_shape)
-        if self._synapse == "mul":
-            # z·w in two cycles, z_lo·w and z_hi·w in M and their sum in N: an unregistered
-            # DSP multiplier (ECP5's MULT18X18D: 3.9 ns) or a full adder tree would not fit a
-            # 150 MHz cycle. A narrow half is a few shifted copies of w and a small adder tree.
-            def times(z_part):
-                if len(z_part) <= 4:
-                    parts = [Mux(z_part[k], w_data, 0).as_signed() << k
-                             for k in range(len(z_part))]
-                    return sum(parts[1:], parts[0])
-                return z_part * w_data
-            m.d.comb += [m_lo.eq(times(m_z[:zh]))]
-            if zw > zh:
-                m.d.comb += m_hi.eq(times(m_z[zh:]))
-            m.d.comb += [m_accept.eq(1), m_issue.eq(m_valid)]
-            m.d.sync += m_valid.eq(k_move)
-        else:
-            # z additions of w into a local accumulator; R and the generator wait meanwhile
-            # (M holds w in m_w), so w is read once per update.
-            m_k = Signal(zw)
-            m_acc = Signal(prod_shape)
-            m_done = Signal()
-            m.d.comb += [
-                m_done.eq(m_valid & (m_k + 1 >= m_z)),
-                m_accept.eq(~m_valid | m_done),
-                m_issue.eq(m_done),
-                m_prod.eq(m_acc + Mux(m_z != 0, w_data, 0)),
-            ]
-            with m.If(m_valid & ~m_done):
-                m.d.sync += [m_acc.eq(m_prod), m_k.eq(m_k + 1)]
-            with m.If(k_move):
-                m.d.sync += [m_valid.eq(1), m_acc.eq(0), m_k.eq(0)]
-            with m.Elif(m_done):
-                m.d.sync += m_valid.eq(0)
+        # -- X, A, W1: P + z·w with forwarding (hw.stages.Accumulate) -------------------------
+        m.submodules.acc = acc = Accumulate(n=n_out, potential_width=pw,
+                                            operand_shape=product_shape(zw, layer.w_bits),
+                                            narrow=self._narrow, registered=False)
+        m.d.comb += [acc.valid.eq(syn.valid), acc.j.eq(syn.n_j), acc.operand.eq(syn.product),
+                     acc.p_data.eq(pmem.rd_data), acc.clear.eq(self.clear)]
 
-        # -- X: P[j] arrives; registered into A, forwarded from A's and W1's writes ----------
-        # M's read of P does not see A's write of the same cycle (now in W1), nor the write of
-        # the update that was in X then (now in A); X takes the newer of these two sums when it
-        # targets the same neuron, else the memory's data. Older updates have written P[j]
-        # before the read. X and A never stall, so no other update can be in flight between
-        # the read and the add.
-        # -- N: z·w completed (mul: z_lo·w + z_hi·w << zh); read P[n_j] ----------------------
-        n_valid = Signal()
-        n_j = Signal(jw)
-        n_prod = Signal(prod_shape)
-        m.d.sync += n_valid.eq(m_issue)
-        if self._synapse == "mul":
-            n_lo, n_hi = Signal(half_shape), Signal(half_shape)
-            with m.If(m_issue):
-                m.d.sync += [n_j.eq(m_j), n_lo.eq(m_lo), n_hi.eq(m_hi)]
-            m.d.comb += n_prod.eq(n_lo + (n_hi << zh))
-        else:
-            n_sum = Signal(prod_shape)
-            with m.If(m_issue):
-                m.d.sync += [n_j.eq(m_j), n_sum.eq(m_prod)]
-            m.d.comb += n_prod.eq(n_sum)
-
-        x_valid = Signal()
-        x_j = Signal(jw)
-        x_prod = Signal(prod_shape)
-        m.d.sync += x_valid.eq(n_valid)
-        with m.If(n_valid):
-            m.d.sync += [x_j.eq(n_j), x_prod.eq(n_prod)]
-
-        # -- A: P + z·w, write P ------------------------------------------------------------
-        a_valid = Signal()
-        a_j = Signal(jw)
-        a_prod = Signal(prod_shape)
-        a_p = Signal(signed(pw))
-        a_sum = Signal(signed(pw))
-        # W1: the write of the previous cycle (A's), which M's read did not see.
-        w1_valid = Signal()
-        w1_j = Signal(jw)
-        w1_sum = Signal(signed(pw))
-        m.d.sync += [a_valid.eq(x_valid), w1_valid.eq(a_valid)]
-        with m.If(a_valid):
-            m.d.sync += [w1_j.eq(a_j), w1_sum.eq(a_sum)]
-        # The older choice (W1 or memory) is made from registers while A adds, so only one
-        # 2:1 multiplexer follows A's adder.
-        x_older = Mux(w1_valid & (w1_j == x_j), w1_sum, pmem.rd_data)
-        with m.If(x_valid):
-            m.d.sync += [a_j.eq(x_j), a_prod.eq(x_prod),
-                         a_p.eq(Mux(a_valid & (a_j == x_j), a_sum, x_older))]
-        a_full = a_p + a_prod
-        a_sat = Signal()
-        saturate(m, a_full, a_sum, a_sat, enabled=self._narrow)
-
-        # -- sweep: read P[j], B[co] → W1 → fire unit → write-back ----------------------------
-        # Credit flow: a neuron is issued only when the output queue Q has room for every token
-        # that may still arrive, counted in one register (Q's credits: neurons between issue and
-        # write-back, plus tokens in Q). W1, the fire unit and the write-back therefore never
-        # stall, and no ready travels back through them (``fire.o.ready`` is a constant).
-        q_depth = 8                 # Q's store (power of two: its pointers wrap)
-        q_cap = 8                   # credits: Q never overflows; 8 keep up one neuron per cycle
-        q_room = Signal()
-        s_j = Signal(range(n_out + 1))
-        s_more = Signal(init=1)     # s_j != n_out, registered
-        s_co = Signal(range(c_out))
-        s_pix = Signal(range(geo.hw_out))
-        w1_valid = Signal()
-        w1_j = Signal(jw)
-        s_issue = Signal()
-        # fire.i.ready is a register, and always high for the parallel and readout units (their
-        # output is never stalled); the serial unit takes a neuron every N + 2 cycles.
-        m.d.comb += s_issue.eq(sweeping & s_more & q_room
-                               & (~w1_valid | fire.i.ready))
-        with m.If(s_issue):
-            m.d.sync += [w1_valid.eq(1), w1_j.eq(s_j), s_j.eq(s_j + 1),
-                         s_more.eq(s_j + 1 != n_out)]
-            with m.If(s_pix == geo.hw_out - 1):
-                m.d.sync += [s_pix.eq(0), s_co.eq(s_co + 1)]
-            with m.Else():
-                m.d.sync += s_pix.eq(s_pix + 1)
-        with m.Elif(fire.i.ready):
-            m.d.sync += w1_valid.eq(0)
-        m.d.comb += [
-            fire.i.valid.eq(w1_valid),
-            fire.i.payload.index.eq(w1_j),
-            fire.i.payload.p.eq(pmem.rd_data),
-            fire.i.payload.b.eq(bmem.rd_data),
-            fire.i.payload.last.eq(last_t),
-            bmem.rd_addr.eq(s_co),
-            bmem.rd_en.eq(s_issue),
-        ]
-
-        # P's read port: the integrate pipeline outside the sweep, the sweep during it. The
-        # address is a register written one cycle ahead (R's target when R hands over to M, the
-        # sweep's next neuron), so no multiplexer sits in front of the memory; the two read
-        # enables are never high together (M is empty during the sweep).
-        p_raddr = Signal(jw)
+        # -- sweep: read P[j], B[co] → W1 → fire unit → write-back → Q (hw.stages.Sweep) ----
+        fire = FireUnit(
+            levels=layer.levels, threshold=layer.threshold, potential_width=pw,
+            bias_width=layer.b_bits, index_width=index_width(n_out), v0=layer.v0,
+            discharge=self._discharge, readout=layer.readout, saturate=self._narrow,
+            pipelined=True)
+        m.d.comb += fire.clear.eq(self.clear)
+        m.submodules.sweep = sweep = Sweep(unit=fire, n=n_out, timesteps=T,
+                                           out_layout=self.out_layout, readout=layer.readout,
+                                           pixels=geo.hw_out)
         drain_done = Signal()
-        m.d.comb += drain_done.eq((phase == _Phase.DRAIN) & ~g_busy & ~r_valid & ~k_valid
-                                  & ~m_valid & ~n_valid & ~x_valid & ~a_valid)
-        with m.If(m_issue):
-            m.d.sync += p_raddr.eq(m_j)
-        with m.Elif(s_issue):
-            m.d.sync += p_raddr.eq(s_j + 1)
+        m.d.comb += [
+            drain_done.eq(draining & ~gen.busy & ~syn.busy & ~acc.busy),
+            sweep.start.eq(drain_done),
+            sweep.p_data.eq(pmem.rd_data), sweep.b_data.eq(bmem.rd_data),
+            bmem.rd_addr.eq(sweep.b_addr), bmem.rd_en.eq(sweep.issue),
+        ]
+        wiring.connect(m, wiring.flipped(self.o), sweep.o)
+        with m.If(drain_done):
+            m.d.sync += draining.eq(0)
+        with m.If(sweep.done):
+            m.d.sync += integrating.eq(1)
+
+        # P's ports: the integrate stages outside the sweep, the sweep during it. The read
+        # address is a register written one cycle ahead (M's target when M hands over to N, the
+        # sweep's next neuron), so no multiplexer sits in front of the memory; the two read
+        # enables are never high together (the integrate stages are empty during the sweep).
+        p_raddr = Signal(range(n_out))
+        with m.If(syn.issue):
+            m.d.sync += p_raddr.eq(syn.m_j)
+        with m.Elif(sweep.issue):
+            m.d.sync += p_raddr.eq(sweep.j + 1)
         with m.Elif(drain_done):
             m.d.sync += p_raddr.eq(0)
-        m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(s_issue | n_valid)]
-
-        if readout:
-            emit = Signal()
-            m.d.comb += emit.eq(last_t)
-            ev_kind, ev_value = EventKind.READOUT, fire.o.payload.h
-        else:
-            emit = fire.o.payload.z != 0
-            ev_kind, ev_value = EventKind.EVENT, fire.o.payload.z
-        wb = Signal()
-        wb_count = Signal(range(n_out))
-        m.d.comb += [fire.o.ready.eq(1), wb.eq(fire.o.valid)]
-        with m.If(wb):
-            m.d.comb += [pmem.wr_addr.eq(fire.o.payload.index), pmem.wr_data.eq(fire.o.payload.p),
+        m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(sweep.issue | syn.valid)]
+        with m.If(sweep.wb):
+            m.d.comb += [pmem.wr_addr.eq(sweep.wb_j), pmem.wr_data.eq(sweep.wb_p),
                          pmem.wr_en.eq(1)]
         with m.Else():
-            m.d.comb += [pmem.wr_addr.eq(a_j), pmem.wr_data.eq(a_sum), pmem.wr_en.eq(a_valid)]
-
-        # -- output stream: the queue Q ----------------------------------------------------------
-        # Q is a store of q_depth registers (written at its tail, never full thanks to the
-        # credits) and the output register O, loaded from the store's head: o.valid and
-        # o.payload are registers, and the consumer's ready only pops O and returns a credit.
-        # (Registers rather than lib.fifo: yosys would put so small a FIFO into a block RAM,
-        # whose clock-to-out would then start the network's next path.) ``last`` marks the EOT
-        # of the inference's last timestep.
-        tok_layout = data.StructLayout({"tok": self.out_layout, "last": 1})
-        t_tok = Signal(tok_layout)
-        t_push = Signal()
-        t_eot = Signal()            # EOT_OUT sends its EOT this cycle
-        m.d.comb += t_eot.eq(eot_out & q_room)
-        with m.If(eot_out):
-            m.d.comb += [t_push.eq(q_room), t_tok.tok.kind.eq(EventKind.EOT),
-                         t_tok.last.eq(last_t)]
-        with m.Else():
-            m.d.comb += [
-                t_push.eq(wb & emit),
-                t_tok.tok.kind.eq(ev_kind),
-                t_tok.tok.index.eq(fire.o.payload.index),
-                t_tok.tok.value.eq(ev_value),
-            ]
-        m.submodules.q = q = CreditQueue(shape=tok_layout, depth=q_depth, credits=q_cap)
-        m.d.comb += [
-            q.take.eq(s_issue | t_eot),     # never both: SWEEP and EOT_OUT are phases
-            q.drop.eq(wb & ~emit),
-            q.w_en.eq(t_push),
-            q.w_data.eq(t_tok),
-            q_room.eq(q.room),
-            self.o.valid.eq(q.o.valid),
-            self.o.payload.eq(q.o.payload.tok),
-            q.o.ready.eq(self.o.ready),
-        ]
-        out_hs = self.o.valid & self.o.ready
-
-        # -- phases ---------------------------------------------------------------------------
-        with m.Switch(phase):
-            with m.Case(_Phase.DRAIN):
-                with m.If(drain_done):
-                    m.d.sync += [phase.eq(_Phase.SWEEP), sweeping.eq(1)]
-            with m.Case(_Phase.SWEEP):
-                with m.If(wb):
-                    m.d.sync += wb_count.eq(wb_count + 1)
-                    with m.If(wb_count == n_out - 1):
-                        m.d.sync += [phase.eq(_Phase.EOT_OUT), sweeping.eq(0), eot_out.eq(1),
-                                     wb_count.eq(0)]
-            with m.Case(_Phase.EOT_OUT):
-                with m.If(t_eot):
-                    m.d.sync += [phase.eq(_Phase.INTEGRATE), integrating.eq(1), eot_out.eq(0),
-                                 s_j.eq(0), s_more.eq(1), s_co.eq(0), s_pix.eq(0),
-                                 t_cur.eq(Mux(last_t, 0, t_cur + 1))]
+            m.d.comb += [pmem.wr_addr.eq(acc.wr_j), pmem.wr_data.eq(acc.wr_data),
+                         pmem.wr_en.eq(acc.wr_en)]
 
         # -- counters -------------------------------------------------------------------------
-        ctr = {name: Signal(COUNTER_WIDTH, name=f"ctr_{name}")
-               for name in ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles",
-                            "saturations")}
-
-        def count(name, cond, inc=1):
-            with m.If(self.clear):
-                m.d.sync += ctr[name].eq(0)
-            with m.Elif(cond):
-                m.d.sync += ctr[name].eq(ctr[name] + inc)
-
-        count("ev_in", in_hs & (self.i.payload.kind == EventKind.EVENT))
-        count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
-        count("syn_updates", g_adv)
-        count("syn_acc", g_adv, g_z)
-        count("saturations", a_valid & a_sat)
-
-        # Inference bracketing for the cycle counter: the first token of an inference is the
-        # first accepted after the T-th EOT of the previous one; the last is the T-th EOT sent.
-        in_started = Signal()
+        in_hs = skid.accepted
+        out_hs = self.o.valid & self.o.ready
+        ctr = Counters(m, self.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles"),
+                       registered=False)
+        ctr.count("ev_in", in_hs & (self.i.payload.kind == EventKind.EVENT))
+        ctr.count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
+        ctr.count("syn_updates", gen.adv)
+        ctr.count("syn_acc", gen.adv, gen.z_out)
+        # The first token of an inference is the first accepted after the T-th EOT of the
+        # previous one; the last is the T-th EOT sent.
         in_eots = Signal(range(T))
-        in_first = Signal()
-        out_last = Signal()
-        in_flight = Signal(range(3))
-        m.d.comb += [
-            in_first.eq(in_hs & ~in_started),
-            out_last.eq(out_hs & (q.o.payload.tok.kind == EventKind.EOT) & q.o.payload.last),
-        ]
-        with m.If(in_hs):
-            m.d.sync += in_started.eq(1)
-            with m.If(self.i.payload.kind == EventKind.EOT):
-                with m.If(in_eots == T - 1):
-                    m.d.sync += [in_eots.eq(0), in_started.eq(0)]
-                with m.Else():
-                    m.d.sync += in_eots.eq(in_eots + 1)
-        m.d.sync += in_flight.eq(in_flight + in_first - out_last)
-        count("cycles", (in_flight != 0) | in_first)
+        in_eot = in_hs & (self.i.payload.kind == EventKind.EOT)
+        with m.If(in_eot):
+            m.d.sync += in_eots.eq(Mux(in_eots == T - 1, 0, in_eots + 1))
+        busy, in_flight, in_first = inference_bracket(m, in_hs, in_eot & (in_eots == T - 1),
+                                                      sweep.out_last)
+        ctr.count("cycles", busy)
 
         if self._weights == "spram":
             # Loads only while no inference is in the core. ``wl_idle`` is a register: no
@@ -824,26 +506,22 @@ class LayerCore(SingleInput, wiring.Component):
                 wmem.wr_en.eq(self.wload.valid & self.wload.ready),
             ]
 
-        ovf = Signal()
-        with m.If(self.clear):
-            m.d.sync += ovf.eq(0)
-        with m.Elif(a_valid & a_sat):
-            m.d.sync += ovf.eq(1)
-        m.d.comb += self.overflow.eq(ovf | fire.overflow)
-
         # Internal signals for benchmarks and debugging in the Amaranth simulator.
-        self.probe = {"g_adv": g_adv, "g_busy": g_busy, "phase": phase, "d_valid": d_valid}
+        self.probe = {"g_adv": gen.adv, "g_busy": gen.busy, "integrating": integrating,
+                      "d_valid": d_valid}
 
+        c = ctr.sig
         m.d.comb += [
-            self.counters.ev_in.eq(ctr["ev_in"]),
-            self.counters.ev_out.eq(ctr["ev_out"]),
+            self.overflow.eq(acc.overflow | fire.overflow),
+            self.counters.ev_in.eq(c["ev_in"]),
+            self.counters.ev_out.eq(c["ev_out"]),
             self.counters.w_rd.eq(wmem.reads),
             self.counters.p_rd.eq(pmem.reads),
             self.counters.p_wr.eq(pmem.writes),
             self.counters.b_rd.eq(bmem.reads),
-            self.counters.syn_updates.eq(ctr["syn_updates"]),
-            self.counters.syn_acc.eq(ctr["syn_acc"]),
-            self.counters.cycles.eq(ctr["cycles"]),
-            self.counters.saturations.eq(ctr["saturations"] + fire.saturations),
+            self.counters.syn_updates.eq(c["syn_updates"]),
+            self.counters.syn_acc.eq(c["syn_acc"]),
+            self.counters.cycles.eq(c["cycles"]),
+            self.counters.saturations.eq(acc.saturations + fire.saturations),
         ]
         return m
