@@ -47,11 +47,12 @@ No deadlock, for every FIFO depth >= 1 (the guarantee the network top relies on)
 BarrierCore (Sparse-ResNet barrier neuron)
     Integrate: the accepted event ``(j, z)`` of input k is registered with ``z·w_k`` (``w_k`` is
     the IR's integer stream weight, a constant: no weight memory); the next cycle reads ``P[j]``,
-    the cycle after writes ``P[j] + z·w_k`` — one read and one write per event, one event per
-    cycle sustained. The read port is transparent for the write port, so back-to-back events on
-    the same j see each other's sums (no forwarding registers needed). After both EOTs it
-    drains the two stages and sweeps ``j`` ascending through a :class:`~hw.neuron.FireUnit`
-    with its own θ_b, N_b, v0 and no bias (bias input tied to 0), exactly as a layer core does.
+    two cycles later ``P[j] + z·w_k`` is written — one read and one write per event, one event
+    per cycle sustained, with the layer core's read-after-write forwarding
+    (:class:`hw.stages.Accumulate`), so back-to-back events on the same j see each other's
+    sums. After both EOTs it drains and sweeps ``j`` ascending through a
+    :class:`~hw.neuron.FireUnit` with its own θ_b, N_b, v0 and no bias (bias input tied to 0),
+    through the layer core's credit-counted sweep (:class:`hw.stages.Sweep`).
     Everything behind the arbiter and the product is :class:`hw.point.PointEngine`, which the
     pooling core (:mod:`hw.pool`) shares.
     Counters: ``ev_in``, ``ev_out``, ``p_rd``/``p_wr`` (= ev_in + T·N), ``syn_updates`` (= ev_in),
@@ -80,7 +81,7 @@ from golden.ir import LayerInfo
 from .layer import CounterLayout, check_v0
 from .layout import EventKind, EventLayout, index_width, value_width
 from .memory import MemorySpec
-from .neuron import check_choice, check_int
+from .neuron import check_choice, check_int, fire_timing
 from .cores import CoreFactory
 from .point import Counters, NeuronParams, PointEngine, cycle_condition, drive_counters
 
@@ -197,10 +198,12 @@ def _describe(layer):
 class BarrierCore(CoreFactory, wiring.Component):
     """Sparse-ResNet barrier neuron of a residual join (``Join(mode="barrier")``).
 
-    Timing: integrate one event per cycle sustained (either input), latency 2 cycles from
-    acceptance to the write of ``P``; after both inputs' EOT, a drain of at most 2 cycles and
-    a sweep of N + 3 cycles (``discharge="parallel"``); backpressure on ``o`` stalls the sweep
-    without repeating an access. See the module's design note.
+    Timing: integrate one event per cycle sustained (either input), latency
+    :attr:`update_latency` (3) cycles from acceptance to the write of ``P``; an EOT pair taken
+    by an idle core comes out as one EOT :attr:`eot_latency` cycles later
+    (``discharge="parallel"``: N + 7); backpressure on ``o`` stalls the sweep without repeating
+    an access; ``o.valid``/``o.payload`` are registers. Both measured by tests/test_timing.py.
+    See the module's design note.
 
     Parameters
     ----------
@@ -272,6 +275,19 @@ class BarrierCore(CoreFactory, wiring.Component):
     @property
     def narrow(self):
         return self._narrow
+
+    #: Cycles from accepting an event (idle core) to the write of its target's P: the
+    #: engine's N read, X and A.
+    update_latency = 3
+
+    @property
+    def eot_latency(self):
+        """Cycles from accepting the second input's EOT (idle core) to the cycle the core
+        offers its own EOT on ``o`` (never stalled): the EOT flags, the drain, the sweep's
+        first read and W1, the N neurons through the fire unit one every ``interval`` cycles
+        and its latency, the EOT into Q and out of its output register."""
+        lat, interval = fire_timing(discharge=self._discharge, levels=self._layer.levels)
+        return 7 + lat + (self._n - 1) * interval
 
     def elaborate(self, platform):
         m = Module()

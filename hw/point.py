@@ -10,45 +10,43 @@ potential memory ``P``. What differs between them is in front of the target (how
 streams, how ``j`` and the operand are found); what follows is the same, and is
 :class:`PointEngine`::
 
-    upd (j, operand) ──► M: read P[j] ──► A: P[j] ⊕ operand → write P[j]
-    done ──► drain M, A ──► sweep j ascending: read P[j] ──► W1 ──► unit ──► WB: write P'[j];
-                                                                              emit (j, z) if z > 0
-                                                         ──► EOT ──► o
+    upd (j, operand) ──► N: read P[j] ──► X ──► A: P[j] ⊕ operand → write P[j]
+    done ──► drain N, X, A ──► sweep j ascending: read P[j] ──► W1 ──► unit ──► WB: write P'[j];
+                                                                   emit (j, z) if z > 0 ──► Q ──► o
+                                                  ──► EOT ──► Q ──► o
 
 ``⊕`` is the kind's combine: ``"sum"`` (``P + operand``, saturated to the width when the width
 was forced narrow) or ``"max"`` (``max(P, operand)``, never saturates). The unit is a
 :class:`~hw.neuron.FireUnit` (a neuron kind: own θ, N, v0, bias tied to 0, soft reset, v0 written
 at the last timestep) or a :class:`MaxEmit` (a max kind: emits ``(j, M[j])`` and writes 0).
 
-Read-after-write on P
-    An update reads P in M and writes it in A, the very next cycle; the read port is
-    transparent for the write port. When update u reads P[j] in cycle c, the only earlier
-    update not yet in the memory is u−1, which writes in cycle c (A) and is seen by the
-    transparent read; every older one wrote at c−1 or before. So back-to-back updates of the
-    same j see each other's results, with no forwarding registers and no stall (tested with
-    every event on one neuron).
+N is the engine's own register of the update; X, A and W1 are :class:`hw.stages.Accumulate`
+and everything after the drain is :class:`hw.stages.Sweep` — the very components of the layer
+core (:mod:`hw.layer`), so read-after-write forwarding, the credit-counted sweep, the
+write-back, the output queue and the overflow logic exist once. P's read address is a
+register loaded one cycle ahead (the update's target, or the sweep's next neuron).
 
-Phases: ``INTEGRATE`` (``integrating`` high: the core in front offers updates), then, once
-``done`` is seen (the inputs delivered this timestep's EOT), ``DRAIN`` (until M and A, and the
-update input, are empty), ``SWEEP`` (one neuron per cycle while ``o`` is ready: N + 3 cycles,
-parallel discharge), ``EOT_OUT`` (one EOT on ``o``), back to ``INTEGRATE`` for the next
-timestep. Backpressure on ``o`` holds the unit's output register and, through the unit's
-``i.ready``, the sweep counter: no read or write is repeated, so ``p_rd``/``p_wr`` stay exact.
+Phases: integrating (``integrating`` high: the core in front offers updates), then, once
+``done`` is seen (the inputs delivered this timestep's EOT), the drain (until the update input,
+N, X and A are empty), the sweep (one neuron per cycle while Q has credits), the EOT into Q,
+and integrating again for the next timestep. Backpressure on ``o`` holds the sweep through the
+credits: no read or write is repeated, so ``p_rd``/``p_wr`` stay exact.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
 
 from .layout import EventKind, index_width, value_width
 from .memory import CountedMemory
-from .neuron import FireInLayout, FireOutLayout, FireUnit, check_choice, check_int, saturate
+from .neuron import FireInLayout, FireOutLayout, FireUnit, check_choice, check_int
+from .stages import Accumulate, Counters, Sweep, cycle_condition
 
 __all__ = ["NeuronParams", "MaxEmit", "PointEngine", "UpdateLayout", "Counters",
            "cycle_condition", "drive_counters"]
@@ -81,28 +79,6 @@ class UpdateLayout(data.StructLayout):
         super().__init__({"j": unsigned(index_width), "operand": operand_shape})
 
 
-class Counters:
-    """32-bit counters cleared by ``clear``."""
-
-    def __init__(self, m, clear, names):
-        self.m, self.clear = m, clear
-        self.sig = {n: Signal(COUNTER_WIDTH, name=f"ctr_{n}") for n in names}
-        for n, s in self.sig.items():
-            with m.If(clear):
-                m.d.sync += s.eq(0)
-
-    def count(self, name, cond, inc=1):
-        """Add ``inc`` when ``cond``, one cycle later: the increment is registered first, so
-        that handshake logic late in the cycle does not also drive a 32-bit adder (the
-        counters are exact one cycle after the last event, like the memories')."""
-        s = self.sig[name]
-        inc = Value.cast(inc)
-        pending = Signal(len(inc), name=f"pend_{name}")
-        self.m.d.sync += pending.eq(Mux(~self.clear & cond, inc, 0))
-        with self.m.If(~self.clear):
-            self.m.d.sync += s.eq(s + pending)
-
-
 def drive_counters(m, core, eng, *, ev, acc, first_cand, input_done):
     """The counters and overflow flag of a one-target core (barrier, pool) around its
     :class:`PointEngine` ``eng``: ``ev`` an accepted input event (one update, fan-out 1), ``acc``
@@ -132,22 +108,6 @@ def drive_counters(m, core, eng, *, ev, acc, first_cand, input_done):
         core.counters.saturations.eq(eng.saturations),
         core.overflow.eq(eng.overflow),
     ]
-
-
-def cycle_condition(m, T, first_cand, input_done, out_last):
-    """The ``cycles`` bracket of ``docs/hw-interfaces.md``: from the first input token of an
-    inference (``first_cand``: any input handshake) to its T-th output EOT (``out_last``).
-    ``input_done`` pulses when the core has taken the inputs' last EOTs of timestep T."""
-    started = Signal()
-    in_first = Signal()
-    flight = Signal(range(3))
-    m.d.comb += in_first.eq(first_cand & ~started)
-    with m.If(input_done):
-        m.d.sync += started.eq(0)
-    with m.Elif(first_cand):
-        m.d.sync += started.eq(1)
-    m.d.sync += flight.eq(flight + in_first - out_last)
-    return (flight != 0) | in_first
 
 
 class MaxEmit(wiring.Component):
@@ -200,23 +160,15 @@ class MaxEmit(wiring.Component):
         return m
 
 
-class _Phase(enum.Enum, shape=2):
-    INTEGRATE = 0
-    DRAIN = 1
-    SWEEP = 2
-    EOT_OUT = 3
-
-
 class PointEngine(wiring.Component):
     """Potential memory, integrate stages, sweep and EOT of a one-target core (see the module
     design note).
 
-    Timing: one update per cycle sustained, written to P 2 cycles after it is offered on
-    ``upd``; after ``done``, a drain of at most 3 cycles and a sweep of N + 3 cycles (parallel
-    discharge or :class:`MaxEmit`), then the EOT; backpressure on ``o`` stalls the sweep
-    without repeating an access. ``o.valid`` and ``o.payload`` come from the unit's output
-    register (gated by the phase register); ``o.ready`` reaches the unit's ``i.ready`` and the
-    sweep counter combinationally.
+    Timing: one update per cycle sustained, written to P 3 cycles after it is offered on
+    ``upd``; after ``done``, a drain of at most 4 cycles, the sweep (one neuron per cycle with
+    the parallel fire unit or :class:`MaxEmit`), then the EOT through Q; backpressure on ``o``
+    stalls the sweep without repeating an access. ``o.valid`` and ``o.payload`` are registers
+    (Q's output register); ``o.ready`` only pops it.
 
     Parameters
     ----------
@@ -294,127 +246,76 @@ class PointEngine(wiring.Component):
         T, n, pw = self._T, self._n, self._pw
 
         m.submodules.pmem = pmem = CountedMemory(shape=signed(pw), depth=n,
-                                                 init=[self._v0] * n, transparent=True)
+                                                 init=[self._v0] * n)
         m.d.comb += pmem.clear.eq(self.clear)
         if self._combine == "sum":
             nr = self._neuron
-            m.submodules.fire = unit = FireUnit(
+            unit = FireUnit(
                 levels=nr.levels, threshold=nr.threshold, potential_width=pw, bias_width=2,
                 index_width=index_width(n), v0=nr.v0, discharge=nr.discharge,
                 saturate=self._narrow, pipelined=nr.pipelined)
             m.d.comb += unit.clear.eq(self.clear)
         else:
-            m.submodules.emit = unit = MaxEmit(zmax=self._zmax, potential_width=pw,
-                                               index_width=index_width(n))
+            unit = MaxEmit(zmax=self._zmax, potential_width=pw, index_width=index_width(n))
 
-        phase = Signal(_Phase)
-        t_cur = Signal(range(T))
-        last_t = Signal()
-        integ = Signal(init=1)      # phase == INTEGRATE, as a register of its own
-        m.d.comb += [last_t.eq(t_cur == T - 1), self.last_t.eq(last_t),
-                     self.integrating.eq(integ)]
+        integ = Signal(init=1)      # taking updates of this timestep (a register)
+        draining = Signal()         # ``done`` was seen; the integrate stages drain
+        m.d.comb += self.integrating.eq(integ)
 
-        # -- M: the update registered; read P[j] -------------------------------------------
+        # -- N: the update registered; read P[j] -------------------------------------------
         op_shape = self.upd.payload.operand.shape()
-        m_valid = Signal()
-        m_j = Signal(range(n))
-        m_op = Signal(op_shape)
-        m.d.sync += m_valid.eq(self.upd.valid)
+        n_valid = Signal()
+        n_j = Signal(range(n))
+        n_op = Signal(op_shape)
+        m.d.sync += n_valid.eq(self.upd.valid)
         with m.If(self.upd.valid):
-            m.d.sync += [m_j.eq(self.upd.payload.j), m_op.eq(self.upd.payload.operand)]
+            m.d.sync += [n_j.eq(self.upd.payload.j), n_op.eq(self.upd.payload.operand)]
 
-        # -- A: P ⊕ operand, write P ---------------------------------------------------------
-        a_valid = Signal()
-        a_j = Signal(range(n))
-        a_op = Signal(op_shape)
-        m.d.sync += a_valid.eq(m_valid)
-        with m.If(m_valid):
-            m.d.sync += [a_j.eq(m_j), a_op.eq(m_op)]
-        a_new = Signal(signed(pw))
-        a_sat = Signal()
-        if self._combine == "sum":
-            saturate(m, pmem.rd_data + a_op, a_new, a_sat, enabled=self._narrow)
-        else:
-            m.d.comb += a_new.eq(Mux(pmem.rd_data > a_op, pmem.rd_data, a_op))
+        # -- X, A, W1: P ⊕ operand with forwarding -------------------------------------------
+        m.submodules.acc = acc = Accumulate(n=n, potential_width=pw, operand_shape=op_shape,
+                                            combine=self._combine, narrow=self._narrow)
+        m.d.comb += [acc.valid.eq(n_valid), acc.j.eq(n_j), acc.operand.eq(n_op),
+                     acc.p_data.eq(pmem.rd_data), acc.clear.eq(self.clear)]
 
-        # -- sweep: read P[j] → W1 → unit → write back, emit ---------------------------------
-        s_j = Signal(range(n + 1))
-        w1_valid = Signal()
-        w1_j = Signal(range(n))
-        s_issue = Signal()
-        m.d.comb += s_issue.eq((phase == _Phase.SWEEP) & (s_j != n)
-                               & (~w1_valid | unit.i.ready))
-        with m.If(s_issue):
-            m.d.sync += [w1_valid.eq(1), w1_j.eq(s_j), s_j.eq(s_j + 1)]
-        with m.Elif(unit.i.ready):
-            m.d.sync += w1_valid.eq(0)
+        # -- sweep: read P[j] → W1 → unit → write back → Q, then EOT ----------------------------
+        m.submodules.sweep = sweep = Sweep(unit=unit, n=n, timesteps=T,
+                                           out_layout=self.o.payload.shape(), pixels=n)
+        drain_done = Signal()
         m.d.comb += [
-            unit.i.valid.eq(w1_valid),
-            unit.i.payload.index.eq(w1_j),
-            unit.i.payload.p.eq(pmem.rd_data),
-            unit.i.payload.b.eq(0),
-            unit.i.payload.last.eq(last_t),
+            drain_done.eq(draining & ~self.upd.valid & ~n_valid & ~acc.busy),
+            sweep.start.eq(drain_done),
+            sweep.p_data.eq(pmem.rd_data), sweep.b_data.eq(0),
+            self.last_t.eq(sweep.last_t), self.out_last.eq(sweep.out_last),
         ]
-        with m.If(phase == _Phase.SWEEP):
-            m.d.comb += [pmem.rd_addr.eq(s_j), pmem.rd_en.eq(s_issue)]
-        with m.Else():
-            m.d.comb += [pmem.rd_addr.eq(m_j), pmem.rd_en.eq(m_valid)]
+        wiring.connect(m, wiring.flipped(self.o), sweep.o)
+        with m.If(integ & self.done):
+            m.d.sync += [integ.eq(0), draining.eq(1)]
+        with m.If(drain_done):
+            m.d.sync += draining.eq(0)
+        with m.If(sweep.done):
+            m.d.sync += integ.eq(1)
 
-        emit = unit.o.payload.z != 0
-        wb = Signal()
-        wb_count = Signal(range(n))
-        m.d.comb += [
-            unit.o.ready.eq((phase == _Phase.SWEEP) & (~emit | self.o.ready)),
-            wb.eq(unit.o.valid & unit.o.ready),
-        ]
-        with m.If(wb):
-            m.d.comb += [pmem.wr_addr.eq(unit.o.payload.index), pmem.wr_data.eq(unit.o.payload.p),
+        # P's ports, as in the layer core: the read address a register written one cycle ahead.
+        p_raddr = Signal(range(n))
+        with m.If(self.upd.valid):
+            m.d.sync += p_raddr.eq(self.upd.payload.j)
+        with m.Elif(sweep.issue):
+            m.d.sync += p_raddr.eq(sweep.j + 1)
+        with m.Elif(drain_done):
+            m.d.sync += p_raddr.eq(0)
+        m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(n_valid | sweep.issue)]
+        with m.If(sweep.wb):
+            m.d.comb += [pmem.wr_addr.eq(sweep.wb_j), pmem.wr_data.eq(sweep.wb_p),
                          pmem.wr_en.eq(1)]
         with m.Else():
-            m.d.comb += [pmem.wr_addr.eq(a_j), pmem.wr_data.eq(a_new), pmem.wr_en.eq(a_valid)]
-
-        with m.If(phase == _Phase.EOT_OUT):
-            m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(EventKind.EOT)]
-        with m.Else():
-            m.d.comb += [
-                self.o.valid.eq(unit.o.valid & emit & (phase == _Phase.SWEEP)),
-                self.o.payload.kind.eq(EventKind.EVENT),
-                self.o.payload.index.eq(unit.o.payload.index),
-                self.o.payload.value.eq(unit.o.payload.z),
-            ]
-        m.d.comb += self.out_last.eq(self.o.valid & self.o.ready & (phase == _Phase.EOT_OUT)
-                                     & last_t)
-
-        # -- phases ---------------------------------------------------------------------------
-        with m.Switch(phase):
-            with m.Case(_Phase.INTEGRATE):
-                with m.If(self.done):
-                    m.d.sync += [phase.eq(_Phase.DRAIN), integ.eq(0)]
-            with m.Case(_Phase.DRAIN):
-                with m.If(~self.upd.valid & ~m_valid & ~a_valid):
-                    m.d.sync += phase.eq(_Phase.SWEEP)
-            with m.Case(_Phase.SWEEP):
-                with m.If(wb):
-                    m.d.sync += wb_count.eq(wb_count + 1)
-                    with m.If(wb_count == n - 1):
-                        m.d.sync += [phase.eq(_Phase.EOT_OUT), wb_count.eq(0)]
-            with m.Case(_Phase.EOT_OUT):
-                with m.If(self.o.ready):
-                    m.d.sync += [phase.eq(_Phase.INTEGRATE), integ.eq(1), s_j.eq(0),
-                                 t_cur.eq(Mux(last_t, 0, t_cur + 1))]
+            m.d.comb += [pmem.wr_addr.eq(acc.wr_j), pmem.wr_data.eq(acc.wr_data),
+                         pmem.wr_en.eq(acc.wr_en)]
 
         # -- counters and flag ----------------------------------------------------------------
-        ctr = Counters(m, self.clear, ("saturations",))
-        ctr.count("saturations", a_valid & a_sat)
-        ovf = Signal()
-        with m.If(self.clear):
-            m.d.sync += ovf.eq(0)
-        with m.Elif(a_valid & a_sat):
-            m.d.sync += ovf.eq(1)
         if self._combine == "sum":
-            m.d.comb += [self.overflow.eq(ovf | unit.overflow),
-                         self.saturations.eq(ctr.sig["saturations"] + unit.saturations)]
+            m.d.comb += [self.overflow.eq(acc.overflow | unit.overflow),
+                         self.saturations.eq(acc.saturations + unit.saturations)]
         else:
-            m.d.comb += [self.overflow.eq(ovf), self.saturations.eq(ctr.sig["saturations"])]
+            m.d.comb += [self.overflow.eq(acc.overflow), self.saturations.eq(acc.saturations)]
         m.d.comb += [self.p_rd.eq(pmem.reads), self.p_wr.eq(pmem.writes)]
         return m

@@ -7,8 +7,8 @@ A k×k, stride-k pool that tiles its ``(C, H, W)`` input gives every input index
 one target ``j = pool_index(i)``, so it is a one-target core like the barrier neuron: an index
 map in front of the shared :class:`hw.point.PointEngine`::
 
-    i ──► map: j = pool_index(i) ──► R (j, z) ──► engine: M read P[j] ──► A write P[j] ⊕ z
-                                                  sweep ──► FireUnit | MaxEmit ──► o
+    i ──► map: j = pool_index(i) ──► R (j, z) ──► engine: N read P[j] ──► X ──► A write P[j] ⊕ z
+                                                  sweep ──► FireUnit | MaxEmit ──► Q ──► o
 
 The index map
     * ``k == 1`` or a single output: ``j = i`` or ``j = 0`` (wiring).
@@ -16,9 +16,9 @@ The index map
       ``j`` is ``c | y >> log2 k | x >> log2 k`` — a bit selection, exact, no memory.
     * otherwise a ROM ``pool_map`` (depth N_in, ``index_width(N_out)`` bits, synchronous read,
       addressed by the input payload, read every cycle: its data is used only in the cycle
-      after a handshake). Its output goes straight into the engine's M register, which
-      addresses P: no path crosses two memories (the Fmax rule of :mod:`hw.layer`).
-    Every variant takes the same two cycles from the handshake to M, so the timing does not
+      after a handshake). Its output goes into R, whose j loads the engine's N register and P's
+      read address register: no path crosses two memories (the Fmax rule of :mod:`hw.layer`).
+    Every variant takes the same two cycles from the handshake to N, so the timing does not
     depend on the shape.
 
 avgpool2d: ``P[j] ← P[j] + z`` (saturated, overflow flag and ``saturations`` counter when the
@@ -30,8 +30,8 @@ max(M[j], z)``, the sweep emits ``(j, M[j])`` for M[j] > 0 through a :class:`~hw
 and writes 0 — no fire unit, whose N comparators would be ``zmax`` wide and many (zmax can be
 65535 behind a 16-bit input). M is stored in the IR's width (``signed_width(zmax)``).
 
-Read-after-write on P: the engine reads in M and writes in A, the next cycle, through a read
-port transparent for the write port (see :mod:`hw.point`): back-to-back events on one j are
+Read-after-write on P: the engine reads in N and writes in A, two cycles later, with the
+forwarding of the layer core (:class:`hw.stages.Accumulate`): back-to-back events on one j are
 exact with no stall.
 """
 
@@ -76,13 +76,14 @@ class PoolCore(CoreFactory, SingleInput, wiring.Component):
     """Event-driven core of one ``maxpool2d`` or ``avgpool2d`` layer.
 
     Timing: one event per cycle sustained; an event's potential write comes
-    :attr:`update_latency` (3) cycles after it was accepted on ``i``; an EOT accepted by an idle
-    core comes out :attr:`eot_latency` cycles later (no stall: N_out + 5 for maxpool, N_out + 7
+    :attr:`update_latency` (4) cycles after it was accepted on ``i``; an EOT accepted by an idle
+    core comes out :attr:`eot_latency` cycles later (no stall: N_out + 7 for maxpool, N_out + 9
     for avgpool with ``discharge="parallel"``, whose fire unit is the pipelined one of the layer
-    cores); both measured by tests/test_hw_pool.py. Backpressure on ``o`` stalls the sweep
-    without repeating an access. ``i.ready`` is a register; ``o.valid``/``o.payload``
-    come from registers, and ``o.ready`` reaches the sweep combinationally (as in the barrier
-    core: the network top queues every edge). See the module's design note.
+    cores), two cycles more when an event was accepted right before the EOT (the drain); both
+    measured by tests/test_hw_pool.py. Backpressure on ``o`` stalls the sweep without repeating
+    an access. ``i.ready``, ``o.valid`` and ``o.payload`` are registers, and ``o.ready`` only
+    pops the output register (the credit-counted sweep of :class:`hw.stages.Sweep`, as in the
+    layer core). See the module's design note.
 
     Parameters
     ----------
@@ -166,8 +167,8 @@ class PoolCore(CoreFactory, SingleInput, wiring.Component):
     @property
     def update_latency(self):
         """Cycles from accepting an event on ``i`` to the write of its target's P (the index
-        map R, then the engine's M read and A write)."""
-        return 3
+        map R, then the engine's N read, X and A write)."""
+        return 4
 
     @property
     def eot_latency(self):
@@ -180,7 +181,7 @@ class PoolCore(CoreFactory, SingleInput, wiring.Component):
         else:
             lat, interval = fire_timing(discharge=self._discharge, levels=self._layer.levels,
                                         pipelined=True)
-        return 5 + lat + (self._info.n_out - 1) * interval
+        return 7 + lat + (self._info.n_out - 1) * interval
 
     def _index_map(self, m, index, load):
         """``j`` of the event whose index is on ``index`` in the cycle ``load`` is high, one

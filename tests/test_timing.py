@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """Every timing figure the hardware states, measured in the Amaranth simulator.
 
-``FireUnit.latency`` / ``interval`` and ``LayerCore.update_latency`` / ``eot_latency`` are
+``FireUnit.latency`` / ``interval``, ``LayerCore.update_latency`` / ``eot_latency`` and
+``BarrierCore.update_latency`` / ``eot_latency`` (PoolCore's: tests/test_hw_pool.py) are
 compared with the cycles counted here, so a docstring or a property cannot drift from the
 hardware. Convention: a latency counts cycles from the cycle of the input handshake (0) to the
 first cycle the result is visible (a write enable, an output ``valid``).
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+import hw.join as hw_join
 import hw.layer as hw_layer
+import hw.point as hw_point
 from golden.ir import Dense, InputSpec, Network
 from hw.layout import EventKind
 from hw.memory import CountedMemory
@@ -147,3 +150,52 @@ def test_layer_eot_latency_as_simulated(n_out, discharge):
     assert got["eot"] == core.eot_latency
     if discharge == "parallel":
         assert core.eot_latency == n_out + 9      # the figure docs/hw-interfaces.md states
+
+
+def _barrier(discharge):
+    from golden.fixtures import random_network
+    net = random_network(7, kind="residual", join="barrier", levels=3, timesteps=1)
+    name = next(layer.name for layer in net.layers if layer.kind == "barrier")
+    return hw_join.BarrierCore.from_network(net, name, discharge=discharge)
+
+
+def test_barrier_update_latency_as_simulated(monkeypatch):
+    monkeypatch.setattr(hw_point, "CountedMemory", _Recorded)
+    _Recorded.made.clear()
+    core = _barrier("parallel")
+    writes = []
+
+    async def bench(ctx):
+        pmem = _Recorded.made[-1]
+        ctx.set(core.o.ready, 1)
+        await ctx.tick().repeat(3)
+        await _handshake(ctx, core.i0, {"kind": EventKind.EVENT, "index": 1, "value": 1})
+        n = 1
+        while not writes:
+            if ctx.get(pmem.wr_en):
+                writes.append((n, ctx.get(pmem.wr_addr)))
+            await ctx.tick()
+            n += 1
+            assert n < 50
+
+    _run(core, bench)
+    assert writes == [(core.update_latency, 1)]
+
+
+@pytest.mark.parametrize("discharge", ["parallel", "serial"])
+def test_barrier_eot_latency_as_simulated(discharge):
+    core = _barrier(discharge)
+    got = {}
+
+    async def bench(ctx):
+        ctx.set(core.o.ready, 1)
+        await ctx.tick().repeat(3)
+        await _handshake(ctx, core.i0, {"kind": EventKind.EOT, "index": 0, "value": 0})
+        await _handshake(ctx, core.i1, {"kind": EventKind.EOT, "index": 0, "value": 0})
+        got["eot"] = await _cycles_until(ctx, core.o.valid)
+        assert ctx.get(core.o.payload.kind) == EventKind.EOT    # P = v0 < θ: no event
+
+    _run(core, bench)
+    assert got["eot"] == core.eot_latency
+    if discharge == "parallel":
+        assert core.eot_latency == core._n + 7    # the figure docs/hw-interfaces.md states
