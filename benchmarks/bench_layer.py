@@ -3,8 +3,10 @@
 1. Integrate phase: synaptic updates per cycle of the address generator, from its first to its
    last update of each timestep (target >= 0.98; 1.0 is the pipeline's peak), with events
    arriving back to back (no input gaps, no output stalls).
-2. Whole inference: the core's own ``cycles`` counter against the ideal Σ updates + T·N_out
-   (one cycle per update and one per neuron swept).
+2. Whole inference: the core's own ``cycles`` counter against the ideal (Σ updates + T·N_out) / L
+   (one cycle per word of L updates and one per word of L neurons swept).
+3. Lanes (docs/lanes.md): dense 64->32 with L = 1, 2, 4, 8, 16, 32 lanes, every event with its
+   full fan-out: the integrate throughput is L updates per cycle at best (goal >= 0.95·L).
 
 Run: ``python benchmarks/bench_layer.py`` (``make bench`` runs every benchmark).
 """
@@ -95,9 +97,11 @@ def measure(net, label, **opts):
     wall = time.monotonic() - t0
     info = net.info("fc")
     totals = golden.totals("fc")
+    L = net.layer("fc").lanes                  # g_adv issues one word of L updates
+    stats["updates"] *= L
     assert out["syn"] == totals["syn_updates"] == stats["updates"]
     thr = stats["updates"] / max(1, sum(stats["spans"]))
-    ideal = totals["syn_updates"] + T * info.n_out
+    ideal = (totals["syn_updates"] + T * info.n_out) // L
     print(f"{label:<44} updates {stats['updates']:>6}  integrate {thr:6.3f} upd/cycle  "
           f"inference {out['cycles']:>6} cycles  ideal {ideal:>6}  ratio {out['cycles'] / ideal:5.3f}"
           f"  ({wall:.1f} s)")
@@ -119,6 +123,11 @@ def main():
     ]
     for label, net, opts in cases:
         measure(net, label, **opts)
+    print("== lanes: dense 64->32, T=2, full fan-out")
+    for lanes in (1, 2, 4, 8, 16, 32):
+        net = dense(64, 32, 2).with_lanes({"fc": lanes})
+        thr = measure(net, f"dense 64->32, lanes={lanes}")
+        print(f"{'':<44} {thr / lanes:6.3f} of L updates per cycle")
 
 
 if __name__ == "__main__":

@@ -162,3 +162,43 @@ def check_output_file(path, option="-o", *, make_parents=False):
         if created is not None and os.path.isdir(created):
             shutil.rmtree(created, ignore_errors=True)
     return path
+
+
+LANES_HELP = ("synaptic updates per cycle per layer (docs/lanes.md): L for every dense layer, "
+              "or LAYER=L[,LAYER=L...]; L must divide the layer's outputs (default: the IR's)")
+
+
+def add_lanes_argument(parser):
+    """The ``--lanes`` option of the hardware commands."""
+    parser.add_argument("--lanes", default=None, metavar="L|LAYER=L,...", help=LANES_HELP)
+
+
+def apply_lanes(net, text):
+    """``net`` with the lanes of a ``--lanes`` value (``None``: unchanged). Every bad value is
+    one :class:`MlsnnError` line."""
+    if text is None:
+        return net
+    text = text.strip()
+    if "=" not in text:
+        try:
+            lanes = int(text)
+        except ValueError:
+            raise MlsnnError(f"--lanes must be an integer or LAYER=L pairs, not {text!r}") \
+                from None
+        if lanes < 1:
+            raise MlsnnError(f"--lanes must be >= 1, not {lanes}")
+        plan = {layer.name: lanes for layer in net.layers if layer.kind == "dense"}
+    else:
+        plan = {}
+        for item in text.split(","):
+            name, _, value = item.partition("=")
+            name = name.strip()
+            try:
+                lanes = int(value)
+            except ValueError:
+                raise MlsnnError(f"--lanes: {item.strip()!r} is not LAYER=L with an integer L") \
+                    from None
+            if not name or lanes < 1:
+                raise MlsnnError(f"--lanes: {item.strip()!r} is not LAYER=L with L >= 1")
+            plan[name] = lanes
+    return net.with_lanes(plan)

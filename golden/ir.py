@@ -306,6 +306,7 @@ class _Spiking(Kind):
     potential_width: Optional[int] = None
     readout: bool = False
     scale: float = 1.0
+    lanes: int = 1
 
     def _check_common(self):
         owner = f"layer '{self.name}'"
@@ -319,7 +320,13 @@ class _Spiking(Kind):
         if not isinstance(self.readout, bool):
             raise MlsnnError(f"{owner}: field 'readout' must be true or false")
         object.__setattr__(self, "scale", float(self.scale))
+        object.__setattr__(self, "lanes", _check_int(owner, "lanes", self.lanes, minimum=1))
         return owner
+
+    def _check_lanes(self, owner, channels, what):
+        if channels % self.lanes:
+            raise MlsnnError(f"{owner}: lanes ({self.lanes}) must divide its {channels} "
+                             f"{what}")
 
     arrays = ("weight", "bias")
     required = ("threshold", "levels")
@@ -339,7 +346,8 @@ class _Spiking(Kind):
         a_bits = None if self.readout else max(1, (self.levels * timesteps).bit_length())
         return dict(name=self.name, inputs=self.inputs, out_shape=info.out_shape,
                     levels=0 if self.readout else self.levels, readout=self.readout,
-                    w_bits=self.w_bits, b_bits=self.b_bits, p_bits=info.width, a_bits=a_bits)
+                    w_bits=self.w_bits, b_bits=self.b_bits, p_bits=info.width, a_bits=a_bits,
+                    lanes=self.lanes)
 
 
 @register
@@ -367,6 +375,7 @@ class Dense(_Spiking):
         b = np.asarray(self.bias) if isinstance(self.bias, (list, tuple)) else self.bias
         object.__setattr__(self, "bias", b)
         _check_array(owner, "bias", b, (w.shape[1],), self.b_bits)
+        self._check_lanes(owner, w.shape[1], "output neurons")
 
     @property
     def in_features(self):
@@ -425,6 +434,7 @@ class Conv2d(_Spiking):
                              f"[C_in, K, K, C_out] with a square kernel")
         _check_array(owner, "weight", w, w.shape, self.w_bits)
         _check_array(owner, "bias", self.bias, (w.shape[3],), self.b_bits)
+        self._check_lanes(owner, w.shape[3], "output channels")
         _check_int(owner, "stride", self.stride, minimum=1)
         _check_int(owner, "padding", self.padding, minimum=0)
         if self.padding >= self.kernel:
@@ -747,6 +757,32 @@ class Network:
             if layer.name == name:
                 return layer
         raise MlsnnError(f"network has no layer '{name}'")
+
+    def with_lanes(self, lanes):
+        """The same network with other ``lanes`` (docs/lanes.md): an int for every layer that
+        has the field (dense, conv2d), or ``{name: L}`` for some of them.
+
+        Raises
+        ------
+        MlsnnError
+            An unknown layer, a layer without lanes, or lanes that do not divide its outputs.
+        """
+        if isinstance(lanes, dict):
+            names = {layer.name for layer in self.layers}
+            for name in lanes:
+                if name not in names:
+                    raise MlsnnError(f"lanes: network has no layer '{name}'")
+            plan = dict(lanes)
+        else:
+            plan = {layer.name: lanes for layer in self.layers if hasattr(layer, "lanes")}
+        layers = []
+        for layer in self.layers:
+            if layer.name in plan:
+                if not hasattr(layer, "lanes"):
+                    raise MlsnnError(f"lanes: layer '{layer.name}' ({layer.kind}) has no lanes")
+                layer = dataclasses.replace(layer, lanes=plan[layer.name])
+            layers.append(layer)
+        return dataclasses.replace(self, layers=tuple(layers))
 
     @property
     def readout(self):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .counters import SPEC_COUNTERS as COUNTERS
+from .counters import GOLDEN_COUNTERS as COUNTERS
 from .errors import MlsnnError
 from .ir import INPUT, Network
 
@@ -289,6 +289,11 @@ def _finish(layer, info, cnt, T):
     if "weight" in layer.arrays:
         cnt["w_rd"] = cnt["syn_updates"].clone()
         cnt["b_rd"] = torch.full_like(cnt["ev_in"], sweep)
+    # Word accesses: a core with L lanes moves L synapses or neurons per access, and L
+    # divides every access count (it divides the output channels; docs/lanes.md).
+    lanes = float(getattr(layer, "lanes", 1))
+    for name in ("w_rd", "p_rd", "p_wr"):
+        cnt[f"{name}_words"] = cnt[name] / lanes
 
 
 def _saturating(prim, layer, info, ev_in, lo, hi):

@@ -4,11 +4,12 @@ the address generator G and the synapse pipe R K M N (see the design note of
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .neuron import check_choice
+from .stages import lane
 
 __all__ = ["AddressGenerator", "SynapsePipe", "product_shape"]
 
@@ -142,7 +143,8 @@ class AddressGenerator(wiring.Component):
 
 
 class SynapsePipe(wiring.Component):
-    """R, K, M, N: the weight arrives (R), is registered (K), multiplied by z (M, N).
+    """R, K, M, N: the weight word arrives (R), is registered (K), multiplied by z (M, N), lane
+    by lane (``lanes`` weights per word, lane 0 in the low bits).
 
     ``synapse="mul"``: z·w in two halves, z_lo·w and z_hi·w in M and their sum in N (no DSP:
     a narrow half is a few shifted copies of w and a small adder tree); never stalls.
@@ -152,41 +154,45 @@ class SynapsePipe(wiring.Component):
     Members
     -------
     adv, j, z : In
-        G issues a target (its weight is read in this cycle).
-    w_data : In(signed(w_bits))
+        G issues a target word (its weights are read in this cycle).
+    w_data : In(lanes × signed(w_bits))
         The weight memory's read data (one cycle after :attr:`adv`).
     ready : Out(1)
         R can take a target (G may advance).
     issue : Out(1)
-        M hands its product to N this cycle (the caller's P read address loads :attr:`m_j`).
+        M hands its products to N this cycle (the caller's P read address loads :attr:`m_j`).
     m_j : Out
     valid, n_j, product : Out
-        The update in N (read P[n_j] in this cycle): the accumulator's input.
+        The update in N (read P[n_j] in this cycle): the accumulator's input, ``lanes``
+        products of :func:`product_shape`.
     busy : Out(1)
         A target is in R, K, M or N.
     """
 
-    def __init__(self, *, n, z_width, w_bits, synapse="mul"):
+    def __init__(self, *, n, z_width, w_bits, synapse="mul", lanes=1):
         self._zw, self._wb = z_width, w_bits
         self._synapse = check_choice("synapse", synapse, ("mul", "serial"))
+        self._L = lanes
+        pw = product_shape(z_width, w_bits).width
         super().__init__({
             "adv": In(1),
             "j": In(range(n)),
             "z": In(z_width),
-            "w_data": In(signed(w_bits)),
+            "w_data": In(unsigned(lanes * w_bits)),
             "ready": Out(1),
             "issue": Out(1),
             "m_j": Out(range(n)),
             "valid": Out(1),
             "n_j": Out(range(n)),
-            "product": Out(product_shape(z_width, w_bits)),
+            "product": Out(unsigned(lanes * pw)),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        zw, wb = self._zw, self._wb
+        zw, wb, L = self._zw, self._wb, self._L
         jw = self.j.shape()
+        wshape = signed(wb)
 
         # -- R: w arrives from W; K: w registered (no logic after the block RAM's output) ----
         r_valid = Signal()
@@ -198,7 +204,7 @@ class SynapsePipe(wiring.Component):
         k_z = Signal(zw)
         # No reset: on ECP5 the flow moves k_w into the block RAM's output register (REGMODE
         # OUTREG, see flows/outreg.py), which has none; k_valid tells when k_w is meaningful.
-        k_w = Signal(signed(wb), reset_less=True)
+        k_w = Signal(L * wb, reset_less=True)
         k_accept = Signal()
         k_move = Signal()       # K hands w to M this cycle
         m_accept = Signal()
@@ -220,55 +226,72 @@ class SynapsePipe(wiring.Component):
         # -- M: z·w (mul: two halves; serial: z additions) -----------------------------------
         m_valid = Signal()
         m_z = Signal(zw)
-        m_w = Signal(signed(wb), reset_less=True)
+        m_w = Signal(L * wb, reset_less=True)
         prod_shape = product_shape(zw, wb)
-        m_prod = Signal(prod_shape)
         with m.If(k_move):
             m.d.sync += [self.m_j.eq(k_j), m_z.eq(k_z), m_w.eq(k_w)]
         zh = (zw + 1) // 2          # z = z_lo + z_hi << zh
         half_shape = signed(zh + wb + 1)
-        m_lo, m_hi = Signal(half_shape), Signal(half_shape)
+        ws = [lane(m_w, k, wshape) for k in range(L)]
+        products = []
         if self._synapse == "mul":
-            def times(z_part):
+            def times(z_part, w):
                 if len(z_part) <= 4:
-                    parts = [Mux(z_part[k], m_w, 0).as_signed() << k
+                    parts = [Mux(z_part[k], w, 0).as_signed() << k
                              for k in range(len(z_part))]
                     return sum(parts[1:], parts[0])
-                return z_part * m_w
-            m.d.comb += m_lo.eq(times(m_z[:zh]))
-            if zw > zh:
-                m.d.comb += m_hi.eq(times(m_z[zh:]))
+                return z_part * w
             m.d.comb += [m_accept.eq(1), self.issue.eq(m_valid)]
             m.d.sync += m_valid.eq(k_move)
+            with m.If(self.issue):
+                m.d.sync += self.n_j.eq(self.m_j)
+            for k, w in enumerate(ws):
+                sfx = f"{k}" if L > 1 else ""
+                m_lo = Signal(half_shape, name=f"m_lo{sfx}")
+                m_hi = Signal(half_shape, name=f"m_hi{sfx}")
+                m.d.comb += m_lo.eq(times(m_z[:zh], w))
+                if zw > zh:
+                    m.d.comb += m_hi.eq(times(m_z[zh:], w))
+                # -- N: z·w completed (z_lo·w + z_hi·w << zh) ---------------------------------
+                n_lo = Signal(half_shape, name=f"n_lo{sfx}")
+                n_hi = Signal(half_shape, name=f"n_hi{sfx}")
+                with m.If(self.issue):
+                    m.d.sync += [n_lo.eq(m_lo), n_hi.eq(m_hi)]
+                n_prod = Signal(prod_shape, name=f"n_prod{sfx}")
+                m.d.comb += n_prod.eq(n_lo + (n_hi << zh))
+                products.append(n_prod)
         else:
             m_k = Signal(zw)
-            m_acc = Signal(prod_shape)
             m_done = Signal()
             m.d.comb += [
                 m_done.eq(m_valid & (m_k + 1 >= m_z)),
                 m_accept.eq(~m_valid | m_done),
                 self.issue.eq(m_done),
-                m_prod.eq(m_acc + Mux(m_z != 0, m_w, 0)),
             ]
             with m.If(m_valid & ~m_done):
-                m.d.sync += [m_acc.eq(m_prod), m_k.eq(m_k + 1)]
+                m.d.sync += m_k.eq(m_k + 1)
             with m.If(k_move):
-                m.d.sync += [m_valid.eq(1), m_acc.eq(0), m_k.eq(0)]
+                m.d.sync += [m_valid.eq(1), m_k.eq(0)]
             with m.Elif(m_done):
                 m.d.sync += m_valid.eq(0)
+            with m.If(self.issue):
+                m.d.sync += self.n_j.eq(self.m_j)
+            for k, w in enumerate(ws):
+                sfx = f"{k}" if L > 1 else ""
+                m_acc = Signal(prod_shape, name=f"m_acc{sfx}")
+                m_prod = Signal(prod_shape, name=f"m_prod{sfx}")
+                m.d.comb += m_prod.eq(m_acc + Mux(m_z != 0, w, 0))
+                with m.If(m_valid & ~m_done):
+                    m.d.sync += m_acc.eq(m_prod)
+                with m.If(k_move):
+                    m.d.sync += m_acc.eq(0)
+                # -- N: the sum registered ----------------------------------------------------
+                n_sum = Signal(prod_shape, name=f"n_sum{sfx}")
+                with m.If(self.issue):
+                    m.d.sync += n_sum.eq(m_prod)
+                products.append(n_sum)
 
-        # -- N: z·w completed (mul: z_lo·w + z_hi·w << zh) -----------------------------------
         m.d.sync += self.valid.eq(self.issue)
-        if self._synapse == "mul":
-            n_lo, n_hi = Signal(half_shape), Signal(half_shape)
-            with m.If(self.issue):
-                m.d.sync += [self.n_j.eq(self.m_j), n_lo.eq(m_lo), n_hi.eq(m_hi)]
-            m.d.comb += self.product.eq(n_lo + (n_hi << zh))
-        else:
-            n_sum = Signal(prod_shape)
-            with m.If(self.issue):
-                m.d.sync += [self.n_j.eq(self.m_j), n_sum.eq(m_prod)]
-            m.d.comb += self.product.eq(n_sum)
-
-        m.d.comb += self.busy.eq(r_valid | k_valid | m_valid | self.valid)
+        m.d.comb += [self.product.eq(Cat(*products)),
+                     self.busy.eq(r_valid | k_valid | m_valid | self.valid)]
         return m

@@ -112,7 +112,7 @@ sent, inclusive; ``saturations`` the saturated additions (integrate and fire).
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -127,7 +127,8 @@ from .memory import CountedMemory, MemorySpec, SpramBank, spram_geometry
 from .neuron import FireUnit, check_choice, check_int, fire_timing
 from .stages import Accumulate, Counters, SkidBuffer, Sweep, inference_bracket
 
-__all__ = ["LayerCore", "CounterLayout", "check_v0", "fanout_entry_layout", "wload_layout"]
+__all__ = ["LayerCore", "CounterLayout", "check_v0", "check_lanes", "pack_lanes",
+           "fanout_entry_layout", "wload_layout"]
 
 
 class CounterLayout(data.StructLayout):
@@ -149,6 +150,35 @@ def check_v0(layer, info):
     if not lo <= layer.v0 <= hi:
         raise ValueError(f"layer '{layer.name}': v0 ({layer.v0}) does not fit its potential "
                          f"width {info.width}")
+
+
+def check_lanes(layer, weights="rom"):
+    """The lanes the core can build (docs/lanes.md): any divisor of a dense layer's outputs;
+    conv2d and SPRAM weights only with one lane for now.
+
+    Raises
+    ------
+    ValueError
+        ``layer 'conv0': lanes > 1 for conv2d layers is not implemented yet (lanes 2)``.
+    """
+    lanes = getattr(layer, "lanes", 1)
+    if lanes == 1:
+        return
+    if isinstance(layer, Conv2d):
+        raise ValueError(f"layer '{layer.name}': lanes > 1 for conv2d layers is not "
+                                  f"implemented yet (lanes {lanes}); use lanes 1")
+    if weights == "spram":
+        raise ValueError(f"layer '{layer.name}': lanes > 1 with weights in SPRAM is "
+                                  f"not implemented yet (lanes {lanes})")
+
+
+def pack_lanes(values, width, lanes):
+    """Words of ``lanes`` consecutive ``width``-bit two's-complement values, lane 0 in the low
+    bits (the layout of a core's wide W, B and P words)."""
+    values = [int(v) for v in values]
+    mask = (1 << width) - 1
+    return [sum((values[w * lanes + k] & mask) << (k * width) for k in range(lanes))
+            for w in range(len(values) // lanes)]
 
 
 def wload_layout(layer):
@@ -268,11 +298,14 @@ class LayerCore(SingleInput, wiring.Component):
         check_choice("synapse", synapse, ("mul", "serial"))
         check_choice("weights", weights, ("rom", "spram"))
         check_v0(layer, info)
+        check_lanes(layer, weights)
 
     @staticmethod
     def check(net, name):
-        """Raise ``ValueError`` when the layer cannot be built (a v0 outside its width)."""
+        """Raise ``ValueError`` when the layer cannot be built (a v0 outside its width, lanes
+        the core does not build)."""
         check_v0(net.layer(name), net.info(name))
+        check_lanes(net.layer(name))
 
     @classmethod
     def from_network(cls, net, name, *, discharge="parallel", synapse="mul", weights="rom",
@@ -299,15 +332,16 @@ class LayerCore(SingleInput, wiring.Component):
         layer, info = net.layer(name), net.info(name)
         geo = LayerGeometry.of(layer, info)
         w_depth = int(layer.weight.size)
+        L = layer.lanes
         if weights == "spram":
             _, _, lanes, words, _ = spram_geometry(layer.w_bits, w_depth)
             wspec = MemorySpec("wmem", words, 16 * lanes, False, "weights", spram=True)
         else:
-            wspec = MemorySpec("wmem", w_depth, layer.w_bits, True, "weights")
+            wspec = MemorySpec("wmem", w_depth // L, L * layer.w_bits, True, "weights")
         specs = [
             wspec,
-            MemorySpec("bmem", geo.c_out, layer.b_bits, True, "biases"),
-            MemorySpec("pmem", geo.n_out, info.width, False, "potentials"),
+            MemorySpec("bmem", geo.c_out // L, L * layer.b_bits, True, "biases"),
+            MemorySpec("pmem", geo.n_out // L, L * info.width, False, "potentials"),
         ]
         if geo.kind != "dense":
             specs.append(MemorySpec("fanout", geo.n_in,
@@ -342,10 +376,12 @@ class LayerCore(SingleInput, wiring.Component):
     def eot_latency(self):
         """Cycles from accepting an EOT token (idle core) to the cycle the core offers its own
         EOT on ``o`` (never stalled): a 6-cycle drain and sweep start, the N_out neurons through
-        the fire unit one every ``interval`` cycles, the fire unit's latency, the output queue."""
+        the fire unit one every ``interval`` cycles (L lanes: N_out / L words), the fire unit's
+        latency, the output queue (L > 1: and the serializer register after it)."""
         lat, interval = fire_timing(discharge=self._discharge, levels=self._layer.levels,
                                     readout=self._layer.readout, pipelined=True)
-        return 7 + (self._geo.n_out - 1) * interval + lat
+        L = self._layer.lanes
+        return 7 + (self._geo.n_out // L - 1) * interval + lat + (L > 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -354,21 +390,33 @@ class LayerCore(SingleInput, wiring.Component):
         n_out, c_out = geo.n_out, geo.c_out
         zw = value_width(self._zmax_in)
 
-        # -- memories -------------------------------------------------------------------
+        # -- memories (L lanes: words of L weights, biases, potentials) ---------------------
+        L = layer.lanes
+        wgeo = geo.words(L)                 # the generator walks word addresses
+        n_w = wgeo.n_out
         weight = [int(v) for v in layer.weight.reshape(-1)]
-        w_depth = len(weight)
+        w_depth = len(weight) // L
+
+        def shape_of(width):
+            return signed(width) if L == 1 else unsigned(L * width)
+
+        def init_of(values, width):
+            return [int(v) for v in values] if L == 1 else pack_lanes(values, width, L)
+
         if self._weights == "spram":
             m.submodules.wmem = wmem = SpramBank(width=layer.w_bits, depth=w_depth,
                                                  primitive=self._primitive)
         else:
-            m.submodules.wmem = wmem = CountedMemory(shape=signed(layer.w_bits),
-                                                     depth=w_depth, init=weight,
+            m.submodules.wmem = wmem = CountedMemory(shape=shape_of(layer.w_bits),
+                                                     depth=w_depth,
+                                                     init=init_of(weight, layer.w_bits),
                                                      writable=False)
-        m.submodules.bmem = bmem = CountedMemory(shape=signed(layer.b_bits), depth=c_out,
-                                                 init=[int(v) for v in layer.bias],
+        m.submodules.bmem = bmem = CountedMemory(shape=shape_of(layer.b_bits),
+                                                 depth=c_out // L,
+                                                 init=init_of(layer.bias, layer.b_bits),
                                                  writable=False)
-        m.submodules.pmem = pmem = CountedMemory(shape=signed(pw), depth=n_out,
-                                                 init=[layer.v0] * n_out)
+        m.submodules.pmem = pmem = CountedMemory(shape=shape_of(pw), depth=n_w,
+                                                 init=init_of([layer.v0] * n_out, pw))
         for mem in (wmem, bmem, pmem):
             m.d.comb += mem.clear.eq(self.clear)
 
@@ -383,12 +431,13 @@ class LayerCore(SingleInput, wiring.Component):
         ny_max, nx_max = max(1, geo.max_ny), max(1, geo.max_nx)
         if geo.kind == "dense":
             d_wbase = Signal(range(w_depth))
+            cw = c_out // L                 # weight words per input row
             with m.If(skid.load):
-                # index·c_out as shifts and adds: a constant multiplication that yosys would
+                # index·cw as shifts and adds: a constant multiplication that yosys would
                 # otherwise map to a DSP, whose delay would then sit behind the skid mux.
-                m.d.sync += d_wbase.eq(sum(nxt.index << k for k in range(c_out.bit_length())
-                                           if (c_out >> k) & 1))
-            d_jbase = Const(0, range(n_out))
+                m.d.sync += d_wbase.eq(sum(nxt.index << k for k in range(cw.bit_length())
+                                           if (cw >> k) & 1))
+            d_jbase = Const(0, range(n_w))
             d_ny = Const(1, range(ny_max + 1))
             d_nx = Const(1, range(nx_max + 1))
         else:
@@ -402,10 +451,10 @@ class LayerCore(SingleInput, wiring.Component):
             d_wbase, d_jbase, d_ny, d_nx = tp.data.w_base, tp.data.j_base, tp.data.ny, tp.data.nx
 
         # -- G: address generator; R K M N: weight and product ---------------------------------
-        m.submodules.gen = gen = AddressGenerator(geo=geo, w_depth=w_depth, z_width=zw,
+        m.submodules.gen = gen = AddressGenerator(geo=wgeo, w_depth=w_depth, z_width=zw,
                                                   stall_free=self._synapse == "mul")
-        m.submodules.syn = syn = SynapsePipe(n=n_out, z_width=zw, w_bits=layer.w_bits,
-                                             synapse=self._synapse)
+        m.submodules.syn = syn = SynapsePipe(n=n_w, z_width=zw, w_bits=layer.w_bits,
+                                             synapse=self._synapse, lanes=L)
         # An event without targets (stride, borders) leaves D at once, even while G is busy, so
         # it costs no generator cycle; everything else waits for G to be free.
         d_empty = (d_kind == EventKind.EVENT) & ((d_ny == 0) | (d_nx == 0))
@@ -424,20 +473,21 @@ class LayerCore(SingleInput, wiring.Component):
             m.d.sync += [draining.eq(1), integrating.eq(0)]
 
         # -- X, A, W1: P + z·w with forwarding (hw.stages.Accumulate) -------------------------
-        m.submodules.acc = acc = Accumulate(n=n_out, potential_width=pw,
+        m.submodules.acc = acc = Accumulate(n=n_w, potential_width=pw,
                                             operand_shape=product_shape(zw, layer.w_bits),
-                                            narrow=self._narrow, registered=False)
+                                            narrow=self._narrow, registered=False, lanes=L)
         m.d.comb += [acc.valid.eq(syn.valid), acc.j.eq(syn.n_j), acc.operand.eq(syn.product),
                      acc.p_data.eq(pmem.rd_data), acc.clear.eq(self.clear)]
 
         # -- sweep: read P[j], B[co] → W1 → fire unit → write-back → Q (hw.stages.Sweep) ----
-        fire = FireUnit(
+        fires = [FireUnit(
             levels=layer.levels, threshold=layer.threshold, potential_width=pw,
-            bias_width=layer.b_bits, index_width=index_width(n_out), v0=layer.v0,
+            bias_width=layer.b_bits, index_width=index_width(n_w), v0=layer.v0,
             discharge=self._discharge, readout=layer.readout, saturate=self._narrow,
-            pipelined=True)
-        m.d.comb += fire.clear.eq(self.clear)
-        m.submodules.sweep = sweep = Sweep(unit=fire, n=n_out, timesteps=T,
+            pipelined=True) for _ in range(L)]
+        for fire in fires:
+            m.d.comb += fire.clear.eq(self.clear)
+        m.submodules.sweep = sweep = Sweep(units=fires, n=n_w, timesteps=T,
                                            out_layout=self.out_layout, readout=layer.readout,
                                            pixels=geo.hw_out)
         drain_done = Signal()
@@ -457,7 +507,7 @@ class LayerCore(SingleInput, wiring.Component):
         # address is a register written one cycle ahead (M's target when M hands over to N, the
         # sweep's next neuron), so no multiplexer sits in front of the memory; the two read
         # enables are never high together (the integrate stages are empty during the sweep).
-        p_raddr = Signal(range(n_out))
+        p_raddr = Signal(range(n_w))
         with m.If(syn.issue):
             m.d.sync += p_raddr.eq(syn.m_j)
         with m.Elif(sweep.issue):
@@ -479,8 +529,8 @@ class LayerCore(SingleInput, wiring.Component):
                        registered=False)
         ctr.count("ev_in", in_hs & (self.i.payload.kind == EventKind.EVENT))
         ctr.count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
-        ctr.count("syn_updates", gen.adv)
-        ctr.count("syn_acc", gen.adv, gen.z_out)
+        ctr.count("syn_updates", gen.adv, L)                   # L synapses per word
+        ctr.count("syn_acc", gen.adv, gen.z_out if L == 1 else gen.z_out * L)
         # The first token of an inference is the first accepted after the T-th EOT of the
         # previous one; the last is the T-th EOT sent.
         in_eots = Signal(range(T))
@@ -511,17 +561,27 @@ class LayerCore(SingleInput, wiring.Component):
                       "d_valid": d_valid}
 
         c = ctr.sig
+
+        def per_lane(v):            # SPEC counters per synapse and neuron: L per word access
+            return v if L == 1 else v * L
+
+        fire_sat = fires[0].saturations if L == 1 else (
+            sum((f.saturations for f in fires[1:]), fires[0].saturations) if self._narrow
+            else 0)
         m.d.comb += [
-            self.overflow.eq(acc.overflow | fire.overflow),
+            self.overflow.eq(acc.overflow | Cat(*(f.overflow for f in fires)).any()),
             self.counters.ev_in.eq(c["ev_in"]),
             self.counters.ev_out.eq(c["ev_out"]),
-            self.counters.w_rd.eq(wmem.reads),
-            self.counters.p_rd.eq(pmem.reads),
-            self.counters.p_wr.eq(pmem.writes),
-            self.counters.b_rd.eq(bmem.reads),
+            self.counters.w_rd.eq(per_lane(wmem.reads)),
+            self.counters.p_rd.eq(per_lane(pmem.reads)),
+            self.counters.p_wr.eq(per_lane(pmem.writes)),
+            self.counters.b_rd.eq(per_lane(bmem.reads)),
+            self.counters.w_rd_words.eq(wmem.reads),
+            self.counters.p_rd_words.eq(pmem.reads),
+            self.counters.p_wr_words.eq(pmem.writes),
             self.counters.syn_updates.eq(c["syn_updates"]),
             self.counters.syn_acc.eq(c["syn_acc"]),
             self.counters.cycles.eq(c["cycles"]),
-            self.counters.saturations.eq(acc.saturations + fire.saturations),
+            self.counters.saturations.eq(acc.saturations + fire_sat),
         ]
         return m

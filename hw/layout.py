@@ -9,6 +9,8 @@ Python model of that generator in the tests.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,6 +188,18 @@ class LayerGeometry:
     @property
     def w_step_a(self):
         return self.stride * self.kernel * self.c_out
+
+    def words(self, lanes):
+        """The geometry of the same layer in words of ``lanes`` output channels: ``c_out``,
+        ``n_out`` and the weight addresses divided by ``lanes`` (which must divide
+        ``c_out``), so the generator walks word addresses; a neuron ``co·H_out·W_out + pix``
+        is lane ``co % lanes`` of word ``(co // lanes)·H_out·W_out + pix``."""
+        if self.c_out % lanes:
+            raise ValueError(f"lanes ({lanes}) must divide c_out ({self.c_out})")
+        if lanes == 1:
+            return self
+        return dataclasses.replace(self, n_out=self.n_out // lanes, c_out=self.c_out // lanes,
+                                   w_base=tuple(b // lanes for b in self.w_base))
 
     @property
     def max_ny(self):

@@ -106,6 +106,9 @@ def drive_counters(m, core, eng, *, ev, acc, first_cand, input_done):
         core.counters.syn_acc.eq(c["syn_acc"]),
         core.counters.cycles.eq(c["cycles"]),
         core.counters.saturations.eq(eng.saturations),
+        core.counters.w_rd_words.eq(0),                 # one word per access: no lanes
+        core.counters.p_rd_words.eq(eng.p_rd),
+        core.counters.p_wr_words.eq(eng.p_wr),
         core.overflow.eq(eng.overflow),
     ]
 
@@ -278,7 +281,7 @@ class PointEngine(wiring.Component):
                      acc.p_data.eq(pmem.rd_data), acc.clear.eq(self.clear)]
 
         # -- sweep: read P[j] → W1 → unit → write back → Q, then EOT ----------------------------
-        m.submodules.sweep = sweep = Sweep(unit=unit, n=n, timesteps=T,
+        m.submodules.sweep = sweep = Sweep(units=[unit], n=n, timesteps=T,
                                            out_layout=self.o.payload.shape(), pixels=n)
         drain_done = Signal()
         m.d.comb += [

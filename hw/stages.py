@@ -40,7 +40,10 @@ Credit flow (:class:`Sweep`)
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, Value, signed
+import functools
+import operator
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,7 +54,7 @@ from .layout import EventKind
 from .neuron import check_choice, check_int, saturate
 
 __all__ = ["Counters", "SkidBuffer", "Accumulate", "Sweep", "inference_bracket",
-           "cycle_condition"]
+           "cycle_condition", "lane", "popcount"]
 
 
 class Counters:
@@ -174,9 +177,27 @@ class SkidBuffer(wiring.Component):
         return m
 
 
+def lane(value, k, shape):
+    """Element ``k`` of a flat word of elements of ``shape`` (lane 0 in the low bits)."""
+    shape = Shape.cast(shape)
+    v = value[k * shape.width:(k + 1) * shape.width]
+    return v.as_signed() if shape.signed else v
+
+
+def _any(values):
+    """The OR of ``values`` (of which at most one is nonzero: a one-hot selection)."""
+    return functools.reduce(operator.or_, values)
+
+
+def popcount(bits):
+    """The number of ones in ``bits`` (a Value)."""
+    return sum((bits[k] for k in range(1, len(bits))), bits[0]) if len(bits) else Const(0, 1)
+
+
 class Accumulate(wiring.Component):
     """X, A and W1 of the module's design note: ``P[j] ⊕ operand`` with read-after-write
-    forwarding, the sticky overflow flag and the ``saturations`` counter.
+    forwarding, the sticky overflow flag and the ``saturations`` counter, on words of
+    ``lanes`` potentials (one target word, ``lanes`` operands, combined lane by lane).
 
     Timing: the update in N (:attr:`valid`, :attr:`j`, :attr:`operand`, with the read of P[j]
     issued in that cycle) is written 2 cycles later (:attr:`wr_en`); one update per cycle, never
@@ -188,17 +209,22 @@ class Accumulate(wiring.Component):
         Words of P.
     potential_width : int
     operand_shape : shape-like
+        Shape of one lane's operand.
     combine : {"sum", "max"}
         ``P + operand`` (saturated when ``narrow``) or ``max(P, operand)``.
     narrow : bool
     registered : bool
         :class:`Counters` option of the ``saturations`` counter.
+    lanes : int
+        Potentials per word (lane 0 in the low bits of :attr:`operand`, :attr:`p_data`,
+        :attr:`wr_data`).
 
     Members
     -------
-    valid, j, operand : In
-        The update in N.
-    p_data : In(signed(potential_width))
+    valid, j : In
+        The update in N: its target word.
+    operand : In(lanes × operand_shape)
+    p_data : In(lanes × potential_width)
         P's read data (of the read issued in N, one cycle later).
     busy : Out(1)
         An update is in X or A.
@@ -208,24 +234,27 @@ class Accumulate(wiring.Component):
     overflow : Out(1)
         Sticky: a sum saturated since ``clear``.
     saturations : Out(32)
+        Saturated lane additions.
     """
 
     def __init__(self, *, n, potential_width, operand_shape, combine="sum", narrow=False,
-                 registered=True):
+                 registered=True, lanes=1):
         check_int("n", n, minimum=1)
         self._pw = check_int("potential_width", potential_width, minimum=2)
         self._combine = check_choice("combine", combine, ("sum", "max"))
         self._narrow = bool(narrow) and combine == "sum"
         self._registered = registered
+        self._L = check_int("lanes", lanes, minimum=1)
+        self._op = Shape.cast(operand_shape)
         super().__init__({
             "valid": In(1),
             "j": In(range(n)),
-            "operand": In(operand_shape),
-            "p_data": In(signed(potential_width)),
+            "operand": In(unsigned(self._L * self._op.width)),
+            "p_data": In(unsigned(self._L * potential_width)),
             "busy": Out(1),
             "wr_en": Out(1),
             "wr_j": Out(range(n)),
-            "wr_data": Out(signed(potential_width)),
+            "wr_data": Out(unsigned(self._L * potential_width)),
             "clear": In(1),
             "overflow": Out(1),
             "saturations": Out(COUNTER_WIDTH),
@@ -233,77 +262,91 @@ class Accumulate(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pw = self._pw
+        pw, L, op = self._pw, self._L, self._op
         jw = self.j.shape()
-        op = self.operand.shape()
 
         x_valid = Signal()
         x_j = Signal(jw)
-        x_op = Signal(op)
+        x_op = Signal(self.operand.shape())
         m.d.sync += x_valid.eq(self.valid)
         with m.If(self.valid):
             m.d.sync += [x_j.eq(self.j), x_op.eq(self.operand)]
 
         a_valid = Signal()
         a_j = Signal(jw)
-        a_op = Signal(op)
-        a_p = Signal(signed(pw))
-        a_sum = Signal(signed(pw))
+        a_op = Signal(self.operand.shape())
         w1_valid = Signal()
         w1_j = Signal(jw)
-        w1_sum = Signal(signed(pw))
         m.d.sync += [a_valid.eq(x_valid), w1_valid.eq(a_valid)]
-        with m.If(a_valid):
-            m.d.sync += [w1_j.eq(a_j), w1_sum.eq(a_sum)]
-        x_older = Mux(w1_valid & (w1_j == x_j), w1_sum, self.p_data)
         with m.If(x_valid):
-            m.d.sync += [a_j.eq(x_j), a_op.eq(x_op),
-                         a_p.eq(Mux(a_valid & (a_j == x_j), a_sum, x_older))]
-        a_sat = Signal()
-        if self._combine == "sum":
-            saturate(m, a_p + a_op, a_sum, a_sat, enabled=self._narrow)
-        else:
-            m.d.comb += a_sum.eq(Mux(a_p > a_op, a_p, a_op))
+            m.d.sync += [a_j.eq(x_j), a_op.eq(x_op)]
+        with m.If(a_valid):
+            m.d.sync += w1_j.eq(a_j)
+        a_hit = a_valid & (a_j == x_j)
+        w1_hit = w1_valid & (w1_j == x_j)
+        sums, sats = [], []
+        for k in range(L):
+            a_p = Signal(signed(pw), name=f"a_p{k}" if L > 1 else "a_p")
+            a_sum = Signal(signed(pw), name=f"a_sum{k}" if L > 1 else "a_sum")
+            w1_sum = Signal(signed(pw), name=f"w1_sum{k}" if L > 1 else "w1_sum")
+            with m.If(a_valid):
+                m.d.sync += w1_sum.eq(a_sum)
+            x_older = Mux(w1_hit, w1_sum, lane(self.p_data, k, signed(pw)))
+            with m.If(x_valid):
+                m.d.sync += a_p.eq(Mux(a_hit, a_sum, x_older))
+            a_sat = Signal(name=f"a_sat{k}" if L > 1 else "a_sat")
+            opk = lane(a_op, k, op)
+            if self._combine == "sum":
+                saturate(m, a_p + opk, a_sum, a_sat, enabled=self._narrow)
+            else:
+                m.d.comb += a_sum.eq(Mux(a_p > opk, a_p, opk))
+            sums.append(a_sum)
+            sats.append(a_sat)
 
         m.d.comb += [self.busy.eq(x_valid | a_valid), self.wr_en.eq(a_valid),
-                     self.wr_j.eq(a_j), self.wr_data.eq(a_sum)]
+                     self.wr_j.eq(a_j), self.wr_data.eq(Cat(*sums))]
 
         ctr = Counters(m, self.clear, ("saturations",), registered=self._registered)
-        ctr.count("saturations", a_valid & a_sat)
         ovf = Signal()
-        with m.If(self.clear):
-            m.d.sync += ovf.eq(0)
-        with m.Elif(a_valid & a_sat):
-            m.d.sync += ovf.eq(1)
+        if self._narrow:
+            sat = Cat(*sats)
+            ctr.count("saturations", a_valid & (sat != 0), popcount(sat))
+            with m.If(self.clear):
+                m.d.sync += ovf.eq(0)
+            with m.Elif(a_valid & (sat != 0)):
+                m.d.sync += ovf.eq(1)
         m.d.comb += [self.overflow.eq(ovf), self.saturations.eq(ctr.sig["saturations"])]
         return m
 
 
 class Sweep(wiring.Component):
     """The end of a timestep: the credit-counted sweep of the module's design note, the
-    write-back, the output queue and the EOT token, and the timestep counter.
+    write-back, the output queue and the EOT token, and the timestep counter; with ``lanes``
+    L > 1, one word of L neurons per cycle.
 
-    Timing: after :attr:`start`, one neuron issued per cycle (parallel or max unit; the serial
+    Timing: after :attr:`start`, one word issued per cycle (parallel or max units; the serial
     fire unit one every N + 2) while Q has credits; the EOT enters Q after the last write-back
     and leaves through Q's output register (``o.valid``/``o.payload`` are registers; ``o.ready``
     only pops it). :attr:`done` pulses when the EOT enters Q: the caller integrates again from
-    the next cycle.
+    the next cycle. With L > 1, Q holds words (the lanes that emit, as a mask) and a serializer
+    register after it sends their tokens one per cycle, lane 0 first (one cycle more to ``o``).
 
     Parameters
     ----------
-    unit : hw.neuron.FireUnit or hw.point.MaxEmit
-        The neuron stage (added as the submodule ``unit``); its ``o`` is never stalled.
+    units : list of hw.neuron.FireUnit or hw.point.MaxEmit
+        One neuron stage per lane (submodules ``unit``, or ``unit0``.. with lanes), identical,
+        so they run in lockstep; their ``index`` is the word address, their ``o`` never stalled.
     n : int
-        Neurons (words of P), swept 0..n−1.
+        Words of P, swept 0..n−1; neuron ``j = word·L + lane``.
     timesteps : int
     out_layout : hw.layout.EventLayout
     readout : bool
         Emit ``(j, H)`` READOUT tokens at the last timestep (and nothing before it) instead of
         ``(j, z)`` events for z > 0.
     pixels : int
-        Neurons per bias row (conv: H_out·W_out; dense: 1): ``b_addr`` is ``j // pixels``.
+        Words per bias row (conv: H_out·W_out; dense: 1): ``b_addr`` is ``word // pixels``.
     depth, credits : int
-        Q's store and credits (8 and 8: one neuron per cycle through the pipelined unit).
+        Q's store and credits (8 and 8: one word per cycle through the pipelined unit).
 
     Members
     -------
@@ -312,15 +355,15 @@ class Sweep(wiring.Component):
     sweeping : Out(1)
         A register: between :attr:`start` and the last write-back.
     issue : Out(1)
-        Neuron :attr:`j` is issued: P[j] and B[:attr:`b_addr`] must be read in this cycle.
+        Word :attr:`j` is issued: P[j] and B[:attr:`b_addr`] must be read in this cycle.
     j : Out(range(n + 1))
-        The neuron to issue (a register; the caller's read address register loads
+        The word to issue (a register; the caller's read address register loads
         ``j + 1`` on :attr:`issue` and 0 on :attr:`start`).
     b_addr : Out(range(n // pixels))
     p_data, b_data : In
-        The read data, one cycle after :attr:`issue`.
+        The read data (L lanes, lane 0 in the low bits), one cycle after :attr:`issue`.
     wb, wb_j, wb_p : Out
-        Write ``P'[wb_j] = wb_p`` this cycle.
+        Write ``P'[wb_j] = wb_p`` (L lanes) this cycle.
     done : Out(1)
         The EOT enters Q this cycle.
     last_t : Out(1)
@@ -330,9 +373,12 @@ class Sweep(wiring.Component):
         The EOT of the inference's last timestep is taken on ``o`` in this cycle.
     """
 
-    def __init__(self, *, unit, n, timesteps, out_layout, readout=False, pixels=1, depth=8,
+    def __init__(self, *, units, n, timesteps, out_layout, readout=False, pixels=1, depth=8,
                  credits=8):
-        self._unit = unit
+        self._units = list(units)
+        self._L = len(self._units)
+        if not self._L:
+            raise ValueError("units must hold at least one unit")
         self._n = check_int("n", n, minimum=1)
         self._T = check_int("timesteps", timesteps, minimum=1)
         self._pixels = check_int("pixels", pixels, minimum=1)
@@ -341,18 +387,20 @@ class Sweep(wiring.Component):
         self._readout = bool(readout)
         self._out_layout = out_layout
         self._depth, self._credits = depth, credits
-        fin = unit.i.payload
+        fin = self._units[0].i.payload
+        self._pshape, self._bshape = fin.p.shape(), fin.b.shape()
+        L = self._L
         super().__init__({
             "start": In(1),
             "sweeping": Out(1),
             "issue": Out(1),
             "j": Out(range(n + 1)),
             "b_addr": Out(range(n // pixels)),
-            "p_data": In(fin.p.shape()),
-            "b_data": In(fin.b.shape()),
+            "p_data": In(unsigned(L * self._pshape.width)),
+            "b_data": In(unsigned(L * self._bshape.width)),
             "wb": Out(1),
             "wb_j": Out(range(n)),
-            "wb_p": Out(fin.p.shape()),
+            "wb_p": Out(unsigned(L * self._pshape.width)),
             "done": Out(1),
             "last_t": Out(1),
             "o": Out(stream.Signature(out_layout)),
@@ -361,15 +409,21 @@ class Sweep(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, T, pixels = self._n, self._T, self._pixels
-        m.submodules.unit = unit = self._unit
+        n, T, pixels, L = self._n, self._T, self._pixels, self._L
+        units = self._units
+        if L == 1:
+            m.submodules.unit = units[0]
+        else:
+            for k, u in enumerate(units):
+                m.submodules[f"unit{k}"] = u
+        u0 = units[0]
 
         t_cur = Signal(range(T))
         last_t = Signal()
         eot_out = Signal()              # the EOT is due (a register)
         m.d.comb += [last_t.eq(t_cur == T - 1), self.last_t.eq(last_t)]
 
-        # -- issue: one neuron while Q has a credit ------------------------------------------
+        # -- issue: one word while Q has a credit --------------------------------------------
         q_room = Signal()
         s_more = Signal(init=1)         # j != n, registered
         s_co = Signal(self.b_addr.shape())
@@ -378,9 +432,9 @@ class Sweep(wiring.Component):
         w1_j = Signal(range(n))
         # unit.i.ready is a register, and always high for the parallel and readout units and
         # MaxEmit (their output is never stalled); the serial unit takes a neuron every N + 2
-        # cycles.
+        # cycles. The lanes' units are identical and fed together, so lane 0 speaks for all.
         m.d.comb += self.issue.eq(self.sweeping & s_more & q_room
-                                  & (~w1_valid | unit.i.ready))
+                                  & (~w1_valid | u0.i.ready))
         with m.If(self.issue):
             m.d.sync += [w1_valid.eq(1), w1_j.eq(self.j), self.j.eq(self.j + 1),
                          s_more.eq(self.j + 1 != n)]
@@ -391,37 +445,58 @@ class Sweep(wiring.Component):
                     m.d.sync += s_pix.eq(s_pix + 1)
             elif n > 1:
                 m.d.sync += s_co.eq(s_co + 1)
-        with m.Elif(unit.i.ready):
+        with m.Elif(u0.i.ready):
             m.d.sync += w1_valid.eq(0)
-        m.d.comb += [
-            self.b_addr.eq(s_co),
-            unit.i.valid.eq(w1_valid),
-            unit.i.payload.index.eq(w1_j),
-            unit.i.payload.p.eq(self.p_data),
-            unit.i.payload.b.eq(self.b_data),
-            unit.i.payload.last.eq(last_t),
-        ]
+        m.d.comb += self.b_addr.eq(s_co)
+        for k, u in enumerate(units):
+            m.d.comb += [
+                u.i.valid.eq(w1_valid),
+                u.i.payload.index.eq(w1_j),
+                u.i.payload.p.eq(lane(self.p_data, k, self._pshape)),
+                u.i.payload.b.eq(lane(self.b_data, k, self._bshape)),
+                u.i.payload.last.eq(last_t),
+                u.o.ready.eq(1),
+            ]
 
         # -- write-back and emission ---------------------------------------------------------
         if self._readout:
-            emit = Signal()
-            m.d.comb += emit.eq(last_t)
-            ev_kind, ev_value = EventKind.READOUT, unit.o.payload.h
+            emits = [last_t] * L
+            ev_kind = EventKind.READOUT
+            values = [u.o.payload.h for u in units]
         else:
-            emit = unit.o.payload.z != 0
-            ev_kind, ev_value = EventKind.EVENT, unit.o.payload.z
-        m.d.comb += [unit.o.ready.eq(1), self.wb.eq(unit.o.valid),
-                     self.wb_j.eq(unit.o.payload.index), self.wb_p.eq(unit.o.payload.p)]
+            emits = [u.o.payload.z != 0 for u in units]
+            ev_kind = EventKind.EVENT
+            values = [u.o.payload.z for u in units]
+        m.d.comb += [self.wb.eq(u0.o.valid), self.wb_j.eq(u0.o.payload.index),
+                     self.wb_p.eq(Cat(*(u.o.payload.p for u in units)))]
+        m.d.comb += self.done.eq(eot_out & q_room)
+        if L == 1:
+            self._queue_one(m, q_room, eot_out, last_t, emits[0], ev_kind, values[0])
+        else:
+            self._queue_words(m, q_room, eot_out, last_t, emits, ev_kind, values)
 
-        # -- the queue Q -----------------------------------------------------------------------
-        # A store of ``depth`` registers (never full thanks to the credits) and the output
+        # -- phases ------------------------------------------------------------------------------
+        wb_count = Signal(range(n))
+        with m.If(self.start):
+            m.d.sync += self.sweeping.eq(1)
+        with m.If(self.sweeping & self.wb):
+            m.d.sync += wb_count.eq(wb_count + 1)
+            with m.If(wb_count == n - 1):
+                m.d.sync += [self.sweeping.eq(0), eot_out.eq(1), wb_count.eq(0)]
+        with m.If(self.done):
+            m.d.sync += [eot_out.eq(0), self.j.eq(0), s_more.eq(1), s_co.eq(0), s_pix.eq(0),
+                         t_cur.eq(Mux(last_t, 0, t_cur + 1))]
+        return m
+
+    def _queue_one(self, m, q_room, eot_out, last_t, emit, ev_kind, value):
+        # Q: a store of ``depth`` registers (never full thanks to the credits) and the output
         # register O (registers rather than lib.fifo: yosys would put so small a FIFO into a
         # block RAM, whose clock-to-out would then start the network's next path). ``last``
         # marks the EOT of the inference's last timestep.
+        u0 = self._units[0]
         tok_layout = data.StructLayout({"tok": self._out_layout, "last": 1})
         t_tok = Signal(tok_layout)
         t_push = Signal()
-        m.d.comb += self.done.eq(eot_out & q_room)
         with m.If(eot_out):
             m.d.comb += [t_push.eq(q_room), t_tok.tok.kind.eq(EventKind.EOT),
                          t_tok.last.eq(last_t)]
@@ -429,8 +504,8 @@ class Sweep(wiring.Component):
             m.d.comb += [
                 t_push.eq(self.wb & emit),
                 t_tok.tok.kind.eq(ev_kind),
-                t_tok.tok.index.eq(unit.o.payload.index),
-                t_tok.tok.value.eq(ev_value),
+                t_tok.tok.index.eq(u0.o.payload.index),
+                t_tok.tok.value.eq(value),
             ]
         m.submodules.q = q = CreditQueue(shape=tok_layout, depth=self._depth,
                                          credits=self._credits)
@@ -447,15 +522,62 @@ class Sweep(wiring.Component):
                              & (q.o.payload.tok.kind == EventKind.EOT) & q.o.payload.last),
         ]
 
-        # -- phases ------------------------------------------------------------------------------
-        wb_count = Signal(range(n))
-        with m.If(self.start):
-            m.d.sync += self.sweeping.eq(1)
-        with m.If(self.sweeping & self.wb):
-            m.d.sync += wb_count.eq(wb_count + 1)
-            with m.If(wb_count == n - 1):
-                m.d.sync += [self.sweeping.eq(0), eot_out.eq(1), wb_count.eq(0)]
-        with m.If(self.done):
-            m.d.sync += [eot_out.eq(0), self.j.eq(0), s_more.eq(1), s_co.eq(0), s_pix.eq(0),
-                         t_cur.eq(Mux(last_t, 0, t_cur + 1))]
-        return m
+    def _queue_words(self, m, q_room, eot_out, last_t, emits, ev_kind, values):
+        # Q holds words: the lanes that emit (a mask), their values, the word address; the EOT
+        # is a word of one lane. After Q's output register, the serializer sends the lanes of
+        # the word at Q's head lowest first, one per cycle, into the output register O, and
+        # pops the word with its last lane. ``sent`` marks the lanes already sent.
+        L, n = self._L, self._n
+        u0 = self._units[0]
+        vw = Shape.cast(self._out_layout["value"].shape).width
+        ent = data.StructLayout({"kind": EventKind, "word": range(n), "mask": L,
+                                 "vals": L * vw, "last": 1})
+        t_ent = Signal(ent)
+        t_push = Signal()
+        mask = Cat(*emits)
+        with m.If(eot_out):
+            m.d.comb += [t_push.eq(q_room), t_ent.kind.eq(EventKind.EOT), t_ent.mask.eq(1),
+                         t_ent.last.eq(last_t)]
+        with m.Else():
+            m.d.comb += [
+                t_push.eq(self.wb & (mask != 0)),
+                t_ent.kind.eq(ev_kind),
+                t_ent.word.eq(u0.o.payload.index),
+                t_ent.mask.eq(mask),
+                t_ent.vals.eq(Cat(*(v[:vw] for v in values))),
+            ]
+        m.submodules.q = q = CreditQueue(shape=ent, depth=self._depth, credits=self._credits)
+        head = q.o.payload
+        sent = Signal(L)
+        rem = Signal(L)
+        onehot = Signal(L)
+        low = Signal(range(L))
+        m.d.comb += [
+            q.take.eq(self.issue | self.done),
+            q.drop.eq(self.wb & (mask == 0) & ~eot_out),
+            q.w_en.eq(t_push),
+            q.w_data.eq(t_ent),
+            q_room.eq(q.room),
+            rem.eq(head.mask & ~sent),
+            onehot.eq(rem & (~rem + 1)),            # the lowest lane still to send
+            low.eq(_any(Mux(onehot[k], k, 0) for k in range(1, L))),
+        ]
+        last_lane = (rem & ~onehot) == 0
+        o_last = Signal()
+        load = q.o.valid & (~self.o.valid | self.o.ready)
+        m.d.comb += q.o.ready.eq(load & last_lane)
+        value = Signal(vw)
+        m.d.comb += value.eq(_any(Mux(onehot[k], head.vals[k * vw:(k + 1) * vw], 0)
+                                  for k in range(L)))
+        with m.If(load):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.kind.eq(head.kind),
+                         self.o.payload.index.eq(head.word * L + low),
+                         self.o.payload.value.eq(value), o_last.eq(head.last)]
+            with m.If(last_lane):
+                m.d.sync += sent.eq(0)
+            with m.Else():
+                m.d.sync += sent.eq(sent | onehot)
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        m.d.comb += self.out_last.eq(self.o.valid & self.o.ready
+                                     & (self.o.payload.kind == EventKind.EOT) & o_last)

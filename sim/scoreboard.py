@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden.counters import SPEC_COUNTERS as GOLDEN_COUNTERS
+from golden.counters import GOLDEN_COUNTERS
 from golden.ir import INPUT
 from hw.layout import COUNTERS, EventKind
 
@@ -47,7 +47,7 @@ class RtlResult:
     events : ``{layer: [B][T] list of (j, z)}`` tokens of every spiking (non-readout) core.
     readout : ``[B, n_classes]`` readout potentials (the ``result`` beats).
     predictions : ``[B]``.
-    counters : ``{layer: {counter: [B]}}`` all ten hardware counters per image.
+    counters : ``{layer: {counter: [B]}}`` every hardware counter per image.
     overflow : ``{layer: [B]}`` sticky flag per image (0/1).
     cycles : ``[B]`` clock cycles with ``busy`` high, per image.
     """

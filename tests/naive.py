@@ -57,8 +57,10 @@ def simulate(net, image, saturations=None):
     events, counters, readout = {}, {}, None
     for layer in net.layers:
         info = net.info(layer.name)
-        names = ["ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc"]
+        names = ["ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc",
+                 "w_rd_words", "p_rd_words", "p_wr_words"]
         c = dict.fromkeys(names, 0)
+        L = getattr(layer, "lanes", 1)      # words of L neurons j // L (dense)
         if isinstance(layer, Join) and layer.mode == "sew":
             merged = []
             for t in range(T):
@@ -85,6 +87,7 @@ def simulate(net, image, saturations=None):
                 c["ev_out"] += len(evs)
                 out_t.append(evs)
             stream[layer.name] = events[layer.name] = out_t
+            c["p_rd_words"], c["p_wr_words"] = c["p_rd"], c["p_wr"]
             counters[layer.name] = c
             saturations[layer.name] = 0
             continue
@@ -107,6 +110,8 @@ def simulate(net, image, saturations=None):
                         P[j] = sat(P[j] + z)
                         c["p_rd"] += 1
                         c["p_wr"] += 1
+                        c["p_rd_words"] += 1
+                        c["p_wr_words"] += 1
                         c["syn_updates"] += 1
                         c["syn_acc"] += z
                         continue
@@ -114,9 +119,12 @@ def simulate(net, image, saturations=None):
                         P[i] = sat(P[i] + z * layer.stream_weights[k])
                         c["p_rd"] += 1
                         c["p_wr"] += 1
+                        c["p_rd_words"] += 1
+                        c["p_wr_words"] += 1
                         c["syn_updates"] += 1
                         c["syn_acc"] += z
                         continue
+                    words = set()
                     for j, w in fanout(layer, info, i):
                         P[j] = sat(P[j] + z * w)
                         c["w_rd"] += 1
@@ -124,6 +132,9 @@ def simulate(net, image, saturations=None):
                         c["p_wr"] += 1
                         c["syn_updates"] += 1
                         c["syn_acc"] += z
+                        words.add(j // L)
+                    for k in ("w_rd_words", "p_rd_words", "p_wr_words"):
+                        c[k] += len(words)
             evs = []
             for j in range(n):
                 if isinstance(layer, Join) or layer.kind == "avgpool2d":
@@ -134,6 +145,9 @@ def simulate(net, image, saturations=None):
                     c["b_rd"] += 1
                 c["p_rd"] += 1
                 c["p_wr"] += 1
+                if j % L == 0:              # the sweep reads and writes one word per L neurons
+                    c["p_rd_words"] += 1
+                    c["p_wr_words"] += 1
                 H = sat(P[j] + b)
                 if layer.readout:
                     P[j] = H

@@ -222,8 +222,9 @@ class MockNetworkTop(wiring.Component):
             ctx.set(self.result.valid, 0)
             ctx.set(self.prediction, int(res.predictions[0]))
             for li, layer in enumerate(net.layers):
-                for ci, name in enumerate(reference.COUNTERS):
-                    totals[li * CTR_STRIDE + ci] += int(res.counters[layer.name][name][0])
+                for name in reference.COUNTERS:
+                    totals[li * CTR_STRIDE + COUNTER_NAMES.index(name)] += \
+                        int(res.counters[layer.name][name][0])
                 totals[li * CTR_STRIDE + COUNTER_NAMES.index("cycles")] += self.latency
                 if res.overflow[layer.name][0] == 2:
                     ovf |= 1 << li

@@ -19,7 +19,8 @@ from golden.energy.report import arch_report
 from golden.errors import MlsnnError
 from golden.fixtures import random_inputs, random_network
 from golden.ir import Conv2d, Dense, InputSpec, Join, Network
-from golden.reference import COUNTERS, run
+from golden.counters import SPEC_COUNTERS as COUNTERS
+from golden.reference import run
 
 
 def E(n, bits):
@@ -29,13 +30,34 @@ def E(n, bits):
 
 # -- analytic formulas against hand counts ---------------------------------------------------
 
+def test_lanes_words_and_their_price():
+    # Four lanes: a quarter of the word accesses; a 4 x 8-bit word is one 64-bit-or-less
+    # access of the same memory, so each element costs a quarter; 16 lanes of 8 bits are two
+    # 64-bit accesses per word.
+    one = LayerSpec(name="fc", kind="dense", in_shape=(4,), out_shape=(16,), levels=2, w_bits=8)
+    four = dataclasses.replace(one, lanes=4)
+    act = Activity(spikes=Flow(5, 7, 10), ev_out=2)
+    c1, _ = snn_counts(one, act, timesteps=2)
+    c4, _ = snn_counts(four, act, timesteps=2)
+    assert c4["w_rd_words"] * 4 == c4["w_rd"] == c1["w_rd"] == c1["w_rd_words"] == 5 * 16
+    sram = DEFAULT.sram
+    assert sram.element(64, 8, 4) == sram.access(64, 8) / 4
+    assert sram.word(64, 8, 16) == 2 * sram.access(64, 8)
+    k1 = costs(None, one, DEFAULT)
+    k4 = costs(None, four, DEFAULT)
+    assert k4["w"] == k1["w"] / 4 and k4["p"] == k1["p"] / 4
+    with pytest.raises(MlsnnError, match="field 'lanes' must be a positive integer"):
+        dataclasses.replace(one, lanes=0)
+
+
 def test_dense_snn_counts_by_hand():
     spec = LayerSpec(name="fc", kind="dense", in_shape=(4,), out_shape=(3,), levels=2)
     # 5 input events of a 2-level layer carrying z = 1,1,2,2,1 (Σz = 7, Σ N = 10); 2 out.
     act = Activity(spikes=Flow(5, 7, 10), ev_out=2)
     ctr, ops = snn_counts(spec, act, timesteps=2)
     assert ctr == {"ev_in": 5, "ev_out": 2, "w_rd": 15, "p_rd": 15 + 6, "p_wr": 21, "b_rd": 6,
-                   "syn_updates": 15, "syn_acc": 30}
+                   "syn_updates": 15, "syn_acc": 30, "w_rd_words": 15, "p_rd_words": 21,
+                   "p_wr_words": 21}
     assert ops["acc_syn"] == 30 and ops["acc_syn_z"] == 21       # N×ACC vs exact Σz
     assert ops["acc_bias"] == 6 and ops["acc_reset"] == 2 and ops["mac_syn"] == 0
     assert ops["addr_acc"] == 15 and ops["addr_mac"] == 0        # θ·N_out ACC, no MAC
@@ -750,13 +772,15 @@ def test_pool_snn_and_ann_counts_by_hand():
     act = Activity(spikes=Flow(5, 7, 10), ev_out=2)
     ctr, ops = snn_counts(mk("avg", levels=2), act, timesteps=2)
     assert ctr == {"ev_in": 5, "ev_out": 2, "w_rd": 0, "p_rd": 5 + 16, "p_wr": 21, "b_rd": 0,
-                   "syn_updates": 5, "syn_acc": 10}
+                   "syn_updates": 5, "syn_acc": 10, "w_rd_words": 0, "p_rd_words": 21,
+                   "p_wr_words": 21}
     assert (ops["acc_syn"], ops["acc_syn_z"], ops["acc_reset"], ops["acc_bias"]) == (10, 7, 2, 0)
     assert (ops["addr_acc"], ops["addr_mac"], ops["mac_syn"], ops["in_rd"], ops["out_wr"]) == \
         (5, 0, 0, 5, 2)
     ctr, ops = snn_counts(mk("max", levels=0), act, timesteps=2)
     assert ctr == {"ev_in": 5, "ev_out": 2, "w_rd": 0, "p_rd": 21, "p_wr": 21, "b_rd": 0,
-                   "syn_updates": 5, "syn_acc": 5}                 # one comparison per update
+                   "syn_updates": 5, "syn_acc": 5, "w_rd_words": 0, "p_rd_words": 21,
+                   "p_wr_words": 21}                                # one comparison per update
     assert (ops["acc_syn"], ops["acc_syn_z"], ops["acc_reset"], ops["addr_acc"]) == (5, 5, 0, 5)
     # Pixels pooled straight from the input: one ACC per update (no weight, no MAC).
     _, ops = snn_counts(mk("avg", levels=1), Activity(pixels=Flow(4, 400, 4 * 255)), timesteps=1)

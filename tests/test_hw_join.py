@@ -155,6 +155,7 @@ def _barrier_model(layer, n, T, a, b):
         c["ev_out"] += len(evs)
         out.append(evs)
     c["p_rd"] = c["p_wr"] = c["syn_updates"] + T * n
+    c["p_rd_words"] = c["p_wr_words"] = c["p_rd"]        # one neuron per word: no lanes
     return out, c
 
 

@@ -333,5 +333,6 @@ def test_validation(kwargs, exc, msg):
 def test_counter_names_extend_the_golden_ones():
     from golden.reference import COUNTERS as golden_counters
     from sim.scoreboard import GOLDEN_COUNTERS
-    assert GOLDEN_COUNTERS == golden_counters == COUNTERS[:8]
-    assert COUNTERS[8:] == ("cycles", "saturations")
+    assert GOLDEN_COUNTERS == golden_counters == COUNTERS[:8] + COUNTERS[10:]
+    assert COUNTERS[8:10] == ("cycles", "saturations")
+    assert COUNTERS[10:] == ("w_rd_words", "p_rd_words", "p_wr_words")

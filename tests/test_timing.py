@@ -199,3 +199,37 @@ def test_barrier_eot_latency_as_simulated(discharge):
     assert got["eot"] == core.eot_latency
     if discharge == "parallel":
         assert core.eot_latency == core._n + 7    # the figure docs/hw-interfaces.md states
+
+
+@pytest.mark.parametrize("lanes,discharge", [(2, "parallel"), (4, "parallel"), (4, "serial")])
+def test_layer_latencies_with_lanes_as_simulated(monkeypatch, lanes, discharge):
+    # L lanes: the first write of an event is as late as with one lane, the event's words
+    # follow one per cycle, and the EOT comes out after N_out / L words and the serializer.
+    monkeypatch.setattr(hw_layer, "CountedMemory", _Recorded)
+    _Recorded.made.clear()
+    n_out = 8
+    net = _dense(n_out).with_lanes({"fc": lanes})
+    core = hw_layer.LayerCore.from_network(net, "fc", discharge=discharge)
+    got = {"writes": []}
+
+    async def bench(ctx):
+        pmem = [mem for mem in _Recorded.made if hasattr(mem, "wr_en")][-1]
+        ctx.set(core.o.ready, 1)
+        await ctx.tick().repeat(3)
+        await _handshake(ctx, core.i, {"kind": EventKind.EVENT, "index": 1, "value": 1})
+        n = 1
+        while len(got["writes"]) < n_out // lanes:
+            if ctx.get(pmem.wr_en):
+                got["writes"].append(n)
+            await ctx.tick()
+            n += 1
+            assert n < 200
+        await ctx.tick().repeat(10)
+        await _handshake(ctx, core.i, {"kind": EventKind.EOT, "index": 0, "value": 0})
+        got["eot"] = await _cycles_until(ctx, core.o.valid)
+
+    _run(core, bench)
+    first = core.update_latency(1)
+    assert got["writes"] == [first + k for k in range(n_out // lanes)]
+    # the event (weights 1, z = 1) leaves P at 1 < θ = 2: no spike, the EOT comes first
+    assert got["eot"] == core.eot_latency

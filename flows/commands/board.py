@@ -3,7 +3,7 @@
 import json
 import sys
 
-from flows.io import load_network
+from flows.io import add_lanes_argument, apply_lanes, load_network
 
 NAME = "board"
 HELP = "bitstream for --board icebreaker|ulx3s-85f with the UART host interface"
@@ -24,6 +24,7 @@ def add_arguments(p):
                    help=f"one of {', '.join(BOARDS)}")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--baud", type=int, default=115200, help="UART rate (default 115200)")
+    add_lanes_argument(p)
     p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
                    help="where the dense/conv layers keep their weights, as for mlsnn synth: "
                         "rom (default, in the bitstream), spram (every layer in the iCE40 "
@@ -49,7 +50,7 @@ def run(args):
         divisor_for(_platform(b).default_clk_frequency, args.baud)
     except ValueError as e:
         raise MlsnnError(f"--baud {args.baud}: {e}") from None
-    net = load_network(args.ir)
+    net = apply_lanes(load_network(args.ir), args.lanes)
     check_output_dir(args.output)
     doc = build_board(net, b.name, args.output, baud=args.baud, seed=args.seed, weights=weights,
                       progress=lambda msg: print(f"[board] {msg}", file=sys.stderr, flush=True))

@@ -8,6 +8,8 @@ import numpy as np
 
 from golden.counters import HW_COUNTERS
 
+from flows.io import add_lanes_argument
+
 NAME = "simulate"
 HELP = ("run the RTL (Amaranth simulator, Icarus or Verilator) on inputs; compare with the "
         "golden model")
@@ -37,6 +39,7 @@ def add_arguments(p):
     p.add_argument("--images", type=int, default=None, help="simulate only the first N images")
     p.add_argument("--discharge", choices=["parallel", "serial"], default="parallel",
                    help="fire unit variant (default parallel)")
+    add_lanes_argument(p)
     p.add_argument("--synapse", choices=["mul", "serial"], default="mul",
                    help="synapse variant (default mul)")
     p.add_argument("--fifo-depth", type=int, default=None,
@@ -83,7 +86,7 @@ class _Progress:
 
 
 def run(args):
-    from flows.io import load_inputs, load_network
+    from flows.io import apply_lanes, load_inputs, load_network
     from golden.errors import MlsnnError
     from golden.reference import run as golden_run
     from hw.network import check_supported
@@ -106,7 +109,7 @@ def run(args):
         check_output_dir(args.build_dir, "--build-dir")
     from flows.commands.synth import parse_weights
     weights = parse_weights(args.weights)
-    net = load_network(args.ir)
+    net = apply_lanes(load_network(args.ir), args.lanes)
     check_supported(net)
     if weights != "rom":
         from hw.network import weight_storage

@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-from flows.io import load_network
+from flows.io import add_lanes_argument, apply_lanes, load_network
 
 NAME = "synth"
 HELP = "yosys + nextpnr for --target ice40-up5k|ecp5-85f: LUT/FF/BRAM/DSP and Fmax"
@@ -34,6 +34,7 @@ def add_arguments(p):
                         "iCE40, 150 on ECP5)")
     p.add_argument("--discharge", default="parallel", choices=("parallel", "serial"),
                    help="fire unit of every core (default parallel)")
+    add_lanes_argument(p)
     p.add_argument("--synapse", default="mul", choices=("mul", "serial"),
                    help="z·w with a multiplier or with z additions (default mul)")
     p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
@@ -64,7 +65,7 @@ def run(args):
     check_number(args.freq, "--freq (MHz)", minimum=0, maximum=1000, min_open=True)
     check_seed(args.seed, bits=31)
     weights = parse_weights(args.weights)
-    net = load_network(args.ir)
+    net = apply_lanes(load_network(args.ir), args.lanes)
     if args.output:
         check_output_dir(args.output)
         os.makedirs(args.output, exist_ok=True)

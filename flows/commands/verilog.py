@@ -3,6 +3,8 @@
 import json
 import sys
 
+from flows.io import add_lanes_argument
+
 NAME = "verilog"
 HELP = "write the Verilog of the accelerator of an IR network"
 DESCRIPTION = ("Generate the event-driven accelerator of a sequential IR network (layer cores "
@@ -19,6 +21,7 @@ def add_arguments(p):
     p.add_argument("--top", default="top", help="name of the top module (default top)")
     p.add_argument("--discharge", choices=["parallel", "serial"], default="parallel",
                    help="fire unit: N comparators or N micro-steps (default parallel)")
+    add_lanes_argument(p)
     p.add_argument("--synapse", choices=["mul", "serial"], default="mul",
                    help="z*w with a multiplier or z additions (default mul)")
     p.add_argument("--fifo-depth", type=int, default=None,
@@ -30,9 +33,9 @@ def add_arguments(p):
 
 def run(args):
     from hw.export import network_verilog, write_text
-    from flows.io import check_fifo_depth, check_output_file, load_network
+    from flows.io import apply_lanes, check_fifo_depth, check_output_file, load_network
     check_fifo_depth(args.fifo_depth)
-    net = load_network(args.ir)
+    net = apply_lanes(load_network(args.ir), args.lanes)
     check_output_file(args.output, make_parents=True)
     text, _ = network_verilog(net, name=args.top, fifo_depth=args.fifo_depth,
                                 discharge=args.discharge, synapse=args.synapse,

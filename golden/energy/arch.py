@@ -58,6 +58,8 @@ class LayerSpec:
         technology table's default.
     n_weights, n_bias : int or None
         Override the stored counts (default: from the shapes).
+    lanes : int
+        Elements per access of the weight, bias and potential memories (docs/lanes.md).
     """
 
     name: str
@@ -76,9 +78,12 @@ class LayerSpec:
     b_bits: Optional[int] = None
     p_bits: Optional[int] = None
     a_bits: Optional[int] = None
+    lanes: int = 1
 
     def __post_init__(self):
         owner = f"layer '{self.name}'"
+        if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
+            raise MlsnnError(f"{owner}: field 'lanes' must be a positive integer")
         if self.kind not in KINDS:
             raise MlsnnError(f"{owner}: field 'kind' must be one of {', '.join(KINDS)}, "
                              f"not {self.kind!r}")

@@ -32,7 +32,9 @@ import numpy as np
 
 from ..errors import MlsnnError
 from ..ir import INPUT, Network
-from ..reference import COUNTERS, run
+from ..counters import SPEC_COUNTERS as COUNTERS
+from ..counters import WORD_COUNTERS
+from ..reference import run
 from . import lemaire
 from .arch import _event_bits, from_ir
 from .lemaire import Activity, Flow
@@ -326,11 +328,13 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
                 entry["differences"][c] = {"analytic_minus_exact": d, "causes": why}
         if meas is not None:
             mt = meas_tot[layer.name]
-            for c in COUNTERS:
+            # The word counters too when the measurement has them (older files may not).
+            checked = COUNTERS + tuple(c for c in WORD_COUNTERS if c in mt)
+            for c in checked:
                 if mt[c] != exact_tot[c]:
                     mismatches.append({"layer": layer.name, "counter": c,
                                        "measured": mt[c], "exact": exact_tot[c]})
-            mc = {k: mt[k] / B for k in COUNTERS}
+            mc = {k: mt[k] / B for k in checked}
             if "cycles" in mt:
                 mc["cycles"] = mt["cycles"] / B
             entry["counters"]["measured"] = mc

@@ -114,10 +114,20 @@ def snn_counts(spec, act, timesteps, *, leak=False):
     Returns
     -------
     counters : dict
-        Analytic values of the SPEC §5 counters (``syn_acc`` is the paper's worst case).
+        Analytic values of the SPEC §5 counters (``syn_acc`` is the paper's worst case) and
+        of the word counters (``w_rd_words`` … with the layer's lanes).
     ops : dict
         Priced operations (:data:`OPS`).
     """
+    counters, ops = _snn_counts(spec, act, timesteps, leak)
+    # Word accesses of a core with L lanes (docs/lanes.md): L synapses or neurons per access.
+    lanes = float(getattr(spec, "lanes", 1))
+    for name in ("w_rd", "p_rd", "p_wr"):
+        counters[f"{name}_words"] = counters[name] / lanes
+    return counters, ops
+
+
+def _snn_counts(spec, act, timesteps, leak):
     T = timesteps
     counters, ops = _zero(COUNTERS), _zero(OPS)
     theta, theta_out = act.ev_in, act.ev_out
@@ -210,13 +220,17 @@ def costs(arch, spec, tech=DEFAULT, *, mode="snn", fifo_depth=None, event_bits=N
 
     Sizes are those of the memory holding the data (ENERGY.md §1): weights — the layer's weight
     count; bias — its bias count; potentials — its neuron count; ANN inputs and outputs — the
-    input and output tensor sizes; SNN events — the event FIFO's depth.
+    input and output tensor sizes; SNN events — the event FIFO's depth. With ``spec.lanes`` L
+    the weights, biases and potentials are read in words of L elements, and the price per
+    element is that of a word access divided by L (:meth:`~golden.energy.tech.Sram.element`).
     """
     w = tech.widths
     sram = tech.sram
-    c = {"w": sram.access(spec.n_weights, spec.w_bits or w.weight) if spec.n_weights else 0.0,
-         "b": sram.access(spec.n_bias, spec.b_bits or w.bias) if spec.n_bias else 0.0,
-         "p": sram.access(spec.n_out, spec.p_bits or w.potential)}
+    L = getattr(spec, "lanes", 1)       # a core with L lanes reads words of L elements
+    c = {"w": sram.element(spec.n_weights, spec.w_bits or w.weight, L) if spec.n_weights
+         else 0.0,
+         "b": sram.element(spec.n_bias, spec.b_bits or w.bias, L) if spec.n_bias else 0.0,
+         "p": sram.element(spec.n_out, spec.p_bits or w.potential, L)}
     if mode == "snn":
         depth = fifo_depth or sram.fifo_depth
         e = sram.access(depth, event_bits or w.event)

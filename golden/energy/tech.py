@@ -146,6 +146,22 @@ class Sram:
             return self.packed_pj * bits / self.packed_bits
         return self.slope_pj_per_bit * elements * bits + self.offset_pj
 
+    def word(self, elements, bits, lanes):
+        """pJ of one access of a word of ``lanes`` elements (docs/lanes.md). ``"linear"``: the
+        line is fitted to 64-bit accesses, so a word of up to ``packed_bits`` bits costs one
+        access of the memory's capacity and a wider word one per started ``packed_bits``
+        (``ceil(lanes·bits / packed_bits)``; with one lane every element is its own access, as
+        before). ``"packed64"``: elements are packed already: ``lanes`` times an element."""
+        if self.model == "packed64":
+            return lanes * self.access(elements, bits)
+        return max(1, -(-lanes * bits // self.packed_bits)) * self.access(elements, bits)
+
+    def element(self, elements, bits, lanes=1):
+        """pJ per element read or written in words of ``lanes`` elements: ``word / lanes``."""
+        if lanes == 1:
+            return self.access(elements, bits)
+        return self.word(elements, bits, lanes) / lanes
+
 
 @dataclass(frozen=True)
 class Widths:

@@ -1,0 +1,152 @@
+# amaranth: UnusedElaboratable=no
+"""Lanes (docs/lanes.md): a dense layer core with L lanes does L synaptic updates of one event
+per cycle and sweeps L neurons per cycle, bit for bit like the golden model, with the SPEC
+counters per synapse and the word counters per access, whatever L."""
+
+import json
+
+import numpy as np
+import pytest
+
+from golden.fixtures import random_inputs, random_network
+from golden.ir import Conv2d, Dense, InputSpec, Network, from_json
+from golden.reference import run
+from hw.cores import check_network
+from hw.layer import LayerCore, pack_lanes
+from sim.amaranth_run import run_layer, run_network
+from sim.scoreboard import layer_expected, layer_input_tokens, split_timesteps
+from flows.io import MlsnnError
+from test_hw_layer import check_layer as _check_exact
+
+
+def check_layer(net, name, x, *, seed=0, gap=0.3, stall=0.3, golden=None, **opts):
+    """tests/test_hw_layer.py's check, and for a narrow layer (saturating arithmetic, exact in
+    the golden model: one input stream) the saturation count and the flag too."""
+    golden = golden or run(net, x)
+    narrow = int(golden.saturations.get(name, np.zeros(1)).sum()) > 0
+    res = _check_exact(net, name, x, seed=seed, gap=gap, stall=stall, golden=golden,
+                       exact=not narrow, **opts)
+    if narrow:
+        images, _ = split_timesteps(res["tokens"], net.timesteps)
+        exp = layer_expected(net, name, golden)
+        assert images == exp, name
+        totals = golden.totals(name)
+        assert {c: res["counters"][c] for c in totals} == totals, name
+        assert res["counters"]["saturations"] == int(golden.saturations[name].sum())
+        assert res["overflow"] == 1
+    return res
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _with_lanes(net, rng, biggest=False):
+    plan = {}
+    for layer in net.layers:
+        ds = _divisors(layer.out_features)
+        plan[layer.name] = ds[-1] if biggest else int(rng.choice(ds))
+    return net.with_lanes(plan)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_dense_layers_with_lanes_match_golden(seed):
+    rng = np.random.default_rng(seed)
+    net = random_network(4000 + seed, kind="dense", levels=[1, 2, 4, 8][seed % 4],
+                         timesteps=[1, 2, 3][seed % 3], max_neurons=24,
+                         narrow_width=seed % 5 == 4, negative_v0=seed % 3 == 1)
+    net = _with_lanes(net, rng, biggest=seed % 4 == 3)   # L = N_out: a single word
+    x = random_inputs(net, 2, seed=seed)
+    golden = run(net, x)
+    opts = dict(discharge=["parallel", "serial"][seed % 2],
+                synapse=["mul", "serial"][(seed // 2) % 2])
+    for layer in net.layers:
+        assert golden.exact
+        res = check_layer(net, layer.name, x, seed=seed, golden=golden, **opts)
+        c = res["counters"]
+        L = layer.lanes
+        assert c["w_rd"] == L * c["w_rd_words"] and c["p_rd"] == L * c["p_rd_words"]
+        assert c["p_wr"] == L * c["p_wr_words"]
+
+
+def _dense_net(n_in, n_out, lanes, *, levels=3, T=2, seed=0, readout=False):
+    rng = np.random.default_rng(seed)
+    fc = Dense(name="fc", inputs=("input",), threshold=4, levels=levels, lanes=lanes,
+               weight=rng.integers(-3, 8, size=(n_in, n_out)), bias=rng.integers(-2, 3, n_out),
+               readout=readout)
+    layers = (fc,)
+    if not readout:
+        layers += (Dense(name="ro", inputs=("fc",), threshold=1, levels=1, readout=True,
+                         weight=rng.integers(-2, 3, size=(n_out, 2)),
+                         bias=np.zeros(2, np.int64)),)
+    return Network(input=InputSpec(shape=(n_in,), in_bits=3), timesteps=T, layers=layers)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4, 8, 16, 32])
+def test_lanes_full_fanout_back_to_back(lanes):
+    # 32 outputs, every input nonzero, no gaps or stalls: every event's 32/L words issue back to
+    # back (G never idles between events), and the counters count synapses and words.
+    net = _dense_net(12, 32, lanes, T=1)
+    x = np.full((1, 12), 5)
+    golden = run(net, x)
+    res = check_layer(net, "fc", x, gap=0.0, stall=0.0, golden=golden)
+    assert res["counters"]["syn_updates"] == 12 * 32
+    assert res["counters"]["w_rd_words"] == 12 * 32 // lanes
+
+
+@pytest.mark.parametrize("lanes", [2, 5])
+def test_readout_layer_with_lanes(lanes):
+    net = _dense_net(6, 10, lanes, readout=True, T=3)
+    x = random_inputs(net, 3, seed=lanes)
+    check_layer(net, "fc", x, seed=lanes, gap=0.3, stall=0.5)
+
+
+def test_lanes_under_heavy_backpressure_and_repeated_targets():
+    # Many spikes per word (low θ), a consumer that stalls 80 % of the cycles: the serializer
+    # after Q holds words without losing or repeating a token or an access.
+    net = _dense_net(4, 16, 4, levels=2, T=2)
+    x = np.array([[7, 7, 7, 7], [7, 0, 0, 7], [0, 0, 0, 0]])
+    res = check_layer(net, "fc", x, gap=0.0, stall=0.8)
+    assert res["counters"]["ev_out"] > 16
+
+
+def test_network_with_lanes_matches_golden():
+    net = random_network(4100, kind="dense", levels=4, timesteps=2, max_neurons=24)
+    net = _with_lanes(net, np.random.default_rng(1), biggest=True)
+    x = random_inputs(net, 3, seed=2)
+    golden = run(net, x)
+    res = run_network(net, x, seed=3, gap=0.2, stall=0.3)
+    assert np.array_equal(res.predictions, golden.predictions)
+    for layer in net.layers:
+        for c in ("ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc",
+                  "w_rd_words", "p_rd_words", "p_wr_words"):
+            assert int(np.sum(res.counters[layer.name][c])) == golden.totals(layer.name)[c], \
+                (layer.name, c)
+
+
+def test_pack_lanes_layout():
+    assert pack_lanes([1, -1, 3, -4], 4, 2) == [0xF1, 0xC3]
+    assert pack_lanes([5, 6, 7], 8, 1) == [5, 6, 7]
+
+
+def test_lanes_field_validation_and_json_round_trip():
+    with pytest.raises(MlsnnError, match=r"^layer 'fc': lanes \(3\) must divide its 10 output "
+                                         r"neurons$"):
+        _dense_net(4, 10, 3)
+    with pytest.raises(MlsnnError, match=r"field 'lanes' must be >= 1"):
+        _dense_net(4, 10, 0)
+    net = _dense_net(4, 10, 5)
+    again = from_json(json.loads(json.dumps(net.to_json())), net.arrays())
+    assert again.layer("fc").lanes == 5 and again.layer("ro").lanes == 1
+    with pytest.raises(MlsnnError, match=r"^lanes: network has no layer 'nope'$"):
+        net.with_lanes({"nope": 2})
+
+
+def test_conv_lanes_not_implemented_is_a_clear_error():
+    conv = Conv2d(name="c", inputs=("input",), threshold=2, levels=1, lanes=2,
+                  weight=np.ones((1, 3, 3, 2), np.int64), bias=np.zeros(2, np.int64))
+    ro = Dense(name="ro", inputs=("c",), threshold=1, levels=1, readout=True,
+               weight=np.ones((2 * 3 * 3, 2), np.int64), bias=np.zeros(2, np.int64))
+    net = Network(input=InputSpec(shape=(1, 5, 5), in_bits=2), timesteps=1, layers=(conv, ro))
+    with pytest.raises(MlsnnError, match=r"lanes > 1 for conv2d layers is not implemented yet"):
+        check_network(net)
