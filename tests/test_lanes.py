@@ -150,3 +150,30 @@ def test_conv_lanes_not_implemented_is_a_clear_error():
     net = Network(input=InputSpec(shape=(1, 5, 5), in_bits=2), timesteps=1, layers=(conv, ro))
     with pytest.raises(MlsnnError, match=r"lanes > 1 for conv2d layers is not implemented yet"):
         check_network(net)
+
+
+def test_cli_simulate_with_lanes_and_bad_values(tmp_path, capsys):
+    from flows.cli import main
+    d = tmp_path / "net"
+    assert main(["random-network", "--seed", "4200", "--kind", "dense", "--max-neurons", "16",
+                 "--batch", "2", "-o", str(d), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    first = doc["layers"][0]["name"]
+    from golden import ir
+    n_out = ir.load(str(d)).layer(first).out_features
+    lanes = max(k for k in range(1, n_out + 1) if n_out % k == 0 and k < n_out)
+    assert lanes > 1
+    rc = main(["simulate", "--ir", str(d), "--inputs", str(d / "inputs.npz"), "--sim",
+               "amaranth", "--lanes", f"{first}={lanes}", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert json.loads(out)["match"] is True
+    for bad, msg in [("0", "--lanes must be >= 1, not 0"),
+                     ("x", "--lanes must be an integer or LAYER=L pairs, not 'x'"),
+                     ("nope=2", "lanes: network has no layer 'nope'"),
+                     (f"{first}=a", f"--lanes: '{first}=a' is not LAYER=L with an integer L"),
+                     (f"{first}={n_out + 1}", f"layer '{first}': lanes ({n_out + 1}) must divide")]:
+        assert main(["verilog", "--ir", str(d), "--lanes", bad, "-o",
+                     str(tmp_path / "t.v")]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], (bad, err)
