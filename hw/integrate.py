@@ -243,8 +243,6 @@ class SynapsePipe(wiring.Component):
                 return z_part * w
             m.d.comb += [m_accept.eq(1), self.issue.eq(m_valid)]
             m.d.sync += m_valid.eq(k_move)
-            with m.If(self.issue):
-                m.d.sync += self.n_j.eq(self.m_j)
             for k, w in enumerate(ws):
                 sfx = f"{k}" if L > 1 else ""
                 m_lo = Signal(half_shape, name=f"m_lo{sfx}")
@@ -274,8 +272,6 @@ class SynapsePipe(wiring.Component):
                 m.d.sync += [m_valid.eq(1), m_k.eq(0)]
             with m.Elif(m_done):
                 m.d.sync += m_valid.eq(0)
-            with m.If(self.issue):
-                m.d.sync += self.n_j.eq(self.m_j)
             for k, w in enumerate(ws):
                 sfx = f"{k}" if L > 1 else ""
                 m_acc = Signal(prod_shape, name=f"m_acc{sfx}")
@@ -292,6 +288,8 @@ class SynapsePipe(wiring.Component):
                 products.append(n_sum)
 
         m.d.sync += self.valid.eq(self.issue)
+        with m.If(self.issue):
+            m.d.sync += self.n_j.eq(self.m_j)
         m.d.comb += [self.product.eq(Cat(*products)),
                      self.busy.eq(r_valid | k_valid | m_valid | self.valid)]
         return m
