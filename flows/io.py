@@ -164,6 +164,24 @@ def check_output_file(path, option="-o", *, make_parents=False):
     return path
 
 
+PIXELS_HELP = ("pixels per beat of the accelerator's pixels port, 1..n_in (default 1): an image "
+               "loads in ceil(n_in/P) beats and each beat costs max(1, its non-zero pixels) "
+               "cycles, so P = n_in makes an empty image cost only its EOTs (docs/hw-interfaces.md)")
+
+
+def add_pixels_argument(parser):
+    """The ``--pixels-per-beat`` option of the hardware commands."""
+    parser.add_argument("--pixels-per-beat", type=int, default=1, metavar="P", help=PIXELS_HELP)
+
+
+def check_pixels_per_beat(net, p):
+    """``--pixels-per-beat`` for ``net``: 1 … n_in, else one :class:`MlsnnError` line."""
+    n = net.input.size
+    if not 1 <= p <= n:
+        raise MlsnnError(f"--pixels-per-beat must be in 1..{n} (the input size), not {p}")
+    return p
+
+
 LANES_HELP = ("synaptic updates per cycle per layer (docs/lanes.md): L for every dense layer, "
               "or LAYER=L[,LAYER=L...]; L must divide the layer's outputs (default: the IR's)")
 

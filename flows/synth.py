@@ -526,11 +526,12 @@ def run_jobs(jobs, *, parallel=None):
 
 def synthesize_network(net, target, *, cores=True, place=True, discharge="parallel",
                        synapse="mul", workdir=None, progress=None, wrap=True, parallel=None,
-                       weights="rom", **kwargs):
+                       weights="rom", pixels_per_beat=1, **kwargs):
     """Reports for a network top (``hw.network.NetworkTop``) and, with ``cores``, each layer's
     core alone (``hw.network.layer_core``: layer cores, barrier cores, SEW joins), run
     ``parallel`` at a time.
 
+    ``pixels_per_beat``: of the top's ``pixels`` port (:class:`hw.network.NetworkTop`).
     ``weights``: ``"rom"``, ``"spram"`` (every dense and conv2d layer) or ``{layer: "spram"}``
     (:func:`hw.network.weight_storage`); SPRAM exists on iCE40 UltraPlus only, and the cells
     are instantiated there (``primitive=True``).
@@ -559,8 +560,12 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     def sub(d):
         return None if workdir is None else os.path.join(workdir, d)
 
-    designs = [(net.name, "top", NetworkTop(net, discharge=discharge, synapse=synapse,
-                                            weights=store, primitive=primitive))]
+    try:
+        top = NetworkTop(net, discharge=discharge, synapse=synapse, weights=store,
+                         primitive=primitive, pixels_per_beat=pixels_per_beat)
+    except (TypeError, ValueError) as e:
+        raise MlsnnError(str(e)) from None
+    designs = [(net.name, "top", top)]
     if cores:
         for k, layer in enumerate(net.layers):
             if store.get(layer.name) == "spram":

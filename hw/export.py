@@ -27,9 +27,10 @@ def convert(component, *, name="top"):
 
 
 def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", synapse="mul",
-                    monitor=False, weights="rom"):
+                    monitor=False, weights="rom", pixels_per_beat=1):
     """Verilog of :class:`hw.network.NetworkTop` for an IR network (``weights="spram"`` or
-    ``{layer: "spram"}``: those banks as the simulation model, loaded through ``wload``)."""
+    ``{layer: "spram"}``: those banks as the simulation model, loaded through ``wload``;
+    ``pixels_per_beat``: pixels per beat of the ``pixels`` port)."""
     from .network import NetworkTop, check_supported
     _check_name(name)          # everything is checked before the top exists
     check_supported(net)
@@ -37,7 +38,7 @@ def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", s
         raise MlsnnError(f"fifo_depth must be a positive integer, not {fifo_depth!r}")
     try:
         top = NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
-                         monitor=monitor, weights=weights)
+                         monitor=monitor, weights=weights, pixels_per_beat=pixels_per_beat)
     except (TypeError, ValueError) as e:
         raise MlsnnError(str(e)) from None
     return convert(top, name=name), top

@@ -52,6 +52,7 @@ from .layout import (COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventKind, EventLayo
 from .neuron import check_choice, check_int
 
 __all__ = ["NetworkTop", "layer_core", "Queue", "InputStreamer", "check_supported", "edges",
+           "pack_pixels", "pixel_layout", "check_pixels_per_beat",
            "default_fifo_depth", "DEFAULT_FIFO_DEPTH", "MAX_JOIN_FIFO_DEPTH", "CTR_LATENCY",
            "weight_storage", "weight_load_words", "wload_top_layout"]
 
@@ -175,7 +176,8 @@ class Queue(wiring.Component):
     shape : shape-like
         Payload shape.
     depth : int
-        Capacity (>= 1; a depth-1 queue passes one token every other cycle).
+        Capacity (>= 1; a queue of depth 1 or 2 passes one token every other cycle, from
+        depth 3 on one per cycle).
     stall_port : bool
         Add a ``stall`` input: while it is high the queue offers nothing (``o.valid`` low). A
         test hook for random backpressure inside a network; off for synthesis.
@@ -215,120 +217,235 @@ class Queue(wiring.Component):
         return m
 
 
+def check_pixels_per_beat(pixels_per_beat, n_in):
+    """``pixels_per_beat`` as an int in ``1 … n_in`` (ValueError otherwise)."""
+    p = check_int("pixels_per_beat", pixels_per_beat, minimum=1)
+    if p > n_in:
+        raise ValueError(f"pixels_per_beat ({p}) must not exceed the input size ({n_in})")
+    return p
+
+
+def pixel_layout(in_bits, pixels_per_beat=1):
+    """The payload of the ``pixels`` stream: a pixel, or an array of ``pixels_per_beat``."""
+    if pixels_per_beat == 1:
+        return unsigned(in_bits)
+    return data.ArrayLayout(unsigned(in_bits), pixels_per_beat)
+
+
+def pack_pixels(pixels, in_bits, pixels_per_beat=1):
+    """Flat pixels → the ``pixels`` beats as ints (pixel k of a beat at bit ``k·in_bits``; the
+    last beat padded with zeros)."""
+    vals = [int(v) for v in pixels]
+    P = pixels_per_beat
+    return [sum(v << (k * in_bits) for k, v in enumerate(vals[b:b + P]))
+            for b in range(0, len(vals), P)]
+
+
+def _onehot_index(onehot):
+    """The index of the set bit of a one-hot value (0 when none is set)."""
+    idx = Const(0, 1)
+    for k in range(1, len(onehot)):
+        idx = idx | Mux(onehot[k], k, 0)
+    return idx
+
+
+def _onehot_select(onehot, values):
+    """The value whose bit of ``onehot`` is set (0 when none is)."""
+    out = Const(0, 1)
+    for k, v in enumerate(values):
+        out = out | Mux(onehot[k], v, 0)
+    return out
+
+
 class InputStreamer(wiring.Component):
-    """Turns an image into the network's input events (SPEC §3, direct encoding).
+    """Turns an image into the network's input events (SPEC §3, direct encoding), event-driven.
 
-    Accepts ``n_in`` pixels (flat CHW order) while ``enable`` is high, then presents them T times:
-    for each timestep, ``EVENT(i, x_i)`` for every ``x_i > 0`` in ascending i, then EOT.
+    Accepts the image as ``ceil(n_in / P)`` beats of ``P = pixels_per_beat`` pixels (flat CHW
+    order; the last beat's padding pixels are ignored) while ``enable`` is high, and presents
+    it T times: for each timestep ``EVENT(i, x_i)`` for every ``x_i > 0`` in ascending i, then
+    EOT. Zero pixels cost nothing downstream and nothing after the load.
 
-    Pipeline: a scan counter issues one slot per cycle, pixel i = 0..n-1 then the EOT slot, and
-    reads the pixel buffer (block RAM) at the counter itself (a register); the slot's read data
-    are registered (with a "keep" flag: EOT or non-zero pixel) and then written into a
-    :class:`~hw.credit.CreditQueue`, or their credit is dropped. A slot is issued only when a
-    credit is free, so nothing behind the block RAM ever waits for ``o.ready``, and ``o`` comes
-    from registers.
+    Timestep 0 is emitted while the image loads: a beat's non-zero pixels leave one per cycle,
+    lowest index first (a one-hot "lowest set bit" of the beat's non-zero mask selects the
+    pixel), and the next beat is taken in the cycle of the last one's last event; a beat without
+    a non-zero pixel takes one cycle. With T > 1 every event is also written, compacted, into an
+    event buffer (block RAM, ``n_in`` entries of index and value), which timesteps 1 … T-1 replay:
+    one event per cycle, then the EOT. Every slot (event or EOT) reserves a credit of a
+    :class:`~hw.credit.CreditQueue` when it issues, so nothing waits for ``o.ready`` behind the
+    block RAM, and ``o`` comes from registers.
 
-    Timing: one slot per cycle (a zero pixel costs a cycle here and nothing downstream), the
-    next timestep's scan follows its EOT slot at once; a stalled ``o`` holds the scan once the
-    queue's credits are used up. Latency from a slot's issue to ``o.valid``: 4 cycles.
+    Timing: an image with e_b non-zero pixels in beat b and E in total (no stall) issues its
+    last slot ``Σ_b max(1, e_b) + 1 + (T - 1)·(E + 1)`` cycles after its first beat was
+    accepted; latency from a slot's issue to ``o.valid``: 3 cycles (:attr:`LATENCY`). An empty
+    image with ``P = n_in`` costs T slots (its EOTs).
 
     Members
     -------
-    pixels : In(stream.Signature(unsigned(in_bits)))
+    pixels : In(stream.Signature(unsigned(in_bits) or ArrayLayout(unsigned(in_bits), P)))
+        A plain pixel when ``P == 1``, else an array of P pixels (pixel k of the beat at bits
+        ``k·in_bits``; :func:`pack_pixels` builds the beats).
     o : Out(stream.Signature(EventLayout(index_width(n_in), in_bits)))
     enable : In(1)
-        Pixels are accepted only while high.
+        Beats are accepted only while high.
     busy : Out(1)
-        Loading (after the first pixel) or streaming (until the last EOT has been sent).
+        Loading (after the first beat) or streaming (until the last EOT has been sent).
     done : Out(1)
         Pulses with the handshake of the last EOT of the inference.
     """
 
-    #: Credits of the output queue: a slot holds its credit for six cycles from its issue to
-    #: its return (four to the handshake, two for the return), so six keep the scan at one slot
-    #: per cycle.
-    CREDITS = 6
+    #: Credits of the output queue: a slot holds its credit for five cycles from its issue to
+    #: its return (three to the handshake, two for the return), so five keep one slot per cycle.
+    CREDITS = 5
+    #: Cycles from a slot's issue to ``o.valid`` (issue → R register → queue store → O).
+    LATENCY = 3
 
-    def __init__(self, *, n_in, in_bits, timesteps):
+    def __init__(self, *, n_in, in_bits, timesteps, pixels_per_beat=1):
         self._n = check_int("n_in", n_in, minimum=1)
         self._bits = check_int("in_bits", in_bits, minimum=1)
         self._T = check_int("timesteps", timesteps, minimum=1)
+        self._P = check_pixels_per_beat(pixels_per_beat, n_in)
         self.out_layout = EventLayout(index_width(n_in), in_bits)
         super().__init__({
-            "pixels": In(stream.Signature(unsigned(in_bits))),
+            "pixels": In(stream.Signature(pixel_layout(in_bits, self._P))),
             "o": Out(stream.Signature(self.out_layout)),
             "enable": In(1),
             "busy": Out(1),
             "done": Out(1),
         })
 
+    @property
+    def pixels_per_beat(self):
+        return self._P
+
     def elaborate(self, platform):
         m = Module()
-        n, T = self._n, self._T
-        m.submodules.buf = buf = Memory(shape=unsigned(self._bits), depth=n, init=[])
-        wp = buf.write_port()
-        rp = buf.read_port()
+        n, T, P, bits = self._n, self._T, self._P, self._bits
+        nb = -(-n // P)                     # beats per image
         tok_layout = data.StructLayout({"tok": self.out_layout, "last": 1})
         m.submodules.q = q = CreditQueue(shape=tok_layout, depth=8, credits=self.CREDITS)
+        iw = index_width(n)
 
-        load_i = Signal(range(n))
-        streaming = Signal()        # from the last pixel loaded to the last EOT sent
-        scan = Signal()             # slots left to issue in this inference
-        sc = Signal(range(n + 1))   # the next slot: pixel sc, or the EOT when sc == n
-        sc_eot = Signal()           # sc == n, registered
-        t = Signal(range(T))
-        t_last = Signal(init=int(T == 1))   # t == T - 1, registered
+        # -- the beat register B: P pixels, their non-zero mask, the index of pixel 0 --------
+        b_valid, b_last = Signal(), Signal()
+        b_pix = Signal(pixel_layout(bits, P))
+        pix = [b_pix] if P == 1 else [b_pix[k] for k in range(P)]
+        b_mask = Signal(P)
+        b_none = Signal()           # b_mask == 0, registered
+        b_one = Signal()            # at most one bit of b_mask set, registered
+        b_base = Signal(range(max(1, (nb - 1) * P) + 1))
+        in_base = Signal.like(b_base)   # the index of pixel 0 of the next beat
+        bi = Signal(range(nb))      # beats accepted of this image (mod nb)
+        streaming = Signal()        # from the last beat accepted to the last EOT sent
+        eot0 = Signal()             # timestep 0's EOT is due
+        scan = Signal()             # replaying timesteps 1 … T-1
+        room = q.room
 
+        lowest = Signal(P)
+        m.d.comb += lowest.eq(b_mask & ~(b_mask - 1)[:P])
+        ev_index = Signal(iw)
+        ev_value = Signal(bits)
         m.d.comb += [
-            self.pixels.ready.eq(~streaming & self.enable),
-            wp.addr.eq(load_i),
-            wp.data.eq(self.pixels.payload),
-            wp.en.eq(self.pixels.valid & self.pixels.ready),
-            self.busy.eq(streaming | (load_i != 0)),
+            ev_index.eq(b_base + _onehot_index(lowest)),
+            ev_value.eq(_onehot_select(lowest, pix)),
         ]
-        with m.If(wp.en):
-            with m.If(load_i == n - 1):
-                m.d.sync += [load_i.eq(0), streaming.eq(1), scan.eq(1)]
-            with m.Else():
-                m.d.sync += load_i.eq(load_i + 1)
-
-        # Issue: one slot per cycle while a credit is free; the read is harmless for the EOT
-        # slot (its data are not used).
-        issue = Signal()
-        m.d.comb += [issue.eq(scan & q.room), rp.addr.eq(sc), rp.en.eq(issue), q.take.eq(issue)]
-        r_valid = Signal()
-        r_i = Signal(range(n))
-        r_eot = Signal()
-        r_last = Signal()
-        m.d.sync += r_valid.eq(issue)
-        with m.If(issue):
-            m.d.sync += [r_i.eq(sc), r_eot.eq(sc_eot), r_last.eq(sc_eot & t_last)]
-            with m.If(sc_eot):
-                m.d.sync += [sc.eq(0), sc_eot.eq(0)]
-                with m.If(t_last):
-                    m.d.sync += [scan.eq(0), t.eq(0), t_last.eq(int(T == 1))]
-                with m.Else():
-                    m.d.sync += [t.eq(t + 1), t_last.eq(t + 2 == T)]
-            with m.Else():
-                m.d.sync += [sc.eq(sc + 1), sc_eot.eq(sc + 1 == n)]
-
-        # Read data registered (X), then into the queue: EOT slots and non-zero pixels; a zero
-        # pixel returns its credit.
-        x_valid = Signal()
-        x_keep = Signal()
-        x_tok = Signal(tok_layout)
-        m.d.sync += x_valid.eq(r_valid)
-        with m.If(r_valid):
-            m.d.sync += [x_keep.eq(r_eot | (rp.data != 0)), x_tok.last.eq(r_last)]
-            with m.If(r_eot):
-                m.d.sync += x_tok.tok.kind.eq(EventKind.EOT)
-            with m.Else():
-                m.d.sync += [x_tok.tok.kind.eq(EventKind.EVENT), x_tok.tok.index.eq(r_i),
-                             x_tok.tok.value.eq(rp.data)]
+        ev_issue = Signal()
+        consume = Signal()
         m.d.comb += [
-            q.w_data.eq(x_tok),
-            q.w_en.eq(x_valid & x_keep),
-            q.drop.eq(x_valid & ~x_keep),
+            ev_issue.eq(b_valid & ~b_none & room),
+            consume.eq(b_valid & (b_none | (b_one & room))),
+            self.pixels.ready.eq(self.enable & ~streaming & (~b_valid | consume)),
+            self.busy.eq(streaming | b_valid | (bi != 0)),
+        ]
+        accept = self.pixels.valid & self.pixels.ready
+        in_pix = ([self.pixels.payload] if P == 1 else
+                  [self.pixels.payload[k] for k in range(P)])
+        mask_in = Signal(P)
+        last_in = Signal()
+        tail = n - (nb - 1) * P             # valid pixels of the last beat
+        m.d.comb += [
+            last_in.eq(bi == nb - 1),
+            mask_in.eq(Cat(p != 0 for p in in_pix) &
+                       Mux(last_in, (1 << tail) - 1, (1 << P) - 1)),
+        ]
+        left = Signal(P)                    # the mask after this cycle's event
+        m.d.comb += left.eq(b_mask & ~lowest)
+
+        def set_mask(mask):
+            m.d.sync += [b_mask.eq(mask), b_none.eq(mask == 0),
+                         b_one.eq((mask & (mask - 1)[:P]) == 0)]
+
+        with m.If(accept):
+            m.d.sync += [b_valid.eq(1), b_pix.eq(self.pixels.payload), b_last.eq(last_in),
+                         b_base.eq(in_base)]
+            set_mask(mask_in)
+            with m.If(last_in):
+                m.d.sync += [bi.eq(0), in_base.eq(0), streaming.eq(1)]
+            with m.Else():
+                m.d.sync += [bi.eq(bi + 1), in_base.eq(in_base + P)]
+        with m.Elif(consume):
+            m.d.sync += b_valid.eq(0)
+        with m.Elif(ev_issue):
+            set_mask(left)
+        with m.If(consume & b_last):
+            m.d.sync += eot0.eq(1)
+
+        # -- replay of timesteps 1 … T-1 from the event buffer ---------------------------------
+        eot0_issue = Signal()
+        scan_issue = Signal()
+        m.d.comb += [eot0_issue.eq(eot0 & room), scan_issue.eq(scan & room)]
+        with m.If(eot0_issue):
+            m.d.sync += eot0.eq(0)
+        m.d.comb += q.take.eq(ev_issue | eot0_issue | scan_issue)
+
+        r_valid, r_eot, r_last, r_buf, r_write = (Signal() for _ in range(5))
+        r_i = Signal(iw)
+        r_v = Signal(bits)
+        m.d.sync += [r_valid.eq(q.take), r_buf.eq(scan_issue), r_write.eq(ev_issue & (T > 1))]
+        with m.If(ev_issue):
+            m.d.sync += [r_eot.eq(0), r_last.eq(0), r_i.eq(ev_index), r_v.eq(ev_value)]
+        with m.If(eot0_issue):
+            m.d.sync += [r_eot.eq(1), r_last.eq(int(T == 1))]
+
+        rd_i, rd_v = Signal(iw), Signal(bits)
+        if T > 1:
+            ent = data.StructLayout({"index": iw, "value": bits})
+            m.submodules.buf = buf = Memory(shape=ent, depth=n, init=[])
+            wp = buf.write_port()
+            rp = buf.read_port()
+            count = Signal(range(n + 1))    # events of this image in the buffer
+            w_addr = Signal(range(n))
+            sc = Signal(range(n + 1))       # the next replay slot: event sc, or EOT at count
+            sc_eot = Signal()
+            t_last = Signal()               # replaying timestep T-1
+            m.d.comb += [
+                sc_eot.eq(sc == count),
+                wp.addr.eq(w_addr), wp.en.eq(r_write),
+                wp.data.index.eq(r_i), wp.data.value.eq(r_v),
+                rp.addr.eq(sc), rp.en.eq(scan_issue),
+                rd_i.eq(rp.data.index), rd_v.eq(rp.data.value),
+            ]
+            with m.If(ev_issue):
+                m.d.sync += [w_addr.eq(count), count.eq(count + 1)]
+            with m.If(eot0_issue):
+                m.d.sync += [scan.eq(1), t_last.eq(int(T == 2))]
+            t = Signal(range(T))
+            with m.If(scan_issue):
+                m.d.sync += [r_eot.eq(sc_eot), r_last.eq(sc_eot & t_last)]
+                with m.If(sc_eot):
+                    m.d.sync += sc.eq(0)
+                    with m.If(t_last):
+                        m.d.sync += [scan.eq(0), t.eq(0), count.eq(0)]
+                    with m.Else():
+                        m.d.sync += [t.eq(t + 1), t_last.eq(t + 3 == T)]
+                with m.Else():
+                    m.d.sync += sc.eq(sc + 1)
+
+        m.d.comb += [
+            q.w_en.eq(r_valid),
+            q.w_data.last.eq(r_last),
+            q.w_data.tok.kind.eq(Mux(r_eot, EventKind.EOT, EventKind.EVENT)),
+            q.w_data.tok.index.eq(Mux(r_buf, rd_i, r_i)),
+            q.w_data.tok.value.eq(Mux(r_buf, rd_v, r_v)),
             self.o.valid.eq(q.o.valid),
             self.o.payload.eq(q.o.payload.tok),
             q.o.ready.eq(self.o.ready),
@@ -346,7 +463,9 @@ class NetworkTop(wiring.Component):
 
     Timing: cores overlap in a pipeline (a core integrates timestep t+1 while the next one
     sweeps t); an inference takes about Σ updates + T·(N_out + 5) cycles of the slowest core plus
-    the pipeline fill. The next image's pixels are accepted once ``busy`` is low.
+    the pipeline fill. The next image's pixels are accepted once ``busy`` is low. The input
+    side is event-driven (:class:`InputStreamer`: one cycle per non-zero pixel, one per beat
+    without one); the result side takes one beat per cycle.
 
     Parameters
     ----------
@@ -370,6 +489,9 @@ class NetworkTop(wiring.Component):
         words of :func:`weight_load_words` before the first inference).
     primitive : bool
         SPRAM layers instantiate ``SB_SPRAM256KA`` (synthesis for iCE40); else the model.
+    pixels_per_beat : int
+        Pixels per beat of the ``pixels`` port, 1 … n_in (:func:`pixel_layout`,
+        :func:`pack_pixels`).
 
     Members
     -------
@@ -386,8 +508,10 @@ class NetworkTop(wiring.Component):
     """
 
     def __init__(self, net, *, fifo_depth=None, discharge="parallel", synapse="mul",
-                 monitor=False, stall_port=False, weights="rom", primitive=False):
+                 monitor=False, stall_port=False, weights="rom", primitive=False,
+                 pixels_per_beat=1):
         check_supported(net)
+        self.pixels_per_beat = check_pixels_per_beat(pixels_per_beat, net.input.size)
         self._weights = weight_storage(net, weights)
         self._primitive = bool(primitive)
         self.wload_layout = wload_top_layout(net, self._weights)
@@ -412,7 +536,8 @@ class NetworkTop(wiring.Component):
         self.result_layout = ResultLayout(index_width(self.n_classes), ro_info.width)
         self.tap_layouts = [self._out_layout(net, layer) for layer in net.layers]
         members = {
-            "pixels": In(stream.Signature(unsigned(net.input.in_bits))),
+            "pixels": In(stream.Signature(pixel_layout(net.input.in_bits,
+                                                       self.pixels_per_beat))),
             "result": Out(stream.Signature(self.result_layout)),
             "prediction": Out(index_width(self.n_classes)),
             "busy": Out(1),
@@ -457,7 +582,8 @@ class NetworkTop(wiring.Component):
         net = self._net
         T = net.timesteps
         m.submodules.streamer = st = InputStreamer(n_in=net.input.size,
-                                                   in_bits=net.input.in_bits, timesteps=T)
+                                                   in_bits=net.input.in_bits, timesteps=T,
+                                                   pixels_per_beat=self.pixels_per_beat)
         wiring.connect(m, wiring.flipped(self.pixels), st.pixels)
 
         # Cores in IR order; event sources by name.
@@ -498,46 +624,62 @@ class NetworkTop(wiring.Component):
             if self._stall_port:
                 m.d.comb += q.stall.eq(self.stall[e])
 
-        am_valid = Signal()         # a result beat waits in the argmax' first register
-        am2_valid = Signal()        # ... or in its second
-        am_idle = Signal(init=1)    # ~am_valid & ~am2_valid, a register of its own
+        am_valid = Signal()         # a result beat is in the argmax' first register (AM)
+        am2_valid = Signal()        # ... in its second (AM2)
         # Readout tokens → result beats; EOT tokens are consumed here. A small queue after the
         # readout core keeps this logic (whose ready depends on the token's kind) local: its
-        # output and its input's ready are registers.
-        m.submodules.readout_queue = roq = Queue(shape=self.tap_layouts[-1], depth=2)
+        # output and its input's ready are registers; three deep for one token per cycle.
+        m.submodules.readout_queue = roq = Queue(shape=self.tap_layouts[-1], depth=3)
         wiring.connect(m, cores[-1].o, roq.i)
         ro = roq.o
         is_ro = ro.payload.kind == EventKind.READOUT
         n_cls = self.n_classes
         m.d.comb += [
-            self.result.valid.eq(ro.valid & is_ro & am_idle),
+            self.result.valid.eq(ro.valid & is_ro),
             self.result.payload.index.eq(ro.payload.index),
             self.result.payload.potential.eq(ro.payload.value),
             self.result.payload.last.eq(ro.payload.index == n_cls - 1),
-            ro.ready.eq(Mux(is_ro, self.result.ready & am_idle, 1)),
+            ro.ready.eq(Mux(is_ro, self.result.ready, 1)),
         ]
-        # Argmax in three steps from registers: the beat is registered (AM), compared with the
-        # best so far in two halves (the three results registered: AM2), then taken as the best
-        # when greater; ties keep the lowest index. A beat is accepted only while AM and AM2
-        # are empty, so each compare sees the best of all earlier beats (result beats come at
-        # most every third cycle). ``busy`` stays high until the prediction is final.
+        # Argmax, one beat per cycle, from registers: the beat is registered (AM); in AM it is
+        # compared, each comparison in two halves, with the best so far and with the beat one
+        # ahead of it (in AM2, whose decision is being made in the same cycle); the results
+        # are registered with it (AM2), where it is taken as the best when greater than the
+        # best including the beat ahead: the comparison with that beat if it was taken, else
+        # the one with the best. Ties keep the lowest index. ``busy`` stays high until the
+        # prediction is final.
         best = Signal.like(self.result.payload.potential)
         pred = Signal.like(self.prediction)
-        am2_first, am2_hgt, am2_heq, am2_lgt = Signal(), Signal(), Signal(), Signal()
         am_index, am2_index = Signal.like(self.prediction), Signal.like(self.prediction)
         am_value = Signal.like(self.result.payload.potential)
         am2_value = Signal.like(self.result.payload.potential)
+        am2_first = Signal()        # the beat in AM2 is class 0
+        am2_ahead = Signal()        # AM2 held the beat ahead when this one was in AM
+        am2_gt_best = [Signal(name=f"am2_gt_best_{k}") for k in range(3)]
+        am2_gt_ahead = [Signal(name=f"am2_gt_ahead_{k}") for k in range(3)]
+        taken = Signal()            # the last beat to leave AM2 was taken as the best
         beat = Signal()
         m.d.comb += [self.prediction.eq(pred), beat.eq(self.result.valid & self.result.ready)]
-        m.d.sync += [am_valid.eq(beat), am2_valid.eq(am_valid), am_idle.eq(~beat & ~am_valid)]
+        m.d.sync += [am_valid.eq(beat), am2_valid.eq(am_valid)]
         with m.If(beat):
             m.d.sync += [am_index.eq(ro.payload.index), am_value.eq(ro.payload.value)]
-        hgt, heq, lgt = _greater_parts(am_value, best)
         with m.If(am_valid):
             m.d.sync += [am2_index.eq(am_index), am2_value.eq(am_value),
-                         am2_first.eq(am_index == 0), am2_hgt.eq(hgt), am2_heq.eq(heq),
-                         am2_lgt.eq(lgt)]
-        with m.If(am2_valid & (am2_first | am2_hgt | (am2_heq & am2_lgt))):
+                         am2_first.eq(am_index == 0), am2_ahead.eq(am2_valid)]
+            m.d.sync += [s.eq(v) for s, v in zip(am2_gt_best, _greater_parts(am_value, best))]
+            m.d.sync += [s.eq(v) for s, v in zip(am2_gt_ahead,
+                                                 _greater_parts(am_value, am2_value))]
+
+        def greater(parts):
+            hgt, heq, lgt = parts
+            return hgt | (heq & lgt)
+        take = Signal()
+        m.d.comb += take.eq(am2_valid & (am2_first | Mux(am2_ahead & taken,
+                                                          greater(am2_gt_ahead),
+                                                          greater(am2_gt_best))))
+        with m.If(am2_valid):
+            m.d.sync += taken.eq(take)
+        with m.If(take):
             m.d.sync += [best.eq(am2_value), pred.eq(am2_index)]
 
         ro_t = Signal(range(T))

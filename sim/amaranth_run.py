@@ -10,7 +10,8 @@ from amaranth.sim import Simulator
 
 from hw.layout import COUNTER_STRIDE, COUNTERS, EventKind
 from hw.memory import pack_words
-from hw.network import CTR_LATENCY, NetworkTop, check_supported, weight_load_words
+from hw.network import (CTR_LATENCY, NetworkTop, check_supported, pack_pixels,
+                        weight_load_words)
 
 from .scoreboard import EOT, EVENT, RtlResult, is_sew, split_timesteps
 from .tb import CycleLimitError, stream_get, stream_put
@@ -171,7 +172,7 @@ def run_join(core, tokens0, tokens1, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=N
 
 def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=None,
                 discharge="parallel", synapse="mul", vcd=None, progress=None, top=None,
-                max_cycles=None, weights="rom", loads=None):
+                max_cycles=None, weights="rom", loads=None, pixels_per_beat=1, watch=None):
     """Run ``x`` (``[B, *input_shape]``) image by image through a :class:`NetworkTop`.
 
     After each image the counters and flags are read through ``ctr_addr``/``ctr_data`` and
@@ -194,6 +195,10 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
         default :func:`hw.network.weight_load_words` for the top's own storage), with the
         pixels' random gaps; the load cycles are in ``extra["load_cycles"]``, not in
         ``cycles``.
+    pixels_per_beat : int
+        Pixels per beat of the top's ``pixels`` port (ignored with ``top``).
+    watch : async function or None
+        An extra background testbench ``watch(ctx)`` (a monitor of the test's own).
 
     Returns
     -------
@@ -205,7 +210,8 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
     if top is None:
         check_supported(net)      # before constructing: see hw.network.check_supported
     top = top or NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
-                            monitor=True, stall_port=throttle > 0, weights=weights)
+                            monitor=True, stall_port=throttle > 0, weights=weights,
+                            pixels_per_beat=pixels_per_beat)
     if loads is None and hasattr(top, "wload"):
         loads = weight_load_words(net, {n: "spram" for n in top.wload_map})
     load_cycles = [0]
@@ -266,8 +272,9 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
                                             f"(deadlock?)")
                 return n
             try:
-                for v in x[b].reshape(-1):
-                    await stream_put(ctx, top.pixels, int(v), rng=rng_in, gap=gap,
+                for v in pack_pixels(x[b].reshape(-1), net.input.in_bits,
+                                     top.pixels_per_beat):
+                    await stream_put(ctx, top.pixels, v, rng=rng_in, gap=gap,
                                      timeout=left())
                 for c in range(n_cls):
                     p = await stream_get(ctx, top.result, rng=rng_out, stall=stall,
@@ -297,7 +304,7 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
         if progress:
             progress(B, B)
 
-    _simulate(top, [driver], vcd=vcd, background=[monitor])
+    _simulate(top, [driver], vcd=vcd, background=[monitor] + ([watch] if watch else []))
     return RtlResult(events=_events_by_image(net, streams), readout=readout, predictions=preds,
                      counters=counters, overflow=overflow, cycles=cycles,
                      extra={"sim_cycles": all_cycles[0], "load_cycles": load_cycles[0]})

@@ -244,7 +244,7 @@ def _watch(path, progress, stop):
 def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0,
                        fifo_depth=None, discharge="parallel", synapse="mul", golden=None,
                        build_dir=None, vcd=None, progress=None, max_cycles=2_000_000,
-                       verilator_opt=None, weights="rom"):
+                       verilator_opt=None, weights="rom", pixels_per_beat=1):
     """Run ``x`` through the Verilog of :class:`hw.network.NetworkTop` under cocotb.
 
     ``weights`` as :class:`~hw.network.NetworkTop`'s: with SPRAM banks the bench first loads
@@ -270,14 +270,16 @@ def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0
     x = net.check_inputs(x)
     _runner(simulator)                 # a missing tool fails before the (slower) Verilog export
     _build_args(simulator, verilator_opt)
-    from hw.network import weight_load_words
+    from hw.network import pack_pixels, weight_load_words
     verilog, top = network_verilog(net, fifo_depth=fifo_depth, discharge=discharge,
-                                   synapse=synapse, monitor=True, weights=weights)
+                                   synapse=synapse, monitor=True, weights=weights,
+                                   pixels_per_beat=pixels_per_beat)
     wload = [] if top.wload_layout is None else [
         top.wload_layout.const({"layer": k, "addr": a, "data": w}).as_bits()
         for k, a, w in weight_load_words(net, weights)]
     cfg = {
-        "images": [[int(v) for v in img.reshape(-1)] for img in x],
+        "images": [pack_pixels(img.reshape(-1), net.input.in_bits, top.pixels_per_beat)
+                   for img in x],
         "timesteps": net.timesteps,
         "layers": [[l.name, bool(l.readout)] for l in net.layers],
         "n_classes": top.n_classes,

@@ -10,6 +10,8 @@ Use inside ``sim.add_testbench(async def tb(ctx): ...)`` (Amaranth 0.5 testbench
 
 from __future__ import annotations
 
+from amaranth.lib import data
+
 __all__ = ["stream_put", "stream_get", "CycleLimitError"]
 
 
@@ -41,7 +43,10 @@ async def stream_put(ctx, stream, payload, *, rng=None, gap=0.0, timeout=None):
     if rng is not None and gap > 0:
         while rng.random() < gap:
             await ctx.tick()
-    ctx.set(stream.payload, payload)
+    target = stream.payload
+    if isinstance(payload, int) and isinstance(target, data.View):
+        target = target.as_value()      # a packed int for a layout (e.g. a beat of pixels)
+    ctx.set(target, payload)
     ctx.set(stream.valid, 1)
     await _wait(ctx, stream.ready, timeout)
     ctx.set(stream.valid, 0)

@@ -8,7 +8,7 @@ import numpy as np
 
 from golden.counters import HW_COUNTERS
 
-from flows.io import add_lanes_argument
+from flows.io import add_lanes_argument, add_pixels_argument
 
 NAME = "simulate"
 HELP = ("run the RTL (Amaranth simulator, Icarus or Verilator) on inputs; compare with the "
@@ -40,6 +40,7 @@ def add_arguments(p):
     p.add_argument("--discharge", choices=["parallel", "serial"], default="parallel",
                    help="fire unit variant (default parallel)")
     add_lanes_argument(p)
+    add_pixels_argument(p)
     p.add_argument("--synapse", choices=["mul", "serial"], default="mul",
                    help="synapse variant (default mul)")
     p.add_argument("--fifo-depth", type=int, default=None,
@@ -111,6 +112,8 @@ def run(args):
     weights = parse_weights(args.weights)
     net = apply_lanes(load_network(args.ir), args.lanes)
     check_supported(net)
+    from flows.io import check_pixels_per_beat
+    check_pixels_per_beat(net, args.pixels_per_beat)
     if weights != "rom":
         from hw.network import weight_storage
         try:
@@ -125,7 +128,7 @@ def run(args):
     golden = golden_run(net, x)
     opts = dict(seed=args.seed, gap=args.gaps, stall=args.stalls, fifo_depth=args.fifo_depth,
                 discharge=args.discharge, synapse=args.synapse, vcd=args.vcd,
-                progress=_Progress())
+                progress=_Progress(), pixels_per_beat=args.pixels_per_beat)
     t0 = time.monotonic()
     if args.sim == "amaranth":
         from sim.amaranth_run import run_network

@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-from flows.io import add_lanes_argument, apply_lanes, load_network
+from flows.io import add_lanes_argument, add_pixels_argument, apply_lanes, load_network
 
 NAME = "synth"
 HELP = "yosys + nextpnr for --target ice40-up5k|ecp5-85f: LUT/FF/BRAM/DSP and Fmax"
@@ -35,6 +35,7 @@ def add_arguments(p):
     p.add_argument("--discharge", default="parallel", choices=("parallel", "serial"),
                    help="fire unit of every core (default parallel)")
     add_lanes_argument(p)
+    add_pixels_argument(p)
     p.add_argument("--synapse", default="mul", choices=("mul", "serial"),
                    help="z·w with a multiplier or with z additions (default mul)")
     p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
@@ -66,13 +67,15 @@ def run(args):
     check_seed(args.seed, bits=31)
     weights = parse_weights(args.weights)
     net = apply_lanes(load_network(args.ir), args.lanes)
+    from flows.io import check_pixels_per_beat
+    check_pixels_per_beat(net, args.pixels_per_beat)
     if args.output:
         check_output_dir(args.output)
         os.makedirs(args.output, exist_ok=True)
     rep = synthesize_network(
         net, tgt, cores=not args.no_cores, place=not args.no_place, discharge=args.discharge,
         synapse=args.synapse, workdir=args.output, freq_mhz=args.freq, seed=args.seed,
-        weights=weights,
+        weights=weights, pixels_per_beat=args.pixels_per_beat,
         progress=lambda msg: print(f"[synth] {msg}", file=sys.stderr, flush=True))
     doc = rep.to_json()
     columns = ("name", "target", "luts", "ffs", "carry", "brams", "dsps", "fmax_mhz")

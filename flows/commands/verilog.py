@@ -3,7 +3,7 @@
 import json
 import sys
 
-from flows.io import add_lanes_argument
+from flows.io import add_lanes_argument, add_pixels_argument
 
 NAME = "verilog"
 HELP = "write the Verilog of the accelerator of an IR network"
@@ -22,6 +22,7 @@ def add_arguments(p):
     p.add_argument("--discharge", choices=["parallel", "serial"], default="parallel",
                    help="fire unit: N comparators or N micro-steps (default parallel)")
     add_lanes_argument(p)
+    add_pixels_argument(p)
     p.add_argument("--synapse", choices=["mul", "serial"], default="mul",
                    help="z*w with a multiplier or z additions (default mul)")
     p.add_argument("--fifo-depth", type=int, default=None,
@@ -33,13 +34,15 @@ def add_arguments(p):
 
 def run(args):
     from hw.export import network_verilog, write_text
-    from flows.io import apply_lanes, check_fifo_depth, check_output_file, load_network
+    from flows.io import (apply_lanes, check_fifo_depth, check_output_file,
+                          check_pixels_per_beat, load_network)
     check_fifo_depth(args.fifo_depth)
     net = apply_lanes(load_network(args.ir), args.lanes)
+    check_pixels_per_beat(net, args.pixels_per_beat)
     check_output_file(args.output, make_parents=True)
     text, _ = network_verilog(net, name=args.top, fifo_depth=args.fifo_depth,
                                 discharge=args.discharge, synapse=args.synapse,
-                                monitor=args.monitor)
+                                monitor=args.monitor, pixels_per_beat=args.pixels_per_beat)
     write_text(args.output, text)
     head = text.split("endmodule", 1)[0]         # the top module comes first
     ports = [line.strip().rstrip(";") for line in head.splitlines()
