@@ -752,6 +752,20 @@ class Network:
         except KeyError:
             raise MlsnnError(f"network has no layer '{name}'") from None
 
+    def emission_order(self, name):
+        """The neuron indices of layer ``name`` in the order its core emits them (the sweep
+        order of SPEC §3 with docs/lanes.md), or ``None`` for ``j`` ascending: a conv2d layer
+        with ``lanes`` L > 1 sweeps words of L output channels, so it emits by channel word
+        g, pixel p, lane l: ``j = (g·L + l)·H_out·W_out + p``."""
+        layer = self.layer(name)
+        lanes = getattr(layer, "lanes", 1)
+        if layer.kind != "conv2d" or lanes == 1:
+            return None
+        c, h, w = self.info(name).out_shape
+        g, p, lane = np.meshgrid(np.arange(c // lanes), np.arange(h * w), np.arange(lanes),
+                                 indexing="ij")
+        return ((g * lanes + lane) * (h * w) + p).reshape(-1).astype(np.int64)
+
     def layer(self, name):
         for layer in self.layers:
             if layer.name == name:

@@ -51,6 +51,8 @@ class Result:
     saturations : ``{layer: [B]}`` saturated additions per image (the hardware's
         ``saturations`` counter), for the layers whose saturation is predicted exactly
         (:func:`order_exact`, or not narrow: 0); absent for the others.
+    orders : ``{layer: [n_out]}`` the emission order of the layers that do not emit ``j``
+        ascending (:meth:`golden.ir.Network.emission_order`: conv2d with lanes).
     """
 
     predictions: np.ndarray
@@ -60,6 +62,7 @@ class Result:
     overflow: dict
     currents: dict = field(default_factory=dict)
     saturations: dict = field(default_factory=dict)
+    orders: dict = field(default_factory=dict)
 
     def totals(self, name):
         """Counters of layer ``name`` summed over the batch, as Python ints."""
@@ -193,7 +196,9 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
         lo, hi = -(1 << (info.width - 1)), (1 << (info.width - 1)) - 1
         narrow = info.width < info.safe_width
         if narrow and order_exact(net, layer):
-            zs, ro, ovf, nsat = _saturating(prim, layer, info, ev[info.streams[0]], lo, hi)
+            src = info.streams[0]
+            zs, ro, ovf, nsat = _saturating(prim, layer, info, ev[src], lo, hi,
+                                            None if src == INPUT else net.emission_order(src))
             for t in range(T):
                 z_in = ev[info.streams[0]][t]
                 mask = (z_in > 0).to(torch.float64)
@@ -263,7 +268,9 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
         counters={n: {k: v.to(torch.int64).numpy() for k, v in c.items()}
                   for n, c in counters.items()},
         overflow={n: v.numpy() for n, v in overflow.items()}, currents=currents,
-        saturations=saturations)
+        saturations=saturations,
+        orders={l.name: o for l in net.layers
+                if (o := net.emission_order(l.name)) is not None})
 
 
 def order_exact(net, layer):
@@ -296,12 +303,12 @@ def _finish(layer, info, cnt, T):
         cnt[f"{name}_words"] = cnt[name] / lanes
 
 
-def _saturating(prim, layer, info, ev_in, lo, hi):
+def _saturating(prim, layer, info, ev_in, lo, hi, order=None):
     """A narrow dense/conv layer with saturating arithmetic, event by event (SPEC §3).
 
     Like the hardware: every synaptic update is ``P ← sat(P + z·w)`` in the order the events
-    arrive (``j`` ascending; the targets of one event are distinct, so their order does not
-    matter), and every sweep ``H = sat(P + b)`` before the fire. Returns the per-timestep
+    arrive (``j`` ascending, or the producer's emission ``order``; the targets of one event are
+    distinct, so their order does not matter), and every sweep ``H = sat(P + b)`` before the fire. Returns the per-timestep
     events, the potentials after timestep T, the overflow word (0 or 2: exact) and the number
     of saturated additions per image.
     """
@@ -314,7 +321,10 @@ def _saturating(prim, layer, info, ev_in, lo, hi):
     theta = float(layer.threshold)
     for t in range(T):
         z_in = ev_in[t]
-        for j in torch.nonzero((z_in > 0).any(0)).flatten().tolist():
+        active = (z_in > 0).any(0)
+        idx = (torch.nonzero(active).flatten().tolist() if order is None else
+               [int(j) for j in order if active[j]])
+        for j in idx:
             s = P + z_in[:, j:j + 1] * w[j]
             nsat += ((s < lo) | (s > hi)).sum(1).to(torch.float64)
             P = torch.clamp(s, lo, hi)

@@ -153,20 +153,23 @@ def check_v0(layer, info):
 
 
 def check_lanes(layer, weights="rom"):
-    """The lanes the core can build (docs/lanes.md): any divisor of a dense layer's outputs;
-    conv2d and SPRAM weights only with one lane for now.
+    """The lanes the core can build (docs/lanes.md): any divisor of a dense layer's outputs
+    or a conv2d layer's output channels; not on a conv2d readout (its potentials must leave in
+    index order, and lanes emit them by channel word) and not with weights in SPRAM for now.
 
     Raises
     ------
     ValueError
-        ``layer 'conv0': lanes > 1 for conv2d layers is not implemented yet (lanes 2)``.
+        ``layer 'c': lanes > 1 on a conv2d readout is not supported (lanes 2): its potentials
+        must leave in index order; use lanes 1``.
     """
     lanes = getattr(layer, "lanes", 1)
     if lanes == 1:
         return
-    if isinstance(layer, Conv2d):
-        raise ValueError(f"layer '{layer.name}': lanes > 1 for conv2d layers is not "
-                                  f"implemented yet (lanes {lanes}); use lanes 1")
+    if isinstance(layer, Conv2d) and layer.readout:
+        raise ValueError(f"layer '{layer.name}': lanes > 1 on a conv2d readout is not "
+                         f"supported (lanes {lanes}): its potentials must leave in index "
+                         f"order; use lanes 1")
     if weights == "spram":
         raise ValueError(f"layer '{layer.name}': lanes > 1 with weights in SPRAM is "
                                   f"not implemented yet (lanes {lanes})")
@@ -444,8 +447,8 @@ class LayerCore(SingleInput, wiring.Component):
             entry = fanout_entry_layout(geo, w_depth)
             m.submodules.fanout = table = Memory(
                 shape=entry, depth=geo.n_in,
-                init=[{"w_base": geo.w_base[i], "j_base": geo.j_base[i], "ny": geo.ny[i],
-                       "nx": geo.nx[i]} for i in range(geo.n_in)])
+                init=[{"w_base": wgeo.w_base[i], "j_base": wgeo.j_base[i], "ny": wgeo.ny[i],
+                       "nx": wgeo.nx[i]} for i in range(geo.n_in)])
             tp = table.read_port()
             m.d.comb += [tp.addr.eq(nxt.index), tp.en.eq(skid.load)]
             d_wbase, d_jbase, d_ny, d_nx = tp.data.w_base, tp.data.j_base, tp.data.ny, tp.data.nx

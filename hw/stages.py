@@ -344,7 +344,9 @@ class Sweep(wiring.Component):
         Emit ``(j, H)`` READOUT tokens at the last timestep (and nothing before it) instead of
         ``(j, z)`` events for z > 0.
     pixels : int
-        Words per bias row (conv: H_out·W_out; dense: 1): ``b_addr`` is ``word // pixels``.
+        Words per bias row (conv: H_out·W_out; dense: 1): ``b_addr`` is ``word // pixels``,
+        and with L lanes lane l of word ``g·pixels + p`` is neuron ``(g·L + l)·pixels + p``
+        (the emission order of docs/lanes.md).
     depth, credits : int
         Q's store and credits (8 and 8: one word per cycle through the pipelined unit).
 
@@ -527,10 +529,25 @@ class Sweep(wiring.Component):
         # is a word of one lane. After Q's output register, the serializer sends the lanes of
         # the word at Q's head lowest first, one per cycle, into the output register O, and
         # pops the word with its last lane. ``sent`` marks the lanes already sent.
-        L, n = self._L, self._n
-        u0 = self._units[0]
+        L, n, pixels = self._L, self._n, self._pixels
         vw = Shape.cast(self._out_layout["value"].shape).width
-        ent = data.StructLayout({"kind": EventKind, "word": range(n), "mask": L,
+        n_neurons = n * L
+        # The neuron of lane 0 of the word written back: words are (channel word g, pixel p)
+        # with pixels p fastest, neuron j = (g·L + lane)·pixels + p (dense: pixels = 1,
+        # j = word·L + lane); counted along the write-backs, which come in word order.
+        wb_base = Signal(range(n_neurons))
+        wb_pix = Signal(range(pixels))
+        with m.If(self.wb):
+            if pixels > 1:
+                with m.If(wb_pix == pixels - 1):
+                    m.d.sync += [wb_pix.eq(0), wb_base.eq(wb_base + (L - 1) * pixels + 1)]
+                with m.Else():
+                    m.d.sync += [wb_pix.eq(wb_pix + 1), wb_base.eq(wb_base + 1)]
+            else:
+                m.d.sync += wb_base.eq(wb_base + L)
+        with m.If(self.done):
+            m.d.sync += [wb_base.eq(0), wb_pix.eq(0)]
+        ent = data.StructLayout({"kind": EventKind, "base": range(n_neurons), "mask": L,
                                  "vals": L * vw, "last": 1})
         t_ent = Signal(ent)
         t_push = Signal()
@@ -542,7 +559,7 @@ class Sweep(wiring.Component):
             m.d.comb += [
                 t_push.eq(self.wb & (mask != 0)),
                 t_ent.kind.eq(ev_kind),
-                t_ent.word.eq(u0.o.payload.index),
+                t_ent.base.eq(wb_base),
                 t_ent.mask.eq(mask),
                 t_ent.vals.eq(Cat(*(v[:vw] for v in values))),
             ]
@@ -551,7 +568,7 @@ class Sweep(wiring.Component):
         sent = Signal(L)
         rem = Signal(L)
         onehot = Signal(L)
-        low = Signal(range(L))
+        offset = Signal(range((L - 1) * pixels + 1))     # lane · pixels
         m.d.comb += [
             q.take.eq(self.issue | self.done),
             q.drop.eq(self.wb & (mask == 0) & ~eot_out),
@@ -560,7 +577,7 @@ class Sweep(wiring.Component):
             q_room.eq(q.room),
             rem.eq(head.mask & ~sent),
             onehot.eq(rem & (~rem + 1)),            # the lowest lane still to send
-            low.eq(_any(Mux(onehot[k], k, 0) for k in range(1, L))),
+            offset.eq(_any(Mux(onehot[k], k * pixels, 0) for k in range(1, L))),
         ]
         last_lane = (rem & ~onehot) == 0
         o_last = Signal()
@@ -571,7 +588,7 @@ class Sweep(wiring.Component):
                                   for k in range(L)))
         with m.If(load):
             m.d.sync += [self.o.valid.eq(1), self.o.payload.kind.eq(head.kind),
-                         self.o.payload.index.eq(head.word * L + low),
+                         self.o.payload.index.eq(head.base + offset),
                          self.o.payload.value.eq(value), o_last.eq(head.last)]
             with m.If(last_lane):
                 m.d.sync += sent.eq(0)

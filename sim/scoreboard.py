@@ -86,9 +86,12 @@ class RtlResult:
 
 
 def golden_events(golden, name, b, t):
-    """``[(j, z), ...]`` emitted by layer ``name`` for image b at timestep t (j ascending)."""
+    """``[(j, z), ...]`` emitted by layer ``name`` for image b at timestep t, in its emission
+    order (j ascending, or ``golden.orders[name]``: a conv2d layer with lanes)."""
     ev = golden.events[name][t, b]
-    return [(int(j), int(ev[j])) for j in np.nonzero(ev)[0]]
+    order = golden.orders.get(name)
+    idx = np.nonzero(ev)[0] if order is None else order[ev[order] != 0]
+    return [(int(j), int(ev[j])) for j in idx]
 
 
 def is_sew(layer):

@@ -142,13 +142,70 @@ def test_lanes_field_validation_and_json_round_trip():
         net.with_lanes({"nope": 2})
 
 
-def test_conv_lanes_not_implemented_is_a_clear_error():
-    conv = Conv2d(name="c", inputs=("input",), threshold=2, levels=1, lanes=2,
-                  weight=np.ones((1, 3, 3, 2), np.int64), bias=np.zeros(2, np.int64))
+def _conv_lanes(net, rng, biggest=False):
+    """Lanes on every conv2d layer that is not the readout (a divisor of its channels)."""
+    plan = {}
+    for layer in net.layers:
+        if layer.kind == "conv2d" and not layer.readout:
+            ds = _divisors(net.info(layer.name).out_shape[0])
+            plan[layer.name] = ds[-1] if biggest else int(rng.choice(ds[1:] or ds))
+    return net.with_lanes(plan)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_conv_layers_with_lanes_match_golden(seed):
+    """Conv lanes (L output channels per word; stride 2, padding and borders as drawn), layer
+    by layer: tokens in the emission order of docs/lanes.md, counters, saturation (seed 3: a
+    narrow layer after a conv with lanes)."""
+    rng = np.random.default_rng(seed)
+    for k in range(4300 + seed, 5000, 8):          # the first network with a conv to lane
+        net = random_network(k, kind="conv", levels=[1, 2, 4, 8][seed % 4],
+                             timesteps=[1, 2, 3][seed % 3], max_neurons=48, depth=2,
+                             narrow_width=seed % 4 == 3, non_square=seed % 3 == 2)
+        net = _conv_lanes(net, rng, biggest=seed % 4 == 1)    # L = C_out: one word per pixel
+        if any(getattr(l, "lanes", 1) > 1 for l in net.layers):
+            break
+    x = random_inputs(net, 2, seed=seed)
+    golden = run(net, x)
+    opts = dict(discharge=["parallel", "serial"][seed % 2],
+                synapse=["mul", "serial"][(seed // 2) % 2])
+    for layer in net.layers:
+        res = check_layer(net, layer.name, x, seed=seed, golden=golden, **opts)
+        c = res["counters"]
+        L = getattr(layer, "lanes", 1)
+        assert c["w_rd"] == L * c["w_rd_words"] and c["p_wr"] == L * c["p_wr_words"]
+
+
+def test_conv_lanes_emission_order():
+    """2 channel words of 2 lanes over a 2×2 image: by word, pixel, lane."""
+    conv = Conv2d(name="c", inputs=("input",), threshold=1, levels=1, lanes=2, padding=1,
+                  weight=np.ones((1, 3, 3, 4), np.int64), bias=np.zeros(4, np.int64))
     ro = Dense(name="ro", inputs=("c",), threshold=1, levels=1, readout=True,
-               weight=np.ones((2 * 3 * 3, 2), np.int64), bias=np.zeros(2, np.int64))
-    net = Network(input=InputSpec(shape=(1, 5, 5), in_bits=2), timesteps=1, layers=(conv, ro))
-    with pytest.raises(MlsnnError, match=r"lanes > 1 for conv2d layers is not implemented yet"):
+               weight=np.ones((16, 2), np.int64), bias=np.zeros(2, np.int64))
+    net = Network(input=InputSpec(shape=(1, 2, 2), in_bits=2), timesteps=1, layers=(conv, ro))
+    assert net.emission_order("c").tolist() == [0, 4, 1, 5, 2, 6, 3, 7,
+                                                8, 12, 9, 13, 10, 14, 11, 15]
+    assert net.emission_order("ro") is None
+    x = np.ones((1, 1, 2, 2), np.int64)
+    check_layer(net, "c", x, gap=0.0, stall=0.0)
+
+
+def test_network_with_conv_lanes_matches_golden():
+    net = random_network(4400, kind="conv", levels=4, timesteps=2, max_neurons=48, depth=2)
+    net = _conv_lanes(net, np.random.default_rng(2))
+    x = random_inputs(net, 3, seed=4)
+    golden = run(net, x)
+    res = run_network(net, x, seed=5, gap=0.2, stall=0.3)
+    from sim.scoreboard import compare
+    assert compare(net, golden, res) == []
+
+
+def test_conv_readout_lanes_is_a_clear_error():
+    conv = Conv2d(name="c", inputs=("input",), threshold=2, levels=1, lanes=2, readout=True,
+                  weight=np.ones((1, 3, 3, 2), np.int64), bias=np.zeros(2, np.int64))
+    net = Network(input=InputSpec(shape=(1, 5, 5), in_bits=2), timesteps=1, layers=(conv,))
+    with pytest.raises(MlsnnError, match=r"^layer 'c': lanes > 1 on a conv2d readout is not "
+                                         r"supported \(lanes 2\)"):
         check_network(net)
 
 
