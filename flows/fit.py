@@ -5,7 +5,7 @@ and ``mlsnn board``).
 The memories come from the hardware itself: each core class's ``memories(net, name)``
 (:class:`hw.memory.MemorySpec`: the memories its ``elaborate`` builds, found through
 :func:`hw.cores.core_class`), and the network top's own (:func:`top_memories`: the input
-streamer's pixel buffer and one ``lib.fifo.SyncFIFOBuffered`` per inter-core queue, sized with
+streamer's event buffer and one ``lib.fifo.SyncFIFOBuffered`` per inter-core queue, sized with
 the functions :class:`hw.network.NetworkTop` uses).
 
 Mapping rule (:func:`place`): the cost model of yosys' ``memory_libmap`` (passes/memory/
@@ -36,6 +36,7 @@ weights do not fit block RAM is told to go there.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
@@ -284,7 +285,6 @@ def place(depth, width, rom, device):
 # -- the memories of a network ------------------------------------------------------------------
 
 #: Depth of the queue NetworkTop puts after the readout core (a literal in its elaborate).
-READOUT_QUEUE_DEPTH = 2
 
 
 def _fifo_memory(name, depth, width, what):
@@ -298,15 +298,16 @@ def _fifo_memory(name, depth, width, what):
 
 def top_memories(net):
     """The network top's own memories (:class:`hw.network.NetworkTop` with its default FIFO
-    depths): the input streamer's pixel buffer, then one queue per consumer edge (the order of
-    :func:`hw.network.edges`), then the readout queue."""
+    depths): the input streamer's event buffer (T > 1), then one queue per consumer edge (the
+    order of :func:`hw.network.edges`), then the readout queue."""
     from amaranth.hdl import Shape
     from hw.layout import EventLayout, index_width
     from hw.memory import MemorySpec
-    from hw.network import NetworkTop, default_fifo_depth, edges
+    from hw.network import (READOUT_QUEUE_DEPTH, InputStreamer, NetworkTop, default_fifo_depth,
+                            edges)
 
-    specs = [MemorySpec("streamer.buf", net.input.size, net.input.in_bits, False,
-                        "input pixels")]
+    specs = [dataclasses.replace(s, name=f"streamer.{s.name}")
+             for s in InputStreamer.memories(net.input.size, net.input.in_bits, net.timesteps)]
     in_width = Shape.cast(EventLayout(index_width(net.input.size), net.input.in_bits)).width
     for src, k, p in edges(net):
         layer = net.layers[k]
@@ -510,9 +511,9 @@ def _spram_advice(net, report, section, big, before):
         return ""
     if big.what != "weights" or section.name == "top":
         return "; SPRAM holds weights only"
-    from hw.memory import spram_geometry
+    from hw.layer import spram_layer_geometry
     layer = net.layer(section.name)
-    _, _, lanes, words, banks = spram_geometry(layer.w_bits, int(layer.weight.size))
+    _, _, lanes, words, banks = spram_layer_geometry(layer)
     cells = banks * lanes
     if before.get("huge", 0) + cells > huge.count:
         return (f"; even SPRAM cannot hold them: they would need {cells} {huge.primitive} "

@@ -98,15 +98,14 @@ def load_geometry(net, weights="rom"):
     TypeError, ValueError
         An invalid ``weights`` (:func:`hw.network.weight_storage`).
     """
-    from .memory import spram_geometry
+    from .layer import spram_layer_geometry
     from .network import weight_storage, wload_top_layout
     store = weight_storage(net, weights)
     layout = wload_top_layout(net, store)
     if layout is None:
         return 0, 0, 0, ()
     layers = tuple(k for k, layer in enumerate(net.layers) if store.get(layer.name) == "spram")
-    words = sum(spram_geometry(net.layers[k].w_bits, int(net.layers[k].weight.size))[3]
-                for k in layers)
+    words = sum(spram_layer_geometry(net.layers[k])[3] for k in layers)
     addr_bits = Shape.cast(layout["addr"].shape).width
     data_bits = Shape.cast(layout["data"].shape).width
     return words, 2 if addr_bits <= 16 else 4, _bytes_for(data_bits), layers

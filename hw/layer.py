@@ -123,7 +123,7 @@ from golden.ir import Conv2d, Dense, LayerInfo
 from .cores import SingleInput
 from .integrate import AddressGenerator, SynapsePipe, product_shape
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
-from .memory import CountedMemory, MemorySpec, SpramBank, spram_geometry
+from .memory import CountedMemory, MemorySpec, SpramBank, pack_words, spram_geometry
 from .neuron import FireUnit, check_choice, check_int, fire_timing
 from .stages import Accumulate, Counters, SkidBuffer, Sweep, inference_bracket
 
@@ -155,7 +155,8 @@ def check_v0(layer, info):
 def check_lanes(layer, weights="rom"):
     """The lanes the core can build (docs/lanes.md): any divisor of a dense layer's outputs
     or a conv2d layer's output channels; not on a conv2d readout (its potentials must leave in
-    index order, and lanes emit them by channel word) and not with weights in SPRAM for now.
+    index order, and lanes emit them by channel word). With weights in SPRAM the bank holds
+    L-lane words (:func:`spram_elements`).
 
     Raises
     ------
@@ -170,9 +171,6 @@ def check_lanes(layer, weights="rom"):
         raise ValueError(f"layer '{layer.name}': lanes > 1 on a conv2d readout is not "
                          f"supported (lanes {lanes}): its potentials must leave in index "
                          f"order; use lanes 1")
-    if weights == "spram":
-        raise ValueError(f"layer '{layer.name}': lanes > 1 with weights in SPRAM is "
-                                  f"not implemented yet (lanes {lanes})")
 
 
 def pack_lanes(values, width, lanes):
@@ -184,10 +182,36 @@ def pack_lanes(values, width, lanes):
             for w in range(len(values) // lanes)]
 
 
+def spram_elements(layer):
+    """``(width, depth, values)`` of the :class:`hw.memory.SpramBank` that holds a layer's
+    weights: with L lanes its elements are the L-lane weight words (:func:`pack_lanes`,
+    ``L·W_BITS`` bits, as signed integers), so one read gives the L weights of a cycle."""
+    flat = [int(v) for v in layer.weight.reshape(-1)]
+    L = getattr(layer, "lanes", 1)
+    if L == 1:
+        return layer.w_bits, len(flat), flat
+    width = L * layer.w_bits
+    words = pack_lanes(flat, layer.w_bits, L)
+    return width, len(words), [w - (1 << width) if w >> (width - 1) else w for w in words]
+
+
+def spram_layer_geometry(layer):
+    """:func:`hw.memory.spram_geometry` of a layer's SPRAM bank (:func:`spram_elements`)."""
+    width, depth, _ = spram_elements(layer)
+    return spram_geometry(width, depth)
+
+
+def spram_load_words(layer):
+    """The ``wload`` words of a layer's SPRAM bank, in word-address order
+    (:func:`hw.memory.pack_words` of :func:`spram_elements`)."""
+    width, _, values = spram_elements(layer)
+    return pack_words(values, width)
+
+
 def wload_layout(layer):
     """The payload of a spram core's ``wload`` stream: a word address of the layer's
     :class:`hw.memory.SpramBank` and the packed word."""
-    _, _, lanes, words, _ = spram_geometry(layer.w_bits, int(layer.weight.size))
+    _, _, lanes, words, _ = spram_layer_geometry(layer)
     return data.StructLayout({"addr": range(words), "data": 16 * lanes})
 
 
@@ -337,7 +361,7 @@ class LayerCore(SingleInput, wiring.Component):
         w_depth = int(layer.weight.size)
         L = layer.lanes
         if weights == "spram":
-            _, _, lanes, words, _ = spram_geometry(layer.w_bits, w_depth)
+            _, _, lanes, words, _ = spram_layer_geometry(layer)
             wspec = MemorySpec("wmem", words, 16 * lanes, False, "weights", spram=True)
         else:
             wspec = MemorySpec("wmem", w_depth // L, L * layer.w_bits, True, "weights")
@@ -407,7 +431,8 @@ class LayerCore(SingleInput, wiring.Component):
             return [int(v) for v in values] if L == 1 else pack_lanes(values, width, L)
 
         if self._weights == "spram":
-            m.submodules.wmem = wmem = SpramBank(width=layer.w_bits, depth=w_depth,
+            s_width, s_depth, _ = spram_elements(layer)
+            m.submodules.wmem = wmem = SpramBank(width=s_width, depth=s_depth,
                                                  primitive=self._primitive)
         else:
             m.submodules.wmem = wmem = CountedMemory(shape=shape_of(layer.w_bits),

@@ -45,8 +45,8 @@ from golden.ir import INPUT, Conv2d, Dense, Network
 from .cores import check_network, layer_core
 from .credit import CreditQueue
 from .join import Fork
-from .layer import LayerCore, wload_layout
-from .memory import pack_words, spram_geometry
+from .layer import LayerCore, spram_layer_geometry, spram_load_words, wload_layout
+from .memory import MemorySpec
 from .layout import (COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventKind, EventLayout, ResultLayout,
                      index_width, value_width)
 from .neuron import check_choice, check_int
@@ -56,6 +56,8 @@ __all__ = ["NetworkTop", "layer_core", "Queue", "InputStreamer", "check_supporte
            "default_fifo_depth", "DEFAULT_FIFO_DEPTH", "MAX_JOIN_FIFO_DEPTH", "CTR_LATENCY",
            "weight_storage", "weight_load_words", "wload_top_layout"]
 
+#: Depth of the queue after the readout core (three: one token per cycle).
+READOUT_QUEUE_DEPTH = 3
 #: Depth of an ordinary inter-core queue when ``fifo_depth=None``.
 DEFAULT_FIFO_DEPTH = 16
 #: Upper bound of the depth given by default to a queue that feeds a join.
@@ -119,14 +121,13 @@ def wload_top_layout(net, weights="spram"):
 
 def weight_load_words(net, weights="spram"):
     """The load sequence of a top built with ``weights``: ``[(layer index, addr, data)]``,
-    layers in IR order, words in address order (:func:`hw.memory.pack_words` of the layer's
-    weights, flattened as its ROM would hold them)."""
+    layers in IR order, words in address order (:func:`hw.layer.spram_load_words`: the
+    layer's weights, or its L-lane weight words, packed into SPRAM words)."""
     store = weight_storage(net, weights)
     out = []
     for k, layer in enumerate(net.layers):
         if store.get(layer.name) == "spram":
-            words = pack_words(layer.weight.reshape(-1), layer.w_bits)
-            out += [(k, a, w) for a, w in enumerate(words)]
+            out += [(k, a, w) for a, w in enumerate(spram_load_words(layer))]
     return out
 
 
@@ -316,6 +317,14 @@ class InputStreamer(wiring.Component):
     @property
     def pixels_per_beat(self):
         return self._P
+
+    @staticmethod
+    def memories(n_in, in_bits, timesteps):
+        """The streamer's memories as :class:`hw.memory.MemorySpec`: the event buffer
+        (``n_in`` entries of index and value) when T > 1, none for T = 1."""
+        if timesteps == 1:
+            return []
+        return [MemorySpec("buf", n_in, index_width(n_in) + in_bits, False, "input events")]
 
     def elaborate(self, platform):
         m = Module()
@@ -515,8 +524,7 @@ class NetworkTop(wiring.Component):
         self._weights = weight_storage(net, weights)
         self._primitive = bool(primitive)
         self.wload_layout = wload_top_layout(net, self._weights)
-        self.wload_map = {layer.name: (k, spram_geometry(layer.w_bits,
-                                                         int(layer.weight.size))[3])
+        self.wload_map = {layer.name: (k, spram_layer_geometry(layer)[3])
                           for k, layer in enumerate(net.layers)
                           if self._weights.get(layer.name) == "spram"}
         self._fifo_depth = None if fifo_depth is None else check_int("fifo_depth", fifo_depth,
@@ -629,7 +637,8 @@ class NetworkTop(wiring.Component):
         # Readout tokens → result beats; EOT tokens are consumed here. A small queue after the
         # readout core keeps this logic (whose ready depends on the token's kind) local: its
         # output and its input's ready are registers; three deep for one token per cycle.
-        m.submodules.readout_queue = roq = Queue(shape=self.tap_layouts[-1], depth=3)
+        m.submodules.readout_queue = roq = Queue(shape=self.tap_layouts[-1],
+                                                 depth=READOUT_QUEUE_DEPTH)
         wiring.connect(m, cores[-1].o, roq.i)
         ro = roq.o
         is_ro = ro.payload.kind == EventKind.READOUT

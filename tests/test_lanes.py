@@ -234,3 +234,35 @@ def test_cli_simulate_with_lanes_and_bad_values(tmp_path, capsys):
                      str(tmp_path / "t.v")]) != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and msg in err[0], (bad, err)
+
+
+@pytest.mark.parametrize("seed,kind,w_bits", [(0, "dense", 8), (1, "conv", 4), (2, "dense", 3),
+                                              (3, "conv", 8)])
+def test_spram_weights_with_lanes_match_golden(seed, kind, w_bits):
+    """Weights in SPRAM with L lanes: the bank holds L-lane words (L·W_BITS bits, packed as
+    hw.memory.pack_words packs any width), loaded through wload, then exact like the ROM."""
+    from hw.layer import spram_elements, spram_layer_geometry
+    rng = np.random.default_rng(seed)
+    net = random_network(4500 + seed, kind=kind, levels=4, timesteps=2, max_neurons=24,
+                         w_bits=w_bits, depth=1)
+    net = (_with_lanes(net, rng) if kind == "dense" else _conv_lanes(net, rng, biggest=True))
+    layer = net.layers[0]
+    width, depth, values = spram_elements(layer)
+    assert width == layer.lanes * w_bits and depth * layer.lanes == layer.weight.size
+    assert pack_lanes(values, width, 1) == pack_lanes(
+        pack_lanes(layer.weight.reshape(-1), w_bits, layer.lanes), width, 1)
+    assert spram_layer_geometry(layer)[2] == -(-width // 16)       # cells side by side
+    x = random_inputs(net, 2, seed=seed)
+    golden = run(net, x)
+    res = check_layer(net, layer.name, x, seed=seed, golden=golden, weights="spram")
+    assert res["counters"]["w_rd_words"] * layer.lanes == golden.totals(layer.name)["w_rd"]
+
+
+def test_network_spram_with_lanes_matches_golden():
+    net = random_network(4600, kind="dense", levels=2, timesteps=1, max_neurons=24, depth=1)
+    net = _with_lanes(net, np.random.default_rng(0), biggest=True)
+    x = random_inputs(net, 2, seed=1)
+    golden = run(net, x)
+    res = run_network(net, x, seed=1, gap=0.2, stall=0.2, weights="spram")
+    from sim.scoreboard import compare
+    assert compare(net, golden, res) == []
