@@ -4,7 +4,8 @@ Every seed is one :class:`RegressConfig`: a random network (``golden.fixtures.ra
 with the corner-case options drawn from the seed), random inputs, and the hardware variant and
 test-bench conditions it runs under (discharge, synapse, FIFO depth, input gaps, output stalls,
 queue throttling). :func:`run_seed` runs one seed through the golden model and the RTL and judges
-the result; :func:`run_seeds` runs many, in-process or on a ``dask.distributed`` cluster, and
+the result; :func:`run_seeds` runs many, in-process or on a ``dask.distributed`` cluster
+(:func:`dask_client`, shared with ``mlsnn sweep``), and
 :func:`summary_json` / :func:`junit_xml` report them.
 
 Everything is a function of the seed, so a failure is reproduced by its seed alone
@@ -13,6 +14,7 @@ Everything is a function of the seed, so a failure is reproduced by its seed alo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -29,7 +31,8 @@ import numpy as np
 from golden.errors import MlsnnError
 
 __all__ = ["RegressConfig", "SIMULATORS", "parse_seeds", "parse_shard", "shard_seeds",
-           "judge", "run_seed", "run_seeds", "save_failure", "summary_json", "junit_xml"]
+           "judge", "run_seed", "run_seeds", "dask_client", "save_failure", "summary_json",
+           "junit_xml"]
 
 SIMULATORS = ("amaranth", "icarus", "verilator")
 
@@ -309,6 +312,46 @@ def _dask():
     return distributed
 
 
+@contextlib.contextmanager
+def dask_client(jobs=1, scheduler=None):
+    """A ``dask.distributed.Client``: on a new ``LocalCluster`` of ``jobs`` worker processes
+    (one thread each) or, with ``scheduler``, on the existing cluster at that address (it must
+    answer within 3 s and have a worker within 60 s). The client, and the local cluster, are
+    closed on leaving the ``with`` block, whatever the cause (also ``KeyboardInterrupt``).
+
+    Raises
+    ------
+    MlsnnError
+        No dask.distributed, an unreachable scheduler or one without workers (one line each).
+    """
+    distributed = _dask()
+    import logging
+    cluster = None
+    if scheduler is None:
+        cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1,
+                                           processes=True, dashboard_address=":0",
+                                           silence_logs=logging.ERROR)
+        client = distributed.Client(cluster)
+    else:
+        try:
+            client = distributed.Client(scheduler, timeout="3s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise MlsnnError(f"cannot reach the Dask scheduler at {scheduler}: "
+                             f"{type(e).__name__}: {e}") from None
+        try:
+            client.wait_for_workers(1, timeout=60)
+        except (TimeoutError, OSError):
+            client.close()
+            raise MlsnnError(f"the Dask scheduler at {scheduler} has no workers (start some "
+                             f"with 'dask worker {scheduler}')") from None
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def run_seeds(seeds, sim="amaranth", images=3, *, jobs=1, scheduler=None, on_result=None):
     """Run every seed; call ``on_result(result)`` as each finishes; return the results in
     seed order.
@@ -331,26 +374,7 @@ def run_seeds(seeds, sim="amaranth", images=3, *, jobs=1, scheduler=None, on_res
         return [results[s] for s in seeds]
 
     distributed = _dask()
-    import logging
-    cluster = None
-    if scheduler is None:
-        cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1,
-                                           processes=True, dashboard_address=":0",
-                                           silence_logs=logging.ERROR)
-        client = distributed.Client(cluster)
-    else:
-        try:
-            client = distributed.Client(scheduler, timeout="3s")
-        except (OSError, TimeoutError, ValueError) as e:
-            raise MlsnnError(f"cannot reach the Dask scheduler at {scheduler}: "
-                             f"{type(e).__name__}: {e}") from None
-        try:
-            client.wait_for_workers(1, timeout=60)
-        except (TimeoutError, OSError):
-            client.close()
-            raise MlsnnError(f"the Dask scheduler at {scheduler} has no workers (start some "
-                             f"with 'dask worker {scheduler}')") from None
-    try:
+    with dask_client(jobs, scheduler) as client:
         futs = {client.submit(run_seed, s, sim, images, worker_threads=1, pure=False,
                               key=f"mlsnn-regress-{sim}-{s}-{os.getpid()}"): s for s in seeds}
         for fut in distributed.as_completed(futs):
@@ -362,10 +386,6 @@ def run_seeds(seeds, sim="amaranth", images=3, *, jobs=1, scheduler=None, on_res
                        "network": "", "status": "error", "seconds": 0.0,
                        "messages": [f"error: the Dask task failed: {type(e).__name__}: {e}"]}
             done(res)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     return [results[s] for s in seeds]
 
 
