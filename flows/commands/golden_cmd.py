@@ -4,6 +4,7 @@ import json
 import sys
 
 from flows.io import load_inputs, load_network
+from golden.cycles import network_cycles, unsupported
 from golden.reference import COUNTERS, run as run_reference
 
 NAME = "golden"
@@ -14,6 +15,8 @@ DESCRIPTION = ("Run the bit-exact integer reference (SPEC §3) of a network on a
                "the hardware does where its event order is fixed (one input stream); where the "
                "result depends on the arrival order of two streams (barrier joins, layers after "
                "a SEW join) a warning on stderr says so and the JSON has \"exact\": false. "
+               "It also predicts the cycles per inference of the RTL and every core's busy "
+               "cycles (the cycle model of docs/cycles.md: \"cycles\" in the JSON). "
                "Example: mlsnn golden --ir net/network.json --inputs net/inputs.npz")
 
 
@@ -22,6 +25,9 @@ def add_arguments(p):
                    help="the network (network.json, or its directory)")
     p.add_argument("--inputs", required=True, metavar="x.npz",
                    help="inputs: .npz with array 'x' of shape [B, *input_shape] (or a .npy)")
+    p.add_argument("--pixels-per-beat", type=int, default=1, metavar="P",
+                   help="pixels per input beat of the modelled hardware (cycle model; "
+                        "default 1)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
@@ -30,6 +36,10 @@ def run(args):
     x = load_inputs(args.inputs, net)
     res = run_reference(net, x)
     doc = res.to_json(net)
+    why = unsupported(net)
+    cyc = None if why else network_cycles(net, x, pixels_per_beat=args.pixels_per_beat,
+                                          golden=res)
+    doc["cycles"] = {"unsupported": why} if why else cyc.to_json()
     for w in doc["warnings"]:
         print(f"mlsnn golden: warning: {w}", file=sys.stderr)
     if args.json:
@@ -41,6 +51,12 @@ def run(args):
     preds = doc["predictions"]
     shown = " ".join(map(str, preds[:32])) + (" ..." if len(preds) > 32 else "")
     print(f"predictions: {shown}")
+    if cyc is None:
+        print(f"cycles per inference: not modelled ({why})")
+    else:
+        c = cyc.cycles
+        print(f"cycles per inference (cycle model, pixels per beat {args.pixels_per_beat}): "
+              f"mean {c.mean():.1f}, min {c.min()}, max {c.max()}")
     head = f"{'layer':<12}{'kind':<13}" + "".join(f"{c:>13}" for c in COUNTERS) + "  overflow"
     print(head)
     for layer in doc["layers"]:
