@@ -90,12 +90,13 @@ class CreditQueue(wiring.Component):
         o_data = Signal(self._shape)
         pop = Signal()      # O loads the store's head
         nonempty = Signal()     # head != tail, as a register of its own
-        head_next, tail_next = Signal.like(head), Signal.like(tail)
+        head_inc, tail_next = Signal.like(head), Signal.like(tail)
         m.d.comb += [
-            head_next.eq(Mux(pop, head + 1, head)),
+            head_inc.eq(head + 1),
             tail_next.eq(Mux(self.w_en, tail + 1, tail)),
         ]
-        m.d.sync += nonempty.eq(head_next != tail_next)
+        # ``pop`` (late: it follows the consumer's ready) only selects between the two outcomes.
+        m.d.sync += nonempty.eq(Mux(pop, head_inc != tail_next, head != tail_next))
         m.d.comb += [
             pop.eq(nonempty & (~o_valid | self.o.ready)),
             self.o.valid.eq(o_valid),
@@ -112,7 +113,12 @@ class CreditQueue(wiring.Component):
         # overstate the credits in use for a cycle, never understate them.
         ret = Signal(range(3))
         m.d.sync += ret.eq(self.drop + (self.o.valid & self.o.ready))
-        used_next = Signal.like(used)
-        m.d.comb += used_next.eq(used + self.take - ret)
-        m.d.sync += [used.eq(used_next), room.eq(used_next != self._credits)]
+        # Both outcomes of ``take`` are computed from registers alone, so that ``take`` (the
+        # producer's issue logic, late in the cycle) only selects: no adder after it.
+        keep, grow = Signal.like(used), Signal.like(used)
+        m.d.comb += [keep.eq(used - ret), grow.eq(used + 1 - ret)]
+        with m.If(self.take):
+            m.d.sync += [used.eq(grow), room.eq(grow != self._credits)]
+        with m.Else():
+            m.d.sync += [used.eq(keep), room.eq(keep != self._credits)]
         return m

@@ -393,7 +393,9 @@ class InputStreamer(wiring.Component):
                 m.d.sync += [bi.eq(bi + 1), in_base.eq(in_base + P)]
         with m.Elif(consume):
             m.d.sync += b_valid.eq(0)
-        with m.Elif(ev_issue):
+        # The mask follows the events alone (also when the beat leaves: then it is unused), so
+        # that ``consume`` does not reach the mask registers' enables.
+        with m.If(~accept & ev_issue):
             set_mask(left)
         with m.If(consume & b_last):
             m.d.sync += eot0.eq(1)

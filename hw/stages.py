@@ -189,6 +189,11 @@ def _any(values):
     return functools.reduce(operator.or_, values)
 
 
+def _at_most_one(v):
+    """``v`` (unsigned) has at most one bit set."""
+    return (v & (v - 1)) == 0
+
+
 def popcount(bits):
     """The number of ones in ``bits`` (a Value)."""
     return sum((bits[k] for k in range(1, len(bits))), bits[0]) if len(bits) else Const(0, 1)
@@ -282,8 +287,10 @@ class Accumulate(wiring.Component):
             m.d.sync += [a_j.eq(x_j), a_op.eq(x_op)]
         with m.If(a_valid):
             m.d.sync += w1_j.eq(a_j)
-        a_hit = a_valid & (a_j == x_j)
-        w1_hit = w1_valid & (w1_j == x_j)
+        # The forwarding hits of the update in X, registered: compared one cycle early with the
+        # update entering X (``j``), so that no comparator sits before A's adder.
+        a_hit, w1_hit = Signal(), Signal()
+        m.d.sync += [a_hit.eq(x_valid & (x_j == self.j)), w1_hit.eq(a_valid & (a_j == self.j))]
         sums, sats = [], []
         for k in range(L):
             a_p = Signal(signed(pw), name=f"a_p{k}" if L > 1 else "a_p")
@@ -547,20 +554,22 @@ class Sweep(wiring.Component):
                 m.d.sync += wb_base.eq(wb_base + L)
         with m.If(self.done):
             m.d.sync += [wb_base.eq(0), wb_pix.eq(0)]
+        # ``single``: the mask has at most one lane (precomputed at the push, for the pop).
         ent = data.StructLayout({"kind": EventKind, "base": range(n_neurons), "mask": L,
-                                 "vals": L * vw, "last": 1})
+                                 "single": 1, "vals": L * vw, "last": 1})
         t_ent = Signal(ent)
         t_push = Signal()
         mask = Cat(*emits)
         with m.If(eot_out):
             m.d.comb += [t_push.eq(q_room), t_ent.kind.eq(EventKind.EOT), t_ent.mask.eq(1),
-                         t_ent.last.eq(last_t)]
+                         t_ent.single.eq(1), t_ent.last.eq(last_t)]
         with m.Else():
             m.d.comb += [
                 t_push.eq(self.wb & (mask != 0)),
                 t_ent.kind.eq(ev_kind),
                 t_ent.base.eq(wb_base),
                 t_ent.mask.eq(mask),
+                t_ent.single.eq(_at_most_one(mask)),
                 t_ent.vals.eq(Cat(*(v[:vw] for v in values))),
             ]
         m.submodules.q = q = CreditQueue(shape=ent, depth=self._depth, credits=self._credits)
@@ -579,10 +588,21 @@ class Sweep(wiring.Component):
             onehot.eq(rem & (~rem + 1)),            # the lowest lane still to send
             offset.eq(_any(Mux(onehot[k], k * pixels, 0) for k in range(1, L))),
         ]
-        last_lane = (rem & ~onehot) == 0
+        # Whether the lowest lane left is the head's last, from registers through one LUT: for
+        # a fresh head (nothing sent yet) its ``single`` bit, else ``few``, registered when
+        # the previous lane left ("at most one lane after it"), so that no priority logic sits
+        # before Q's pop.
+        fresh = Signal(init=1)
+        few = Signal()
+        last_lane = Signal()
+        m.d.comb += last_lane.eq(Mux(fresh, head.single, few))
+        rest = Signal(L)                            # rem without its lowest lane
+        m.d.comb += rest.eq(rem & (rem - 1))
         o_last = Signal()
         load = q.o.valid & (~self.o.valid | self.o.ready)
         m.d.comb += q.o.ready.eq(load & last_lane)
+        with m.If(load):
+            m.d.sync += [fresh.eq(last_lane), few.eq(_at_most_one(rest))]
         value = Signal(vw)
         m.d.comb += value.eq(_any(Mux(onehot[k], head.vals[k * vw:(k + 1) * vw], 0)
                                   for k in range(L)))
