@@ -92,9 +92,13 @@ def synth(net, target, pixels_per_beat, out):
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
+    from golden.errors import MlsnnError
     t0 = time.monotonic()
-    rep = synthesize_network(net, target, cores=False, pixels_per_beat=pixels_per_beat)
-    doc = rep.top.to_json()
+    try:
+        rep = synthesize_network(net, target, cores=False, pixels_per_beat=pixels_per_beat)
+        doc = rep.top.to_json()
+    except MlsnnError as e:           # does not fit: a row of its own, cached like the others
+        doc = {"error": str(e)}
     doc["seconds"] = round(time.monotonic() - t0, 1)
     os.makedirs(out, exist_ok=True)
     with open(path, "w") as f:
@@ -136,6 +140,9 @@ def main(argv=None):
                 row = {"config": config, "lanes": L, "density": d, "cycles": cyc}
                 for tgt in targets:
                     r = area[tgt]
+                    if "error" in r:
+                        row[tgt] = {"error": r["error"]}
+                        continue
                     ref = SPIKER[tgt]
                     ref_cyc = SPIKER["cycles"][d]
                     us = cyc / r["fmax_mhz"] if r["fmax_mhz"] else None
@@ -167,6 +174,9 @@ def _print(rows, targets):
         line = f"| {r['config']} | {r['lanes']} | {r['density']} | {r['cycles']:.0f} |"
         for tgt in targets:
             t = r[tgt]
+            if "error" in t:
+                line += " does not fit | | | | | | |"
+                continue
             line += (f" {t['luts']} | {t['ffs']} | {t['brams']} | {t['fmax_mhz']:.1f} | "
                      f"{t['us']:.2f} | {t['area_time_ratio']:.2f} | {t['us_ratio']:.2f} |")
         print(line)

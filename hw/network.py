@@ -242,6 +242,21 @@ def pack_pixels(pixels, in_bits, pixels_per_beat=1):
             for b in range(0, len(vals), P)]
 
 
+def _none_one(bits):
+    """``(none, one)``: no bit of ``bits`` set, at most one set, as a balanced tree of
+    (any, many) pairs (log depth, no carry chain)."""
+    pairs = [(bits[k], Const(0, 1)) for k in range(len(bits))]
+    while len(pairs) > 1:
+        nxt = []
+        for k in range(0, len(pairs) - 1, 2):
+            (a_any, a_many), (b_any, b_many) = pairs[k], pairs[k + 1]
+            nxt.append((a_any | b_any, a_many | b_many | (a_any & b_any)))
+        if len(pairs) % 2:
+            nxt.append(pairs[-1])
+        pairs = nxt
+    return ~pairs[0][0], ~pairs[0][1]
+
+
 def _onehot_index(onehot):
     """The index of the set bit of a one-hot value (0 when none is set)."""
     idx = Const(0, 1)
@@ -380,8 +395,8 @@ class InputStreamer(wiring.Component):
         m.d.comb += left.eq(b_mask & ~lowest)
 
         def set_mask(mask):
-            m.d.sync += [b_mask.eq(mask), b_none.eq(mask == 0),
-                         b_one.eq((mask & (mask - 1)[:P]) == 0)]
+            none, one = _none_one(mask)
+            m.d.sync += [b_mask.eq(mask), b_none.eq(none), b_one.eq(one)]
 
         with m.If(accept):
             m.d.sync += [b_valid.eq(1), b_pix.eq(self.pixels.payload), b_last.eq(last_in),
