@@ -90,13 +90,12 @@ class CreditQueue(wiring.Component):
         o_data = Signal(self._shape)
         pop = Signal()      # O loads the store's head
         nonempty = Signal()     # head != tail, as a register of its own
-        head_inc, tail_next = Signal.like(head), Signal.like(tail)
-        m.d.comb += [
-            head_inc.eq(head + 1),
-            tail_next.eq(Mux(self.w_en, tail + 1, tail)),
-        ]
-        # ``pop`` (late: it follows the consumer's ready) only selects between the two outcomes.
-        m.d.sync += nonempty.eq(Mux(pop, head_inc != tail_next, head != tail_next))
+        head_inc = Signal.like(head)
+        m.d.comb += head_inc.eq(head + 1)
+        # The store is never full (the credits), so a write leaves it non-empty, and without a
+        # write a pop leaves it non-empty unless it took the last entry: ``w_en`` and ``pop``
+        # (late: the producer's emission and the consumer's ready) only select.
+        m.d.sync += nonempty.eq(self.w_en | Mux(pop, head_inc != tail, nonempty))
         m.d.comb += [
             pop.eq(nonempty & (~o_valid | self.o.ready)),
             self.o.valid.eq(o_valid),

@@ -35,7 +35,7 @@ during a load (docs/hw-interfaces.md).
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -167,10 +167,11 @@ def _greater_parts(a, b):
 
 
 class Queue(wiring.Component):
-    """A stream FIFO: ``lib.fifo.SyncFIFOBuffered`` behind stream ports.
+    """A stream FIFO (:class:`_Fifo`) behind stream ports.
 
     Timing: latency 2 cycles (write to ``o.valid``); one token per cycle; ``i.ready`` and
-    ``o.valid`` come from registers, so a queue cuts every combinational valid/ready path.
+    ``o.valid`` are registers, so a queue cuts every combinational valid/ready path (those of
+    ``lib.fifo.SyncFIFOBuffered``, whose cycle behaviour it has, are a comparator after one).
 
     Parameters
     ----------
@@ -202,8 +203,7 @@ class Queue(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=Shape.cast(self._shape).width,
-                                                      depth=self._depth)
+        m.submodules.fifo = q = _Fifo(width=Shape.cast(self._shape).width, depth=self._depth)
         m.d.comb += [
             q.w_data.eq(self.i.payload),
             q.w_en.eq(self.i.valid),
@@ -215,6 +215,58 @@ class Queue(wiring.Component):
                          q.r_en.eq(self.o.ready & ~self.stall)]
         else:
             m.d.comb += [self.o.valid.eq(q.r_rdy), q.r_en.eq(self.o.ready)]
+        return m
+
+
+class _Fifo(wiring.Component):
+    """A FIFO of ``depth`` words: a memory of ``depth − 1`` words with a synchronous read
+    port (``storage``) and the output register ``r_data``; ``w_rdy`` and ``r_rdy`` are
+    registers. Cycle for cycle the behaviour of ``lib.fifo.SyncFIFOBuffered(width, depth)``
+    (so :func:`flows.fit.top_memories` and the cycle model hold), with ``w_rdy`` computed one
+    cycle ahead from the next fill level instead of compared after the level register."""
+
+    def __init__(self, *, width, depth):
+        self._width, self._depth = width, depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1, init=1),
+            "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        do_write = self.w_rdy & self.w_en
+        do_read = self.r_rdy & self.r_en
+        if self._depth == 1:            # one register, one token every other cycle
+            with m.If(do_write):
+                m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1), self.w_rdy.eq(0)]
+            with m.Elif(do_read):
+                m.d.sync += [self.r_rdy.eq(0), self.w_rdy.eq(1)]
+            return m
+        inner = self._depth - 1
+        level = Signal(range(inner + 1))            # words in the memory
+        m.submodules.storage = storage = Memory(shape=self._width, depth=inner, init=[])
+        wp = storage.write_port()
+        rp = storage.read_port(domain="sync")
+        produce, consume = Signal(range(inner)), Signal(range(inner))
+        pull = Signal()                             # the memory's head moves to r_data
+        m.d.comb += [
+            pull.eq((level != 0) & (~self.r_rdy | self.r_en)),
+            wp.addr.eq(produce), wp.data.eq(self.w_data), wp.en.eq(do_write),
+            rp.addr.eq(consume), rp.en.eq(pull), self.r_data.eq(rp.data),
+        ]
+
+        def step(ptr):
+            return Mux(ptr == inner - 1, 0, ptr + 1)
+        with m.If(do_write):
+            m.d.sync += produce.eq(step(produce))
+        with m.If(pull):
+            m.d.sync += [consume.eq(step(consume)), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        with m.If(do_write & ~pull):
+            m.d.sync += [level.eq(level + 1), self.w_rdy.eq(level != inner - 1)]
+        with m.Elif(pull & ~do_write):
+            m.d.sync += [level.eq(level - 1), self.w_rdy.eq(1)]
         return m
 
 
