@@ -338,6 +338,9 @@ def dask_client(jobs=1, scheduler=None):
         except (OSError, TimeoutError, ValueError) as e:
             raise MlsnnError(f"cannot reach the Dask scheduler at {scheduler}: "
                              f"{type(e).__name__}: {e}") from None
+        except Exception as e:      # something answered, but not a Dask scheduler
+            raise MlsnnError(f"cannot reach the Dask scheduler at {scheduler}: the address "
+                             f"did not answer as a Dask scheduler ({type(e).__name__})") from None
         try:
             client.wait_for_workers(1, timeout=60)
         except (TimeoutError, OSError):
