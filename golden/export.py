@@ -4,7 +4,8 @@ A float layer sees input events whose float value is ``z · s_in`` (``s_in`` = t
 for pixels, θ = V_th/N of the layer that emitted them) and computes, per timestep,
 ``I = Σ z_i s_in w_ij + b_j``; it fires ``z = min(N, ⌊H/θ⌋)``. Multiplying every term by one
 positive per-layer factor Q changes nothing but the unit of the potential, so the integer layer
-uses ``w_int = round(s_in·w·Q)``, ``b_int = round(b·Q)``, ``θ_int = θ·Q``, ``v0_int = round(v0·Q)``.
+uses ``w_int = round(s_in·w·Q)``, ``b_int = round(b·Q)``, ``θ_int = θ·Q``, ``v0_int = round(v0·Q)``;
+the neuron's ``reset`` (soft or hard, docs/reset.md) is carried over unchanged.
 Q is chosen so that θ·Q is an integer and the largest |s_in·w·Q| fits in W_BITS
 (``Q = θ_int / θ`` with ``θ_int = ⌊θ · (2^(W_BITS−1) − 1) / max|s_in·w|⌋``): the threshold is exact
 and only the weights and biases are rounded. The readout's Q only scales the logits (argmax is
@@ -147,7 +148,7 @@ def export(model, *, w_bits=8, name=None):
             amax = 1.0
         if spec.readout:
             q = wmax / amax
-            th, levels, v0, out_scale = 1, 1, 0, 1.0
+            th, levels, v0, out_scale, reset = 1, 1, 0, 1.0, "soft"
         else:
             neuron = model.neurons[spec.name]
             theta = neuron.theta
@@ -157,6 +158,7 @@ def export(model, *, w_bits=8, name=None):
             q = th / theta
             levels, out_scale = neuron.levels, theta
             v0 = int(round(neuron.v0 * q))
+            reset = getattr(neuron, "reset", "soft")
         wq = torch.round(w * q)
         clipped = int((wq.abs() > wmax).sum())
         wq = wq.clamp(-wmax, wmax)
@@ -167,13 +169,14 @@ def export(model, *, w_bits=8, name=None):
             layer = ir.Dense(name=spec.name, inputs=spec.inputs, threshold=th, levels=levels,
                              weight=weight, bias=bq.numpy().astype(np.int64), v0=v0,
                              w_bits=w_bits, b_bits=b_bits, readout=spec.readout,
-                             scale=out_scale)
+                             scale=out_scale, reset=reset)
         else:
             weight = wq.permute(1, 2, 3, 0).contiguous().numpy().astype(np.int64)
             layer = ir.Conv2d(name=spec.name, inputs=spec.inputs, threshold=th, levels=levels,
                               weight=weight, bias=bq.numpy().astype(np.int64), v0=v0,
                               w_bits=w_bits, b_bits=b_bits, readout=spec.readout,
-                              scale=out_scale, stride=syn.stride[0], padding=syn.padding[0])
+                              scale=out_scale, stride=syn.stride[0], padding=syn.padding[0],
+                              reset=reset)
         layers.append(layer)
         scale[spec.name] = out_scale
         report[spec.name] = {"q": q, "threshold": th, "clipped": clipped,

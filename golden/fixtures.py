@@ -26,7 +26,7 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
                    in_shape=None, in_bits=None, depth=None, join=None, shortcut=None,
                    max_neurons=48, calibrate=True, non_square=False, conv_readout=False,
                    negative_v0=False, wide_stream_weights=False, narrow_width=False,
-                   pool=False):
+                   pool=False, hard_reset=False):
     """A random valid network for tests across the project.
 
     Parameters
@@ -62,6 +62,10 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         Pooling layers (conv and residual): ``maxpool2d`` or ``avgpool2d`` with a window that
         tiles its input, sometimes straight on the input, after convolutions and after joins.
         Off by default (a seed then gives the same network as before pooling existed).
+    hard_reset : bool
+        ``reset="hard"`` (docs/reset.md) on about half of the dense and conv2d layers before
+        the readout (at least one when there is any), drawn after the thresholds. Off by
+        default (a seed then gives the same network as before the option existed).
     """
     rng = np.random.default_rng(seed)
     pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
@@ -201,6 +205,8 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
     net = Network(input=spec, timesteps=T, layers=tuple(layers), name=f"random{seed}")
     if calibrate:
         net = calibrate_thresholds(net, rng)
+    if hard_reset:
+        net = _hard_resets(net, rng)
     if negative_v0:
         net = _negative_v0(net, rng)
     if narrow_width:
@@ -243,6 +249,16 @@ def _conv_readout(rng, conv, prev, cur, max_neurons):
     co = int(rng.integers(1, max(1, min(4, limit // (ho * wo))) + 1))
     layer = conv("conv_out", prev, cur, k=k, s=s, p=0, co=co)
     return dataclasses.replace(layer, levels=1, readout=True)
+
+
+def _hard_resets(net, rng):
+    """``reset="hard"`` on about half of the spiking layers that fire (at least one)."""
+    names = [l.name for l in net.layers if hasattr(l, "reset") and not l.readout]
+    chosen = {n for n in names if rng.random() < 0.5}
+    if names and not chosen:
+        chosen = {names[int(rng.integers(len(names)))]}
+    return net.replace(layers=tuple(dataclasses.replace(l, reset="hard") if l.name in chosen
+                                    else l for l in net.layers))
 
 
 def _negative_v0(net, rng):

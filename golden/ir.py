@@ -36,7 +36,9 @@ Widths
 ------
 The potential width of a layer is derived from the static bound of SPEC §3 so that no sum can
 overflow; ``potential_width`` in the IR may force it narrower (then the hardware saturates and
-raises its overflow flag, and :mod:`golden.reference` predicts it).
+raises its overflow flag, and :mod:`golden.reference` predicts it). The bound holds for both
+resets of a spiking layer (field ``reset``, docs/reset.md): after the fire ``|P| <= |H|`` (soft)
+or ``P ∈ {H, v0}`` (hard), so ``|P(t)| <= |v0| + t·max|I|`` either way.
 """
 
 from __future__ import annotations
@@ -54,13 +56,16 @@ from .errors import MlsnnError
 
 __all__ = [
     "SCHEMA_VERSION", "InputSpec", "Kind", "Dense", "Conv2d", "Join", "Barrier", "Sew",
-    "Network", "KINDS", "register", "kind_of", "load", "save", "conv_out_size",
+    "Network", "KINDS", "register", "kind_of", "load", "save", "conv_out_size", "RESETS",
 ]
 
 #: Version written; :func:`from_json` reads 1 (kind ``"join"`` + ``mode``) and 2.
 SCHEMA_VERSION = 2
 READ_VERSIONS = (1, 2)
 INPUT = "input"
+#: Values of a spiking layer's ``reset`` (docs/reset.md): ``"soft"`` P ← H − z·θ, ``"hard"``
+#: P ← v0 when z ≥ 1.
+RESETS = ("soft", "hard")
 
 
 def _check_int(owner, fname, value, *, minimum=None, maximum=None):
@@ -292,7 +297,12 @@ def _one_input(owner, inputs):
 
 @dataclass(frozen=True, eq=False)
 class _Spiking(Kind):
-    """Fields common to spiking layers (dense, conv2d). See the module docstring."""
+    """Fields common to spiking layers (dense, conv2d). See the module docstring.
+
+    ``reset`` is ``"soft"`` (P ← H − z·θ, SPEC §2; the default, and what a ``network.json``
+    without the field means) or ``"hard"`` (P ← v0 when the neuron fires, H otherwise;
+    docs/reset.md). The readout never fires, so it accepts either and behaves the same.
+    """
 
     name: str
     inputs: tuple
@@ -307,6 +317,7 @@ class _Spiking(Kind):
     readout: bool = False
     scale: float = 1.0
     lanes: int = 1
+    reset: str = "soft"
 
     def _check_common(self):
         owner = f"layer '{self.name}'"
@@ -321,6 +332,9 @@ class _Spiking(Kind):
             raise MlsnnError(f"{owner}: field 'readout' must be true or false")
         object.__setattr__(self, "scale", float(self.scale))
         object.__setattr__(self, "lanes", _check_int(owner, "lanes", self.lanes, minimum=1))
+        if not isinstance(self.reset, str) or self.reset not in RESETS:
+            raise MlsnnError(f"{owner}: field 'reset' must be 'soft' or 'hard', not "
+                             f"{self.reset!r}")
         return owner
 
     def _check_lanes(self, owner, channels, what):
@@ -347,7 +361,7 @@ class _Spiking(Kind):
         return dict(name=self.name, inputs=self.inputs, out_shape=info.out_shape,
                     levels=0 if self.readout else self.levels, readout=self.readout,
                     w_bits=self.w_bits, b_bits=self.b_bits, p_bits=info.width, a_bits=a_bits,
-                    lanes=self.lanes)
+                    lanes=self.lanes, reset=self.reset)
 
 
 @register

@@ -18,6 +18,9 @@ levels z as ``multilevel_if(I_int, θ_int, N, v0_int)``, exactly whenever every 
 exactly representable (for instance ``s`` a power of two and moderate integers). Its float output
 per timestep is ``z·θ_int·s``. The float module never clears the potential at t = T: it is
 stateless across calls and every call starts at ``v0``, which is the same thing.
+
+Both take ``reset="hard"`` (docs/reset.md): the same z, and ``P(t) = v0`` when ``z(t) >= 1``,
+``H`` otherwise (the reset of NIR's IF neuron, with mlsnn's ``H >= θ`` and up to N levels).
 """
 
 import numbers
@@ -30,6 +33,13 @@ __all__ = ["MultiLevelIF", "multilevel_if"]
 
 
 _SURROGATES = ("sigmoid", "ste")
+_RESETS = ("soft", "hard")
+
+
+def _check_reset(reset):
+    if reset not in _RESETS:
+        raise ValueError(f"reset must be 'soft' or 'hard', not {reset!r}")
+    return reset
 
 
 def _check_levels(levels):
@@ -134,7 +144,12 @@ class MultiLevelIF(torch.nn.Module):
         If true (the default), the soft reset ``P = H − z·θ`` is treated as a constant in the
         backward pass, so gradients through time flow through P with derivative 1; this is the
         common choice in surrogate training and keeps gradients large. If false, the reset is
-        differentiated with the surrogate too (∂P/∂H = 1 − ∂O/∂H).
+        differentiated with the surrogate too (∂P/∂H = 1 − ∂O/∂H). Hard reset: detached,
+        ∂P/∂H = 1 where the neuron did not fire and 0 where it did; not detached, plus
+        ``(v0 − H)·∂f/∂H`` with f the one-level spike ``[H >= θ]`` and its surrogate.
+    reset : ``"soft"`` or ``"hard"``
+        ``"soft"`` (the default): ``P = H − z·θ``. ``"hard"``: ``P = v0`` when z ≥ 1, else H
+        (docs/reset.md); z is the same.
 
     Members
     -------
@@ -148,7 +163,7 @@ class MultiLevelIF(torch.nn.Module):
     """
 
     def __init__(self, *, levels, threshold, surrogate="sigmoid", alpha=5.0, v0=0.0,
-                 detach_reset=True):
+                 detach_reset=True, reset="soft"):
         super().__init__()
         self.levels = _check_levels(levels)
         self.threshold = _check_float_threshold(threshold)
@@ -166,6 +181,7 @@ class MultiLevelIF(torch.nn.Module):
         if not isinstance(detach_reset, bool):
             raise TypeError(f"detach_reset must be a bool, not {detach_reset!r}")
         self.detach_reset = detach_reset
+        self.reset = _check_reset(reset)
 
     @property
     def theta(self):
@@ -201,22 +217,31 @@ class MultiLevelIF(torch.nn.Module):
         for t in range(x.shape[0]):
             h = p + x[t]
             o = _MultiLevelSpike.apply(h, theta, self.levels, self.alpha, ste, not return_levels)
-            charge = o * theta if return_levels else o
-            p = h - (charge.detach() if self.detach_reset else charge)
+            if self.reset == "hard":
+                p = torch.where(o.detach() > 0, torch.full_like(h, self.v0), h)
+                if not self.detach_reset:
+                    # Zero in value (exact forward), (v0 − H)·∂f/∂H in the backward pass.
+                    f = _MultiLevelSpike.apply(h, theta, 1, self.alpha, ste, False)
+                    p = p + (f - f.detach()) * (self.v0 - h)
+            else:
+                charge = o * theta if return_levels else o
+                p = h - (charge.detach() if self.detach_reset else charge)
             out.append(o)
         return torch.stack(out)
 
     def extra_repr(self):
         return (f"levels={self.levels}, threshold={self.threshold}, surrogate={self.surrogate!r}, "
-                f"alpha={self.alpha}, v0={self.v0}, detach_reset={self.detach_reset}")
+                f"alpha={self.alpha}, v0={self.v0}, detach_reset={self.detach_reset}, "
+                f"reset={self.reset!r}")
 
 
-def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False):
+def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False, reset="soft"):
     """The integer multi-level IF neuron of SPEC §3 over one inference of T timesteps.
 
     For t = 1..T: ``H = P + I(t)``; ``z = 0 if H < θ else min(N, H // θ)``;
-    ``P = H − z·θ``, except that after t = T the potential is cleared to v0 (SPEC §3: the next
-    inference starts clean). Pure: no hidden state.
+    ``P = H − z·θ`` (``reset="hard"``: ``P = v0`` if z ≥ 1 else H), except that after t = T the
+    potential is cleared to v0 (SPEC §3: the next inference starts clean). Pure: no hidden
+    state.
 
     Parameters
     ----------
@@ -230,8 +255,11 @@ def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False)
     v0 : int
         Initial potential, and the value the potential is cleared to after timestep T.
     return_potentials : bool
-        Also return the potentials P(t) = H − z·θ after each timestep's soft reset, before the
-        clear at t = T (shape ``[T, ...]``, int64), to check the soft reset.
+        Also return the potentials P(t) after each timestep's reset, before the clear at t = T
+        (shape ``[T, ...]``, int64), to check the reset.
+    reset : ``"soft"`` or ``"hard"``
+        ``P = H − z·θ`` (soft, SPEC §2) or ``P = v0`` where z ≥ 1, H elsewhere (hard,
+        docs/reset.md).
 
     Returns
     -------
@@ -249,6 +277,7 @@ def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False)
     """
     levels = _check_levels(levels)
     theta = _check_int_threshold(threshold)
+    _check_reset(reset)
     if isinstance(v0, bool) or not isinstance(v0, numbers.Integral):
         raise TypeError(f"v0 must be an integer, not {v0!r}")
     v0 = int(v0)
@@ -276,7 +305,7 @@ def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False)
         z = torch.where(h >= theta,
                         torch.div(h, theta, rounding_mode="floor").clamp(max=levels),
                         torch.zeros_like(h))
-        p = h - z * theta
+        p = torch.where(z > 0, torch.full_like(h, v0), h) if reset == "hard" else h - z * theta
         zs.append(z)
         ps.append(p)
     z = torch.stack(zs)

@@ -29,7 +29,7 @@ from .counters import GOLDEN_COUNTERS as COUNTERS
 from .errors import MlsnnError
 from .ir import INPUT, Network
 
-__all__ = ["run", "Result", "COUNTERS", "fire", "order_exact"]
+__all__ = ["run", "Result", "COUNTERS", "fire", "reset_potential", "order_exact"]
 
 _EXACT = 1 << 52
 
@@ -127,6 +127,15 @@ def fire(h, threshold, levels):
     """Multi-level fire of SPEC §2 on a float64 integer-valued tensor: ``z`` (same dtype)."""
     z = torch.clamp(torch.floor(h / threshold), max=levels)
     return torch.where(h < threshold, torch.zeros_like(h), z)
+
+
+def reset_potential(h, z, threshold, v0, reset="soft"):
+    """The potential after the fire (before the clear at t = T), same dtype as ``h``:
+    ``H − z·θ`` for ``reset="soft"`` (SPEC §2), ``v0`` where ``z >= 1`` and ``H`` elsewhere
+    for ``reset="hard"`` (docs/reset.md)."""
+    if reset == "hard":
+        return torch.where(z > 0, torch.full_like(h, float(v0)), h)
+    return h - z * threshold
 
 
 def _layer_input(streams, ev, t):
@@ -247,7 +256,8 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
                     z = torch.zeros_like(H)
                 else:
                     z = fire(H, float(layer.threshold), float(layer.levels))
-                    P = H - z * layer.threshold
+                    P = reset_potential(H, z, layer.threshold, layer.v0,
+                                        getattr(layer, "reset", "soft"))
                     cnt["ev_out"] += (z > 0).sum(1).to(torch.float64)
                 zs.append(z)
                 if t == T - 1:
@@ -336,7 +346,7 @@ def _saturating(prim, layer, info, ev_in, lo, hi, order=None):
             P = h
         else:
             z = fire(h, theta, float(layer.levels))
-            P = h - z * theta
+            P = reset_potential(h, z, theta, layer.v0, getattr(layer, "reset", "soft"))
         zs.append(z)
     ovf = torch.where(nsat > 0, 2, 0).to(torch.int64)
     return zs, P.clone(), ovf, nsat

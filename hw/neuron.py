@@ -5,7 +5,10 @@ computes::
 
     H  = P + b
     z  = 0 if H < θ else min(N, floor(H / θ))
-    P' = H - z·θ, or v0 at the last timestep of the inference
+    P' = H - z·θ (soft reset), or v0 at the last timestep of the inference
+
+With ``reset="hard"`` (docs/reset.md) ``P' = v0`` when ``z >= 1`` and ``H`` otherwise (v0 at the
+last timestep as before); z and the timing are the same.
 
 In readout mode it never fires: ``z = 0`` and ``P' = H`` (``v0`` at the last timestep); ``H``
 travels along in the output so that the readout core can emit it.
@@ -121,6 +124,11 @@ class FireUnit(wiring.Component):
     discharge : {"parallel", "serial"}
     readout : bool
         Never fire (readout layer).
+    reset : {"soft", "hard"}
+        ``"soft"``: ``P' = H − z·θ`` (SPEC §2). ``"hard"``: ``P' = v0`` when the neuron fires
+        (``z >= 1``, that is ``H >= θ``), else ``H`` (docs/reset.md). Same z, latency and
+        interval; the serial unit still takes its N micro-steps and selects v0 at the end.
+        Ignored by a readout unit (it never fires).
     saturate : bool
         The potential width was forced narrower than the safe one: saturate ``H`` to the width,
         raise the sticky ``overflow`` flag and count saturations. Otherwise ``H`` cannot overflow
@@ -153,7 +161,8 @@ class FireUnit(wiring.Component):
     """
 
     def __init__(self, *, levels, threshold, potential_width, bias_width=16, index_width=1,
-                 v0=0, discharge="parallel", readout=False, saturate=False, pipelined=False):
+                 v0=0, discharge="parallel", readout=False, saturate=False, pipelined=False,
+                 reset="soft"):
         self._levels = check_int("levels", levels, minimum=1)
         self._threshold = check_int("threshold", threshold, minimum=1)
         self._pw = check_int("potential_width", potential_width, minimum=2)
@@ -166,6 +175,7 @@ class FireUnit(wiring.Component):
                              f"([{lo}, {hi}])")
         self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
         self._readout = bool(readout)
+        self._hard = check_choice("reset", reset, ("soft", "hard")) == "hard"
         self._saturate = bool(saturate)
         self._pipelined = bool(pipelined) and discharge == "parallel" and not self._readout
         super().__init__({
@@ -286,6 +296,9 @@ class FireUnit(wiring.Component):
             sels = [~ges[0]] + [ges[k - 1] & (~ges[k] if k < levels else 1)
                                 for k in range(1, levels + 1)]
             p_next = Signal(signed(pw))
+            if self._hard:
+                # Hard reset: P' is v0 whenever d_1 >= 0 (selected at the output), else H.
+                sels, diffs = sels[:1], diffs[:1]
             terms = [Mux(sel, d[:pw], 0) for sel, d in zip(sels, diffs)]
             m.d.comb += p_next.eq(_or_all(terms))
             with m.If(s2_valid & s3_accept):
@@ -294,7 +307,7 @@ class FireUnit(wiring.Component):
                     out.index.eq(s2_index),
                     out.z.eq(z),
                     out.h.eq(s2_h),
-                    out.p.eq(Mux(s2_last, v0, p_next)),
+                    out.p.eq(Mux(s2_last | (ges[0] if self._hard else 0), v0, p_next)),
                 ]
             with m.Elif(self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
@@ -309,7 +322,8 @@ class FireUnit(wiring.Component):
                     out.index.eq(self.i.payload.index),
                     out.z.eq(z),
                     out.h.eq(h),
-                    out.p.eq(Mux(self.i.payload.last, v0, h - z * theta)),
+                    out.p.eq(Mux(self.i.payload.last | (z != 0) if self._hard else
+                                 self.i.payload.last, v0, h if self._hard else h - z * theta)),
                 ]
             with m.Elif(self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
@@ -334,7 +348,8 @@ class FireUnit(wiring.Component):
                 with m.If(step == levels - 1):
                     m.d.sync += [
                         busy.eq(0), self.o.valid.eq(1),
-                        out.z.eq(nz), out.p.eq(Mux(last, v0, nacc)),
+                        out.z.eq(nz),
+                        out.p.eq(Mux(last | (nz != 0) if self._hard else last, v0, nacc)),
                     ]
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += self.o.valid.eq(0)

@@ -60,6 +60,9 @@ class LayerSpec:
         Override the stored counts (default: from the shapes).
     lanes : int
         Elements per access of the weight, bias and potential memories (docs/lanes.md).
+    reset : ``"soft"`` or ``"hard"``
+        The neuron's reset (conv, dense; docs/reset.md): a soft reset costs one ACC per emitted
+        event (P − z·θ), a hard reset none (it writes v0 instead of the difference).
     """
 
     name: str
@@ -79,9 +82,13 @@ class LayerSpec:
     p_bits: Optional[int] = None
     a_bits: Optional[int] = None
     lanes: int = 1
+    reset: str = "soft"
 
     def __post_init__(self):
         owner = f"layer '{self.name}'"
+        if self.reset not in ("soft", "hard"):
+            raise MlsnnError(f"{owner}: field 'reset' must be 'soft' or 'hard', not "
+                             f"{self.reset!r}")
         if isinstance(self.lanes, bool) or not isinstance(self.lanes, int) or self.lanes < 1:
             raise MlsnnError(f"{owner}: field 'lanes' must be a positive integer")
         if self.kind not in KINDS:
@@ -391,7 +398,8 @@ def from_json(doc, *, levels=1, where="arch"):
     """An :class:`Arch` from ``{"input_shape": [...], "layers": [{...}, ...]}``.
 
     Each layer gives ``name``, ``kind`` and the fields it needs: conv ``out_channels``,
-    ``kernel``, ``stride``, ``padding``; dense ``out_features``; pool ``kernel`` (``stride``);
+    ``kernel``, ``stride``, ``padding``; dense ``out_features``; conv and dense optionally
+    ``reset`` (``"soft"``, the default, or ``"hard"``); pool ``kernel`` (``stride``);
     join ``inputs`` (two names) and ``join``. ``inputs`` defaults to the previous layer; shapes
     are derived. The last layer is the readout.
     """
@@ -429,11 +437,11 @@ def from_json(doc, *, levels=1, where="arch"):
                        conv_out_size(ins[2], k, s, p))
                 spec = LayerSpec(name=name, kind="conv", inputs=inputs, in_shape=ins,
                                  out_shape=out, kernel=k, stride=s, padding=p, levels=lv,
-                                 readout=readout)
+                                 readout=readout, reset=d.get("reset", "soft"))
             elif kind == "dense":
                 spec = LayerSpec(name=name, kind="dense", inputs=inputs,
                                  in_shape=(math.prod(ins),), out_shape=(int(d["out_features"]),),
-                                 levels=lv, readout=readout)
+                                 levels=lv, readout=readout, reset=d.get("reset", "soft"))
             elif kind == "pool":
                 k = int(d.get("kernel", 2))
                 s = int(d.get("stride", k))

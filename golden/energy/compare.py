@@ -161,7 +161,7 @@ def _exact_ops(spec, counters, sums, ref=None, ref_sums=None):
                b_rd=counters["b_rd"], p_rd=counters["p_rd"], p_wr=counters["p_wr"],
                acc_syn=sums["sp_nfan"] * ru, acc_syn_z=sums["sp_zfan"] * ra,
                mac_syn=sums["px_updates"] * ru, acc_bias=counters["b_rd"],
-               acc_reset=counters["ev_out"])
+               acc_reset=0.0 if spec.reset == "hard" else counters["ev_out"])
     if spec.kind == "pool":
         # No weight: a pixel update is one ACC, not a MAC; a max pool's update is one
         # comparison (syn_acc counts them) and it has no reset (lemaire._pool_counts).

@@ -109,7 +109,8 @@ def fan(spec):
 
 def snn_counts(spec, act, timesteps, *, leak=False):
     """Analytic SNN counts of one layer (ENERGY.md §1, SNN table; barrier neuron; SEW join;
-    pooling, :func:`_pool_counts`).
+    pooling, :func:`_pool_counts`). A hard-reset layer (``spec.reset == "hard"``,
+    docs/reset.md) spends no reset ACC: it writes v0 instead of P − z·θ.
 
     Returns
     -------
@@ -149,7 +150,8 @@ def _snn_counts(spec, act, timesteps, leak):
                p_rd=counters["p_rd"], p_wr=counters["p_wr"],
                acc_syn=act.spikes.nsum * Fs, acc_syn_z=act.spikes.zsum * Fs,
                mac_syn=act.pixels.events * Fs,
-               acc_bias=0.0 if is_barrier else neurons, acc_reset=theta_out,
+               acc_bias=0.0 if is_barrier else neurons,
+               acc_reset=0.0 if spec.reset == "hard" else theta_out,
                mac_leak=neurons if leak else 0.0)
     if spec.kind == "conv":
         ops["addr_mac"] = 2 * theta
