@@ -31,7 +31,7 @@ from . import ir
 from .errors import MlsnnError
 from .pooling import AvgPool2d, MaxPool2d
 
-__all__ = ["fold_batchnorm", "export", "ExportReport"]
+__all__ = ["fold_batchnorm", "export", "ExportReport", "layer_scale", "quantize_layer"]
 
 
 def fold_batchnorm(weight, bias, bn):
@@ -59,6 +59,71 @@ def _small_ratio(values, limit=1 << 12):
             return q
         q *= 2
     return q / 2
+
+
+def layer_scale(amax, theta, w_bits):
+    """The per-layer factor Q of the module docstring, from the largest ``|s_in·w|``.
+
+    Parameters
+    ----------
+    amax : float
+        ``max|s_in·w|`` of the layer (0 is read as 1: a layer without weights).
+    theta : float or None
+        The float threshold, or ``None`` for the readout (then Q only scales the logits).
+    w_bits : int
+        Signed weight width.
+
+    Returns
+    -------
+    q : float
+        ``θ_int / θ`` (readout: ``(2^(W_BITS−1) − 1) / amax``).
+    threshold : int
+        ``θ_int = max(1, ⌊θ · (2^(W_BITS−1) − 1) / amax⌋)`` (exactly ``θ·Q``); 1 for the
+        readout.
+    """
+    wmax = (1 << (w_bits - 1)) - 1
+    if amax == 0.0:
+        amax = 1.0
+    if theta is None:
+        return wmax / amax, 1
+    th = int(math.floor(theta * wmax / amax))
+    th = max(th, 1)         # below 1 the weights clip: reported by quantize_layer
+    return th / theta, th
+
+
+def quantize_layer(w, bias, q, w_bits):
+    """Integer weights and biases of a layer scaled by Q: ``round(w·Q)`` clipped to W_BITS,
+    ``round(b·Q)``.
+
+    Parameters
+    ----------
+    w : torch.Tensor
+        ``s_in·w`` (float64), any layout.
+    bias : torch.Tensor
+        Float64 biases.
+    q : float
+        The layer's factor (:func:`layer_scale`).
+    w_bits : int
+
+    Returns
+    -------
+    wq, bq : torch.Tensor
+        Integer-valued float64 tensors, the shapes of ``w`` and ``bias``.
+    clipped : int
+        Weights beyond ``±(2^(W_BITS−1) − 1)``, clipped.
+    max_weight_error : float
+        ``max|clip(w·Q) − wq| / Q`` in float units.
+    b_bits : int
+        Width of the biases (at least 16).
+    """
+    wmax = (1 << (w_bits - 1)) - 1
+    wq = torch.round(w * q)
+    clipped = int((wq.abs() > wmax).sum())
+    wq = wq.clamp(-wmax, wmax)
+    bq = torch.round(bias * q)
+    b_bits = max(16, ir.signed_width(int(bq.abs().max()) if bq.numel() else 0))
+    err = float(((w * q).clamp(-wmax, wmax) - wq).abs().max() / q) if w.numel() else 0.0
+    return wq, bq, clipped, err, b_bits
 
 
 class ExportReport(dict):
@@ -94,7 +159,6 @@ def export(model, *, w_bits=8, name=None):
             raise MlsnnError(f"the model's '{pname}' holds non-finite values (NaN or inf): "
                              f"the training diverged or the checkpoint is damaged")
     cfg = model.config
-    wmax = (1 << (w_bits - 1)) - 1
     scale = {"input": float(cfg.input_scale)}
     layers, report = [], ExportReport()
     for spec in model.layers:
@@ -144,26 +208,16 @@ def export(model, *, w_bits=8, name=None):
         bias = syn.bias.detach().to(torch.float64) if syn.bias is not None \
             else torch.zeros(w.shape[0], dtype=torch.float64)
         amax = float(w.abs().max())
-        if amax == 0.0:
-            amax = 1.0
         if spec.readout:
-            q = wmax / amax
-            th, levels, v0, out_scale, reset = 1, 1, 0, 1.0, "soft"
+            q, th = layer_scale(amax, None, w_bits)
+            levels, v0, out_scale, reset = 1, 0, 1.0, "soft"
         else:
             neuron = model.neurons[spec.name]
-            theta = neuron.theta
-            th = int(math.floor(theta * wmax / amax))
-            if th < 1:
-                th = 1          # weights will clip: reported
-            q = th / theta
-            levels, out_scale = neuron.levels, theta
+            q, th = layer_scale(amax, neuron.theta, w_bits)
+            levels, out_scale = neuron.levels, neuron.theta
             v0 = int(round(neuron.v0 * q))
             reset = getattr(neuron, "reset", "soft")
-        wq = torch.round(w * q)
-        clipped = int((wq.abs() > wmax).sum())
-        wq = wq.clamp(-wmax, wmax)
-        bq = torch.round(bias * q)
-        b_bits = max(16, ir.signed_width(int(bq.abs().max()) if bq.numel() else 0))
+        wq, bq, clipped, werr, b_bits = quantize_layer(w, bias, q, w_bits)
         if spec.kind == "dense":
             weight = wq.t().contiguous().numpy().astype(np.int64)        # [N_in, N_out]
             layer = ir.Dense(name=spec.name, inputs=spec.inputs, threshold=th, levels=levels,
@@ -180,8 +234,7 @@ def export(model, *, w_bits=8, name=None):
         layers.append(layer)
         scale[spec.name] = out_scale
         report[spec.name] = {"q": q, "threshold": th, "clipped": clipped,
-                             "max_weight_error": float(((w * q).clamp(-wmax, wmax) - wq)
-                                                       .abs().max() / q)}
+                             "max_weight_error": werr}
     net = ir.Network(input=ir.InputSpec(shape=tuple(cfg.input_shape), in_bits=cfg.in_bits,
                                         scale=cfg.input_scale),
                      timesteps=cfg.timesteps, layers=tuple(layers),
