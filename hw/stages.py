@@ -189,9 +189,21 @@ def _any(values):
     return functools.reduce(operator.or_, values)
 
 
-def _at_most_one(v):
-    """``v`` (unsigned) has at most one bit set."""
-    return (v & (v - 1)) == 0
+def _at_most(bits, k):
+    """At most ``k`` bits of ``bits`` are set: a balanced tree of counts that saturate at
+    ``k + 1`` (one small LUT per level, no carry chain)."""
+    cap = k + 1
+    width = cap.bit_length()
+    counts = [bits[i] for i in range(len(bits))]
+    while len(counts) > 1:
+        nxt = []
+        for i in range(0, len(counts) - 1, 2):
+            total = counts[i] + counts[i + 1]
+            nxt.append(Mux(total > cap, cap, total)[:width])
+        if len(counts) % 2:
+            nxt.append(counts[-1])
+        counts = nxt
+    return counts[0] <= k
 
 
 def popcount(bits):
@@ -569,7 +581,7 @@ class Sweep(wiring.Component):
                 t_ent.kind.eq(ev_kind),
                 t_ent.base.eq(wb_base),
                 t_ent.mask.eq(mask),
-                t_ent.single.eq(_at_most_one(mask)),
+                t_ent.single.eq(_at_most(mask, 1)),
                 t_ent.vals.eq(Cat(*(v[:vw] for v in values))),
             ]
         m.submodules.q = q = CreditQueue(shape=ent, depth=self._depth, credits=self._credits)
@@ -596,13 +608,11 @@ class Sweep(wiring.Component):
         few = Signal()
         last_lane = Signal()
         m.d.comb += last_lane.eq(Mux(fresh, head.single, few))
-        rest = Signal(L)                            # rem without its lowest lane
-        m.d.comb += rest.eq(rem & (rem - 1))
         o_last = Signal()
         load = q.o.valid & (~self.o.valid | self.o.ready)
         m.d.comb += q.o.ready.eq(load & last_lane)
         with m.If(load):
-            m.d.sync += [fresh.eq(last_lane), few.eq(_at_most_one(rest))]
+            m.d.sync += [fresh.eq(last_lane), few.eq(_at_most(rem, 2))]
         value = Signal(vw)
         m.d.comb += value.eq(_any(Mux(onehot[k], head.vals[k * vw:(k + 1) * vw], 0)
                                   for k in range(L)))
