@@ -770,7 +770,8 @@ def adafire(search, base, choices, budget):
 def ssc(search, base, rhos, slack=0.0):
     """SSC (seed 004 §3.2): per-layer threshold ratios ρ (Eqs. 12–14) minimising
     ``Σ E_i(ρ_i)`` under ``Σ S_i(ρ_i) ≤ S_target`` (Eq. 15), ``S_target = (1 + slack)·Σ_i
-    S_i(1)`` (the seed's default: the sensitivity before SSC)."""
+    S_i(1)`` (the seed's default: the sensitivity before SSC); ``base`` (ρ = 1) when the choice,
+    converted, costs more than it."""
     log, L = search.log, len(base.levels)
     rhos = sorted(set(float(r) for r in rhos) | {1.0})
     log(f"SSC: sensitivity and energy of each layer's rho, the others at 1, N={list(base.levels)}")
@@ -782,6 +783,9 @@ def ssc(search, base, rhos, slack=0.0):
     p = search.point(base.levels, ch)
     log(f"  S_target={target:.4e}: rho={list(ch)} predicted S_sum={s_pred:.4e} "
         f"E={base.energy + e_pred:.4g} nJ; converted: S={p.sensitivity:.4e} E={p.energy:.4g} nJ")
+    if p.energy > base.energy:
+        log("  converted, it costs more than rho = 1: rho = 1 everywhere")
+        return base
     return p
 
 
@@ -841,8 +845,10 @@ def convert(model, data, *, timesteps, levels, w_bits=8, input_scale=None, calib
     -------
     net : golden.ir.Network
     summary : dict
-        ``layers`` (calibration report per layer), ``ann_accuracy``, ``snn_accuracy``,
-        ``energy_nJ``, ``sensitivity``, ``levels``, ``rho``.
+        ``layers`` (calibration report per layer), ``ann_accuracy``, ``snn_accuracy`` (test
+        split), ``energy_nJ`` (energy samples), ``sensitivity`` (KL, calibration set),
+        ``levels``, ``rho``; ``steps``: the same for the uniform start and after AdaFire and SSC
+        (``method`` ``"uniform"``, ``"adafire"``, ``"ssc"``).
     """
     from .reference import run
 
@@ -863,19 +869,28 @@ def convert(model, data, *, timesteps, levels, w_bits=8, input_scale=None, calib
     best = search.point((levels,) * L)
     for rep in best.report:
         log(format_layer(rep))
+    steps = [("uniform", best)]
     if adafire_budget is not None and L:
-        best = adafire(search, best, level_choices, adafire_budget)
+        steps.append(("adafire", adafire(search, steps[-1][1], level_choices, adafire_budget)))
     if ssc_rhos is not None and L:
-        best = ssc(search, best, ssc_rhos, ssc_slack)
+        steps.append(("ssc", ssc(search, steps[-1][1], ssc_rhos, ssc_slack)))
+    best = steps[-1][1]
     if best.levels != (levels,) * L or any(r != 1.0 for r in best.rho):
         log(f"calibration of the choice (N={list(best.levels)}, rho={list(best.rho)}):")
         for rep in best.report:
             log(format_layer(rep))
+    x_test = best.net.check_inputs(data.x_test.reshape((-1,) + best.net.input.shape))
+
+    def accuracy(point):
+        res = run(point.net, x_test, record_events=False)
+        return float((res.predictions == data.y_test).mean())
+
     net = best.net.replace(name=f"convert-T{timesteps}-N"
-                       f"{'-'.join(map(str, best.levels)) or levels}")
-    x_test = net.check_inputs(data.x_test.reshape((-1,) + net.input.shape))
-    snn_acc = float((run(net, x_test, record_events=False).predictions == data.y_test).mean())
-    return net, {"layers": best.report, "ann_accuracy": ann_acc, "snn_accuracy": snn_acc,
+                           f"{'-'.join(map(str, best.levels)) or levels}")
+    return net, {"layers": best.report, "ann_accuracy": ann_acc, "snn_accuracy": accuracy(best),
                  "energy_nJ": best.energy, "sensitivity": best.sensitivity,
                  "levels": list(best.levels), "rho": list(best.rho),
+                 "steps": [{"method": m, "levels": list(p.levels), "rho": list(p.rho),
+                            "energy_nJ": p.energy, "sensitivity": p.sensitivity,
+                            "snn_accuracy": accuracy(p)} for m, p in steps],
                  "calib_samples": int(len(x_cal)), "n_test": int(len(data.y_test))}

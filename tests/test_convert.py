@@ -12,8 +12,9 @@ from golden import ir
 from golden.convert import (Converter, ann_forward, channel_mean, clip_floor, convert,
                             load_ann, pareto_search, parse_ann, threshold_search)
 from golden.datasets import load_dataset
-from golden.errors import MlsnnError
 from golden.reference import run
+
+from experiments.conversion import train_ann
 
 
 def _script(model, path):
@@ -23,22 +24,6 @@ def _script(model, path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(model), str(path))
-
-
-def _train(model, data, epochs, seed=0):
-    torch.manual_seed(seed)
-    x = torch.tensor(data.x_train, dtype=torch.float32) * data.input_scale
-    y = torch.tensor(data.y_train)
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(epochs):
-        perm = torch.randperm(len(x))
-        for i in range(0, len(x), 64):
-            b = perm[i:i + 64]
-            loss = nn.functional.cross_entropy(model(x[b]), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +36,7 @@ def mlp(digits):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.BatchNorm1d(48), nn.ReLU(),
                           nn.Dropout(0.1), nn.Linear(48, 10))
-    return _train(model, digits, epochs=12)
+    return train_ann(model, digits, epochs=12, seed=0)
 
 
 def test_clip_floor_is_the_if_neuron_under_constant_input():
@@ -242,3 +227,19 @@ def test_bad_input_is_one_line(mlp, tmp_path, capsys, case, msg):
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert rc != 0 and len(lines) == 1 and msg in lines[0], err
+
+
+def test_conversion_experiment_tiny(tmp_path):
+    from experiments import conversion
+
+    result = conversion.run_experiment(archs=("mlp",), uniform=(1, 2), budgets=(2,),
+                                       choices=(1, 2), rhos=(1.0, 2.0), epochs=2,
+                                       calib_samples=100, energy_samples=16, log=lambda m: None)
+    methods = [r["method"] for r in result["rows"]]
+    assert methods == ["uniform", "uniform", "AdaFire @ E(N=2)", "AdaFire + SSC @ E(N=2)"]
+    budget = result["rows"][1]["energy_nJ"]
+    assert all(r["energy_nJ"] <= budget for r in result["rows"][2:])
+    assert set(result["sensitivities"]["mlp"][2]) == {"fc1", "fc2"}
+    files = conversion.write_outputs(result, tmp_path)
+    with open(files["md"]) as f:
+        assert "AdaFire + SSC" in f.read()
