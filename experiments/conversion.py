@@ -13,12 +13,13 @@ timesteps:
 
 Per SNN: the ANN's and the integer golden SNN's test accuracy, the energy per inference (Lemaire
 model on the exact golden counters, hardware FIFO depth, on the 256 first calibration images:
-what the search prices) and the sensitivity (KL, calibration set). The per-layer sensitivities S_i(N) of the AdaFire search are
-recorded to check seed 004's observation that early layers need fewer levels.
+what the search prices) and the sensitivity (KL, calibration set). The per-layer sensitivities
+S_i(N) of the AdaFire search are recorded to check seed 004's observation that early layers
+need fewer levels.
 
 Run from the repository root::
 
-    python -m experiments.conversion            # ~5 min
+    python -m experiments.conversion            # ~2.5 min
 
 Outputs (``--out``, default ``experiments/results``): ``conversion.json`` and ``conversion.md``.
 """

@@ -27,9 +27,7 @@ times the value) minimising the energy under a sensitivity budget, with the same
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 import warnings
 import zipfile

@@ -158,6 +158,10 @@ MLP_ARCH = [{"type": "Flatten"}, {"type": "Linear", "in_features": 64, "out_feat
 def test_cli_torchscript_and_state_dict_agree(mlp, tmp_path, capsys):
     _script(mlp, tmp_path / "ann.pt")
     sd, arch = _save_state_dict(mlp, MLP_ARCH, tmp_path)
+    x = torch.rand(7, 1, 8, 8)
+    with torch.no_grad():
+        for path, a in ((tmp_path / "ann.pt", None), (sd, arch)):
+            assert torch.allclose(load_ann(path, a)(x), mlp(x), atol=1e-6)
     args = ["--timesteps", "2", "--levels", "2", "--calib-samples", "200", "--json"]
     assert main(["convert", str(tmp_path / "ann.pt"), "-o", str(tmp_path / "a"), *args]) == 0
     a = json.loads(capsys.readouterr().out)
