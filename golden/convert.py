@@ -574,7 +574,7 @@ class Converter:
         if len(levels) != n or len(rho) != n:
             raise MlsnnError(f"levels and rho need one value per spiking layer ({n})")
         built, report, k = [], [], 0
-        prev, prev_levels = "input", None
+        prev, source = "input", None        # source: the neuron whose events pass on
         for i, st in enumerate(self.stages):
             name = self.names[i]
             if st.weight is not None and not st.relu:
@@ -592,8 +592,8 @@ class Converter:
                     neuron = None
                     if st.kind == "avgpool2d":
                         # θ = θ_in: the integer pool sums levels into θ_int = k² (exact).
-                        neuron = MultiLevelIF(levels=prev_levels,
-                                              threshold=built[-1][2].threshold)
+                        neuron = MultiLevelIF(levels=source.levels,
+                                              threshold=source.threshold)
                     spec = self._LayerSpec(name=name, kind=st.kind, inputs=(prev,),
                                            kernel=st.kernel)
                     self._cache[key] = ((spec, None, neuron),
@@ -602,8 +602,8 @@ class Converter:
             built.append(entry)
             report.append(rep)
             prev = name
-            if st.relu:
-                prev_levels = levels[k - 1]
+            if entry[2] is not None:            # a max pool passes its input's scale on
+                source = entry[2]
         raise MlsnnError("the ANN has no readout")     # parse_ann guarantees one
 
     def _calibrate(self, built, st, name, prev, N, rho, i):
@@ -824,6 +824,7 @@ def convert(model, data, *, timesteps, levels, w_bits=8, input_scale=None, calib
     Parameters
     ----------
     model : torch.nn.Sequential
+        Put in eval mode (BatchNorm's running statistics are folded, Dropout is skipped).
     data : golden.datasets.Dataset
         Calibration on (the first ``calib_samples`` of) its training split, accuracy on its
         test split.
@@ -851,6 +852,7 @@ def convert(model, data, *, timesteps, levels, w_bits=8, input_scale=None, calib
     from .reference import run
 
     log = log or (lambda line: None)
+    model.eval()
     scale = float(data.input_scale if input_scale is None else input_scale)
     stages = parse_ann(model)
     n_out = stages[-1].weight.shape[0]

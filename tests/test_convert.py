@@ -127,6 +127,21 @@ def test_converted_accuracy_close_to_ann_at_large_t_n(mlp, digits):
     assert doc["snn_accuracy"] >= doc["ann_accuracy"] - 0.02
 
 
+def test_cnn_with_pools_converts(digits):
+    """Conv2d + BN, a max pool between a conv and its ReLU, an average pool after the max pool:
+    the IR has the pools, the average pool takes θ and N of its input (θ_int = k²), and at
+    T·N = 16 the SNN is within 5 points of the ANN."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.MaxPool2d(2),
+                          nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(24, 10))
+    model = train_ann(model, digits, epochs=4, seed=2)
+    net, doc = convert(model, digits, timesteps=2, levels=8, calib_samples=400)
+    assert [l.kind for l in net.layers] == ["conv2d", "maxpool2d", "avgpool2d", "dense"]
+    pool = net.layer("pool2")
+    assert (pool.threshold, pool.levels) == (4, 8)
+    assert doc["snn_accuracy"] >= doc["ann_accuracy"] - 0.05
+
+
 def test_pareto_search_equals_exhaustive():
     rng = np.random.default_rng(0)
     tables = [[(c, float(rng.random()), float(rng.random())) for c in range(4)]
