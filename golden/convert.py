@@ -84,6 +84,9 @@ def _rebuild_scripted(scripted, where):
     layers = []
     for idx, (_, child) in enumerate(scripted.named_children()):
         name = child.original_name
+        if name == "Sequential":
+            layers.append(_rebuild_scripted(child, where))
+            continue
         if name not in SUPPORTED:
             raise _unsupported(f"{where}: module {idx}", name)
         kwargs = {}

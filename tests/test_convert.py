@@ -172,10 +172,11 @@ MLP_ARCH = [{"type": "Flatten"}, {"type": "Linear", "in_features": 64, "out_feat
 
 def test_cli_torchscript_and_state_dict_agree(mlp, tmp_path, capsys):
     _script(mlp, tmp_path / "ann.pt")
+    _script(nn.Sequential(mlp[:4], mlp[4:]), tmp_path / "nested.pt")
     sd, arch = _save_state_dict(mlp, MLP_ARCH, tmp_path)
     x = torch.rand(7, 1, 8, 8)
     with torch.no_grad():
-        for path, a in ((tmp_path / "ann.pt", None), (sd, arch)):
+        for path, a in ((tmp_path / "ann.pt", None), (tmp_path / "nested.pt", None), (sd, arch)):
             assert torch.allclose(load_ann(path, a)(x), mlp(x), atol=1e-6)
     args = ["--timesteps", "2", "--levels", "2", "--calib-samples", "200", "--json"]
     assert main(["convert", str(tmp_path / "ann.pt"), "-o", str(tmp_path / "a"), *args]) == 0
@@ -220,6 +221,9 @@ def test_cli_adafire_and_ssc(mlp, tmp_path, capsys):
     ("budget", "no choice of levels meets it"),
     ("no-arch", "give its architecture with --arch"),
     ("bn-after-relu", "a BatchNorm must follow a Linear or Conv2d"),
+    ("arch-missing", "no such file"),
+    ("arch-malformed", "malformed JSON"),
+    ("unknown-key", "has unknown key 'out'"),
 ])
 def test_bad_input_is_one_line(mlp, tmp_path, capsys, case, msg):
     sd, arch = _save_state_dict(mlp, MLP_ARCH, tmp_path)
@@ -238,6 +242,12 @@ def test_bad_input_is_one_line(mlp, tmp_path, capsys, case, msg):
         argv += ["--adafire", "--energy-budget", "0.001"]
     elif case == "no-arch":
         argv[2:4] = []
+    elif case == "arch-missing":
+        argv[3] = str(tmp_path / "nothing.json")
+    elif case == "arch-malformed":
+        (tmp_path / "arch.json").write_text("[{")
+    elif case == "unknown-key":
+        (tmp_path / "arch.json").write_text(json.dumps([{"type": "Linear", "out": 3}]))
     elif case == "bn-after-relu":
         m = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 10))
         _script(m.eval(), tmp_path / "b.pt")
