@@ -266,7 +266,7 @@ _SYNAPSES = ("Affine", "Linear", "Conv2d")
 _POOLS = ("SumPool2d", "AvgPool2d")
 
 
-def _neuron(key, node, timesteps):
+def _neuron(key, node):
     """``(gain, θ, v_reset)`` of a firing node (IF, or LIF without leak); else an error."""
     name = type(node).__name__
     if name == "LIF":
@@ -314,8 +314,9 @@ def _readout_node(key, node, timesteps):
 
 
 def _steps(graph, timesteps):
-    """The chain as mlsnn layers: ``(kind, keys, info)`` with kind ``"synapse"`` (its neuron
-    node or the readout node in ``info``) or ``"pool"``; Flatten nodes are dropped."""
+    """The chain as mlsnn layers, ``(kind, key, neuron_key)``: kind ``"synapse"`` or ``"pool"``
+    with the key of its firing node, or ``"readout"`` with its I/LI node (None before Output);
+    Flatten nodes are dropped."""
     chain = _chain(graph)
     nodes = graph.nodes
     kinds = [type(nodes[k]).__name__ for k in chain]
@@ -452,6 +453,7 @@ def from_nir(graph, *, timesteps=None, levels=None, w_bits=8, in_bits=None, inpu
                  else _meta(graph, "mlsnn_input_unit", 1.0))
     if not unit > 0 or math.isinf(unit):
         raise MlsnnError(f"input_scale must be positive and finite, not {unit:g}")
+    input_unit = unit
     spec = ir.InputSpec(shape=shape,
                         in_bits=in_bits if in_bits is not None else _meta(graph,
                                                                            "mlsnn_in_bits", 8),
@@ -476,8 +478,7 @@ def from_nir(graph, *, timesteps=None, levels=None, w_bits=8, in_bits=None, inpu
         prev, unit = lname, 1.0          # a spike is worth 1.0 in NIR
     net = ir.Network(input=spec, timesteps=timesteps, layers=tuple(layers),
                      name=_meta(graph, "mlsnn_name", name or "nir"))
-    report.input_unit = float(input_scale if input_scale is not None
-                              else _meta(graph, "mlsnn_input_unit", 1.0))
+    report.input_unit = input_unit
     return net, report
 
 
@@ -523,7 +524,7 @@ def _synapse_layer(key, node, nkey, nnode, readout, lname, prev, shape, unit, ti
     if readout:
         gain, theta, v_reset, lreset = 1.0, None, 0.0, "soft"
     else:
-        gain, theta, v_reset = _neuron(nkey, nnode, timesteps)
+        gain, theta, v_reset = _neuron(nkey, nnode)
         lreset = _reset_of(nnode, reset)
     w_eff = torch.from_numpy(w * gain * unit)
     b_eff = torch.from_numpy(bias * gain)
@@ -610,7 +611,7 @@ def _pool_layer(key, node, nkey, nnode, lname, prev, shape, unit, timesteps, lev
                          f"pools tile their input")
     if _pair(key, node, "padding", node.padding) != 0:
         raise MlsnnError(f"node '{key}' ({kind}): padding must be 0")
-    gain, theta, v_reset = _neuron(nkey, nnode, timesteps)
+    gain, theta, v_reset = _neuron(nkey, nnode)
     lreset = _reset_of(nnode, reset)
     if lreset == "hard" and timesteps > 1:
         raise MlsnnError(f"node '{nkey}' ({type(nnode).__name__}) after pool '{key}': mlsnn's "
@@ -815,7 +816,7 @@ def run_float(graph, x, timesteps, *, reset=None):
             elif name == "Flatten":
                 out[k] = v.reshape(B, -1)
             elif name in ("IF", "LIF"):
-                gain, theta, v_reset = _neuron(k, node, timesteps)
+                gain, theta, v_reset = _neuron(k, node)
                 if k not in state:
                     state[k] = torch.full_like(v, float(_meta(node, "mlsnn_v_init", 0.0)))
                 h = state[k] + gain * v

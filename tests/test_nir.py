@@ -371,6 +371,21 @@ def _errors():
          "(--timesteps)"),
         ("bad r", _chain(_aff(3, 4), nir.IF(r=np.zeros(3), v_threshold=np.ones(3)), _aff(3, 3)),
          {}, "node 'if' (IF): r must be positive and finite, not 0"),
+        ("unknown", _chain(nir.ir.graph.Identity(input_type={"input": np.array([4])}),
+                           _aff(3, 4)), {},
+         "node 'identity' (Identity): node type not supported by mlsnn (supported: Input, "
+         "Output, Affine, Linear, Conv2d, Flatten, SumPool2d, AvgPool2d, IF, LIF with tau=inf, "
+         "I, LI)"),
+        ("subgraph", _chain(_aff(3, 4), nir.NIRGraph.from_list(_if(3, 1.0)), _aff(3, 3),
+                            type_check=False), {},
+         "node 'nirgraph' (NIRGraph): nested graphs (snnTorch writes recurrent RLeaky/RSynaptic "
+         "layers as one) are not supported"),
+        ("dilation", _graph(nir.Input(np.array([1, 5, 5])), nir.Conv2d(
+            input_shape=(5, 5), weight=np.ones((2, 1, 3, 3)), stride=1, padding=0, dilation=2,
+            groups=1, bias=np.zeros(2)), _if((2, 1, 1), 1.0), nir.Flatten(
+            input_type={"input": np.array([2, 1, 1])}, start_dim=0), _aff(3, 2),
+            nir.Output(np.array([3]))), {},
+         "node 'conv2d' (Conv2d): dilation and groups must be 1"),
         ("shape", _chain(_aff(3, 5), _if(3, 1.0), _aff(3, 3), type_check=False), {},
          "node 'affine' (Affine): takes 5 inputs, but its input has 4 values (shape [4])"),
     ]
@@ -393,6 +408,30 @@ def test_soft_threshold_off_the_grid_is_reported():
     # Fires at H > 1.5, i.e. H ≥ 2 (exact), but subtracts round(1.5) = 2 instead of 1.5.
     assert (p.threshold, p.v0) == (2, 0)
     assert report[p.name]["threshold_error"] == abs(2 - 1.5) / 1.5
+
+
+def _conv_graph(stride, padding):
+    conv = nir.Conv2d(input_shape=(6, 6), weight=np.ones((2, 1, 3, 3)) / 8, stride=stride,
+                      padding=padding, dilation=1, groups=1, bias=np.zeros(2))
+    out = conv.output_type["output"]
+    return _graph(nir.Input(np.array([1, 6, 6])), conv, _if(tuple(out), 0.3),
+                  nir.Flatten(input_type={"input": out}, start_dim=0),
+                  _aff(3, int(np.prod(out))), nir.Output(np.array([3])))
+
+
+def test_conv_padding_same_valid_and_batch_dimension(tmp_path):
+    same, _ = nir_io.from_nir(_through_file(_conv_graph(1, "same"), tmp_path), timesteps=1)
+    valid, _ = nir_io.from_nir(_through_file(_conv_graph(1, "valid"), tmp_path, "v.nir"),
+                               timesteps=1)
+    assert (same.layers[0].padding, valid.layers[0].padding) == (1, 0)
+    assert same.info(same.layers[0].name).out_shape == (2, 6, 6)
+    with pytest.raises(MlsnnError) as e:
+        nir_io.from_nir(_conv_graph(2, "same"), timesteps=1)
+    assert str(e.value) == ("node 'conv2d' (Conv2d): padding 'same' is supported only as "
+                            "'valid', or 'same' with stride 1 and an odd kernel")
+    g = _chain(_aff(3, 4), _if(3, 1.0), _aff(3, 3), type_check=False)
+    g.nodes["input"] = nir.Input(np.array([1, 4]))     # a batch dimension of 1
+    assert nir_io.from_nir(g, timesteps=1)[0].input.shape == (4,)
 
 
 def test_pool_errors():
