@@ -31,14 +31,17 @@ Per synapse layer the float weights (times the float value of one incoming unit:
 scale, or 1.0 for spikes) get the factor Q of :func:`golden.export.layer_scale` and are rounded
 by :func:`golden.export.quantize_layer` (the export's rules, not a copy of them). NIR fires on
 ``v > θ``: for the integer potential ``H ≈ v·Q`` this is ``H ≥ θ_int`` with ``θ_int = ⌊θ·Q⌋ + 1``
-(``θ·Q`` within 1e-9 of an integer k counts as k: ``k + 1``). A graph written by
-:func:`to_nir` carries ``mlsnn_q = 1`` on its synapse nodes (its weights are the integers):
-then Q = 1 and everything is exact.
+(``θ·Q`` within 1e-9 of an integer k counts as k: ``k + 1``) and an IF becomes a layer with
+``reset="hard"``; read with a soft reset (``reset="soft"``) it subtracts ``round(θ·Q)`` and keeps
+its potential offset so that it still fires at ``H ≥ ⌊θ·Q⌋ + 1`` (:func:`_neuron_fields`). A
+graph written by :func:`to_nir` carries ``mlsnn_q = 1`` on its synapse nodes (its weights are
+the integers): then Q = 1 and everything is exact.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -68,7 +71,6 @@ def _nir():
 def read(path):
     """Read a NIR file (HDF5) as a ``nir.NIRGraph``; any failure is one :class:`MlsnnError`."""
     nir = _nir()
-    import os
     if not os.path.exists(path):
         raise MlsnnError(f"NIR file not found: {path}")
     try:
