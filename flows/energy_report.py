@@ -1,17 +1,20 @@
 """Text tables and plots of the energy reports of :mod:`golden.energy`.
 
-- :func:`format_report`: per-layer activity and accesses (analytic / exact / measured), the
-  causes of every analytic − exact difference, and the breakdown of seed 000 Table 3
-  (potentials, weights, bias, in/out, synaptic operations, addressing) for the ANN and each SNN
-  source, with E_SNN/E_ANN.
+- :func:`format_report`: per-layer activity and memory accesses (analytic / exact / measured),
+  the causes of every analytic − exact difference, the per-layer energy of every term of every
+  source (:func:`format_layer_terms`), and the breakdown of seed 000 Table 3 (potentials,
+  weights, bias, in/out, synaptic operations, addressing) for the ANN and each SNN source, with
+  E_SNN/E_ANN.
 - :func:`format_breakeven`: Dampfhoffer's break-even spikes per synapse.
-- :func:`plot_report`: a PNG with (a) the stacked Table-3 breakdown and (b) memory accesses per
-  layer, analytic vs exact vs measured (IR reports) or the per-layer energy (arch reports).
+- :func:`plot_report`: a PNG with (a) the stacked Table-3 breakdown and (b) the per-layer energy
+  as stacked bars of the Table-3 terms, one bar per source (analytic / exact / measured) and
+  layer (or the ANN's when the report has no SNN).
 """
 
 from __future__ import annotations
 
-__all__ = ["format_report", "format_breakeven", "plot_report", "BREAKDOWN"]
+__all__ = ["format_report", "format_breakeven", "format_layer_terms", "format_table_3_3",
+           "plot_report", "BREAKDOWN"]
 
 #: Table 3 rows (key, label).
 BREAKDOWN = (("potentials", "potentials"), ("weights", "weights"), ("bias", "bias"),
@@ -73,8 +76,8 @@ def format_report(report):
         lines.append("")
         lines.append("per layer: events in/out, memory accesses (w, p, b, events) and energy")
         lines.append(_table(["layer", "kind", "θ_in", "θ_out"]
-                            + [f"acc {s}" for s in sources] + [f"nJ {s}" for s in sources],
-                            rows))
+                            + [f"accesses {s}" for s in sources]
+                            + [f"nJ {s}" for s in sources], rows))
         diffs = [(l["name"], c, d) for l in report["layers"]
                  for c, d in l.get("differences", {}).items()]
         if diffs:
@@ -87,6 +90,8 @@ def format_report(report):
             lines.append("")
             lines.append("analytic = exact for every counter (no borders, stride or levels to "
                          "account for)")
+    lines.append("")
+    lines.append(format_layer_terms(report))
     cols = _columns(report)
     rows = [[label] + [_g(c[key]) for _, c in cols] for key, label in BREAKDOWN]
     rows.append(["memory total"] + [_g(c["memory"]) for _, c in cols])
@@ -94,11 +99,16 @@ def format_report(report):
     if sources:
         rows.append(["synaptic (Σz ACC)"] + [_g(c["synaptic_sum_z"]) for _, c in cols])
         rows.append(["total (Σz ACC)"] + [_g(c["total_sum_z"]) for _, c in cols])
+        hw = report.get("options", {}).get("synapse", "mul")
+        rows.append([f"synaptic (hardware z·w, {hw})"] + [_g(c["synaptic_hw"]) for _, c in cols])
+        rows.append([f"total (hardware z·w, {hw})"] + [_g(c["total_hw"]) for _, c in cols])
         ann_total = cols[0][1]["total"]
         rows.append(["E_SNN/E_ANN"] + ["-"] + [_g(c["total"] / ann_total if ann_total else None)
                                                 for _, c in cols[1:]])
     lines.append("")
-    lines.append("breakdown as seed 000 Table 3 [nJ]:")
+    opts = report.get("options")
+    lines.append("breakdown as seed 000 Table 3 [nJ]"
+                 + (f" (conv addressing {opts['conv_addressing']})" if opts else "") + ":")
     lines.append(_table(["term"] + [label for label, _ in cols], rows))
     if "dampfhoffer" in report and report["dampfhoffer"]["spikes_per_synapse"] is not None:
         d = report["dampfhoffer"]
@@ -121,6 +131,22 @@ def format_report(report):
     return "\n".join(lines)
 
 
+def _layer_energies(report):
+    """[(layer, source, {term: nJ})] of the SNN layers of every source, else the ANN's."""
+    sources = report.get("sources", [])
+    if sources and report.get("layers"):
+        return [(l["name"], s, l["energy_nJ"][s]) for l in report["layers"] for s in sources]
+    return [(l["name"], "ANN", l["energy_nJ"]) for l in report["ann"]["layers"]]
+
+
+def format_layer_terms(report):
+    """Per layer and source, the energy of every Table-3 term [nJ]."""
+    rows = [[name, src] + [_g(e[key]) for key, _ in BREAKDOWN] + [_g(e["total"])]
+            for name, src, e in _layer_energies(report)]
+    return ("energy per layer and term [nJ]:\n"
+            + _table(["layer", "source"] + [label for _, label in BREAKDOWN] + ["total"], rows))
+
+
 def format_breakeven(rows):
     out = [[r["model"], r["node"], _g(r["ann_per_synapse"]), _g(r["snn_per_spike"]),
             f"{r['n_s']:.4f}", f"{r['n_s']:.2f}", _g(r["published"])] for r in rows]
@@ -130,13 +156,27 @@ def format_breakeven(rows):
             "\n(eyeriss_v2_thesis: the thesis divides the rounded v1 figure 0.42 by 1.15)")
 
 
+def format_table_3_3(table):
+    """Seed 002 Table 3.3 with its 8-bit variant and the MAC vs. AC row, beside the thesis."""
+    m = table["mac_vs_ac"]
+    p = table["mac_vs_ac_published"]
+    out = [["MAC vs. AC", f"{m['8']:.2f} (8 b) .. {m['32']:.2f} (32 b)",
+            f"~{p['8']}-{p['32']}", "", ""]]
+    out += [[r["model"], f"{r['n_s']:.2f}", _g(r["published"]), f"{r['n_s_8bit']:.2f}",
+             _g(r["published_8bit"])] for r in table["rows"]]
+    return ("seed 002 Table 3.3 (break-even N_s) and its 8-bit variant (§3.4.3)\n"
+            + _table(["ANN model", "N_s", "seed 002", "N_s 8 bit", "seed 002 8 bit"], out)
+            + f"\n(MAC vs. AC: 8 bit (mul+add)/add; 32 bit mul/add, (mul+add)/add = "
+              f"{m['32_mac']:.0f})")
+
+
 def plot_report(report, path):
-    """Write a PNG: Table-3 stacked breakdown and a per-layer chart."""
+    """Write a PNG: Table-3 stacked breakdown and per-layer stacked bars of the same terms,
+    one bar per source and layer (analytic, exact, measured side by side)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sources = report.get("sources", [])
     cols = _columns(report)
     fig, axes = plt.subplots(1, 2, figsize=(15, 6.2), gridspec_kw={"width_ratios": [1, 2]})
     ax = axes[0]
@@ -159,43 +199,34 @@ def plot_report(report, path):
     ax.grid(axis="y", alpha=0.3)
 
     ax = axes[1]
-    layers = report.get("layers", [])
-    names = [l["name"] for l in layers]
-    if layers and len(sources) > 1:
-        n = len(sources)
-        w = 0.8 / n
-        for j, s in enumerate(sources):
-            vals = [max(sum(l["counters"][s][k] for k in _ACCESS), 1e-3) for l in layers]
-            ax.bar([i + (j - (n - 1) / 2) * w for i in range(len(layers))], vals, width=w,
-                   label=s, color=("tab:blue", "tab:orange", "tab:green")[j],
-                   hatch=("", "", "//")[j], edgecolor="white" if j < 2 else "black",
-                   linewidth=0.5)
-        ax.set_yscale("log")
-        ax.set_ylabel("memory accesses per inference (w, p, b, events)")
-        ax.set_title("(b) accesses per layer: analytic vs exact"
-                     + (" vs measured" if "measured" in sources else ""))
-        ax.legend(fontsize=9)
-    elif layers and sources:
-        bottoms = [0.0] * len(layers)
+    per = _layer_energies(report)
+    names = list(dict.fromkeys(name for name, _, _ in per))
+    srcs = list(dict.fromkeys(src for _, src, _ in per))
+    n = len(srcs)
+    w = 0.8 / n
+    hatches = ("", "..", "//")
+    for j, src in enumerate(srcs):
+        rows = [e for _, s, e in per if s == src]
+        xs = [i + (j - (n - 1) / 2) * w for i in range(len(names))]
+        bottoms = [0.0] * len(rows)
         for i, (key, label) in enumerate(BREAKDOWN):
-            vals = [l["energy_nJ"][sources[0]][key] for l in layers]
-            ax.bar(range(len(layers)), vals, bottom=bottoms, color=colors[i], label=label)
+            vals = [e[key] for e in rows]
+            ax.bar(xs, vals, bottom=bottoms, width=w, color=colors[i],
+                   hatch=hatches[j % len(hatches)], edgecolor="white", linewidth=0.4,
+                   label=label if j == 0 else None)
             bottoms = [b + v for b, v in zip(bottoms, vals)]
-        ax.set_ylabel("SNN energy per inference [nJ]")
-        ax.set_title("(b) SNN energy per layer (analytic)")
-        ax.legend(fontsize=8)
+    if n > 1:
+        from matplotlib.patches import Patch
+        handles, labels = ax.get_legend_handles_labels()
+        handles += [Patch(facecolor="lightgray", hatch=hatches[j % len(hatches)],
+                          edgecolor="dimgray") for j in range(n)]
+        labels += [f"bar {j + 1}: {src}" for j, src in enumerate(srcs)]
+        ax.legend(handles, labels, fontsize=8)
     else:
-        ann = report["ann"]["layers"]
-        layers = ann
-        names = [l["name"] for l in layers]
-        bottoms = [0.0] * len(layers)
-        for i, (key, label) in enumerate(BREAKDOWN):
-            vals = [l["energy_nJ"][key] for l in layers]
-            ax.bar(range(len(layers)), vals, bottom=bottoms, color=colors[i], label=label)
-            bottoms = [b + v for b, v in zip(bottoms, vals)]
-        ax.set_ylabel("ANN energy per inference [nJ]")
-        ax.set_title("(b) ANN energy per layer")
         ax.legend(fontsize=8)
+    ax.set_ylabel(f"{'SNN' if srcs != ['ANN'] else 'ANN'} energy per inference [nJ]")
+    ax.set_title("(b) energy per layer and term" + (f" ({', '.join(srcs)})" if n > 1 else
+                                                    f" ({srcs[0]})" if srcs else ""))
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=60 if len(names) > 6 else 0, ha="right"
                        if len(names) > 6 else "center", fontsize=8)

@@ -69,8 +69,18 @@ def add_arguments(p):
                         "(default 1)")
     p.add_argument("--join", choices=("sew", "barrier"), default="sew",
                    help="residual join of resnet18 (default sew)")
+    p.add_argument("--conv-addressing", choices=("per-synapse", "per-kernel"),
+                   default="per-synapse",
+                   help="addressing ACC of a conv event: theta*C_out*K^2 (per-synapse, default: "
+                        "Lemaire et al.'s equation, the hardware) or theta*K^2 (per-kernel: the "
+                        "public implementation, what seed 000 Table 3 fits)")
+    p.add_argument("--synapse", choices=("mul", "serial"),
+                   help="z*w datapath priced by the '(hardware z*w)' rows: mul (shift-add of two "
+                        "halves) or serial (z additions); default: the one the --measured run "
+                        "used if it says, else mul")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--plot", metavar="PNG", help="write the breakdown and per-layer chart")
+    p.add_argument("--plot", metavar="PNG",
+                   help="write the breakdown and per-layer, per-term stacked bars")
 
 
 #: Options that apply to some modes only: (attribute, option, default, modes). A mode is "ir",
@@ -91,6 +101,8 @@ _APPLIES = (
     ("input_density", "--input-density", 1.0, ("snn",)),
     ("mean_level", "--mean-level", 1.0, ("snn",)),
     ("plot", "--plot", None, ("ir", "ann", "snn")),
+    ("conv_addressing", "--conv-addressing", "per-synapse", ("ir", "snn")),
+    ("synapse", "--synapse", None, ("ir", "snn")),
 )
 
 _MODE_NAMES = {"ir": "--ir", "ann": "--arch without --snn", "snn": "--arch --snn",
@@ -216,14 +228,19 @@ def run(args):
 
     _check_options(args)
     if args.breakeven:
-        from golden.energy.dampfhoffer import breakeven
+        from golden.energy.dampfhoffer import breakeven, table_3_3
 
-        rows = breakeven(_tech(args))
+        tech = _tech(args)
+        rows = breakeven(tech)
+        table = table_3_3(tech)
         if args.json:
-            json.dump({"model": "dampfhoffer", "breakeven": rows}, sys.stdout, indent=1)
+            json.dump({"model": "dampfhoffer", "breakeven": rows, "table_3_3": table},
+                      sys.stdout, indent=1)
             sys.stdout.write("\n")
         else:
             print(energy_report.format_breakeven(rows))
+            print()
+            print(energy_report.format_table_3_3(table))
         return 0
     if args.ir:
         return _run_ir(args, energy_report)
@@ -241,7 +258,8 @@ def _run_ir(args, energy_report):
     net = load(args.ir)
     x = _load_inputs(args.inputs)
     report = ir_report(net, x, measured=args.measured, tech=_tech(args),
-                       fifo_depth=args.fifo_depth or _hw_fifo_depth())
+                       fifo_depth=args.fifo_depth or _hw_fifo_depth(),
+                       addressing=args.conv_addressing, synapse=args.synapse)
     _emit(args, report, energy_report.format_report(report))
     m = report.get("measured")
     if m is not None and not m["equals_exact"]:
@@ -279,6 +297,7 @@ def _run_arch(args, energy_report):
             raise MlsnnError("--snn needs exactly one of --spike-rate or --total-spikes")
         report = arch_report(arch, timesteps=args.timesteps, rates=_rates(args.spike_rate),
                              total_spikes=args.total_spikes, input_density=args.input_density,
-                             mean_level=args.mean_level, tech=tech, fifo_depth=args.fifo_depth)
+                             mean_level=args.mean_level, tech=tech, fifo_depth=args.fifo_depth,
+                             addressing=args.conv_addressing, synapse=args.synapse or "mul")
     _emit(args, report, energy_report.format_report(report))
     return 0

@@ -95,7 +95,8 @@ def explain(net, layer, rows, images):
     info = net.info(layer.name)
     B = float(images)
     spikes, pixels = Flow(), Flow()
-    sums = {k: 0.0 for k in ("px_updates", "px_zfan", "sp_updates", "sp_zfan", "sp_nfan")}
+    sums = {k: 0.0 for k in ("px_updates", "px_zfan", "sp_updates", "sp_zfan", "sp_nfan",
+                             "px_bfan", "sp_bfan")}
     acc = {k: 0.0 for k in ("cntF", "cntFs", "cnt_al", "cnt_fan", "zFs", "z_al", "z_fan",
                             "NcntFs")}
     sew = layer.passthrough
@@ -110,6 +111,8 @@ def explain(net, layer, rows, images):
         if sew:
             continue
         upd, zfan = float(cnt @ fan) / B, float(zs @ fan) / B
+        # Updates weighted by the width of the value field (the "mul" datapath's additions).
+        sums["px_bfan" if is_px else "sp_bfan"] += max(1, int(N).bit_length()) * upd
         if is_px:
             sums["px_updates"] += upd
             sums["px_zfan"] += zfan
@@ -144,12 +147,15 @@ def explain(net, layer, rows, images):
     return Activity(spikes=spikes, pixels=pixels), sums, causes
 
 
-def _exact_ops(spec, counters, sums, ref=None, ref_sums=None):
+def _exact_ops(spec, counters, sums, ref=None, *, addressing="per-synapse", synapse="mul"):
     """Priced operations from counters (exact or measured), per inference.
 
     Quantities the counters do not separate (pixel MACs versus spike ACCs, the worst-case N×
-    count) come from the exact per-stream split ``sums``; for measured counters they are scaled
-    by measured/exact of the counter they belong to (1 when the two agree).
+    count, the value widths of the "mul" datapath) come from the exact per-stream split
+    ``sums``; for measured counters they are scaled by measured/exact of the counter they
+    belong to (1 when the two agree). ``"serial"`` datapath additions are ``syn_acc`` itself;
+    ``"per-kernel"`` conv addressing counts the kernel offsets that reach the map,
+    ``syn_updates / C_out`` (each reaches every output channel).
     """
     ops = {k: 0.0 for k in lemaire.OPS}
     if spec.kind == "join" and spec.join == "sew":
@@ -162,6 +168,9 @@ def _exact_ops(spec, counters, sums, ref=None, ref_sums=None):
                acc_syn=sums["sp_nfan"] * ru, acc_syn_z=sums["sp_zfan"] * ra,
                mac_syn=sums["px_updates"] * ru, acc_bias=counters["b_rd"],
                acc_reset=0.0 if spec.reset == "hard" else counters["ev_out"])
+    if spec.kind in ("conv", "dense"):
+        ops["acc_hw"] = (counters["syn_acc"] if synapse == "serial"
+                         else (sums["sp_bfan"] + sums["px_bfan"]) * ru)
     if spec.kind == "pool":
         # No weight: a pixel update is one ACC, not a MAC; a max pool's update is one
         # comparison (syn_acc counts them) and it has no reset (lemaire._pool_counts).
@@ -175,9 +184,12 @@ def _exact_ops(spec, counters, sums, ref=None, ref_sums=None):
             ops["acc_syn_z"] += sums["px_updates"] * ru
     elif spec.kind == "conv":
         ops["addr_mac"] = 2 * counters["ev_in"]
-        ops["addr_acc"] = counters["syn_updates"]
+        ops["addr_acc"] = counters["syn_updates"] / (spec.c_out if addressing == "per-kernel"
+                                                     else 1)
     elif spec.kind == "dense":
         ops["addr_acc"] = counters["syn_updates"]
+    if spec.kind in ("pool", "join"):
+        ops["acc_hw"] = ops["acc_syn_z"]         # as lemaire.snn_counts
     return ops
 
 
@@ -235,7 +247,7 @@ def load_measured(source):
                              f"missing")
         out[entry["name"]] = clean
     return {"images": len(preds), "layers": out, "match": doc.get("match"),
-            "cycles": doc.get("cycles")}
+            "cycles": doc.get("cycles"), "synapse": doc.get("synapse")}
 
 
 def measured_totals(net, measured):
@@ -257,7 +269,8 @@ def _nj(d):
     return {k: v / PJ_PER_NJ for k, v in d.items()}
 
 
-def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=None):
+def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=None,
+              addressing="per-synapse", synapse=None):
     """Analytic vs exact (vs measured) counts and energies of an IR network on inputs ``x``.
 
     Parameters
@@ -271,6 +284,11 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
         Depth of the event FIFOs (default: the technology table's).
     result : golden.reference.Result or None
         A golden run of ``net`` on ``x`` already at hand.
+    addressing : ``"per-synapse"`` or ``"per-kernel"``
+        Addressing ACC of a conv event (:data:`golden.energy.lemaire.ADDRESSING`).
+    synapse : ``"mul"``, ``"serial"`` or None
+        The z·w datapath priced by the ``*_hw`` terms; None: the one the measured counters
+        name (``"synapse"`` of the simulate JSON), else ``"mul"``, the hardware's default.
 
     Returns
     -------
@@ -295,6 +313,8 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
         if meas["images"] != B:
             raise MlsnnError(f"measured counters are for {meas['images']} images (length of "
                              f"'predictions') but the inputs hold {B}")
+    synapse, synapse_source = _synapse_choice(synapse, meas)
+    lemaire.check_choices(addressing, synapse)
     layers, mismatches = [], []
     for layer, spec in zip(net.layers, arch.layers):
         info = net.info(layer.name)
@@ -302,11 +322,13 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
         exact = {k: v / B for k, v in exact_tot.items()}
         act, sums, causes = explain(net, layer, stats[layer.name], B)
         act = Activity(spikes=act.spikes, pixels=act.pixels, ev_out=exact["ev_out"])
-        ana_ctr, ana_ops = lemaire.snn_counts(spec, act, T)
+        ana_ctr, ana_ops = lemaire.snn_counts(spec, act, T, addressing=addressing,
+                                              synapse=synapse)
         ebits = _event_bits(max(info.n_in, info.n_out), max(info.zmax_in_index, info.zmax_out))
         cost = lemaire.costs(arch, spec, tech, mode="snn", fifo_depth=fifo_depth,
                              event_bits=ebits)
-        ex_ops = _exact_ops(spec, exact, sums)
+        opts = dict(addressing=addressing, synapse=synapse)
+        ex_ops = _exact_ops(spec, exact, sums, **opts)
         entry = {
             "name": layer.name, "kind": lemaire._kind(spec),
             "shape": {"in": list(spec.in_shape), "out": list(spec.out_shape),
@@ -338,7 +360,7 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
             if "cycles" in mt:
                 mc["cycles"] = mt["cycles"] / B
             entry["counters"]["measured"] = mc
-            m_ops = _exact_ops(spec, mc, sums, ref=exact)
+            m_ops = _exact_ops(spec, mc, sums, ref=exact, **opts)
             entry["ops"]["measured"] = m_ops
             entry["energy_nJ"]["measured"] = _nj(lemaire.energy(m_ops, cost, tech))
         layers.append(entry)
@@ -352,13 +374,17 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
         "network": net.name, "timesteps": T, "images": B,
         "fifo_depth": fifo_depth or tech.sram.fifo_depth, "tech": tech.to_json(),
         "sources": sources, "layers": layers, "total": total,
+        "options": {"conv_addressing": addressing, "synapse": synapse,
+                    "synapse_source": synapse_source},
         "ann": {"layers": [{"name": l["name"], "kind": l["kind"], "ops": l["ops"],
                             "energy_nJ": _nj(l["energy_pj"])} for l in ann["layers"]],
                 "total": {"ops": ann["total"]["ops"], "energy_nJ": ann_total}},
         "ratios": {"E_SNN/E_ANN": {s: _ratio(total["energy_nJ"][s]["total"], ann_total["total"])
                                    for s in sources},
                    "E_SNN/E_ANN_sum_z": {s: _ratio(total["energy_nJ"][s]["total_sum_z"],
-                                                   ann_total["total"]) for s in sources}},
+                                                   ann_total["total"]) for s in sources},
+                   "E_SNN/E_ANN_hw": {s: _ratio(total["energy_nJ"][s]["total_hw"],
+                                                ann_total["total"]) for s in sources}},
         "predictions": [int(p) for p in res.predictions],
     }
     if meas is not None:
@@ -372,6 +398,20 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
                          "E_SNN/E_ANN": report["ratios"]["E_SNN/E_ANN"][best]}
     report["measured_equals_exact"] = (not mismatches) if meas is not None else None
     return report
+
+
+def _synapse_choice(synapse, meas):
+    """(datapath, where it comes from): the option, else the measured run's, else "mul"."""
+    ran = meas.get("synapse") if meas is not None else None
+    if ran is not None and ran not in lemaire.SYNAPSES:
+        raise MlsnnError(f"measured counters: field 'synapse' must be one of "
+                         f"{', '.join(lemaire.SYNAPSES)}, not {ran!r}")
+    if synapse is None:
+        return (ran, "measured") if ran is not None else ("mul", "default")
+    if ran is not None and ran != synapse:
+        raise MlsnnError(f"--synapse {synapse} contradicts the measured run, which used "
+                         f"synapse={ran}")
+    return synapse, "option"
 
 
 def _ratio(a, b):

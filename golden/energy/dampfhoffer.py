@@ -39,32 +39,54 @@ from ..errors import MlsnnError
 from .tech import DEFAULT
 
 __all__ = ["naive_ann", "if_inst", "lif_inst", "ideal_reuse", "reuse_sparsity", "eyeriss_v1",
-           "eyeriss_v2", "breakeven", "PUBLISHED", "network_energy"]
+           "eyeriss_v2", "breakeven", "PUBLISHED", "PUBLISHED_8BIT", "PUBLISHED_MAC_VS_AC",
+           "network_energy", "mac_vs_ac", "breakeven_8bit", "table_3_3"]
 
 #: Table 3.3 of seed 002 (AlexNet for Eyeriss) and the VGG16 Eyeriss v1 value of §3.4.2.
 PUBLISHED = {"naive": 1.38, "ideal_reuse": 0.28, "reuse_sparsity": 0.15,
              "eyeriss_v1": 0.42, "eyeriss_v1_vgg16": 0.44, "eyeriss_v2": 0.37}
+
+#: §3.4.3: Table 3.3 redone "with 8 bit data precision" (AlexNet for Eyeriss).
+PUBLISHED_8BIT = {"naive": 1.38, "ideal_reuse": 0.30, "reuse_sparsity": 0.16,
+                  "eyeriss_v1": 0.43, "eyeriss_v2": 0.38}
+
+#: Table 3.3's first row, "MAC vs. AC comparison (state-of-the-art)": N_s ≈ 8 (8 bit) – 31
+#: (32 bit), the ratio E_MAC / E_AC of Horowitz's 45 nm figures (§3.4.3).
+PUBLISHED_MAC_VS_AC = {"8": 8, "32": 31}
 
 
 def _d(tech):
     return tech.dampfhoffer
 
 
+def _node(tech, node):
+    """(E_SRAM, E_AC, E_reg) in MAC units: ``"45"`` (8 bit, §3.3; no register), ``"65"``
+    (16 bit, Eyeriss, §3.4) or ``"8bit"`` (§3.4 redone at 8 bits, §3.4.3)."""
+    d = _d(tech)
+    if node == "45":
+        return d.e_sram_45, d.e_ac_45, None
+    if node == "65":
+        return d.e_sram_65, d.e_ac_65, d.e_reg_65
+    if node == "8bit":
+        return d.e_sram_8bit, d.e_ac_8bit, d.e_reg_8bit
+    raise MlsnnError(f"dampfhoffer: node must be '45', '65' or '8bit', not {node!r}")
+
+
 # -- per-synapse energies (MAC = 1) ---------------------------------------------------------
 
-def naive_ann(tech=DEFAULT):
+def naive_ann(tech=DEFAULT, *, node="45"):
     """Eq. 3.2 per synapse: read iact, weight, psum; write psum; one MAC (45 nm, 8 bit)."""
-    d = _d(tech)
-    return 4 * d.e_sram_45 + 1.0
+    sram, _, _ = _node(tech, node)
+    return 4 * sram + 1.0
 
 
 def if_inst(n_s=1.0, tech=DEFAULT, *, node="45"):
     """Eq. 3.4 per synapse: N_s·(ER_w + ER_state + EW_state + E_AC).
 
-    ``node="45"`` (8 bit, §3.3) or ``"65"`` (16 bit, §3.4, the Eyeriss comparison).
+    ``node="45"`` (8 bit, §3.3), ``"65"`` (16 bit, §3.4, the Eyeriss comparison) or
+    ``"8bit"`` (§3.4 at 8 bits).
     """
-    d = _d(tech)
-    sram, ac = (d.e_sram_45, d.e_ac_45) if node == "45" else (d.e_sram_65, d.e_ac_65)
+    sram, ac, _ = _node(tech, node)
     return n_s * (3 * sram + ac)
 
 
@@ -74,35 +96,38 @@ def lif_inst(n_s, timesteps, neurons_per_synapse, tech=DEFAULT):
     return if_inst(n_s, tech) + neurons_per_synapse * timesteps * (2 * d.e_sram_45 + 1.0)
 
 
-def ideal_reuse(tech=DEFAULT, *, rf_iact=math.inf, rf_weight=math.inf, rf_psum=math.inf):
+def ideal_reuse(tech=DEFAULT, *, rf_iact=math.inf, rf_weight=math.inf, rf_psum=math.inf,
+                node="65"):
     """Eq. 3.11 per synapse (65 nm): distant accesses divided by their reuse factors, plus
     3 register reads (iact, weight, psum), 1 register write (psum) and the MAC."""
-    d = _d(tech)
-    distant = d.e_sram_65 * (1 / rf_iact + 1 / rf_weight + 2 / rf_psum)
-    return distant + 4 * d.e_reg_65 + 1.0
+    sram, _, reg = _node(tech, node)
+    distant = sram * (1 / rf_iact + 1 / rf_weight + 2 / rf_psum)
+    return distant + 4 * reg + 1.0
 
 
 def reuse_sparsity(tech=DEFAULT, *, gamma=None, rf_iact=math.inf, rf_weight=math.inf,
-                   rf_psum=math.inf):
+                   rf_psum=math.inf, node="65"):
     """Eq. 3.12 per synapse: ideal reuse with zero iacts skipping the MAC, the weight and psum
     register accesses; the iact register read is always paid."""
     d = _d(tech)
+    sram, _, reg = _node(tech, node)
     g = d.gamma if gamma is None else gamma
-    distant = d.e_sram_65 * (1 / rf_iact + 1 / rf_weight + 2 / rf_psum)
-    return distant + d.e_reg_65 + (1 - g) * (1.0 + 3 * d.e_reg_65)
+    distant = sram * (1 / rf_iact + 1 / rf_weight + 2 / rf_psum)
+    return distant + reg + (1 - g) * (1.0 + 3 * reg)
 
 
-def eyeriss_v1(tech=DEFAULT, *, rf_avg=None, topology="alexnet", gamma=None):
+def eyeriss_v1(tech=DEFAULT, *, rf_avg=None, topology="alexnet", gamma=None, node="65"):
     """Eq. 3.13 per synapse: ((1−γ) + 0.55γ)·(ER_w + (ER_iact + ER_psum + EW_psum)/RF_avg
     + E_MAC + 3 register accesses). RF_avg = 80 (AlexNet) or 25 (VGG16)."""
     d = _d(tech)
+    sram, _, reg = _node(tech, node)
     if rf_avg is None:
         if topology not in ("alexnet", "vgg16"):
             raise MlsnnError(f"eyeriss topology must be 'alexnet' or 'vgg16', not {topology!r}")
         rf_avg = d.rf_alexnet if topology == "alexnet" else d.rf_vgg16
     g = d.gamma if gamma is None else gamma
     gating = (1 - g) + d.gated * g
-    return gating * (d.e_sram_65 + 3 * d.e_sram_65 / rf_avg + 1.0 + 3 * d.e_reg_65)
+    return gating * (sram + 3 * sram / rf_avg + 1.0 + 3 * reg)
 
 
 def eyeriss_v2(tech=DEFAULT, **kw):
@@ -137,6 +162,66 @@ def breakeven(tech=DEFAULT):
                 "published": PUBLISHED["eyeriss_v2"],
                 "note": "the thesis divides the rounded Eyeriss v1 value (0.42) by 1.15"})
     return out
+
+
+def mac_vs_ac(tech=DEFAULT):
+    """Table 3.3's first row: the "MAC vs. AC" break-even N_s = E_MAC / E_AC of the synaptic
+    operations alone (memory ignored), from the Horowitz constants of ``tech.ops``.
+
+    Returns ``{"8": (mul + add) / add at 8 bits (0.23 / 0.03 = 7.67, "≈ 8"), "32": mul / add
+    at 32 bits (3.1 / 0.1 = 31, the thesis' "31"), "32_mac": (mul + add) / add at 32 bits
+    (32)}``: the thesis' two figures follow two conventions, a MAC priced as multiply + add at
+    8 bits and as its multiply alone at 32 bits.
+    """
+    o = tech.ops
+    for bits in (8, 32):
+        if bits not in o.add_pj or bits not in o.mul_pj or not o.add_pj[bits]:
+            raise MlsnnError(f"tech: 'ops.add_pj' and 'ops.mul_pj' need a nonzero entry for "
+                             f"{bits} bits for the MAC vs. AC row")
+    return {"8": (o.mul_pj[8] + o.add_pj[8]) / o.add_pj[8], "32": o.mul_pj[32] / o.add_pj[32],
+            "32_mac": (o.mul_pj[32] + o.add_pj[32]) / o.add_pj[32]}
+
+
+def breakeven_8bit(tech=DEFAULT):
+    """Table 3.3 redone at 8 bits (§3.4.3): every model with the 8-bit constants
+    (``e_*_8bit``), the SNN IF+inst likewise. Eyeriss v2 divides the unrounded v1 value.
+
+    Returns
+    -------
+    list of dict
+        ``{"model", "ann_per_synapse", "snn_per_spike", "n_s", "published"}``.
+    """
+    snn = if_inst(1.0, tech, node="8bit")
+    v1 = eyeriss_v1(tech, topology="alexnet", node="8bit")
+    rows = [("naive", naive_ann(tech, node="8bit")),
+            ("ideal_reuse", ideal_reuse(tech, node="8bit")),
+            ("reuse_sparsity", reuse_sparsity(tech, node="8bit")),
+            ("eyeriss_v1", v1), ("eyeriss_v2", v1 / _d(tech).eyeriss_v2_gain)]
+    return [{"model": m, "ann_per_synapse": a, "snn_per_spike": snn, "n_s": a / snn,
+             "published": PUBLISHED_8BIT[m]} for m, a in rows]
+
+
+def table_3_3(tech=DEFAULT):
+    """Seed 002's Table 3.3 whole: per ANN model the break-even N_s with the thesis' constants
+    (:func:`breakeven`) and at 8 bits (:func:`breakeven_8bit`), beside the printed values, and
+    the MAC vs. AC row (:func:`mac_vs_ac`).
+
+    Returns
+    -------
+    dict
+        ``{"rows": [{"model", "n_s", "published", "n_s_8bit", "published_8bit"}],
+        "mac_vs_ac": {"8", "32", "32_mac"}, "mac_vs_ac_published": {"8", "32"}}``.
+    """
+    b8 = {r["model"]: r for r in breakeven_8bit(tech)}
+    rows = []
+    for r in breakeven(tech):
+        if r["model"] in ("eyeriss_v1_vgg16", "eyeriss_v2_thesis"):
+            continue
+        e = b8[r["model"]]
+        rows.append({"model": r["model"], "n_s": r["n_s"], "published": r["published"],
+                     "n_s_8bit": e["n_s"], "published_8bit": e["published"]})
+    return {"rows": rows, "mac_vs_ac": mac_vs_ac(tech),
+            "mac_vs_ac_published": dict(PUBLISHED_MAC_VS_AC)}
 
 
 def network_energy(synapses, n_s, tech=DEFAULT, *, neurons=0, timesteps=1):

@@ -26,19 +26,64 @@ from ..errors import MlsnnError
 from ..ir import INPUT
 from .tech import DEFAULT
 
-__all__ = ["Flow", "Activity", "OPS", "TERMS", "COUNTERS", "snn_counts", "ann_ops", "costs",
-           "energy", "add_terms", "activity_from_rates", "estimate"]
+__all__ = ["Flow", "Activity", "OPS", "TERMS", "COUNTERS", "ADDRESSING", "SYNAPSES", "snn_counts",
+           "ann_ops", "costs", "energy", "add_terms", "activity_from_rates", "estimate",
+           "value_bits", "check_choices", "hw_synaptic_adds"]
 
 
 #: Priced operation counts. ``acc_syn`` is the paper's worst case (an event of a layer with N
 #: levels costs N ACC per target), ``acc_syn_z`` the exact Σz count; ``mac_syn`` are the MACs of
-#: multi-bit input pixels (one per synaptic update) and of ANN layers.
+#: multi-bit input pixels (one per synaptic update) and of ANN layers. ``acc_hw`` and ``mac_hw``
+#: price the hardware's own z·w datapath instead (``synapse``, :func:`hw_synaptic_adds`): the
+#: additions of every synaptic update, pixels included (the hardware has no multiplier).
 OPS = ("in_rd", "out_wr", "w_rd", "b_rd", "p_rd", "p_wr", "acc_syn", "acc_syn_z", "mac_syn",
-       "acc_bias", "acc_reset", "mac_leak", "addr_mac", "addr_acc")
+       "acc_bias", "acc_reset", "mac_leak", "addr_mac", "addr_acc", "acc_hw", "mac_hw")
 
-#: Energy terms, as the rows of seed 000 Table 3. ``*_sum_z`` use the exact Σz ACC count.
+#: Energy terms, as the rows of seed 000 Table 3. ``*_sum_z`` use the exact Σz ACC count,
+#: ``*_hw`` the hardware's datapath (``acc_hw``, ``mac_hw``) for the synaptic operations.
 TERMS = ("potentials", "weights", "bias", "in_out", "memory", "synaptic", "addressing", "total",
-         "synaptic_sum_z", "total_sum_z")
+         "synaptic_sum_z", "total_sum_z", "synaptic_hw", "total_hw")
+
+#: Addressing of a conv event (docs/energy.md, "Addressing"): ``"per-synapse"`` θ·C_out·K² ACC
+#: (Lemaire et al.'s eq. 16.3, ENERGY.md, the hardware's address generator: one step per
+#: target), ``"per-kernel"`` θ·K² ACC (the public implementation; what seed 000 Table 3 fits).
+ADDRESSING = ("per-synapse", "per-kernel")
+
+#: The hardware's z·w datapath (``hw.integrate.SynapsePipe``): ``"mul"`` (z in two halves, shifts
+#: and adds) or ``"serial"`` (w added z times).
+SYNAPSES = ("mul", "serial")
+
+
+def check_choices(addressing="per-synapse", synapse="mul"):
+    """Raise :class:`MlsnnError` unless both options name a variant the model defines."""
+    if addressing not in ADDRESSING:
+        raise MlsnnError(f"conv addressing must be one of {', '.join(ADDRESSING)}, not "
+                         f"{addressing!r}")
+    if synapse not in SYNAPSES:
+        raise MlsnnError(f"synapse must be one of {', '.join(SYNAPSES)}, not {synapse!r}")
+
+
+def value_bits(flow):
+    """Bits of the value field of the events of ``flow``: ``bit_length`` of their mean largest
+    value N (exact when every event of the flow may carry the same N, as within one stream)."""
+    if not flow.events:
+        return 0
+    return max(1, int(round(flow.nsum / flow.events)).bit_length())
+
+
+def hw_synaptic_adds(updates, zfan, bits, synapse):
+    """Additions of the hardware's integrate datapath for ``updates`` synaptic updates whose
+    values sum (over updates) to ``zfan`` and whose value field is ``bits`` wide.
+
+    ``"serial"`` adds w z times into the product register (the first addition, into the
+    cleared register, is a load) and the product once into P: z additions per update, Σz in
+    all. ``"mul"`` forms z·w from ``bits`` partial products (z_lo·w and z_hi·w, each a sum of
+    shifted copies of w gated by the bits of z, then z_lo·w + z_hi·w << zh): ``bits − 1``
+    additions whatever z, plus the one into P: ``bits`` additions per update.
+    """
+    if synapse == "serial":
+        return zfan
+    return bits * updates
 
 
 @dataclass(frozen=True)
@@ -107,10 +152,15 @@ def fan(spec):
     return 0, 0
 
 
-def snn_counts(spec, act, timesteps, *, leak=False):
+def snn_counts(spec, act, timesteps, *, leak=False, addressing="per-synapse", synapse="mul",
+               pixel_bits=None):
     """Analytic SNN counts of one layer (ENERGY.md §1, SNN table; barrier neuron; SEW join;
     pooling, :func:`_pool_counts`). A hard-reset layer (``spec.reset == "hard"``,
     docs/reset.md) spends no reset ACC: it writes v0 instead of P − z·θ.
+
+    ``addressing`` (:data:`ADDRESSING`) sets the ACC count of a conv event's addressing;
+    ``synapse`` (:data:`SYNAPSES`) the hardware datapath priced by ``acc_hw``; ``pixel_bits``
+    the width of a pixel's value there (default: from the pixels' N, :func:`value_bits`).
 
     Returns
     -------
@@ -120,7 +170,8 @@ def snn_counts(spec, act, timesteps, *, leak=False):
     ops : dict
         Priced operations (:data:`OPS`).
     """
-    counters, ops = _snn_counts(spec, act, timesteps, leak)
+    check_choices(addressing, synapse)
+    counters, ops = _snn_counts(spec, act, timesteps, leak, addressing, synapse, pixel_bits)
     # Word accesses of a core with L lanes (docs/lanes.md): L synapses or neurons per access.
     lanes = float(getattr(spec, "lanes", 1))
     for name in ("w_rd", "p_rd", "p_wr"):
@@ -128,13 +179,15 @@ def snn_counts(spec, act, timesteps, *, leak=False):
     return counters, ops
 
 
-def _snn_counts(spec, act, timesteps, leak):
+def _snn_counts(spec, act, timesteps, leak, addressing, synapse, pixel_bits):
     T = timesteps
     counters, ops = _zero(COUNTERS), _zero(OPS)
     theta, theta_out = act.ev_in, act.ev_out
     counters["ev_in"], counters["ev_out"] = theta, theta_out
     if spec.kind == "pool":
-        return _pool_counts(spec, act, T, counters, ops, leak)
+        counters, ops = _pool_counts(spec, act, T, counters, ops, leak)
+        ops["acc_hw"] = ops["acc_syn_z"]        # no z·w: the comparisons or sums themselves
+        return counters, ops
     if spec.kind == "join" and spec.join == "sew":
         # No neuron, no memory: the next layer receives both streams (seed 000 §4.3).
         return counters, ops
@@ -153,9 +206,18 @@ def _snn_counts(spec, act, timesteps, leak):
                acc_bias=0.0 if is_barrier else neurons,
                acc_reset=0.0 if spec.reset == "hard" else theta_out,
                mac_leak=neurons if leak else 0.0)
+    if is_barrier:
+        ops["acc_hw"] = ops["acc_syn_z"]        # P += z·w_stream, priced as z additions
+    else:
+        px_bits = pixel_bits or value_bits(act.pixels)
+        ops["acc_hw"] = (hw_synaptic_adds(act.spikes.events * Fs, act.spikes.zsum * Fs,
+                                          value_bits(act.spikes), synapse)
+                         + hw_synaptic_adds(act.pixels.events * Fs, act.pixels.zsum * Fs,
+                                            px_bits, synapse))
     if spec.kind == "conv":
         ops["addr_mac"] = 2 * theta
-        ops["addr_acc"] = theta * spec.c_out * spec.kernel ** 2
+        per_event = spec.kernel ** 2 * (spec.c_out if addressing == "per-synapse" else 1)
+        ops["addr_acc"] = theta * per_event
     elif spec.kind == "dense":
         ops["addr_acc"] = theta * spec.n_out
     return counters, ops
@@ -214,6 +276,8 @@ def ann_ops(spec):
         acc = spec.n_out * (k2 if spec.pool == "avg" else k2 - 1)
         ops.update(in_rd=spec.n_out * k2, out_wr=spec.n_out, acc_syn=acc, acc_syn_z=acc,
                    addr_acc=spec.n_in + spec.n_out)
+    # An ANN has no event datapath: its "hardware" synaptic operations are its own.
+    ops["acc_hw"], ops["mac_hw"] = ops["acc_syn_z"], ops["mac_syn"]
     return ops
 
 
@@ -275,9 +339,12 @@ def energy(ops, cost, tech=DEFAULT):
     other = (ops["acc_bias"] + ops["acc_reset"]) * add + (ops["mac_syn"] + ops["mac_leak"]) * mac
     e["synaptic"] = ops["acc_syn"] * add + other
     e["synaptic_sum_z"] = ops["acc_syn_z"] * add + other
+    e["synaptic_hw"] = (ops["acc_hw"] + ops["acc_bias"] + ops["acc_reset"]) * add \
+        + (ops["mac_hw"] + ops["mac_leak"]) * mac
     e["addressing"] = ops["addr_mac"] * mac + ops["addr_acc"] * add
     e["total"] = e["memory"] + e["synaptic"] + e["addressing"]
     e["total_sum_z"] = e["memory"] + e["synaptic_sum_z"] + e["addressing"]
+    e["total_hw"] = e["memory"] + e["synaptic_hw"] + e["addressing"]
     return e
 
 
@@ -365,8 +432,10 @@ def activity_from_rates(arch, timesteps, rates, *, input_density=1.0, mean_level
 
 
 def estimate(arch, activities=None, timesteps=1, tech=DEFAULT, *, ann=False, leak=False,
-             fifo_depth=None, event_bits=None):
-    """Per-layer and total analytic estimate of an architecture.
+             fifo_depth=None, event_bits=None, addressing="per-synapse", synapse="mul"):
+    """Per-layer and total analytic estimate of an architecture (``addressing``, ``synapse``:
+    see :func:`snn_counts`; pixels enter the hardware datapath with ``arch.in_bits`` bits,
+    8 when the architecture does not say, SPEC's IN_BITS default).
 
     Returns
     -------
@@ -382,7 +451,8 @@ def estimate(arch, activities=None, timesteps=1, tech=DEFAULT, *, ann=False, lea
             cost = costs(arch, spec, tech, mode="ann")
         else:
             act = activities[spec.name]
-            counters, ops = snn_counts(spec, act, timesteps, leak=leak)
+            counters, ops = snn_counts(spec, act, timesteps, leak=leak, addressing=addressing,
+                                       synapse=synapse, pixel_bits=arch.in_bits or 8)
             eb = event_bits.get(spec.name) if isinstance(event_bits, dict) else event_bits
             cost = costs(arch, spec, tech, mode="snn", fifo_depth=fifo_depth, event_bits=eb)
         layers.append({"name": spec.name, "kind": _kind(spec), "counters": counters,

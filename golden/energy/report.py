@@ -41,8 +41,10 @@ def ann_section(arch, tech=DEFAULT):
                       "macs": arch.synapses}}
 
 
-def snn_section(arch, activities, timesteps, tech=DEFAULT, *, fifo_depth=None, leak=False):
-    est = lemaire.estimate(arch, activities, timesteps, tech, fifo_depth=fifo_depth, leak=leak)
+def snn_section(arch, activities, timesteps, tech=DEFAULT, *, fifo_depth=None, leak=False,
+                addressing="per-synapse", synapse="mul"):
+    est = lemaire.estimate(arch, activities, timesteps, tech, fifo_depth=fifo_depth, leak=leak,
+                           addressing=addressing, synapse=synapse)
     layers = []
     for spec, l in zip(arch.layers, est["layers"]):
         layers.append({
@@ -81,7 +83,8 @@ def spikes_per_synapse(arch, activities):
 
 def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=None,
                 activities=None, input_density=1.0, mean_level=1.0, tech=DEFAULT,
-                fifo_depth=None, leak=False, source="rates"):
+                fifo_depth=None, leak=False, source="rates", addressing="per-synapse",
+                synapse="mul"):
     """ANN (and SNN) energies of ``arch`` in nJ per inference.
 
     Parameters
@@ -92,7 +95,10 @@ def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=N
         Alternatively, spikes per inference spread at one uniform rate (seed 000's activity).
     activities : dict or None
         Alternatively, recorded :class:`~golden.energy.lemaire.Activity` per layer.
+    addressing, synapse : str
+        Conv addressing and z·w datapath (:func:`golden.energy.lemaire.snn_counts`).
     """
+    lemaire.check_choices(addressing, synapse)
     ann = ann_section(arch, tech)
     rep = {"model": "lemaire", "units": {"energy": "nJ per inference",
                                          "counts": "per inference"},
@@ -116,7 +122,7 @@ def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=N
     else:
         rep["activity_source"] = source
     layers, total = snn_section(arch, activities, timesteps, tech, fifo_depth=fifo_depth,
-                                leak=leak)
+                                leak=leak, addressing=addressing, synapse=synapse)
     e_ann = ann["total"]["energy_nJ"]["total"]
     n_s = spikes_per_synapse(arch, activities)
     rep.update({
@@ -126,7 +132,11 @@ def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=N
         "layers": layers, "total": total,
         "ratios": {"E_SNN/E_ANN": {"analytic": total["energy_nJ"]["analytic"]["total"] / e_ann},
                    "E_SNN/E_ANN_sum_z": {"analytic": total["energy_nJ"]["analytic"]
-                                         ["total_sum_z"] / e_ann}},
+                                         ["total_sum_z"] / e_ann},
+                   "E_SNN/E_ANN_hw": {"analytic": total["energy_nJ"]["analytic"]["total_hw"]
+                                      / e_ann}},
+        "options": {"conv_addressing": addressing, "synapse": synapse,
+                    "synapse_source": "option"},
         "dampfhoffer": {"spikes_per_synapse": n_s,
                         "breakeven": {r["model"]: r["n_s"] for r in dampfhoffer.breakeven(tech)
                                       if r["model"] != "eyeriss_v2_thesis"}},

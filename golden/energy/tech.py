@@ -190,6 +190,11 @@ class Dampfhoffer:
     gated : power of a gated (zero-iact) PE operation relative to a normal one in Eyeriss v1.
     rf_alexnet, rf_vgg16 : Eyeriss v1 effective reuse factor of iacts and psums.
     eyeriss_v2_gain : Eyeriss v2 energy efficiency over v1 on non-pruned AlexNet.
+    e_ac_8bit, e_sram_8bit, e_reg_8bit : the 8-bit variant of §3.4 (§3.4.3, "with 8 bit data
+        precision ... 1.38, 0.30, 0.16, 0.43, 0.38"): Horowitz's 45 nm 8-bit add 0.03 pJ and an
+        8 KiB SRAM's 64-bit access of 10 pJ (1.25 pJ per byte) over an 8-bit MAC of
+        0.2 + 0.03 pJ, unrounded (Table 3.1 prints them as 0.13 and 5.4), and a register
+        access of one MAC as in Eyeriss (Table 3.1 gives none for 8 bits).
     """
 
     e_ac_45: float = 0.13
@@ -202,6 +207,9 @@ class Dampfhoffer:
     rf_alexnet: float = 80.0
     rf_vgg16: float = 25.0
     eyeriss_v2_gain: float = 1.15
+    e_ac_8bit: float = 0.03 / 0.23
+    e_sram_8bit: float = 1.25 / 0.23
+    e_reg_8bit: float = 1.0
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
