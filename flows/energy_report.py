@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 __all__ = ["format_report", "format_breakeven", "format_layer_terms", "format_table_3_3",
-           "plot_report", "BREAKDOWN"]
+           "format_paper_table3", "plot_report", "BREAKDOWN"]
 
 #: Table 3 rows (key, label).
 BREAKDOWN = (("potentials", "potentials"), ("weights", "weights"), ("bias", "bias"),
@@ -168,6 +168,33 @@ def format_table_3_3(table):
             + _table(["ANN model", "N_s", "seed 002", "N_s 8 bit", "seed 002 8 bit"], out)
             + f"\n(MAC vs. AC: 8 bit (mul+add)/add; 32 bit mul/add, (mul+add)/add = "
               f"{m['32_mac']:.0f})")
+
+
+def format_paper_table3(table):
+    """Seed 000 Table 3 beside mlsnn's estimate, per term and column, with mlsnn / paper."""
+    cols = list(table["columns"])
+    rows = []
+    for key, label in BREAKDOWN[:4] + (("memory", "memory total"),) + BREAKDOWN[4:] \
+            + (("total", "total"),):
+        row = [label]
+        for c in cols:
+            v = table["columns"][c][key]
+            row += [_g(v["paper"]), _g(v["mlsnn"]),
+                    f"{v['ratio']:.2f}" if v["ratio"] is not None else "-"]
+        rows.append(row)
+    for c, v in table["ratios"]["E_SNN/E_ANN"].items():
+        rows.append([f"E_SNN/E_ANN {c}", _g(v["paper"]), _g(v["mlsnn"]),
+                     f"{v['mlsnn'] / v['paper']:.2f}"] + [""] * (3 * len(cols) - 3))
+    for c, v in table["ratios"]["E_N/E_binary"].items():
+        rows.append([f"E_N/E_binary {c}", _g(v["paper"]), _g(v["mlsnn"]),
+                     f"{v['mlsnn'] / v['paper']:.2f}"] + [""] * (3 * len(cols) - 3))
+    heads = ["term"]
+    for c in cols:
+        heads += [f"{c} paper", "mlsnn", "ratio"]
+    conv = ", ".join(f"{k} {v}" for k, v in table["conventions"].items())
+    return ("seed 000 Table 3 (VGG16, CIFAR-10, nJ per inference) beside mlsnn "
+            f"({conv}; activity: the paper's spike totals at one uniform rate)\n"
+            + _table(heads, rows))
 
 
 def plot_report(report, path):

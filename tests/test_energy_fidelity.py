@@ -189,3 +189,44 @@ def test_cli_breakeven_prints_table_3_3(capsys):
     assert rc == 0 and "8-bit variant" in out and "MAC vs. AC" in out
     rc, out, _ = _cli(["--breakeven", "--json"], capsys)
     assert rc == 0 and len(json.loads(out)["table_3_3"]["rows"]) == 5
+
+
+def test_table3_conventions_by_hand():
+    from golden.energy.lemaire import apply_conventions
+
+    spec = _conv()
+    act = Activity(pixels=Flow(5, 40, 5 * 15), ev_out=2)
+    _, ops = snn_counts(spec, act, timesteps=1)
+    assert ops["mac_syn"] == 5 * 3 * 9 and ops["acc_syn"] == 0
+    acc = apply_conventions(spec, ops, pixels="acc")
+    assert acc["mac_syn"] == 0 and acc["acc_syn"] == acc["acc_syn_z"] == 5 * 3 * 9
+    assert apply_conventions(spec, ops, pixels="none")["mac_syn"] == 0
+    assert apply_conventions(spec, ops) == ops
+    pool = LayerSpec(name="p", kind="pool", inputs=("c",), in_shape=(3, 6, 6),
+                     out_shape=(3, 3, 3), kernel=2, stride=2)
+    _, pops = snn_counts(pool, Activity(spikes=Flow(7, 7, 7), ev_out=3), timesteps=1)
+    assert pops["p_rd"] == 7 + 27
+    assert set(apply_conventions(pool, pops, pool_events="free").values()) == {0.0}
+    with pytest.raises(MlsnnError, match="pixels must be one of mac, acc, none, not 'mul'"):
+        apply_conventions(spec, ops, pixels="mul")
+
+
+def test_paper_table3_beside_mlsnn(capsys):
+    from golden.energy.report import SEED000_TABLE3, paper_table3
+
+    t = paper_table3()
+    for col, terms in t["columns"].items():
+        for term, v in terms.items():
+            assert v["paper"] == SEED000_TABLE3[col][term]
+            if v["paper"]:
+                assert v["ratio"] == pytest.approx(v["mlsnn"] / v["paper"])
+    # Table 3's conventions bring the SNN addressing and synaptic rows within 2x of the paper.
+    for col in ("SNN T=4 N=1", "SNN T=1 N=4"):
+        for term in ("addressing", "synaptic", "in_out", "potentials"):
+            assert 0.5 < t["columns"][col][term]["ratio"] < 2, (col, term)
+    rc, out, _ = _cli(["--paper-table3"], capsys)
+    assert rc == 0 and "pixels none" in out and "E_N/E_binary" in out
+    rc, out, _ = _cli(["--paper-table3", "--pixels", "mac", "--json"], capsys)
+    assert rc == 0 and json.loads(out)["paper_table3"]["conventions"]["pixels"] == "mac"
+    rc, _, err = _cli(["--arch", "vgg16", "--ann", "--pool-events", "free"], capsys)
+    assert rc == 1 and "--pool-events does not apply to --arch without --snn" in err

@@ -40,6 +40,9 @@ def add_arguments(p):
                            "of layers")
     mode.add_argument("--breakeven", action="store_true",
                       help="Dampfhoffer's break-even spikes per synapse (seed 002 Table 3.3)")
+    mode.add_argument("--paper-table3", action="store_true",
+                      help="seed 000 Table 3 beside mlsnn's VGG16 per term, with ratios (Table "
+                           "3's conventions unless --conv-addressing/--pixels/--pool-events say)")
     p.add_argument("--inputs", metavar="X_NPZ", help="inputs .npz with key 'x', [B, *shape]")
     p.add_argument("--measured", metavar="SIM_JSON",
                    help="output of 'mlsnn simulate --json' on the same network and inputs")
@@ -70,7 +73,6 @@ def add_arguments(p):
     p.add_argument("--join", choices=("sew", "barrier"), default="sew",
                    help="residual join of resnet18 (default sew)")
     p.add_argument("--conv-addressing", choices=("per-synapse", "per-kernel"),
-                   default="per-synapse",
                    help="addressing ACC of a conv event: theta*C_out*K^2 (per-synapse, default: "
                         "Lemaire et al.'s equation, the hardware) or theta*K^2 (per-kernel: the "
                         "public implementation, what seed 000 Table 3 fits)")
@@ -78,6 +80,12 @@ def add_arguments(p):
                    help="z*w datapath priced by the '(hardware z*w)' rows: mul (shift-add of two "
                         "halves) or serial (z additions); default: the one the --measured run "
                         "used if it says, else mul")
+    p.add_argument("--pixels", choices=("mac", "acc", "none"),
+                   help="--arch --snn: price input pixels' synaptic updates as MACs (default), "
+                        "as ACCs (a binary first layer) or not at all (the public "
+                        "implementation)")
+    p.add_argument("--pool-events", choices=("priced", "free"),
+                   help="--arch --snn: pooling priced as a layer (default) or free (Table 3)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="PNG",
                    help="write the breakdown and per-layer, per-term stacked bars")
@@ -101,20 +109,22 @@ _APPLIES = (
     ("input_density", "--input-density", 1.0, ("snn",)),
     ("mean_level", "--mean-level", 1.0, ("snn",)),
     ("plot", "--plot", None, ("ir", "ann", "snn")),
-    ("conv_addressing", "--conv-addressing", "per-synapse", ("ir", "snn")),
-    ("synapse", "--synapse", None, ("ir", "snn")),
+    ("conv_addressing", "--conv-addressing", None, ("ir", "snn", "paper")),
+    ("synapse", "--synapse", None, ("ir", "snn", "paper")),
+    ("pixels", "--pixels", None, ("snn", "paper")),
+    ("pool_events", "--pool-events", None, ("snn", "paper")),
 )
 
 _MODE_NAMES = {"ir": "--ir", "ann": "--arch without --snn", "snn": "--arch --snn",
-               "breakeven": "--breakeven"}
+               "breakeven": "--breakeven", "paper": "--paper-table3"}
 
 
 def _check_options(args):
     """Every option is valid and applies to the chosen mode (before any work)."""
     from flows.io import check_fifo_depth, check_number, check_output_file
 
-    mode = ("breakeven" if args.breakeven else "ir" if args.ir else
-            ("snn" if args.snn else "ann") if args.arch else None)
+    mode = ("breakeven" if args.breakeven else "paper" if args.paper_table3 else
+            "ir" if args.ir else ("snn" if args.snn else "ann") if args.arch else None)
     if mode is not None:
         for attr, opt, default, modes in _APPLIES:
             if mode not in modes and getattr(args, attr) != default:
@@ -242,11 +252,23 @@ def run(args):
             print()
             print(energy_report.format_table_3_3(table))
         return 0
+    if args.paper_table3:
+        from golden.energy.report import paper_table3
+
+        table = paper_table3(_tech(args), addressing=args.conv_addressing or "per-kernel",
+                             pixels=args.pixels or "none", pool_events=args.pool_events or "free",
+                             synapse=args.synapse or "mul")
+        if args.json:
+            json.dump({"model": "lemaire", "paper_table3": table}, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            print(energy_report.format_paper_table3(table))
+        return 0
     if args.ir:
         return _run_ir(args, energy_report)
     if args.arch:
         return _run_arch(args, energy_report)
-    raise MlsnnError("choose one of --ir, --arch or --breakeven")
+    raise MlsnnError("choose one of --ir, --arch or --breakeven (or --paper-table3)")
 
 
 def _run_ir(args, energy_report):
@@ -259,7 +281,7 @@ def _run_ir(args, energy_report):
     x = _load_inputs(args.inputs)
     report = ir_report(net, x, measured=args.measured, tech=_tech(args),
                        fifo_depth=args.fifo_depth or _hw_fifo_depth(),
-                       addressing=args.conv_addressing, synapse=args.synapse)
+                       addressing=args.conv_addressing or "per-synapse", synapse=args.synapse)
     _emit(args, report, energy_report.format_report(report))
     m = report.get("measured")
     if m is not None and not m["equals_exact"]:
@@ -298,6 +320,9 @@ def _run_arch(args, energy_report):
         report = arch_report(arch, timesteps=args.timesteps, rates=_rates(args.spike_rate),
                              total_spikes=args.total_spikes, input_density=args.input_density,
                              mean_level=args.mean_level, tech=tech, fifo_depth=args.fifo_depth,
-                             addressing=args.conv_addressing, synapse=args.synapse or "mul")
+                             addressing=args.conv_addressing or "per-synapse",
+                             synapse=args.synapse or "mul",
+                             pixels=args.pixels or "mac",
+                             pool_events=args.pool_events or "priced")
     _emit(args, report, energy_report.format_report(report))
     return 0

@@ -28,7 +28,8 @@ from .tech import DEFAULT
 
 __all__ = ["Flow", "Activity", "OPS", "TERMS", "COUNTERS", "ADDRESSING", "SYNAPSES", "snn_counts",
            "ann_ops", "costs", "energy", "add_terms", "activity_from_rates", "estimate",
-           "value_bits", "check_choices", "hw_synaptic_adds"]
+           "value_bits", "check_choices", "hw_synaptic_adds", "PIXELS", "POOL_EVENTS",
+           "apply_conventions"]
 
 
 #: Priced operation counts. ``acc_syn`` is the paper's worst case (an event of a layer with N
@@ -52,6 +53,36 @@ ADDRESSING = ("per-synapse", "per-kernel")
 #: The hardware's z·w datapath (``hw.integrate.SynapsePipe``): ``"mul"`` (z in two halves, shifts
 #: and adds) or ``"serial"`` (w added z times).
 SYNAPSES = ("mul", "serial")
+
+
+#: How the synaptic updates of input pixels are priced (seed 000 Table 3's conventions,
+#: :func:`apply_conventions`): one MAC each (ENERGY.md, the default), one ACC each (a binary
+#: first layer: the pixels enter as binary spikes), or not at all (the public implementation).
+PIXELS = ("mac", "acc", "none")
+
+#: How events pass a max or average pool: priced as a layer of their own (the default,
+#: docs/energy.md "Pooling") or for free (Table 3 prices no pooling).
+POOL_EVENTS = ("priced", "free")
+
+
+def apply_conventions(spec, ops, *, pixels="mac", pool_events="priced"):
+    """Ops of one SNN layer under seed 000 Table 3's conventions (:data:`PIXELS`,
+    :data:`POOL_EVENTS`); the defaults return ``ops`` unchanged. Counters are left alone: they
+    are what the hardware counts, whatever the pricing."""
+    if pixels not in PIXELS:
+        raise MlsnnError(f"pixels must be one of {', '.join(PIXELS)}, not {pixels!r}")
+    if pool_events not in POOL_EVENTS:
+        raise MlsnnError(f"pool events must be one of {', '.join(POOL_EVENTS)}, not "
+                         f"{pool_events!r}")
+    ops = dict(ops)
+    if spec.kind == "pool" and pool_events == "free":
+        return _zero(OPS)
+    if spec.kind in ("conv", "dense") and pixels != "mac":
+        if pixels == "acc":
+            ops["acc_syn"] += ops["mac_syn"]
+            ops["acc_syn_z"] += ops["mac_syn"]
+        ops["mac_syn"] = 0.0
+    return ops
 
 
 def check_choices(addressing="per-synapse", synapse="mul"):
@@ -432,10 +463,12 @@ def activity_from_rates(arch, timesteps, rates, *, input_density=1.0, mean_level
 
 
 def estimate(arch, activities=None, timesteps=1, tech=DEFAULT, *, ann=False, leak=False,
-             fifo_depth=None, event_bits=None, addressing="per-synapse", synapse="mul"):
+             fifo_depth=None, event_bits=None, addressing="per-synapse", synapse="mul",
+             pixels="mac", pool_events="priced"):
     """Per-layer and total analytic estimate of an architecture (``addressing``, ``synapse``:
     see :func:`snn_counts`; pixels enter the hardware datapath with ``arch.in_bits`` bits,
-    8 when the architecture does not say, SPEC's IN_BITS default).
+    8 when the architecture does not say, SPEC's IN_BITS default; ``pixels``,
+    ``pool_events``: :func:`apply_conventions`).
 
     Returns
     -------
@@ -453,6 +486,7 @@ def estimate(arch, activities=None, timesteps=1, tech=DEFAULT, *, ann=False, lea
             act = activities[spec.name]
             counters, ops = snn_counts(spec, act, timesteps, leak=leak, addressing=addressing,
                                        synapse=synapse, pixel_bits=arch.in_bits or 8)
+            ops = apply_conventions(spec, ops, pixels=pixels, pool_events=pool_events)
             eb = event_bits.get(spec.name) if isinstance(event_bits, dict) else event_bits
             cost = costs(arch, spec, tech, mode="snn", fifo_depth=fifo_depth, event_bits=eb)
         layers.append({"name": spec.name, "kind": _kind(spec), "counters": counters,

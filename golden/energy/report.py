@@ -42,9 +42,10 @@ def ann_section(arch, tech=DEFAULT):
 
 
 def snn_section(arch, activities, timesteps, tech=DEFAULT, *, fifo_depth=None, leak=False,
-                addressing="per-synapse", synapse="mul"):
+                addressing="per-synapse", synapse="mul", pixels="mac", pool_events="priced"):
     est = lemaire.estimate(arch, activities, timesteps, tech, fifo_depth=fifo_depth, leak=leak,
-                           addressing=addressing, synapse=synapse)
+                           addressing=addressing, synapse=synapse, pixels=pixels,
+                           pool_events=pool_events)
     layers = []
     for spec, l in zip(arch.layers, est["layers"]):
         layers.append({
@@ -84,7 +85,7 @@ def spikes_per_synapse(arch, activities):
 def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=None,
                 activities=None, input_density=1.0, mean_level=1.0, tech=DEFAULT,
                 fifo_depth=None, leak=False, source="rates", addressing="per-synapse",
-                synapse="mul"):
+                synapse="mul", pixels="mac", pool_events="priced"):
     """ANN (and SNN) energies of ``arch`` in nJ per inference.
 
     Parameters
@@ -97,6 +98,8 @@ def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=N
         Alternatively, recorded :class:`~golden.energy.lemaire.Activity` per layer.
     addressing, synapse : str
         Conv addressing and z·w datapath (:func:`golden.energy.lemaire.snn_counts`).
+    pixels, pool_events : str
+        Seed 000 Table 3's conventions (:func:`golden.energy.lemaire.apply_conventions`).
     """
     lemaire.check_choices(addressing, synapse)
     ann = ann_section(arch, tech)
@@ -122,7 +125,8 @@ def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=N
     else:
         rep["activity_source"] = source
     layers, total = snn_section(arch, activities, timesteps, tech, fifo_depth=fifo_depth,
-                                leak=leak, addressing=addressing, synapse=synapse)
+                                leak=leak, addressing=addressing, synapse=synapse,
+                                pixels=pixels, pool_events=pool_events)
     e_ann = ann["total"]["energy_nJ"]["total"]
     n_s = spikes_per_synapse(arch, activities)
     rep.update({
@@ -136,9 +140,68 @@ def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=N
                    "E_SNN/E_ANN_hw": {"analytic": total["energy_nJ"]["analytic"]["total_hw"]
                                       / e_ann}},
         "options": {"conv_addressing": addressing, "synapse": synapse,
-                    "synapse_source": "option"},
+                    "synapse_source": "option", "pixels": pixels, "pool_events": pool_events},
         "dampfhoffer": {"spikes_per_synapse": n_s,
                         "breakeven": {r["model"]: r["n_s"] for r in dampfhoffer.breakeven(tech)
                                       if r["model"] != "eyeriss_v2_thesis"}},
     })
     return rep
+
+
+#: Seed 000 Table 3 (VGG16 on CIFAR-10, nJ per inference; ``None``: the paper prints "-"),
+#: for the configurations whose spike totals §6.1 gives (130·10³ and 57·10³ per inference).
+SEED000_TABLE3 = {
+    "ANN": {"potentials": None, "weights": 5.58e6, "bias": 6.9e2, "in_out": 6.1e6,
+            "memory": 11.6e6, "synaptic": 1.29e6, "addressing": 4.9e2, "total": 12.9e6},
+    "SNN T=4 N=1": {"potentials": 6.0e6, "weights": 2.4e6, "bias": 27.8e2, "in_out": 3.5e3,
+                    "memory": 8.4e6, "synaptic": 13.3e3, "addressing": 9.0e2, "total": 8.5e6},
+    "SNN T=1 N=4": {"potentials": 3.1e6, "weights": 1.3e6, "bias": 6.9e2, "in_out": 1.54e3,
+                    "memory": 4.38e6, "synaptic": 27.9e3, "addressing": 5.5e2, "total": 4.41e6},
+}
+SEED000_SPIKES = {"SNN T=4 N=1": (4, 1, 130_000), "SNN T=1 N=4": (1, 4, 57_000)}
+SEED000_RATIOS = {"E_SNN/E_ANN": {"SNN T=4 N=1": 0.65, "SNN T=1 N=4": 0.34},
+                  "E_N/E_binary": 0.51}
+
+#: The terms of Table 3, in its order.
+TABLE3_TERMS = ("potentials", "weights", "bias", "in_out", "memory", "synaptic", "addressing",
+                "total")
+
+
+def paper_table3(tech=DEFAULT, *, addressing="per-kernel", pixels="none", pool_events="free",
+                 synapse="mul"):
+    """Seed 000 Table 3 beside mlsnn's estimate of the same VGG16, per term, with ratios.
+
+    The SNN activity is the paper's spike total spread at one uniform rate (it publishes no
+    per-layer activity). The defaults are the conventions Table 3 was made with (the public
+    implementation: conv addressing per kernel, pixels not priced, pools free); pass mlsnn's
+    own (``"per-synapse"``, ``"mac"``, ``"priced"``) to see how far they move each term.
+
+    Returns
+    -------
+    dict
+        ``{"conventions", "columns": {column: {term: {"paper", "mlsnn", "ratio"}}},
+        "ratios": {name: {column: {"paper", "mlsnn"}}}}``; ratio = mlsnn / paper.
+    """
+    from .arch import vgg16
+
+    conv = {"conv_addressing": addressing, "pixels": pixels, "pool_events": pool_events,
+            "synapse": synapse}
+    ours = {}
+    for col, (T, N, spikes) in SEED000_SPIKES.items():
+        rep = arch_report(vgg16((3, 32, 32), levels=N), timesteps=T, total_spikes=spikes,
+                          tech=tech, addressing=addressing, synapse=synapse, pixels=pixels,
+                          pool_events=pool_events)
+        ours["ANN"] = rep["ann"]["total"]["energy_nJ"]
+        ours[col] = rep["total"]["energy_nJ"]["analytic"]
+    columns = {}
+    for col, paper in SEED000_TABLE3.items():
+        columns[col] = {t: {"paper": paper[t], "mlsnn": ours[col][t],
+                            "ratio": ours[col][t] / paper[t] if paper[t] else None}
+                        for t in TABLE3_TERMS}
+    e_ann = ours["ANN"]["total"]
+    ratios = {"E_SNN/E_ANN": {c: {"paper": SEED000_RATIOS["E_SNN/E_ANN"][c],
+                                  "mlsnn": ours[c]["total"] / e_ann} for c in SEED000_SPIKES},
+              "E_N/E_binary": {"[1,4]/[4,1]": {
+                  "paper": SEED000_RATIOS["E_N/E_binary"],
+                  "mlsnn": ours["SNN T=1 N=4"]["total"] / ours["SNN T=4 N=1"]["total"]}}}
+    return {"conventions": conv, "columns": columns, "ratios": ratios}
