@@ -23,6 +23,11 @@ choice comes from :func:`golden.energy.compare.ir_report` (the Lemaire model on 
 golden counters), and :func:`pareto_search` solves Eq. 11 layer by layer over a Pareto frontier.
 SSC (§3.2, Eqs. 12–15) chooses a threshold ratio ρ per layer (``λ ← ρ·λ``, so events carry ρ
 times the value) minimising the energy under a sensitivity budget, with the same search.
+
+A :class:`golden.train.QCFS` activation in place of a ReLU (seed 003, ``mlsnn train --qcfs``)
+brings its own threshold: the layer takes the trained λ (times ρ) and ``v0 = shift·θ`` instead
+of the threshold search, and no bias correction (nor the readout's, when every spiking layer is
+QCFS), so that at T·N = Q the SNN computes what the ANN computes up to the integer rounding.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ SUPPORTED = {
     "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     "ReLU": (),
+    "QCFS": ("levels", "shift"),
     "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
                   "divisor_override"),
@@ -70,6 +76,14 @@ _SUPPORTED_TEXT = "Linear, Conv2d, BatchNorm1d/2d, ReLU, MaxPool2d, AvgPool2d, F
 
 
 # -- loading --------------------------------------------------------------------------------
+
+def _module_class(name):
+    """The class of a module type named in :data:`SUPPORTED`."""
+    if name == "QCFS":
+        from .train import QCFS
+        return QCFS
+    return getattr(nn, name)
+
 
 def _unsupported(where, name):
     return MlsnnError(f"{where}: unsupported module '{name}' (convert takes a Sequential of "
@@ -93,7 +107,7 @@ def _rebuild_scripted(scripted, where):
         for key in SUPPORTED[name]:
             value = getattr(child, key)
             kwargs[key] = (value is not None) if key == "bias" else value
-        module = getattr(nn, name)(**kwargs)
+        module = _module_class(name)(**kwargs)
         module.load_state_dict(child.state_dict())
         layers.append(module)
     return nn.Sequential(*layers)
@@ -131,7 +145,7 @@ def ann_from_arch(layers, state_dict, *, where="arch"):
             raise MlsnnError(f"{where}: layer {idx} ({kind}) has unknown key '{unknown[0]}' "
                              f"(it takes {', '.join(SUPPORTED[kind]) or 'no keys'})")
         try:
-            modules.append(getattr(nn, kind)(**kwargs))
+            modules.append(_module_class(kind)(**kwargs))
         except (TypeError, ValueError, RuntimeError) as e:
             raise MlsnnError(f"{where}: layer {idx} ({kind}): {e}") from None
     model = nn.Sequential(*modules)
@@ -228,7 +242,8 @@ class Stage:
     ``kind`` is ``"dense"``, ``"conv2d"`` (``weight``, ``bias`` float64 in torch's layout,
     ``stride``, ``padding``; ``relu`` true for a spiking layer, false for the readout),
     ``"maxpool2d"`` or ``"avgpool2d"`` (``kernel``). ``index`` is the position of the module
-    in the Sequential, for messages.
+    in the Sequential, for messages. ``qcfs`` is ``(λ, Q, shift)`` of a spiking layer whose
+    activation is a QCFS rather than a ReLU.
     """
 
     kind: str
@@ -239,6 +254,7 @@ class Stage:
     padding: int = 0
     relu: bool = False
     kernel: int = 0
+    qcfs: Optional[tuple] = None
 
 
 def _flatten_modules(model):
@@ -325,12 +341,13 @@ def parse_ann(model):
             pending["weight"], pending["bias"] = fold_batchnorm(pending["weight"],
                                                                 pending["bias"], m)
             pending["bn"] = True
-        elif name == "ReLU":
+        elif name in ("ReLU", "QCFS"):
             if pending is None:
-                raise MlsnnError(f"{where}: a ReLU must follow a Linear or Conv2d")
+                raise MlsnnError(f"{where}: a {name} must follow a Linear or Conv2d")
             pool = pending.pop("pool")
             pending.pop("bn")
-            stages.append(Stage(relu=True, **{k: v for k, v in pending.items()}))
+            q = (float(m.lam.detach()), m.levels, m.shift) if name == "QCFS" else None
+            stages.append(Stage(relu=True, qcfs=q, **{k: v for k, v in pending.items()}))
             if pool is not None:
                 stages.append(pool)
             pending = None
@@ -367,6 +384,14 @@ def parse_ann(model):
     return tuple(stages)
 
 
+def _activation(st, pre):
+    """The ANN's activation of stage ``st``: ReLU, QCFS, or none (the readout)."""
+    if st.qcfs is not None:
+        lam, q, shift = st.qcfs
+        return clip_floor(pre, q, lam, shift)
+    return F.relu(pre) if st.relu else pre
+
+
 def ann_forward(stages, x):
     """Run the stages in float64 on ``x`` ``[B, *shape]`` (float values, not pixels).
 
@@ -380,10 +405,10 @@ def ann_forward(stages, x):
         try:
             if st.kind == "dense":
                 pre = F.linear(h.reshape(h.shape[0], -1), st.weight, st.bias)
-                h = F.relu(pre) if st.relu else pre
+                h = _activation(st, pre)
             elif st.kind == "conv2d":
                 pre = F.conv2d(h, st.weight, st.bias, stride=st.stride, padding=st.padding)
-                h = F.relu(pre) if st.relu else pre
+                h = _activation(st, pre)
                 pre = pre.reshape(pre.shape[0], -1)
             else:
                 pre = None
@@ -398,11 +423,12 @@ def ann_forward(stages, x):
 
 # -- calibration (Eqs. 5, 6, 8) -------------------------------------------------------------
 
-def clip_floor(a, steps, lam):
-    """``ClipFloor(a, steps, λ) = λ/steps · clip(⌊a·steps/λ⌋, 0, steps)`` (seed 004 Eq. 8 with
-    steps = T·φ): the average output of an IF neuron with threshold θ = λ/φ over T timesteps
-    under a constant input a."""
-    return lam / steps * torch.clamp(torch.floor(a * (steps / lam)), 0, steps)
+def clip_floor(a, steps, lam, shift=0.0):
+    """``ClipFloor(a, steps, λ) = λ/steps · clip(⌊a·steps/λ + shift⌋, 0, steps)`` (seed 004
+    Eq. 8 with steps = T·φ): the average output of an IF neuron with threshold θ = λ/φ and
+    ``v0 = shift·θ`` over T timesteps under a constant input a. With ``shift = 1/2`` and
+    steps = Q it is seed 003's QCFS (Eq. 2)."""
+    return lam / steps * torch.clamp(torch.floor(a * (steps / lam) + shift), 0, steps)
 
 
 def threshold_search(a, steps, grid=100):
@@ -615,15 +641,20 @@ class Converter:
 
         T = self.timesteps
         pre = self.ann[i][0]
-        lam, mse, _, _ = threshold_search(pre, T * N, self.grid)
+        target = _activation(st, pre)
+        if st.qcfs is None:
+            lam, mse, _, _ = threshold_search(pre, T * N, self.grid)
+            shift = 0.0
+        else:       # QCFS: its λ and shift; MSE of the SNN's levels against the QCFS (0 at T·N = Q)
+            lam, _, shift = st.qcfs
+            mse = float(((clip_floor(pre, T * N, lam, shift) - target) ** 2).mean())
         lam *= rho                                  # SSC, Eq. 12
         theta = lam / N
-        target = F.relu(pre)
         bias = st.bias.clone()
         spec = self._LayerSpec(name=name, kind=st.kind, inputs=(prev,))
-        neuron = MultiLevelIF(levels=N, threshold=lam)
+        neuron = MultiLevelIF(levels=N, threshold=lam, v0=shift * theta)
         errors = []
-        for _ in range(2):
+        for _ in range(2 if st.qcfs is None else 1):
             entry = (spec, _synapse(st, bias), neuron)
             ev, exp_rep = self._probe(built + [entry], N)
             r = torch.from_numpy(ev).to(torch.float64).sum(0) * (theta / T)
@@ -633,7 +664,10 @@ class Converter:
                 bias = bias + mu                    # Eq. 6
         rep = {"name": name, "kind": st.kind, "levels": N, "rho": rho, "lambda": lam,
                "theta": theta, "mse": mse, "mean_error_before": errors[0],
-               "mean_error_after": errors[1], "threshold": exp_rep[name]["threshold"]}
+               "mean_error_after": errors[-1], "threshold": exp_rep[name]["threshold"]}
+        if st.qcfs is not None:
+            rep.update(qcfs_levels=st.qcfs[1],
+                       v0=int(round(shift * theta * exp_rep[name]["q"])))
         return entry, rep
 
     def _readout(self, built, st, name, prev, levels):
@@ -646,7 +680,8 @@ class Converter:
         spec = self._LayerSpec(name=name, kind=st.kind, inputs=(prev,), readout=True)
         bias = st.bias.clone()
         errors = []
-        for _ in range(2):
+        qcfs_only = all(self.stages[j].qcfs is not None for j in self.spiking) and self.spiking
+        for _ in range(1 if qcfs_only else 2):
             net, exp_rep = self._export(built + [(spec, _synapse(st, bias), None)], levels)
             res = run(net, self.x)
             logits = torch.from_numpy(res.readout).to(torch.float64) / (exp_rep[name]["q"] * T)
@@ -655,7 +690,8 @@ class Converter:
             if len(errors) == 1:
                 bias = bias + mu
         rep = {"name": name, "kind": st.kind, "readout": True, "q": exp_rep[name]["q"],
-               "mean_error_before": errors[0], "mean_error_after": errors[1]}
+               "mean_error_before": errors[0], "mean_error_after": errors[-1],
+               "bias_corrected": len(errors) > 1}
         return net, logits, res, rep
 
 
@@ -794,10 +830,19 @@ def format_layer(rep):
     """One line of the calibration report of a layer (:meth:`Converter.build`)."""
     name = f"  {rep['name']:<6}"
     if rep.get("readout"):
+        if not rep.get("bias_corrected", True):
+            return (f"{name} readout  mean logit error {rep['mean_error_before']:.2e} (QCFS "
+                    f"network: no bias correction)")
         return (f"{name} readout  mean logit error {rep['mean_error_before']:.2e} -> "
                 f"{rep['mean_error_after']:.2e} (bias correction, Eq. 6)")
     if "lambda" not in rep:
         return f"{name} {rep['kind']} {rep['kernel']}x{rep['kernel']}"
+    if "qcfs_levels" in rep:
+        return (f"{name} {rep['kind']:<7} N={rep['levels']:<3} rho={rep['rho']:<4g} "
+                f"lambda={rep['lambda']:<9.4g} theta_int={rep['threshold']:<5} "
+                f"v0_int={rep['v0']:<4} (QCFS Q={rep['qcfs_levels']}: its lambda, no bias "
+                f"correction) MSE vs QCFS={rep['mse']:.3e}  mean error "
+                f"{rep['mean_error_after']:.2e}")
     return (f"{name} {rep['kind']:<7} N={rep['levels']:<3} rho={rep['rho']:<4g} "
             f"lambda={rep['lambda']:<9.4g} theta_int={rep['threshold']:<5} "
             f"MSE={rep['mse']:.3e}  mean error {rep['mean_error_before']:.2e} -> "

@@ -25,6 +25,12 @@ Every spiking layer, barrier and average pool uses the same fixed ``V_th = thres
 Input (direct encoding, SPEC §3): the network input is an unsigned integer tensor (pixels); the
 float model sees ``pixel · input_scale`` at every timestep, where ``input_scale`` is a power of two
 recorded in the config (1/16 for digits, whose pixels are 0..16, so a white pixel is V_th).
+
+QCFS ANNs (seed 003, docs/convert.md § QCFS training): :func:`train_qcfs` trains an
+``nn.Sequential`` whose activations are :class:`QCFS` (quantization-clip-floor-shift with a
+trainable λ and Q levels) with an optional spike ℓ1 penalty; :func:`save_qcfs` writes it as a
+state dict plus an architecture file that ``mlsnn convert`` reads, converting losslessly at
+T·N = Q.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ __all__ = [
     "ARCHS", "ModelConfig", "LayerSpec", "SpikingNet", "Dataset", "build_model",
     "load_digits_dataset", "dataset_from_arrays", "load_numpy_dataset", "load_dataset",
     "train", "evaluate", "save_checkpoint", "load_checkpoint",
+    "QCFS_ARCHS", "qcfs", "QCFS", "qcfs_layers", "build_qcfs", "qcfs_forward", "train_qcfs",
+    "qcfs_arch_path", "save_qcfs",
 ]
 
 ARCHS = ("mlp", "cnn", "vgg", "sew-resnet", "sparse-resnet")
@@ -498,11 +506,26 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
     model = build_model(config)
     x = model.encode(data.x_train)
     y = torch.as_tensor(data.y_train)
+    loss_fn = nn.CrossEntropyLoss()
+    metrics = _fit(model, x, y, lambda xb, yb: loss_fn(model(xb), yb),
+                   lambda split: evaluate(model, getattr(data, f"x_{split}"),
+                                          getattr(data, f"y_{split}")),
+                   data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                   progress=progress)
+    return model, metrics
+
+
+def _fit(model, x, y, loss_of, accuracy, data, *, epochs, lr, batch_size, seed, progress):
+    """Adam with cosine annealing over ``epochs`` of shuffled mini-batches of ``x``, ``y``.
+
+    ``loss_of(x_batch, y_batch)`` is the loss to minimise, ``accuracy("train" | "test")`` the
+    model's accuracy on a split of ``data`` after each epoch. Leaves ``model`` in eval mode and
+    returns the metrics of :func:`train`.
+    """
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = math.ceil(len(x) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(seed)
-    loss_fn = nn.CrossEntropyLoss()
     history = []
     start = time.monotonic()
     for epoch in range(1, epochs + 1):
@@ -511,26 +534,25 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
         total, seen = 0.0, 0
         for i in range(0, len(x), batch_size):
             idx = order[i:i + batch_size]
-            loss = loss_fn(model(x[idx]), y[idx])
+            loss = loss_of(x[idx], y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
             seen += len(idx)
+        model.eval()
         entry = {"epoch": epoch, "epochs": epochs, "loss": total / seen,
-                 "train_accuracy": evaluate(model, data.x_train, data.y_train),
-                 "test_accuracy": evaluate(model, data.x_test, data.y_test),
+                 "train_accuracy": accuracy("train"), "test_accuracy": accuracy("test"),
                  "seconds": time.monotonic() - start}
         history.append(entry)
         if progress is not None:
             progress(dict(entry))
     model.eval()
     last = history[-1]
-    metrics = {"test_accuracy": last["test_accuracy"], "train_accuracy": last["train_accuracy"],
-               "loss": last["loss"], "history": history, "seconds": time.monotonic() - start,
-               "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test))}
-    return model, metrics
+    return {"test_accuracy": last["test_accuracy"], "train_accuracy": last["train_accuracy"],
+            "loss": last["loss"], "history": history, "seconds": time.monotonic() - start,
+            "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test))}
 
 
 # -- checkpoints --------------------------------------------------------------------------------
@@ -590,3 +612,207 @@ def load_checkpoint(path):
                          f"{str(e).splitlines()[0]}") from None
     model.eval()
     return model
+
+
+# -- QCFS ANNs (seed 003) -----------------------------------------------------------------------
+
+#: Archs of :func:`train_qcfs`.
+QCFS_ARCHS = ("mlp", "cnn")
+#: The shift of seed 003's Eq. 2 (after Bu et al.'s QCFS): round to nearest.
+QCFS_SHIFT = 0.5
+
+
+def qcfs(x, lam, levels, shift=QCFS_SHIFT):
+    """Quantization-clip-floor-shift: ``λ/Q · clip(⌊x·Q/λ + shift⌋, 0, Q)`` (seed 003 Eq. 2).
+
+    The floor passes its gradient straight through, so ``x`` gets ``1`` where the output is not
+    clipped and ``λ`` gets ``∂/∂λ`` of ``λ/Q · clip(x·Q/λ + shift + c, 0, Q)`` with the floor's
+    offset c held constant (1 where clipped at λ).
+    """
+    v = x * (levels / lam) + shift
+    k = torch.clamp(v + (torch.floor(v) - v).detach(), 0, levels)
+    return k * (lam / levels)
+
+
+class QCFS(nn.Module):
+    """The QCFS activation with a trainable output threshold λ (seed 003 Eq. 2).
+
+    Parameters
+    ----------
+    levels : int
+        Q, the quantization steps (outputs 0, λ/Q, ..., λ).
+    shift : float
+        Added before the floor (0.5: round to nearest, as in the seed).
+    lam : float
+        The initial λ.
+
+    Members
+    -------
+    lam : torch.nn.Parameter
+        λ, a scalar; the converted SNN's largest output per timestep (N·θ).
+    """
+
+    def __init__(self, levels, shift=QCFS_SHIFT, lam=1.0):
+        super().__init__()
+        self.levels = _pos_int("QCFS levels", levels, MAX_LEVELS)
+        if isinstance(shift, bool) or not isinstance(shift, (int, float)) or \
+                not 0 <= shift < 1:
+            raise MlsnnError(f"QCFS shift must be a number in [0, 1), not {shift!r}")
+        self.shift = float(shift)
+        self.lam = nn.Parameter(torch.tensor(_pos_float("QCFS lambda", lam)))
+
+    def forward(self, x):
+        return qcfs(x, self.lam, self.levels, self.shift)
+
+    def counts(self, x):
+        """The integer levels ``k = clip(⌊x·Q/λ + shift⌋, 0, Q)`` of ``x`` (the spike values
+        Σ_t z(t) of the converted neuron at T·N = Q), with the straight-through gradient."""
+        return self(x) * (self.levels / self.lam)
+
+    def extra_repr(self):
+        return f"levels={self.levels}, shift={self.shift}"
+
+
+def qcfs_layers(arch, input_shape, num_classes, *, levels, hidden=64, channels=8, lam=1.0):
+    """The architecture of a QCFS ANN as the layer list of ``mlsnn convert --arch``.
+
+    ``"mlp"``: Flatten → Linear ``hidden`` → QCFS → Linear; ``"cnn"``: Conv2d 3×3 s1 p1
+    ``channels`` → QCFS → Conv2d 3×3 s2 p1 ``2·channels`` → QCFS → Flatten → Linear ``hidden``
+    → QCFS → Linear (the layers of :func:`train`'s mlp and cnn without pooling).
+    """
+    if arch not in QCFS_ARCHS:
+        raise MlsnnError(f"--qcfs trains arch {' or '.join(QCFS_ARCHS)}, not {arch!r}")
+    hidden = _pos_int("hidden", hidden)
+    act = {"type": "QCFS", "levels": _pos_int("--qcfs", levels, MAX_LEVELS),
+           "shift": QCFS_SHIFT}
+    if arch == "mlp":
+        n_in = int(np.prod(input_shape))
+        return [{"type": "Flatten"}, {"type": "Linear", "in_features": n_in,
+                                      "out_features": hidden}, act,
+                {"type": "Linear", "in_features": hidden, "out_features": num_classes}]
+    if len(input_shape) != 3:
+        raise MlsnnError(f"arch cnn needs [channels, height, width] inputs, not "
+                         f"{list(input_shape)}")
+    c, h, w = input_shape
+    ch = _pos_int("channels", channels)
+    flat = 2 * ch * ((h + 1) // 2) * ((w + 1) // 2)
+    return [{"type": "Conv2d", "in_channels": c, "out_channels": ch, "kernel_size": 3,
+             "stride": 1, "padding": 1}, act,
+            {"type": "Conv2d", "in_channels": ch, "out_channels": 2 * ch, "kernel_size": 3,
+             "stride": 2, "padding": 1}, act, {"type": "Flatten"},
+            {"type": "Linear", "in_features": flat, "out_features": hidden}, act,
+            {"type": "Linear", "in_features": hidden, "out_features": num_classes}]
+
+
+def build_qcfs(layers, lam=1.0):
+    """A freshly initialised ``nn.Sequential`` of :func:`qcfs_layers` (QCFS λ = ``lam``)."""
+    modules = []
+    for d in layers:
+        kw = {k: v for k, v in d.items() if k != "type"}
+        modules.append(QCFS(lam=lam, **kw) if d["type"] == "QCFS"
+                       else getattr(nn, d["type"])(**kw))
+    return nn.Sequential(*modules)
+
+
+def qcfs_forward(model, x):
+    """Logits of a QCFS ``Sequential`` on float inputs, and the spike values per image: the
+    batch mean of ``Σ_l Σ_i k_i`` over the QCFS layers (:meth:`QCFS.counts`), the converted
+    SNN's Σ z at T·N = Q — the ℓ1 term of seed 003 Eq. 9 for mlsnn's multi-level code."""
+    spikes = x.new_zeros(())
+    for m in model:
+        if isinstance(m, QCFS):
+            k = m.counts(x)
+            spikes = spikes + k.flatten(1).sum(1).mean()
+            x = k * (m.lam / m.levels)
+        else:
+            x = m(x)
+    return x, spikes
+
+
+def train_qcfs(*, levels, spike_l1=0.0, arch="mlp", epochs=10, seed=0, progress=None,
+               dataset="digits", hidden=64, channels=8, lam=1.0, lr=1e-2, batch_size=32,
+               split_seed=0):
+    """Train a ReLU → QCFS ANN (seed 003 §2.1 and Eq. 9) for lossless conversion at T·N = Q.
+
+    The loss is ``cross_entropy + spike_l1 · L_SP``, L_SP the spike values per image of
+    :func:`qcfs_forward`; every QCFS λ is trained with the weights (Adam, cosine-annealed).
+
+    Parameters
+    ----------
+    levels : int
+        Q of every QCFS activation.
+    spike_l1 : float
+        The coefficient of the spike ℓ1 penalty (0: none).
+    arch, hidden, channels :
+        See :func:`qcfs_layers`.
+    lam : float
+        The initial λ of every QCFS.
+    epochs, seed, progress, dataset, lr, batch_size, split_seed :
+        As for :func:`train`.
+
+    Returns
+    -------
+    model : torch.nn.Sequential
+        In eval mode; its input is ``pixel · input_scale`` shaped ``[B, *input_shape]``.
+    layers : list of dict
+        Its architecture (:func:`qcfs_layers`).
+    metrics : dict
+        As for :func:`train`, plus ``spikes_per_image`` (L_SP on the test split),
+        ``lambdas`` (the trained λ per QCFS), ``input_scale``, ``dataset``, ``levels``.
+    """
+    epochs = _pos_int("epochs", epochs)
+    batch_size = _pos_int("batch_size", batch_size)
+    lr = _pos_float("lr", lr)
+    if isinstance(spike_l1, bool) or not isinstance(spike_l1, (int, float)) or \
+            not math.isfinite(spike_l1) or spike_l1 < 0:
+        raise MlsnnError(f"--spike-l1 must be a number >= 0, not {spike_l1!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise MlsnnError(f"seed must be an integer, not {seed!r}")
+    data = load_dataset(dataset, split_seed)
+    layers = qcfs_layers(arch, data.input_shape, data.num_classes, levels=levels,
+                         hidden=hidden, channels=channels)
+    torch.manual_seed(seed)
+    model = build_qcfs(layers, lam)
+    scale = data.input_scale
+
+    def floats(pixels):
+        return torch.as_tensor(np.asarray(pixels), dtype=torch.float32) * scale
+
+    loss_fn = nn.CrossEntropyLoss()
+
+    def loss_of(xb, yb):
+        logits, spikes = qcfs_forward(model, xb)
+        return loss_fn(logits, yb) + spike_l1 * spikes
+
+    @torch.no_grad()
+    def accuracy(split):
+        pred = model(floats(getattr(data, f"x_{split}"))).argmax(1)
+        return float((pred == torch.as_tensor(getattr(data, f"y_{split}"))).float().mean())
+
+    metrics = _fit(model, floats(data.x_train), torch.as_tensor(data.y_train), loss_of,
+                   accuracy, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                   progress=progress)
+    with torch.no_grad():
+        metrics["spikes_per_image"] = float(qcfs_forward(model, floats(data.x_test))[1])
+    metrics.update(lambdas=[float(m.lam.detach()) for m in model if isinstance(m, QCFS)],
+                   input_scale=scale, dataset=data.name, levels=int(levels))
+    return model, layers, metrics
+
+
+def qcfs_arch_path(path):
+    """Where :func:`save_qcfs` writes the architecture of ``path``: ``ann.pt`` →
+    ``ann.arch.json``."""
+    return os.path.splitext(os.fspath(path))[0] + ".arch.json"
+
+
+def save_qcfs(model, layers, path):
+    """Save a QCFS ANN as ``mlsnn convert`` reads it: the state dict at ``path`` and the layer
+    list (JSON) at :func:`qcfs_arch_path`. Returns the architecture's path."""
+    import json
+
+    arch = qcfs_arch_path(path)
+    torch.save(model.state_dict(), os.fspath(path))
+    with open(arch, "w", encoding="utf-8") as f:
+        json.dump(layers, f, indent=1)
+        f.write("\n")
+    return arch

@@ -4,7 +4,8 @@ import json
 import sys
 
 from golden.errors import MlsnnError
-from golden.train import ARCHS, POOLS, save_checkpoint, train
+from golden.train import (ARCHS, POOLS, qcfs_arch_path, save_checkpoint, save_qcfs, train,
+                          train_qcfs)
 
 NAME = "train"
 HELP = "train a float multi-level SNN (--arch, --levels, --timesteps, --dataset)"
@@ -26,7 +27,13 @@ DESCRIPTION = ("Train a float multi-level spiking network (SPEC §2) with surrog
                "pooling, height and width must be multiples of 4 (8x8 digits, 28x28 MNIST, "
                "32x32 CIFAR). One progress line per epoch on stderr. Example: mlsnn train --arch "
                "mlp --timesteps 1 --levels 4 -o model.pt; mlsnn train --arch vgg --dataset "
-               "cifar.npz -o vgg.pt")
+               "cifar.npz -o vgg.pt. With --qcfs Q it trains instead a ReLU ANN whose "
+               "activations are QCFS (seed 003: quantization-clip-floor-shift, Q levels, "
+               "trainable lambda; --threshold is the initial lambda; mlp or cnn without "
+               "pooling), optionally with the spike l1 penalty --spike-l1, and writes a state "
+               "dict (-o) plus its architecture (ann.pt -> ann.arch.json) for 'mlsnn convert', "
+               "lossless at T*N = Q: mlsnn train --qcfs 8 -o ann.pt; mlsnn convert ann.pt "
+               "--arch ann.arch.json --timesteps 1 --levels 8 -o net")
 
 
 def add_arguments(p):
@@ -66,6 +73,13 @@ def add_arguments(p):
     p.add_argument("--lr", type=float, default=1e-2,
                    help="Adam learning rate, cosine-annealed (default: 0.01)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    p.add_argument("--qcfs", type=int, metavar="Q",
+                   help="train a QCFS ANN with Q quantization levels for 'mlsnn convert' "
+                        "instead of an SNN (seed 003; --timesteps, --levels, --alpha, --pool "
+                        "and the resnet options do not apply)")
+    p.add_argument("--spike-l1", type=float, default=0.0, metavar="COEFF",
+                   help="with --qcfs: coefficient of the spike l1 penalty, the converted "
+                        "SNN's spike values per image (seed 003 Eq. 9; default 0)")
     p.add_argument("-o", "--output", default="model.pt", metavar="model.pt",
                    help="checkpoint to write (default: model.pt)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -97,6 +111,10 @@ def run(args):
                        ("--lr", args.lr)):
         check_number(value, opt, minimum=0, min_open=True)
     strides = _strides(args.block_strides)
+    if args.qcfs is not None:
+        return _run_qcfs(args)
+    if args.spike_l1:
+        raise MlsnnError("--spike-l1 needs --qcfs Q (it penalises the QCFS ANN's spikes)")
     # Before the training: a checkpoint that cannot be written would lose it.
     check_output_file(args.output)
     model, metrics = train(arch=args.arch, timesteps=args.timesteps, levels=args.levels,
@@ -120,4 +138,38 @@ def run(args):
     print(f"{cfg.arch}{pooled} T={cfg.timesteps} N={cfg.levels} on {cfg.dataset}: test accuracy "
           f"{100 * metrics['test_accuracy']:.2f} % ({metrics['n_test']} samples), "
           f"saved {args.output}")
+    return 0
+
+
+def _run_qcfs(args):
+    """``--qcfs Q``: a QCFS ANN, saved as a state dict plus its architecture."""
+    from flows.io import check_number, check_output_file
+
+    check_number(args.spike_l1, "--spike-l1", minimum=0)
+    if args.pool not in (None, "none"):
+        raise MlsnnError("--qcfs trains mlp or cnn without pooling, not --pool " + args.pool)
+    check_output_file(args.output)
+    check_output_file(qcfs_arch_path(args.output))
+    model, layers, metrics = train_qcfs(
+        levels=args.qcfs, spike_l1=args.spike_l1, arch=args.arch, epochs=args.epochs,
+        seed=args.seed, progress=_progress, dataset=args.dataset, hidden=args.hidden,
+        channels=args.channels, lam=args.threshold, lr=args.lr, batch_size=args.batch_size,
+        split_seed=args.split_seed)
+    arch = save_qcfs(model, layers, args.output)
+    if args.json:
+        doc = {"state_dict": args.output, "arch": arch, "layers": layers,
+               **{k: metrics[k] for k in ("test_accuracy", "train_accuracy", "loss", "seconds",
+                                          "n_train", "n_test", "spikes_per_image", "lambdas",
+                                          "levels", "input_scale", "dataset")},
+               "history": metrics["history"]}
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    lams = ", ".join(f"{v:.4g}" for v in metrics["lambdas"])
+    print(f"QCFS {args.arch} Q={args.qcfs} on {metrics['dataset']}: test accuracy "
+          f"{100 * metrics['test_accuracy']:.2f} % ({metrics['n_test']} samples), lambda "
+          f"{lams}, {metrics['spikes_per_image']:.1f} spike values per image; saved "
+          f"{args.output} and {arch}")
+    print(f"convert losslessly (T*N = Q): mlsnn convert {args.output} --arch {arch} "
+          f"--timesteps 1 --levels {args.qcfs} -o net")
     return 0
