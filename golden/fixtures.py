@@ -26,7 +26,7 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
                    in_shape=None, in_bits=None, depth=None, join=None, shortcut=None,
                    max_neurons=48, calibrate=True, non_square=False, conv_readout=False,
                    negative_v0=False, wide_stream_weights=False, narrow_width=False,
-                   pool=False, hard_reset=False):
+                   pool=False, hard_reset=False, leaky=False):
     """A random valid network for tests across the project.
 
     Parameters
@@ -66,6 +66,11 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         ``reset="hard"`` (docs/reset.md) on about half of the dense and conv2d layers before
         the readout (at least one when there is any), drawn after the thresholds. Off by
         default (a seed then gives the same network as before the option existed).
+    leaky : bool
+        An integer ``leak`` k drawn in 1..4 (docs/leak.md) on about half of the dense and
+        conv2d layers before the readout (at least one when there is any), drawn after the
+        thresholds and the resets. Off by default (a seed then gives the same network as
+        before the option existed).
     """
     rng = np.random.default_rng(seed)
     pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
@@ -207,6 +212,8 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         net = calibrate_thresholds(net, rng)
     if hard_reset:
         net = _hard_resets(net, rng)
+    if leaky:
+        net = _leaks(net, rng)
     if negative_v0:
         net = _negative_v0(net, rng)
     if narrow_width:
@@ -251,14 +258,27 @@ def _conv_readout(rng, conv, prev, cur, max_neurons):
     return dataclasses.replace(layer, levels=1, readout=True)
 
 
+def _half_of_the_firing(net, rng):
+    """About half of the dense and conv2d layers that fire (at least one when there is any)."""
+    names = [l.name for l in net.layers if hasattr(l, "reset") and not l.readout]
+    chosen = [n for n in names if rng.random() < 0.5]
+    if names and not chosen:
+        chosen = [names[int(rng.integers(len(names)))]]
+    return chosen
+
+
 def _hard_resets(net, rng):
     """``reset="hard"`` on about half of the spiking layers that fire (at least one)."""
-    names = [l.name for l in net.layers if hasattr(l, "reset") and not l.readout]
-    chosen = {n for n in names if rng.random() < 0.5}
-    if names and not chosen:
-        chosen = {names[int(rng.integers(len(names)))]}
+    chosen = set(_half_of_the_firing(net, rng))
     return net.replace(layers=tuple(dataclasses.replace(l, reset="hard") if l.name in chosen
                                     else l for l in net.layers))
+
+
+def _leaks(net, rng):
+    """``leak`` k in 1..4 on about half of the spiking layers that fire (at least one)."""
+    leaks = {n: int(rng.integers(1, 5)) for n in _half_of_the_firing(net, rng)}
+    return net.replace(layers=tuple(dataclasses.replace(l, leak=leaks[l.name])
+                                    if l.name in leaks else l for l in net.layers))
 
 
 def _negative_v0(net, rng):

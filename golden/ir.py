@@ -38,7 +38,9 @@ The potential width of a layer is derived from the static bound of SPEC §3 so t
 overflow; ``potential_width`` in the IR may force it narrower (then the hardware saturates and
 raises its overflow flag, and :mod:`golden.reference` predicts it). The bound holds for both
 resets of a spiking layer (field ``reset``, docs/reset.md): after the fire ``|P| <= |H|`` (soft)
-or ``P ∈ {H, v0}`` (hard), so ``|P(t)| <= |v0| + t·max|I|`` either way.
+or ``P ∈ {H, v0}`` (hard), so ``|P(t)| <= |v0| + t·max|I|`` either way. The integer leak
+(field ``leak``, docs/leak.md) only shrinks the potential, ``|R − (R >> k)| <= |R|``, so the
+bound does not depend on it either.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from .errors import MlsnnError
 __all__ = [
     "SCHEMA_VERSION", "InputSpec", "Kind", "Dense", "Conv2d", "Join", "Barrier", "Sew",
     "Network", "KINDS", "register", "kind_of", "load", "save", "conv_out_size", "RESETS",
+    "MAX_LEAK", "leak_int",
 ]
 
 #: Version written; :func:`from_json` reads 1 (kind ``"join"`` + ``mode``) and 2.
@@ -66,6 +69,14 @@ INPUT = "input"
 #: Values of a spiking layer's ``reset`` (docs/reset.md): ``"soft"`` P ← H − z·θ, ``"hard"``
 #: P ← v0 when z ≥ 1.
 RESETS = ("soft", "hard")
+#: Largest ``leak`` k of a spiking layer (docs/leak.md): β = 1 − 2^−k; 0 is no leak (IF).
+MAX_LEAK = 30
+
+
+def leak_int(r, leak):
+    """The integer leak of docs/leak.md: ``r − (r >> leak)`` (``leak`` 0: ``r``), for Python
+    ints and int64 tensors alike (``>>`` is the arithmetic shift, a floor division by 2^k)."""
+    return r - (r >> leak) if leak else r
 
 
 def _check_int(owner, fname, value, *, minimum=None, maximum=None):
@@ -302,6 +313,11 @@ class _Spiking(Kind):
     ``reset`` is ``"soft"`` (P ← H − z·θ, SPEC §2; the default, and what a ``network.json``
     without the field means) or ``"hard"`` (P ← v0 when the neuron fires, H otherwise;
     docs/reset.md). The readout never fires, so it accepts either and behaves the same.
+
+    ``leak`` is the integer leak k (docs/leak.md): 0 (the default, and what a ``network.json``
+    without the field means) is the IF neuron; k in 1..:data:`MAX_LEAK` writes
+    ``P ← R − (R >> k)`` after the reset, R the reset potential (β = 1 − 2^−k), at every
+    timestep but the last. A readout must have leak 0.
     """
 
     name: str
@@ -318,6 +334,7 @@ class _Spiking(Kind):
     scale: float = 1.0
     lanes: int = 1
     reset: str = "soft"
+    leak: int = 0
 
     def _check_common(self):
         owner = f"layer '{self.name}'"
@@ -335,6 +352,11 @@ class _Spiking(Kind):
         if not isinstance(self.reset, str) or self.reset not in RESETS:
             raise MlsnnError(f"{owner}: field 'reset' must be 'soft' or 'hard', not "
                              f"{self.reset!r}")
+        object.__setattr__(self, "leak", _check_int(owner, "leak", self.leak, minimum=0,
+                                                    maximum=MAX_LEAK))
+        if self.readout and self.leak:
+            raise MlsnnError(f"{owner}: a leaky readout is not supported (leak {self.leak}): "
+                             f"the readout integrates and never fires; give it leak 0")
         return owner
 
     def _check_lanes(self, owner, channels, what):

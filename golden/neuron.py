@@ -21,6 +21,12 @@ stateless across calls and every call starts at ``v0``, which is the same thing.
 
 Both take ``reset="hard"`` (docs/reset.md): the same z, and ``P(t) = v0`` when ``z(t) >= 1``,
 ``H`` otherwise (the reset of NIR's IF neuron, with mlsnn's ``H >= θ`` and up to N levels).
+
+Both take ``leak=k`` (docs/leak.md), k = 0 (no leak, the default) or 1..30: after the reset R
+(``H − z·θ`` or the hard reset's value) the potential becomes ``R − (R >> k)`` in the integer
+function, that is ``ceil(β·R)`` with β = 1 − 2^−k (the shift floors, so the kept part rounds
+toward +inf), and ``β·R`` in the float module. The two agree exactly where every β·R is an
+integer (in integer units); elsewhere the integer function is the exact one.
 """
 
 import numbers
@@ -29,7 +35,10 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["MultiLevelIF", "multilevel_if"]
+from .ir import MAX_LEAK as _MAX_LEAK
+from .ir import leak_int
+
+__all__ = ["MultiLevelIF", "multilevel_if", "leak_int"]
 
 
 _SURROGATES = ("sigmoid", "ste")
@@ -40,6 +49,14 @@ def _check_reset(reset):
     if reset not in _RESETS:
         raise ValueError(f"reset must be 'soft' or 'hard', not {reset!r}")
     return reset
+
+
+def _check_leak(leak):
+    if isinstance(leak, bool) or not isinstance(leak, numbers.Integral):
+        raise TypeError(f"leak must be an integer in 0..{_MAX_LEAK}, not {leak!r}")
+    if not 0 <= leak <= _MAX_LEAK:
+        raise ValueError(f"leak must be an integer in 0..{_MAX_LEAK}, not {leak!r}")
+    return int(leak)
 
 
 def _check_levels(levels):
@@ -150,11 +167,17 @@ class MultiLevelIF(torch.nn.Module):
     reset : ``"soft"`` or ``"hard"``
         ``"soft"`` (the default): ``P = H − z·θ``. ``"hard"``: ``P = v0`` when z ≥ 1, else H
         (docs/reset.md); z is the same.
+    leak : int
+        k in 0..30 (docs/leak.md): after the reset the potential is multiplied by
+        β = 1 − 2^−k (0, the default: no leak, β = 1). The gradient through time is then β
+        instead of 1.
 
     Members
     -------
     theta : float
         The per-spike threshold V_th / N.
+    beta : float
+        The leak factor 1 − 2^−k (1.0 without leak).
 
     Raises
     ------
@@ -163,7 +186,7 @@ class MultiLevelIF(torch.nn.Module):
     """
 
     def __init__(self, *, levels, threshold, surrogate="sigmoid", alpha=5.0, v0=0.0,
-                 detach_reset=True, reset="soft"):
+                 detach_reset=True, reset="soft", leak=0):
         super().__init__()
         self.levels = _check_levels(levels)
         self.threshold = _check_float_threshold(threshold)
@@ -182,10 +205,15 @@ class MultiLevelIF(torch.nn.Module):
             raise TypeError(f"detach_reset must be a bool, not {detach_reset!r}")
         self.detach_reset = detach_reset
         self.reset = _check_reset(reset)
+        self.leak = _check_leak(leak)
 
     @property
     def theta(self):
         return self.threshold / self.levels
+
+    @property
+    def beta(self):
+        return 1.0 - 2.0 ** -self.leak if self.leak else 1.0
 
     def forward(self, x, *, return_levels=False):
         """Run T timesteps from P(0) = v0.
@@ -226,22 +254,25 @@ class MultiLevelIF(torch.nn.Module):
             else:
                 charge = o * theta if return_levels else o
                 p = h - (charge.detach() if self.detach_reset else charge)
+            if self.leak:
+                p = p * self.beta
             out.append(o)
         return torch.stack(out)
 
     def extra_repr(self):
         return (f"levels={self.levels}, threshold={self.threshold}, surrogate={self.surrogate!r}, "
                 f"alpha={self.alpha}, v0={self.v0}, detach_reset={self.detach_reset}, "
-                f"reset={self.reset!r}")
+                f"reset={self.reset!r}, leak={self.leak}")
 
 
-def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False, reset="soft"):
+def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False, reset="soft",
+                  leak=0):
     """The integer multi-level IF neuron of SPEC §3 over one inference of T timesteps.
 
     For t = 1..T: ``H = P + I(t)``; ``z = 0 if H < θ else min(N, H // θ)``;
-    ``P = H − z·θ`` (``reset="hard"``: ``P = v0`` if z ≥ 1 else H), except that after t = T the
-    potential is cleared to v0 (SPEC §3: the next inference starts clean). Pure: no hidden
-    state.
+    ``R = H − z·θ`` (``reset="hard"``: ``R = v0`` if z ≥ 1 else H) and ``P = R − (R >> k)``
+    with k = ``leak`` (k = 0: ``P = R``), except that after t = T the potential is cleared to v0
+    (SPEC §3: the next inference starts clean). Pure: no hidden state.
 
     Parameters
     ----------
@@ -255,11 +286,13 @@ def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False,
     v0 : int
         Initial potential, and the value the potential is cleared to after timestep T.
     return_potentials : bool
-        Also return the potentials P(t) after each timestep's reset, before the clear at t = T
-        (shape ``[T, ...]``, int64), to check the reset.
+        Also return the potentials P(t) after each timestep's reset and leak, before the clear
+        at t = T (shape ``[T, ...]``, int64), to check the reset.
     reset : ``"soft"`` or ``"hard"``
         ``P = H − z·θ`` (soft, SPEC §2) or ``P = v0`` where z ≥ 1, H elsewhere (hard,
         docs/reset.md).
+    leak : int
+        k in 0..30 (docs/leak.md); 0 is no leak.
 
     Returns
     -------
@@ -278,6 +311,7 @@ def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False,
     levels = _check_levels(levels)
     theta = _check_int_threshold(threshold)
     _check_reset(reset)
+    leak = _check_leak(leak)
     if isinstance(v0, bool) or not isinstance(v0, numbers.Integral):
         raise TypeError(f"v0 must be an integer, not {v0!r}")
     v0 = int(v0)
@@ -306,6 +340,7 @@ def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False,
                         torch.div(h, theta, rounding_mode="floor").clamp(max=levels),
                         torch.zeros_like(h))
         p = torch.where(z > 0, torch.full_like(h, v0), h) if reset == "hard" else h - z * theta
+        p = leak_int(p, leak)
         zs.append(z)
         ps.append(p)
     z = torch.stack(zs)

@@ -129,13 +129,16 @@ def fire(h, threshold, levels):
     return torch.where(h < threshold, torch.zeros_like(h), z)
 
 
-def reset_potential(h, z, threshold, v0, reset="soft"):
-    """The potential after the fire (before the clear at t = T), same dtype as ``h``:
+def reset_potential(h, z, threshold, v0, reset="soft", leak=0):
+    """The potential after the fire (before the clear at t = T), same dtype as ``h``: R =
     ``H − z·θ`` for ``reset="soft"`` (SPEC §2), ``v0`` where ``z >= 1`` and ``H`` elsewhere
-    for ``reset="hard"`` (docs/reset.md)."""
+    for ``reset="hard"`` (docs/reset.md); then, with ``leak`` k >= 1, ``R − floor(R / 2^k)``
+    (docs/leak.md; exact in float64 for the integers of :func:`run`)."""
     if reset == "hard":
-        return torch.where(z > 0, torch.full_like(h, float(v0)), h)
-    return h - z * threshold
+        r = torch.where(z > 0, torch.full_like(h, float(v0)), h)
+    else:
+        r = h - z * threshold
+    return r - torch.floor(r / float(1 << leak)) if leak else r
 
 
 def _layer_input(streams, ev, t):
@@ -257,7 +260,8 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
                 else:
                     z = fire(H, float(layer.threshold), float(layer.levels))
                     P = reset_potential(H, z, layer.threshold, layer.v0,
-                                        getattr(layer, "reset", "soft"))
+                                        getattr(layer, "reset", "soft"),
+                                        getattr(layer, "leak", 0))
                     cnt["ev_out"] += (z > 0).sum(1).to(torch.float64)
                 zs.append(z)
                 if t == T - 1:
@@ -346,7 +350,8 @@ def _saturating(prim, layer, info, ev_in, lo, hi, order=None):
             P = h
         else:
             z = fire(h, theta, float(layer.levels))
-            P = reset_potential(h, z, theta, layer.v0, getattr(layer, "reset", "soft"))
+            P = reset_potential(h, z, theta, layer.v0, getattr(layer, "reset", "soft"),
+                                getattr(layer, "leak", 0))
         zs.append(z)
     ovf = torch.where(nsat > 0, 2, 0).to(torch.int64)
     return zs, P.clone(), ovf, nsat
