@@ -5,7 +5,8 @@ for pixels, θ = V_th/N of the layer that emitted them) and computes, per timest
 ``I = Σ z_i s_in w_ij + b_j``; it fires ``z = min(N, ⌊H/θ⌋)``. Multiplying every term by one
 positive per-layer factor Q changes nothing but the unit of the potential, so the integer layer
 uses ``w_int = round(s_in·w·Q)``, ``b_int = round(b·Q)``, ``θ_int = θ·Q``, ``v0_int = round(v0·Q)``;
-the neuron's ``reset`` (soft or hard, docs/reset.md) is carried over unchanged.
+the neuron's ``reset`` (soft or hard, docs/reset.md) and ``leak`` (docs/leak.md: k is a shift,
+independent of Q) are carried over unchanged.
 Q is chosen so that θ·Q is an integer and the largest |s_in·w·Q| fits in W_BITS
 (``Q = θ_int / θ`` with ``θ_int = ⌊θ · (2^(W_BITS−1) − 1) / max|s_in·w|⌋``): the threshold is exact
 and only the weights and biases are rounded. The readout's Q only scales the logits (argmax is
@@ -136,6 +137,16 @@ class ExportReport(dict):
     """
 
 
+def _leakless(model, name, what):
+    """The neuron of layer ``name``, which must have no leak: the IR gives ``what`` (a barrier
+    join, an average pool) no leak field (docs/leak.md)."""
+    neuron = model.neurons[name]
+    if getattr(neuron, "leak", 0):
+        raise MlsnnError(f"layer '{name}': {what} has no leak in the IR, but its neuron has "
+                         f"leak {neuron.leak}; give it leak 0")
+    return neuron
+
+
 def export(model, *, w_bits=8, name=None):
     """Convert a trained :class:`golden.train.SpikingNet` to a :class:`golden.ir.Network`.
 
@@ -172,7 +183,7 @@ def export(model, *, w_bits=8, name=None):
                 scale[spec.name] = a
                 report[spec.name] = {"mode": "sew"}
                 continue
-            neuron = model.neurons[spec.name]
+            neuron = _leakless(model, spec.name, "a barrier join")
             theta = neuron.theta
             q = _small_ratio([a, b, theta])
             sw = (int(round(a * q)), int(round(b * q)))
@@ -191,7 +202,7 @@ def export(model, *, w_bits=8, name=None):
             report[spec.name] = {"kind": "maxpool2d", "kernel": spec.kernel}
             continue
         if spec.kind == "avgpool2d":
-            neuron = model.neurons[spec.name]
+            neuron = _leakless(model, spec.name, "an average pool")
             theta = neuron.theta
             q = spec.kernel * spec.kernel / scale[spec.inputs[0]]
             th = max(1, int(round(theta * q)))
@@ -210,27 +221,28 @@ def export(model, *, w_bits=8, name=None):
         amax = float(w.abs().max())
         if spec.readout:
             q, th = layer_scale(amax, None, w_bits)
-            levels, v0, out_scale, reset = 1, 0, 1.0, "soft"
+            levels, v0, out_scale, reset, leak = 1, 0, 1.0, "soft", 0
         else:
             neuron = model.neurons[spec.name]
             q, th = layer_scale(amax, neuron.theta, w_bits)
             levels, out_scale = neuron.levels, neuron.theta
             v0 = int(round(neuron.v0 * q))
             reset = getattr(neuron, "reset", "soft")
+            leak = getattr(neuron, "leak", 0)
         wq, bq, clipped, werr, b_bits = quantize_layer(w, bias, q, w_bits)
         if spec.kind == "dense":
             weight = wq.t().contiguous().numpy().astype(np.int64)        # [N_in, N_out]
             layer = ir.Dense(name=spec.name, inputs=spec.inputs, threshold=th, levels=levels,
                              weight=weight, bias=bq.numpy().astype(np.int64), v0=v0,
                              w_bits=w_bits, b_bits=b_bits, readout=spec.readout,
-                             scale=out_scale, reset=reset)
+                             scale=out_scale, reset=reset, leak=leak)
         else:
             weight = wq.permute(1, 2, 3, 0).contiguous().numpy().astype(np.int64)
             layer = ir.Conv2d(name=spec.name, inputs=spec.inputs, threshold=th, levels=levels,
                               weight=weight, bias=bq.numpy().astype(np.int64), v0=v0,
                               w_bits=w_bits, b_bits=b_bits, readout=spec.readout,
                               scale=out_scale, stride=syn.stride[0], padding=syn.padding[0],
-                              reset=reset)
+                              reset=reset, leak=leak)
         layers.append(layer)
         scale[spec.name] = out_scale
         report[spec.name] = {"q": q, "threshold": th, "clipped": clipped,

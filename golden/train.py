@@ -48,6 +48,7 @@ from torch import nn
 from .datasets import (MAX_IN_BITS, Dataset, _dataset_path, dataset_from_arrays,
                        load_dataset, load_digits_dataset, load_numpy_dataset)
 from .errors import MlsnnError
+from .ir import MAX_LEAK
 from .neuron import MultiLevelIF
 
 __all__ = [
@@ -141,6 +142,11 @@ class ModelConfig:
         evaluates the exported network on its test split.
     split_seed : int
         Seed of the stratified train/test split.
+    leak : int
+        The integer leak k of every dense and conv2d spiking layer (docs/leak.md; the readout,
+        barriers and average pools have none): 0 (the default, and what older checkpoints load
+        as) is the IF neuron, k in 1..30 multiplies the potential by β = 1 − 2^−k after every
+        fire.
     """
 
     arch: str
@@ -160,6 +166,7 @@ class ModelConfig:
     split_seed: int = 0
     dataset_path: str = ""
     pool: str = ""
+    leak: int = 0
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -214,6 +221,9 @@ class ModelConfig:
             raise MlsnnError(f"dataset_path must be a string, not {self.dataset_path!r}")
         if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int):
             raise MlsnnError(f"split_seed must be an integer, not {self.split_seed!r}")
+        if isinstance(self.leak, bool) or not isinstance(self.leak, int) or \
+                not 0 <= self.leak <= MAX_LEAK:
+            raise MlsnnError(f"leak must be an integer in 0..{MAX_LEAK}, not {self.leak!r}")
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -347,7 +357,7 @@ def build_model(config):
     def spiking(name, kind, src, module):
         layers.append(LayerSpec(name, kind, (src,)))
         syn[name] = module
-        neu[name] = MultiLevelIF(**neuron)
+        neu[name] = MultiLevelIF(**neuron, leak=cfg.leak)
         return name
 
     def join(name, a, b, mode):
@@ -434,7 +444,7 @@ def evaluate(model, pixels, labels, batch_size=512):
 
 def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None,
           dataset="digits", hidden=64, channels=8, blocks=1, threshold=1.0, alpha=5.0,
-          lr=1e-2, batch_size=32, split_seed=0, block_strides=(), pool=None):
+          lr=1e-2, batch_size=32, split_seed=0, block_strides=(), pool=None, leak=0):
     """Train a float multi-level SNN with surrogate gradients and Adam.
 
     Parameters
@@ -466,6 +476,9 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
     pool : str or None
         ``"none"``, ``"max"`` or ``"avg"`` (cnn and vgg); None: the arch's default (cnn none,
         vgg max; see :class:`ModelConfig`).
+    leak : int
+        The integer leak k of every dense and conv2d spiking layer (:class:`ModelConfig`,
+        docs/leak.md); 0 (the default) is no leak.
     lr : float
         Adam learning rate, decayed to 0 by cosine annealing over the training.
     batch_size : int
@@ -500,7 +513,8 @@ def train(*, arch="mlp", timesteps=1, levels=4, epochs=10, seed=0, progress=None
                          block_strides=block_strides, pool="" if pool is None else pool,
                          input_scale=data.input_scale,
                          in_bits=data.in_bits, dataset=data.name,
-                         split_seed=data.split_seed, dataset_path=_dataset_path(dataset))
+                         split_seed=data.split_seed, dataset_path=_dataset_path(dataset),
+                         leak=leak)
     lr = _pos_float("lr", lr)
     torch.manual_seed(seed)
     model = build_model(config)

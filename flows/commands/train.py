@@ -4,6 +4,7 @@ import json
 import sys
 
 from golden.errors import MlsnnError
+from golden.ir import MAX_LEAK
 from golden.train import (ARCHS, POOLS, qcfs_arch_path, save_checkpoint, save_qcfs, train,
                           train_qcfs)
 
@@ -25,8 +26,11 @@ DESCRIPTION = ("Train a float multi-level spiking network (SPEC §2) with surrog
                "blocks). Max pooling passes the largest spike of each window on; average "
                "pooling feeds a multi-level IF neuron of its own, so both export exactly. With "
                "pooling, height and width must be multiples of 4 (8x8 digits, 28x28 MNIST, "
-               "32x32 CIFAR). One progress line per epoch on stderr. Example: mlsnn train --arch "
-               "mlp --timesteps 1 --levels 4 -o model.pt; mlsnn train --arch vgg --dataset "
+               "32x32 CIFAR). --leak K makes every dense and conv2d spiking layer leaky (LIF, "
+               "docs/leak.md): after each fire the potential is multiplied by 1 - 2^-K, "
+               "exported as the integer shift-subtract P - (P >> K). One progress line per "
+               "epoch on stderr. Example: mlsnn train --arch mlp --timesteps 1 --levels 4 -o "
+               "model.pt; mlsnn train --arch vgg --dataset "
                "cifar.npz -o vgg.pt. With --qcfs Q it trains instead a ReLU ANN whose "
                "activations are QCFS (seed 003: quantization-clip-floor-shift, Q levels, "
                "trainable lambda; --threshold is the initial lambda; mlp or cnn without "
@@ -68,6 +72,10 @@ def add_arguments(p):
                         "shortcut convolution)")
     p.add_argument("--threshold", type=float, default=1.0,
                    help="V_th of every spiking layer, fixed (default: 1.0)")
+    p.add_argument("--leak", type=int, default=0, metavar="K",
+                   help=f"integer leak of every dense and conv2d spiking layer, 0..{MAX_LEAK}: "
+                        f"beta = 1 - 2^-K, P <- P - (P >> K) after the fire in the IR "
+                        f"(default: 0, no leak; docs/leak.md)")
     p.add_argument("--alpha", type=float, default=5.0,
                    help="sigmoid surrogate sharpness (default: 5)")
     p.add_argument("--lr", type=float, default=1e-2,
@@ -112,7 +120,11 @@ def run(args):
         check_number(value, opt, minimum=0, min_open=True)
     strides = _strides(args.block_strides)
     if args.qcfs is not None:
+        if args.leak:
+            raise MlsnnError("--leak applies to the SNN; --qcfs trains an ANN (no leak)")
         return _run_qcfs(args)
+    if not 0 <= args.leak <= MAX_LEAK:
+        raise MlsnnError(f"--leak must be an integer in 0..{MAX_LEAK}, not {args.leak}")
     if args.spike_l1:
         raise MlsnnError("--spike-l1 needs --qcfs Q (it penalises the QCFS ANN's spikes)")
     # Before the training: a checkpoint that cannot be written would lose it.
@@ -122,7 +134,7 @@ def run(args):
                            dataset=args.dataset, hidden=args.hidden, channels=args.channels,
                            blocks=args.blocks, threshold=args.threshold, alpha=args.alpha,
                            lr=args.lr, batch_size=args.batch_size, split_seed=args.split_seed,
-                           block_strides=strides, pool=args.pool)
+                           block_strides=strides, pool=args.pool, leak=args.leak)
     save_checkpoint(model, args.output, metrics=metrics)
     cfg = model.config
     if args.json:
@@ -135,8 +147,9 @@ def run(args):
         sys.stdout.write("\n")
         return 0
     pooled = f" ({cfg.pool} pooling)" if cfg.pool != "none" else ""
-    print(f"{cfg.arch}{pooled} T={cfg.timesteps} N={cfg.levels} on {cfg.dataset}: test accuracy "
-          f"{100 * metrics['test_accuracy']:.2f} % ({metrics['n_test']} samples), "
+    leaky = f" leak={cfg.leak}" if cfg.leak else ""
+    print(f"{cfg.arch}{pooled} T={cfg.timesteps} N={cfg.levels}{leaky} on {cfg.dataset}: test "
+          f"accuracy {100 * metrics['test_accuracy']:.2f} % ({metrics['n_test']} samples), "
           f"saved {args.output}")
     return 0
 
