@@ -10,6 +10,10 @@ computes::
 With ``reset="hard"`` (docs/reset.md) ``P' = v0`` when ``z >= 1`` and ``H`` otherwise (v0 at the
 last timestep as before); z and the timing are the same.
 
+With ``leak=k >= 1`` (docs/leak.md) the potential R after the reset is written as
+``R − (R >> k)`` (an arithmetic shift, wires only, and one subtractor), v0 at the last timestep
+as before; z and the timing are the same.
+
 In readout mode it never fires: ``z = 0`` and ``P' = H`` (``v0`` at the last timestep); ``H``
 travels along in the output so that the readout core can emit it.
 """
@@ -19,6 +23,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
+from golden.ir import MAX_LEAK, leak_int
 
 from .layout import value_width
 
@@ -129,6 +134,13 @@ class FireUnit(wiring.Component):
         (``z >= 1``, that is ``H >= θ``), else ``H`` (docs/reset.md). Same z, latency and
         interval; the serial unit still takes its N micro-steps and selects v0 at the end.
         Ignored by a readout unit (it never fires).
+    leak : int
+        k in 0..30 (docs/leak.md). k >= 1: ``P' = R − (R >> k)`` where R is the potential after
+        the reset (soft ``H − z·θ``, hard v0 or H), except at the last timestep (``v0``). The
+        subtractor follows the reset in the same cycle (the parallel unit; the serial unit's
+        last micro-step; the pipelined unit's output stage, after the selection of ``d_z``),
+        so latency and interval are those without leak. A hard reset's leaked v0 is a
+        constant. Must be 0 for a readout unit.
     saturate : bool
         The potential width was forced narrower than the safe one: saturate ``H`` to the width,
         raise the sticky ``overflow`` flag and count saturations. Otherwise ``H`` cannot overflow
@@ -162,7 +174,7 @@ class FireUnit(wiring.Component):
 
     def __init__(self, *, levels, threshold, potential_width, bias_width=16, index_width=1,
                  v0=0, discharge="parallel", readout=False, saturate=False, pipelined=False,
-                 reset="soft"):
+                 reset="soft", leak=0):
         self._levels = check_int("levels", levels, minimum=1)
         self._threshold = check_int("threshold", threshold, minimum=1)
         self._pw = check_int("potential_width", potential_width, minimum=2)
@@ -176,6 +188,11 @@ class FireUnit(wiring.Component):
         self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
         self._readout = bool(readout)
         self._hard = check_choice("reset", reset, ("soft", "hard")) == "hard"
+        self._leak = check_int("leak", leak, minimum=0, what=f"an integer in 0..{MAX_LEAK}")
+        if self._leak > MAX_LEAK:
+            raise ValueError(f"leak must be an integer in 0..{MAX_LEAK}, not {leak!r}")
+        if self._leak and self._readout:
+            raise ValueError(f"leak must be 0 for a readout unit (it never fires), not {leak!r}")
         self._saturate = bool(saturate)
         self._pipelined = bool(pipelined) and discharge == "parallel" and not self._readout
         super().__init__({
@@ -198,6 +215,26 @@ class FireUnit(wiring.Component):
         """Cycles between two neurons when the output is never stalled."""
         return fire_timing(discharge=self._discharge, levels=self._levels,
                            readout=self._readout, pipelined=self._pipelined)[1]
+
+    def _leaked(self, m, r, name):
+        """``R − (R >> k)`` of ``r`` as a ``pw``-bit signal (``r`` itself without leak): the
+        shift is a slice, ``|R − (R >> k)| <= |R|`` fits the width of R."""
+        if not self._leak:
+            return r
+        r_sig = Signal(signed(self._pw), name=f"{name}_r")
+        out = Signal(signed(self._pw), name=f"{name}_leaked")
+        m.d.comb += [r_sig.eq(r), out.eq(r_sig - r_sig.shift_right(self._leak))]
+        return out
+
+    def _reset_value(self, m, fired, r, name):
+        """The potential written before the last timestep: ``R`` after the soft reset (``r``),
+        or after the hard one ``v0`` where ``fired`` and ``H`` (``r``) elsewhere, leaked (the
+        leaked v0 is a constant)."""
+        leaked = self._leaked(m, r, name)
+        if not self._hard:
+            return leaked
+        v0_after = Const(leak_int(self._v0, self._leak), signed(self._pw))
+        return Mux(fired, v0_after, leaked)
 
     def elaborate(self, platform):
         m = Module()
@@ -301,13 +338,14 @@ class FireUnit(wiring.Component):
                 sels, diffs = sels[:1], diffs[:1]
             terms = [Mux(sel, d[:pw], 0) for sel, d in zip(sels, diffs)]
             m.d.comb += p_next.eq(_or_all(terms))
+            p_after = self._reset_value(m, ges[0], p_next, "s3")
             with m.If(s2_valid & s3_accept):
                 m.d.sync += [
                     self.o.valid.eq(1),
                     out.index.eq(s2_index),
                     out.z.eq(z),
                     out.h.eq(s2_h),
-                    out.p.eq(Mux(s2_last | (ges[0] if self._hard else 0), v0, p_next)),
+                    out.p.eq(Mux(s2_last, v0, p_after)),
                 ]
             with m.Elif(self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
@@ -316,14 +354,14 @@ class FireUnit(wiring.Component):
             z = Signal(unsigned(value_width(levels)))
             m.d.comb += z.eq(sum((h >= k * theta).as_unsigned() for k in range(1, levels + 1)))
             m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+            p_after = self._reset_value(m, z != 0, h if self._hard else h - z * theta, "par")
             with m.If(accepted):
                 m.d.sync += [
                     self.o.valid.eq(1),
                     out.index.eq(self.i.payload.index),
                     out.z.eq(z),
                     out.h.eq(h),
-                    out.p.eq(Mux(self.i.payload.last | (z != 0) if self._hard else
-                                 self.i.payload.last, v0, h if self._hard else h - z * theta)),
+                    out.p.eq(Mux(self.i.payload.last, v0, p_after)),
                 ]
             with m.Elif(self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
@@ -340,16 +378,17 @@ class FireUnit(wiring.Component):
                     busy.eq(1), acc.eq(h), z.eq(0), step.eq(0), last.eq(self.i.payload.last),
                     out.index.eq(self.i.payload.index), out.h.eq(h),
                 ]
+            fire = acc >= theta
+            nacc = Mux(fire, acc - theta, acc)
+            nz = Mux(fire, z + 1, z)
+            p_after = self._reset_value(m, nz != 0, nacc, "ser")
             with m.If(busy):
-                fire = acc >= theta
-                nacc = Mux(fire, acc - theta, acc)
-                nz = Mux(fire, z + 1, z)
                 m.d.sync += [acc.eq(nacc), z.eq(nz), step.eq(step + 1)]
                 with m.If(step == levels - 1):
                     m.d.sync += [
                         busy.eq(0), self.o.valid.eq(1),
                         out.z.eq(nz),
-                        out.p.eq(Mux(last | (nz != 0) if self._hard else last, v0, nacc)),
+                        out.p.eq(Mux(last, v0, p_after)),
                     ]
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
