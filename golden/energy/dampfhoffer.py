@@ -29,6 +29,12 @@ cost (eq. 3.13), with three register accesses (iact read, psum read and write).
 Eyeriss v2: the thesis derives its 0.37 as the *rounded* Eyeriss v1 value divided by 1.15
 (0.42 / 1.15 = 0.365 → 0.37); the unrounded model gives 0.4184 / 1.15 = 0.364. Both are
 reported (:func:`breakeven`, ``eyeriss_v2`` and ``eyeriss_v2_thesis``).
+
+Neuron models (§3.3.2): IF and LIF neurons with instantaneous or current-based ("cont")
+synapses, eqs. 3.4, 3.7, 3.10 and LIF+cont = 3.10 + one MAC per neuron and timestep
+(:func:`neuron_model_costs`), plus mlsnn's own leak (one AC per neuron and timestep t < T in the
+fire sweep); :func:`network_neuron_models` prices them on a network and its activity,
+:func:`table_3_2` and :func:`fig_3_2` recompute what §3.3.3–3.3.4 publish (docs/energy.md).
 """
 
 from __future__ import annotations
@@ -38,9 +44,12 @@ import math
 from ..errors import MlsnnError
 from .tech import DEFAULT
 
-__all__ = ["naive_ann", "if_inst", "lif_inst", "ideal_reuse", "reuse_sparsity", "eyeriss_v1",
-           "eyeriss_v2", "breakeven", "PUBLISHED", "PUBLISHED_8BIT", "PUBLISHED_MAC_VS_AC",
-           "network_energy", "mac_vs_ac", "breakeven_8bit", "table_3_3"]
+__all__ = ["naive_ann", "if_inst", "lif_inst", "if_cont", "lif_cont", "ideal_reuse",
+           "reuse_sparsity", "eyeriss_v1", "eyeriss_v2", "breakeven", "PUBLISHED",
+           "PUBLISHED_8BIT", "PUBLISHED_MAC_VS_AC", "network_energy", "mac_vs_ac",
+           "breakeven_8bit", "table_3_3", "NEURON_MODELS", "NEURON_LABELS", "neuron_model",
+           "neuron_model_costs", "topology", "network_neuron_models", "PUBLISHED_TABLE_3_2",
+           "table_3_2", "PUBLISHED_FIG_3_2", "PUBLISHED_FIG_3_3", "fig_3_2"]
 
 #: Table 3.3 of seed 002 (AlexNet for Eyeriss) and the VGG16 Eyeriss v1 value of §3.4.2.
 PUBLISHED = {"naive": 1.38, "ideal_reuse": 0.28, "reuse_sparsity": 0.15,
@@ -90,10 +99,95 @@ def if_inst(n_s=1.0, tech=DEFAULT, *, node="45"):
     return n_s * (3 * sram + ac)
 
 
-def lif_inst(n_s, timesteps, neurons_per_synapse, tech=DEFAULT):
+def lif_inst(n_s, timesteps, neurons_per_synapse, tech=DEFAULT, *, node="45"):
     """Eq. 3.7 per synapse: IF+inst plus N_neur·T·(ER_state + EW_state + E_MAC) / N_syn."""
-    d = _d(tech)
-    return if_inst(n_s, tech) + neurons_per_synapse * timesteps * (2 * d.e_sram_45 + 1.0)
+    return neuron_model("lif-inst", n_s, timesteps, neurons_per_synapse, tech,
+                        node=node)["total"]
+
+
+def if_cont(n_s, timesteps, neurons_per_synapse, tech=DEFAULT, *, node="45"):
+    """Eq. 3.10 per synapse: N_s·(ER_w + ER_I + EW_I + E_AC) plus N_neur·T·(ER_I + EW_I
+    + ER_state + EW_state + 2·E_MAC) / N_syn (the input current I decays, V integrates it)."""
+    return neuron_model("if-cont", n_s, timesteps, neurons_per_synapse, tech,
+                        node=node)["total"]
+
+
+def lif_cont(n_s, timesteps, neurons_per_synapse, tech=DEFAULT, *, node="45"):
+    """LIF+cont per synapse: eq. 3.10 plus one MAC per neuron and timestep, the decay of V
+    (§3.3.2, the sentence after eq. 3.10; the thesis gives it no number of its own)."""
+    return neuron_model("lif-cont", n_s, timesteps, neurons_per_synapse, tech,
+                        node=node)["total"]
+
+
+# -- the neuron models of §3.3.2 -------------------------------------------------------------
+
+#: Seed 002's SNN neuron models (§3.3.2), and mlsnn's own leaky neuron (``"lif-sweep"``: the
+#: leak k of docs/leak.md, one shift-subtract per neuron per timestep t < T inside the fire
+#: sweep, which reads and writes every potential anyway, so it adds no memory access).
+NEURON_MODELS = ("if-inst", "lif-inst", "if-cont", "lif-cont", "lif-sweep")
+NEURON_LABELS = {"if-inst": "IF+inst", "lif-inst": "LIF+inst", "if-cont": "IF+cont",
+                 "lif-cont": "LIF+cont", "lif-sweep": "LIF+inst (mlsnn sweep)"}
+#: Where each model's energy comes from in seed 002 (equation numbers of Ch. 3).
+EQUATIONS = {"if-inst": "3.4", "lif-inst": "3.7", "if-cont": "3.10",
+             "lif-cont": "3.10 + MAC", "lif-sweep": "3.4 + (T-1) AC"}
+
+
+def neuron_model_costs(model, tech=DEFAULT, *, node="45"):
+    """Energies (MAC units) of one neuron model: ``(per spike per synapse, per neuron per
+    timestep, timesteps without the update)``.
+
+    ====================  ===============================  ===================================
+    model                 per spike and synapse            per neuron and timestep
+    ====================  ===============================  ===================================
+    IF+inst (eq. 3.4)     ER_w + ER_state + EW_state + AC  0
+    LIF+inst (eq. 3.7)    same                             ER_state + EW_state + MAC
+    IF+cont (eq. 3.10)    ER_w + ER_I + EW_I + AC          ER_I + EW_I + ER_state + EW_state
+                                                           + 2 MAC
+    LIF+cont (§3.3.2)     same as IF+cont                  IF+cont's + 1 MAC (V's decay)
+    mlsnn LIF (sweep)     same as IF+inst                  AC, at t < T only (β = 1 − 2^−k:
+                                                           P − (P >> k), one subtraction)
+    ====================  ===============================  ===================================
+
+    Every memory access costs E_SRAM (states, currents and weights are all in SRAM), the
+    MAC 1, the AC E_AC of ``node`` (Table 3.1: ``"45"`` 8 bit, used in §3.3; ``"65"``;
+    ``"8bit"``).
+    """
+    if model not in NEURON_MODELS:
+        raise MlsnnError(f"neuron model must be one of {', '.join(NEURON_MODELS)}, not "
+                         f"{model!r}")
+    sram, ac, _ = _node(tech, node)
+    spike = 3 * sram + ac
+    step = {"if-inst": 0.0, "lif-inst": 2 * sram + 1.0, "if-cont": 4 * sram + 2.0,
+            "lif-cont": 4 * sram + 3.0, "lif-sweep": ac}[model]
+    return spike, step, 1 if model == "lif-sweep" else 0
+
+
+def neuron_model(model, n_s, timesteps, neurons_per_synapse, tech=DEFAULT, *, node="45"):
+    """One neuron model's energy per synapse (MAC units) at ``n_s`` spikes per synapse, T
+    timesteps and N_neur / N_syn neurons per synapse.
+
+    Returns
+    -------
+    dict
+        ``{"synaptic": N_s·per-spike, "neuron": per-step·updates·N_neur/N_syn, "total"}``;
+        updates = T, or T − 1 for the mlsnn sweep (no leak at the last timestep).
+    """
+    _check_activity(n_s, timesteps, neurons_per_synapse)
+    spike, step, skip = neuron_model_costs(model, tech, node=node)
+    syn = n_s * spike
+    neur = step * (timesteps - skip) * neurons_per_synapse
+    return {"synaptic": syn, "neuron": neur, "total": syn + neur}
+
+
+def _check_activity(n_s, timesteps, neurons_per_synapse):
+    if not isinstance(n_s, (int, float)) or not math.isfinite(n_s) or n_s < 0:
+        raise MlsnnError(f"spikes per synapse must be a finite number >= 0, not {n_s!r}")
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+        raise MlsnnError(f"timesteps must be a positive integer, not {timesteps!r}")
+    if (not isinstance(neurons_per_synapse, (int, float))
+            or not math.isfinite(neurons_per_synapse) or neurons_per_synapse < 0):
+        raise MlsnnError(f"neurons per synapse must be a finite number >= 0, not "
+                         f"{neurons_per_synapse!r}")
 
 
 def ideal_reuse(tech=DEFAULT, *, rf_iact=math.inf, rf_weight=math.inf, rf_psum=math.inf,
@@ -235,3 +329,259 @@ def network_energy(synapses, n_s, tech=DEFAULT, *, neurons=0, timesteps=1):
     if neurons:
         out["snn_lif_inst_45"] = lif_inst(n_s, timesteps, neurons / synapses, tech) * synapses
     return out
+
+
+# -- the neuron models on a network --------------------------------------------------------
+
+def topology(arch, activities=None):
+    """N_syn, N_neur and N_spikes/syn of the conv and dense layers of ``arch`` (seed 002 §3.3.4).
+
+    With ``activities`` (:class:`~golden.energy.lemaire.Activity` per layer) only the layers
+    fed by spikes count: a layer that receives pixels is an encoding layer, left out as seed
+    002 does (§3.3.4, "only the energy of spiking layers is considered"); N_s is the spikes
+    entering a layer per input neuron, averaged over the layers weighted by their synapses
+    (an event counts once whatever its value). Without ``activities`` every conv and dense
+    layer counts and N_s is None.
+
+    N_neur counts the neurons mlsnn holds (every conv or dense output, the readout's too);
+    ``neurons_pooled`` counts a conv followed by a pool as the pool's outputs, the convention
+    behind seed 002's N_syn/N_neur figures (Fig. 3.3: VGG16 1.7·10³, see :func:`fig_3_2`).
+    Residual joins and pools have no synapses (no ANN MAC) and are not counted.
+
+    Returns
+    -------
+    dict
+        ``{"synapses", "neurons", "neurons_pooled", "spikes_per_synapse", "layers"}``.
+    """
+    consumers = {}
+    for spec in arch.layers:
+        for src in spec.inputs:
+            consumers.setdefault(src, []).append(spec)
+    syn = neur = pooled = 0
+    num = 0.0
+    names = []
+    for spec in arch.layers:
+        if spec.kind not in ("conv", "dense"):
+            continue
+        if activities is not None:
+            act = activities[spec.name]
+            if act.pixels.events:
+                continue
+            num += act.spikes.events / spec.n_in * spec.synapses
+        nxt = consumers.get(spec.name, [])
+        names.append(spec.name)
+        syn += spec.synapses
+        neur += spec.n_out
+        pooled += nxt[0].n_out if len(nxt) == 1 and nxt[0].kind == "pool" else spec.n_out
+    n_s = num / syn if activities is not None and syn else None
+    return {"synapses": syn, "neurons": neur, "neurons_pooled": pooled,
+            "spikes_per_synapse": n_s, "layers": names}
+
+
+def _breakeven_model(model, timesteps, neurons_per_synapse, tech, node):
+    """N_s at which ``model`` costs as much as the naive ANN, None when it never does."""
+    spike, step, skip = neuron_model_costs(model, tech, node=node)
+    n_s = (naive_ann(tech, node=node) - step * (timesteps - skip) * neurons_per_synapse) / spike
+    return n_s if n_s > 0 else None
+
+
+def network_neuron_models(arch, activities, timesteps, tech=DEFAULT, *, models=None,
+                          node="45"):
+    """Seed 002's neuron models priced on a network and its activity, against the naive ANN
+    (eq. 3.2), as Table 3.2 does for published SNNs.
+
+    Parameters
+    ----------
+    arch : :class:`~golden.energy.arch.Arch`
+    activities : dict of :class:`~golden.energy.lemaire.Activity`
+        Per layer; N_syn, N_neur and N_s follow :func:`topology`.
+    timesteps : int
+    models : sequence of str or None
+        Rows to give, from :data:`NEURON_MODELS` (None: all).
+    node : ``"45"`` (Table 3.1, 8 bit, the constants of §3.3), ``"65"`` or ``"8bit"``.
+
+    Returns
+    -------
+    dict
+        ``{"models", "node", "synapses", "neurons", "neurons_pooled", "synapses_per_neuron",
+        "spikes_per_synapse", "timesteps", "layers", "leaky_layers", "network_neurons",
+        "ann_naive", "rows": [{"model", "label", "equation", "per_spike",
+        "per_neuron_timestep", "synaptic", "neuron", "total", "neuron_share", "E_ANN/E_SNN",
+        "E_SNN/E_ANN", "breakeven_n_s"}]}``; energies in MAC units per inference; ``rows`` is
+        empty (and ``note`` says why) when no conv or dense layer is fed by spikes.
+    """
+    models = list(NEURON_MODELS) if models is None else list(dict.fromkeys(models))
+    for m in models:
+        neuron_model_costs(m, tech, node=node)          # names an unknown model
+    topo = topology(arch, activities)
+    leaky = {s.name: s.leak for s in arch.layers if getattr(s, "leak", 0)}
+    spiking = [s for s in arch.layers if s.kind in ("conv", "dense") and not s.readout]
+    kind = ("IF" if not leaky else "LIF" if len(leaky) == len(spiking) else "mixed")
+    out = {"models": models, "node": node, "timesteps": timesteps,
+           **{k: topo[k] for k in ("synapses", "neurons", "neurons_pooled",
+                                   "spikes_per_synapse", "layers")},
+           "synapses_per_neuron": topo["synapses"] / topo["neurons"] if topo["neurons"] else None,
+           "leaky_layers": leaky, "network_neurons": kind, "rows": []}
+    syn = topo["synapses"]
+    if not syn:
+        out["ann_naive"] = 0.0
+        out["note"] = ("no conv or dense layer is fed by spikes (a layer fed by pixels is an "
+                       "encoding layer, left out as seed 002 §3.3.4 does)")
+        return out
+    n_s, nps = topo["spikes_per_synapse"], topo["neurons"] / syn
+    ann = naive_ann(tech, node=node)
+    out["ann_naive"] = ann * syn
+    for m in models:
+        e = neuron_model(m, n_s, timesteps, nps, tech, node=node)
+        spike, step, _ = neuron_model_costs(m, tech, node=node)
+        out["rows"].append({
+            "model": m, "label": NEURON_LABELS[m], "equation": EQUATIONS[m],
+            "per_spike": spike, "per_neuron_timestep": step,
+            "synaptic": e["synaptic"] * syn, "neuron": e["neuron"] * syn,
+            "total": e["total"] * syn,
+            "neuron_share": e["neuron"] / e["total"] if e["total"] else None,
+            "E_ANN/E_SNN": ann / e["total"] if e["total"] else None,
+            "E_SNN/E_ANN": e["total"] / ann,
+            "breakeven_n_s": _breakeven_model(m, timesteps, nps, tech, node)})
+    return out
+
+
+# -- what of seed 002 §3.3 can be reproduced -------------------------------------------------
+
+#: Seed 002 Table 3.2: E_ANN/E_SNN of published SNNs against the naive ANN (45 nm, 8 bit).
+#: ``timesteps`` None: "-" in the table (IF+inst does not depend on T). *: an encoding layer.
+_TABLE_3_2_KEYS = ("dataset", "topology", "model", "timesteps", "n_s", "efficiency", "ref")
+PUBLISHED_TABLE_3_2 = tuple(dict(zip(_TABLE_3_2_KEYS, row)) for row in (
+    ("CIFAR-10", "VGG8*", "if-inst", None, 0.30, 4.6, "Wu et al., 2021"),
+    ("CIFAR-10", "VGG16", "if-inst", None, 1.30, 1.1, "Han et al., 2020b"),
+    ("CIFAR-10", "VGG16", "if-inst", None, 0.51, 2.7, "Han et al., 2020a"),
+    ("CIFAR-10", "ResNet11", "lif-inst", 100, 3.60, 0.4, "Lee et al., 2020a"),
+    ("CIFAR-10", "VGG9", "lif-inst", 25, 0.80, 1.7, "Kim et al., 2020"),
+    ("CIFAR-10", "VGG16*", "lif-inst", 5, 0.39, 3.6, "Rathi et al., 2021b"),
+    ("CIFAR-10", "VGG16", "if-cont", 680, 0.62, 1.3, "Zhou et al., 2021"),
+    ("ImageNet", "VGG16", "if-inst", None, 5.00, 0.3, "Han et al., 2020b"),
+    ("ImageNet", "VGG16", "if-inst", None, 1.00, 1.4, "Han et al., 2020a"),
+    ("ImageNet", "VGG16*", "lif-inst", 5, 0.41, 3.4, "Rathi et al., 2021b"),
+))
+
+#: §3.3.3 on Fig. 3.2 (VGG16, N_spikes/syn = 1, T = 500): the neuron updates are 15.17 % of
+#: LIF+inst's energy and 26.34 % of IF+cont's.
+PUBLISHED_FIG_3_2 = {"timesteps": 500, "n_s": 1.0,
+                     "neuron_share_percent": {"lif-inst": 15.17, "if-cont": 26.34}}
+
+#: Fig. 3.3's caption: N_syn/N_neur of the thesis' topologies.
+PUBLISHED_FIG_3_3 = {"alexnet": 2.9e3, "vgg16": 1.7e3, "mobilenet": 9.4e2}
+
+#: Half a unit of the last printed digit: of N_spikes/syn (two decimals) and of an energy
+#: efficiency (one decimal) in Table 3.2, of a percentage (two decimals) in §3.3.3.
+HALF_UNIT = {"n_s": 0.005, "efficiency": 0.05, "percent": 0.005}
+
+
+def _efficiency(model, n_s, timesteps, spn, tech):
+    """E_ANN/E_SNN (naive ANN, 45 nm) at N_syn/N_neur = ``spn``."""
+    return naive_ann(tech) / neuron_model(model, n_s, timesteps, 1.0 / spn, tech)["total"]
+
+
+def _reproducing_ratios(row, tech):
+    """The N_syn/N_neur interval [lo, hi] over which ``row`` of Table 3.2 is reproduced: some
+    N_s within half a unit of the printed one gives an efficiency within half a unit of the
+    printed one. None when no ratio does; hi None: unbounded; lo 0: any ratio."""
+    spike, step, skip = neuron_model_costs(row["model"], tech)
+    ann, T = naive_ann(tech), (row["timesteps"] or 1) - skip
+    du, de = HALF_UNIT["n_s"], HALF_UNIT["efficiency"]
+    # Highest efficiency (fewest spikes) must reach the printed value's lower edge ...
+    g = ann / (row["efficiency"] - de) - (row["n_s"] - du) * spike
+    # ... and the lowest (most spikes) must not pass its upper edge.
+    h = ann / (row["efficiency"] + de) - (row["n_s"] + du) * spike
+    if g < 0 or (step == 0 and h > 0):
+        return None
+    lo = 0.0 if step == 0 else (step * T / g if g > 0 else math.inf)
+    hi = None if h <= 0 else step * T / h
+    if hi is not None and lo > hi:
+        return None
+    return [lo, hi]
+
+
+def table_3_2(tech=DEFAULT, *, synapses_per_neuron=(PUBLISHED_FIG_3_3["mobilenet"],
+                                                    PUBLISHED_FIG_3_3["alexnet"])):
+    """Seed 002 Table 3.2 recomputed with eqs. 3.2, 3.4, 3.7 and 3.10 (45 nm, 8 bit).
+
+    The thesis gives N_s, T and the model of each row but not its N_syn/N_neur. IF+inst does
+    not depend on it; for the others each row gives the efficiency at the printed N_s over
+    ``synapses_per_neuron`` (default: the thesis' smallest and largest, MobileNet 9.4·10² and
+    AlexNet 2.9·10³) and the interval of ratios that reproduces the printed value within
+    half a unit of its last digit, N_s taken within half a unit of its own.
+
+    Returns
+    -------
+    list of dict
+        The published row plus ``"mlsnn": [efficiency at the first ratio, at the second]``
+        and ``"reproduced_for": [lo, hi]`` (None: no ratio reproduces it; hi None: no upper
+        bound).
+    """
+    rows = []
+    for row in PUBLISHED_TABLE_3_2:
+        T = row["timesteps"] or 1
+        rows.append({**row, "mlsnn": [_efficiency(row["model"], row["n_s"], T, r, tech)
+                                      for r in synapses_per_neuron],
+                     "synapses_per_neuron": list(synapses_per_neuron),
+                     "reproduced_for": _reproducing_ratios(row, tech)})
+    return rows
+
+
+def _share(model, n_s, timesteps, spn, tech):
+    e = neuron_model(model, n_s, timesteps, 1.0 / spn, tech)
+    return e["neuron"] / e["total"]
+
+
+def _ratio_from_share(model, share, n_s, timesteps, tech):
+    """N_syn/N_neur at which the neuron updates are ``share`` of ``model``'s energy."""
+    spike, step, skip = neuron_model_costs(model, tech)
+    return step * (timesteps - skip) * (1 - share) / (share * n_s * spike)
+
+
+def fig_3_2(tech=DEFAULT):
+    """§3.3.3's numbers on Figs. 3.2 and 3.3 against the models and mlsnn's VGG16.
+
+    - The N_syn/N_neur that each published share (15.17 %, 26.34 %) implies, and the IF+cont
+      share that the LIF+inst one predicts (eqs. 3.7 and 3.10 have the same per-spike cost
+      and IF+cont's per-step cost is twice LIF+inst's, so share_cont = 2f / (1 + f) whatever
+      the constants or the topology), with the interval that the rounding of 15.17 gives.
+    - The shares at Fig. 3.3's VGG16 ratio, 1.7·10³.
+    - mlsnn's VGG16 (CIFAR-10, FC 512-512-10; ImageNet 224², FC 4096-4096-1000): N_syn/N_neur
+      counting every conv output (the neurons the hardware holds) and counting a conv followed
+      by a pool as the pool's outputs (:func:`topology`).
+
+    Returns
+    -------
+    dict
+        ``{"published", "implied_ratio": {model: r}, "if_cont_predicted": {"percent", "low",
+        "high"}, "at_fig_3_3_vgg16": {model: percent}, "vgg16": {name: {"synapses",
+        "neurons", "neurons_pooled", "ratio", "ratio_pooled"}}}``.
+    """
+    from .arch import vgg16
+
+    pub = PUBLISHED_FIG_3_2
+    T, n_s = pub["timesteps"], pub["n_s"]
+    shares = pub["neuron_share_percent"]
+    implied = {m: _ratio_from_share(m, p / 100, n_s, T, tech) for m, p in shares.items()}
+    half = HALF_UNIT["percent"]
+    pred = [100 * _share("if-cont", n_s, T,
+                         _ratio_from_share("lif-inst", (shares["lif-inst"] + d) / 100, n_s, T,
+                                           tech), tech) for d in (0.0, -half, half)]
+    nets = {"cifar10": vgg16((3, 32, 32)),
+            "imagenet": vgg16((3, 224, 224), classes=1000, fc=(4096, 4096))}
+    vgg = {}
+    for name, a in nets.items():
+        t = topology(a)
+        vgg[name] = {"synapses": t["synapses"], "neurons": t["neurons"],
+                     "neurons_pooled": t["neurons_pooled"],
+                     "ratio": t["synapses"] / t["neurons"],
+                     "ratio_pooled": t["synapses"] / t["neurons_pooled"]}
+    r33 = PUBLISHED_FIG_3_3["vgg16"]
+    return {"published": {"fig_3_2": pub, "fig_3_3": PUBLISHED_FIG_3_3},
+            "implied_ratio": implied,
+            "if_cont_predicted": {"percent": pred[0], "low": min(pred[1:]),
+                                  "high": max(pred[1:])},
+            "at_fig_3_3_vgg16": {m: 100 * _share(m, n_s, T, r33, tech) for m in shares},
+            "vgg16": vgg}
