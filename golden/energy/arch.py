@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from .. import ir as _ir
 from ..errors import MlsnnError
 from ..ir import INPUT, Network, conv_out_size
 
@@ -25,6 +26,8 @@ __all__ = ["LayerSpec", "Arch", "vgg16", "resnet18", "from_ir", "from_json", "na
 
 KINDS = ("conv", "dense", "pool", "join")
 JOINS = ("sew", "barrier")
+#: Largest integer leak k (β = 1 − 2^−k), the IR's bound (``golden.ir.MAX_LEAK``).
+MAX_LEAK = getattr(_ir, "MAX_LEAK", 30)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class LayerSpec:
     reset : ``"soft"`` or ``"hard"``
         The neuron's reset (conv, dense; docs/reset.md): a soft reset costs one ACC per emitted
         event (P − z·θ), a hard reset none (it writes v0 instead of the difference).
+    leak : int
+        The integer leak k of a conv or dense layer (docs/leak.md): 0 is the IF neuron, k in
+        1..:data:`MAX_LEAK` the LIF neuron with β = 1 − 2^−k, one shift-subtract per neuron
+        in the fire sweep of every timestep but the last (priced as one ACC; no memory
+        access: the sweep reads and writes every potential anyway). A readout never leaks.
     """
 
     name: str
@@ -83,9 +91,11 @@ class LayerSpec:
     a_bits: Optional[int] = None
     lanes: int = 1
     reset: str = "soft"
+    leak: int = 0
 
     def __post_init__(self):
         owner = f"layer '{self.name}'"
+        self._check_leak(owner)
         if self.reset not in ("soft", "hard"):
             raise MlsnnError(f"{owner}: field 'reset' must be 'soft' or 'hard', not "
                              f"{self.reset!r}")
@@ -134,6 +144,18 @@ class LayerSpec:
             v = getattr(self, fname)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise MlsnnError(f"{owner}: field '{fname}' must be a positive integer")
+
+    def _check_leak(self, owner):
+        k = self.leak
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_LEAK:
+            raise MlsnnError(f"{owner}: field 'leak' must be an integer k in 0..{MAX_LEAK} "
+                             f"(beta = 1 - 2^-k; 0 is no leak), not {k!r}")
+        if k and self.kind not in ("conv", "dense"):
+            raise MlsnnError(f"{owner}: field 'leak' applies to conv and dense layers only, "
+                             f"not to a {self.kind} (leak {k})")
+        if k and self.readout:
+            raise MlsnnError(f"{owner}: a leaky readout is not supported (leak {k}): the "
+                             f"readout integrates and never fires; give it leak 0")
 
     def _check_pool(self, owner):
         if len(self.in_shape) != 3 or len(self.out_shape) != 3:
@@ -213,6 +235,8 @@ class LayerSpec:
         for k in ("w_bits", "b_bits", "p_bits", "a_bits"):
             if getattr(self, k) is not None:
                 d[k] = getattr(self, k)
+        if self.leak:
+            d["leak"] = self.leak
         return d
 
 
@@ -399,7 +423,8 @@ def from_json(doc, *, levels=1, where="arch"):
 
     Each layer gives ``name``, ``kind`` and the fields it needs: conv ``out_channels``,
     ``kernel``, ``stride``, ``padding``; dense ``out_features``; conv and dense optionally
-    ``reset`` (``"soft"``, the default, or ``"hard"``); pool ``kernel`` (``stride``);
+    ``reset`` (``"soft"``, the default, or ``"hard"``) and ``leak`` (an integer k, β = 1 − 2^−k;
+    0, the default, is IF); pool ``kernel`` (``stride``);
     join ``inputs`` (two names) and ``join``. ``inputs`` defaults to the previous layer; shapes
     are derived. The last layer is the readout.
     """
@@ -437,11 +462,13 @@ def from_json(doc, *, levels=1, where="arch"):
                        conv_out_size(ins[2], k, s, p))
                 spec = LayerSpec(name=name, kind="conv", inputs=inputs, in_shape=ins,
                                  out_shape=out, kernel=k, stride=s, padding=p, levels=lv,
-                                 readout=readout, reset=d.get("reset", "soft"))
+                                 readout=readout, reset=d.get("reset", "soft"),
+                                 leak=d.get("leak", 0))
             elif kind == "dense":
                 spec = LayerSpec(name=name, kind="dense", inputs=inputs,
                                  in_shape=(math.prod(ins),), out_shape=(int(d["out_features"]),),
-                                 levels=lv, readout=readout, reset=d.get("reset", "soft"))
+                                 levels=lv, readout=readout, reset=d.get("reset", "soft"),
+                                 leak=d.get("leak", 0))
             elif kind == "pool":
                 k = int(d.get("kernel", 2))
                 s = int(d.get("stride", k))
@@ -450,7 +477,7 @@ def from_json(doc, *, levels=1, where="arch"):
                 out = (ins[0], (ins[1] - k) // s + 1, (ins[2] - k) // s + 1)
                 spec = LayerSpec(name=name, kind="pool", inputs=inputs, in_shape=ins,
                                  out_shape=out, kernel=k, stride=s, levels=lv,
-                                 pool=d.get("pool", "max"))
+                                 pool=d.get("pool", "max"), leak=d.get("leak", 0))
             elif kind == "join":
                 if len(inputs) != 2 or shapes[inputs[1]] != ins:
                     raise MlsnnError(f"{where}: layer '{name}': a join needs two inputs of one "
@@ -458,7 +485,7 @@ def from_json(doc, *, levels=1, where="arch"):
                 mode = d.get("join", "sew")
                 spec = LayerSpec(name=name, kind="join", inputs=inputs, in_shape=ins,
                                  out_shape=ins, join=mode,
-                                 levels=lv if mode == "barrier" else 0)
+                                 levels=lv if mode == "barrier" else 0, leak=d.get("leak", 0))
             else:
                 raise MlsnnError(f"{where}: layer '{name}': field 'kind' must be conv, dense, "
                                  f"pool or join, not {kind!r}")
@@ -482,9 +509,13 @@ def from_ir(net: Network):
 
     Widths: weights ``w_bits``, biases ``b_bits``, potentials the layer's potential width, ANN
     activations ``⌈log2(N·T + 1)⌉`` bits (the quantized ANN with as many levels as the SNN's
-    N·T + 1, the fair baseline), the network input ``in_bits``.
+    N·T + 1, the fair baseline), the network input ``in_bits``. The leak k of a layer
+    (``getattr(layer, "leak", 0)``: IRs without the field are IF) is copied, like ``reset``.
     """
-    layers = [LayerSpec(**layer.energy_spec(net.info(layer.name), net.timesteps))
-              for layer in net.layers]
+    layers = []
+    for layer in net.layers:
+        kw = layer.energy_spec(net.info(layer.name), net.timesteps)
+        kw.setdefault("leak", getattr(layer, "leak", 0))
+        layers.append(LayerSpec(**kw))
     return Arch(input_shape=net.input.shape, layers=tuple(layers), name=net.name,
                 in_bits=net.input.in_bits)

@@ -35,13 +35,13 @@ from ..ir import INPUT, Network
 from ..counters import SPEC_COUNTERS as COUNTERS
 from ..counters import WORD_COUNTERS
 from ..reference import run
-from . import lemaire
+from . import dampfhoffer, lemaire
 from .arch import _event_bits, from_ir
 from .lemaire import Activity, Flow
 from .tech import DEFAULT
 
 __all__ = ["ir_report", "load_measured", "measured_totals", "explain", "stream_stats",
-           "PJ_PER_NJ"]
+           "PJ_PER_NJ", "dampfhoffer_section"]
 
 PJ_PER_NJ = 1000.0
 
@@ -147,7 +147,8 @@ def explain(net, layer, rows, images):
     return Activity(spikes=spikes, pixels=pixels), sums, causes
 
 
-def _exact_ops(spec, counters, sums, ref=None, *, addressing="per-synapse", synapse="mul"):
+def _exact_ops(spec, counters, sums, ref=None, *, timesteps, addressing="per-synapse",
+               synapse="mul"):
     """Priced operations from counters (exact or measured), per inference.
 
     Quantities the counters do not separate (pixel MACs versus spike ACCs, the worst-case N×
@@ -155,7 +156,9 @@ def _exact_ops(spec, counters, sums, ref=None, *, addressing="per-synapse", syna
     ``sums``; for measured counters they are scaled by measured/exact of the counter they
     belong to (1 when the two agree). ``"serial"`` datapath additions are ``syn_acc`` itself;
     ``"per-kernel"`` conv addressing counts the kernel offsets that reach the map,
-    ``syn_updates / C_out`` (each reaches every output channel).
+    ``syn_updates / C_out`` (each reaches every output channel). A leaky layer (``spec.leak``
+    k >= 1) shift-subtracts every neuron in the sweeps of t < T: ``b_rd`` counts the sweeps'
+    neurons (T·N_out), so the leak is ``b_rd·(T − 1)/T`` ACC.
     """
     ops = {k: 0.0 for k in lemaire.OPS}
     if spec.kind == "join" and spec.join == "sew":
@@ -168,6 +171,8 @@ def _exact_ops(spec, counters, sums, ref=None, *, addressing="per-synapse", syna
                acc_syn=sums["sp_nfan"] * ru, acc_syn_z=sums["sp_zfan"] * ra,
                mac_syn=sums["px_updates"] * ru, acc_bias=counters["b_rd"],
                acc_reset=0.0 if spec.reset == "hard" else counters["ev_out"])
+    if getattr(spec, "leak", 0):
+        ops["acc_leak"] = counters["b_rd"] / timesteps * (timesteps - 1)
     if spec.kind in ("conv", "dense"):
         ops["acc_hw"] = (counters["syn_acc"] if synapse == "serial"
                          else (sums["sp_bfan"] + sums["px_bfan"]) * ru)
@@ -270,7 +275,7 @@ def _nj(d):
 
 
 def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=None,
-              addressing="per-synapse", synapse=None):
+              addressing="per-synapse", synapse=None, neuron_models=None):
     """Analytic vs exact (vs measured) counts and energies of an IR network on inputs ``x``.
 
     Parameters
@@ -289,6 +294,9 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
     synapse : ``"mul"``, ``"serial"`` or None
         The z·w datapath priced by the ``*_hw`` terms; None: the one the measured counters
         name (``"synapse"`` of the simulate JSON), else ``"mul"``, the hardware's default.
+    neuron_models : sequence of str or None
+        Seed 002's neuron-model rows to give (``"dampfhoffer"`` of the report,
+        :func:`golden.energy.dampfhoffer.network_neuron_models`; None: all).
 
     Returns
     -------
@@ -315,19 +323,20 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
                              f"'predictions') but the inputs hold {B}")
     synapse, synapse_source = _synapse_choice(synapse, meas)
     lemaire.check_choices(addressing, synapse)
-    layers, mismatches = [], []
+    layers, mismatches, activities = [], [], {}
     for layer, spec in zip(net.layers, arch.layers):
         info = net.info(layer.name)
         exact_tot = res.totals(layer.name)
         exact = {k: v / B for k, v in exact_tot.items()}
         act, sums, causes = explain(net, layer, stats[layer.name], B)
         act = Activity(spikes=act.spikes, pixels=act.pixels, ev_out=exact["ev_out"])
+        activities[layer.name] = act
         ana_ctr, ana_ops = lemaire.snn_counts(spec, act, T, addressing=addressing,
                                               synapse=synapse)
         ebits = _event_bits(max(info.n_in, info.n_out), max(info.zmax_in_index, info.zmax_out))
         cost = lemaire.costs(arch, spec, tech, mode="snn", fifo_depth=fifo_depth,
                              event_bits=ebits)
-        opts = dict(addressing=addressing, synapse=synapse)
+        opts = dict(addressing=addressing, synapse=synapse, timesteps=T)
         ex_ops = _exact_ops(spec, exact, sums, **opts)
         entry = {
             "name": layer.name, "kind": lemaire._kind(spec),
@@ -386,6 +395,7 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
                    "E_SNN/E_ANN_hw": {s: _ratio(total["energy_nJ"][s]["total_hw"],
                                                 ann_total["total"]) for s in sources}},
         "predictions": [int(p) for p in res.predictions],
+        "dampfhoffer": dampfhoffer_section(arch, activities, T, tech, neuron_models),
     }
     if meas is not None:
         report["measured"] = {"equals_exact": not mismatches, "mismatches": mismatches,
@@ -398,6 +408,17 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
                          "E_SNN/E_ANN": report["ratios"]["E_SNN/E_ANN"][best]}
     report["measured_equals_exact"] = (not mismatches) if meas is not None else None
     return report
+
+
+def dampfhoffer_section(arch, activities, timesteps, tech=DEFAULT, neuron_models=None):
+    """The ``"dampfhoffer"`` entry of a report: N_spikes/syn, the break-even N_s of every ANN
+    model (seed 002 Table 3.3) and the neuron-model rows (§3.3.2) on this network."""
+    rows = dampfhoffer.network_neuron_models(arch, activities, timesteps, tech,
+                                             models=neuron_models)
+    return {"spikes_per_synapse": rows["spikes_per_synapse"],
+            "breakeven": {r["model"]: r["n_s"] for r in dampfhoffer.breakeven(tech)
+                          if r["model"] != "eyeriss_v2_thesis"},
+            "neuron_models": rows}
 
 
 def _synapse_choice(synapse, meas):

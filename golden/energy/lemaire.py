@@ -37,13 +37,19 @@ __all__ = ["Flow", "Activity", "OPS", "TERMS", "COUNTERS", "ADDRESSING", "SYNAPS
 #: multi-bit input pixels (one per synaptic update) and of ANN layers. ``acc_hw`` and ``mac_hw``
 #: price the hardware's own z·w datapath instead (``synapse``, :func:`hw_synaptic_adds`): the
 #: additions of every synaptic update, pixels included (the hardware has no multiplier).
+#: ``mac_leak`` is Lemaire et al.'s generic leak (one MAC per neuron and timestep, ``leak=True``);
+#: ``acc_leak`` the integer leak k of a layer (``LayerSpec.leak``, docs/leak.md): one
+#: shift-subtract P − (P >> k) per neuron and timestep t < T, priced as one ACC.
 OPS = ("in_rd", "out_wr", "w_rd", "b_rd", "p_rd", "p_wr", "acc_syn", "acc_syn_z", "mac_syn",
-       "acc_bias", "acc_reset", "mac_leak", "addr_mac", "addr_acc", "acc_hw", "mac_hw")
+       "acc_bias", "acc_reset", "mac_leak", "acc_leak", "addr_mac", "addr_acc", "acc_hw",
+       "mac_hw")
 
 #: Energy terms, as the rows of seed 000 Table 3. ``*_sum_z`` use the exact Σz ACC count,
 #: ``*_hw`` the hardware's datapath (``acc_hw``, ``mac_hw``) for the synaptic operations.
+#: ``leak`` is the part of every ``synaptic*`` term spent on the leak (``mac_leak``,
+#: ``acc_leak``).
 TERMS = ("potentials", "weights", "bias", "in_out", "memory", "synaptic", "addressing", "total",
-         "synaptic_sum_z", "total_sum_z", "synaptic_hw", "total_hw")
+         "synaptic_sum_z", "total_sum_z", "synaptic_hw", "total_hw", "leak")
 
 #: Addressing of a conv event (docs/energy.md, "Addressing"): ``"per-synapse"`` θ·C_out·K² ACC
 #: (Lemaire et al.'s eq. 16.3, ENERGY.md, the hardware's address generator: one step per
@@ -189,6 +195,13 @@ def snn_counts(spec, act, timesteps, *, leak=False, addressing="per-synapse", sy
     pooling, :func:`_pool_counts`). A hard-reset layer (``spec.reset == "hard"``,
     docs/reset.md) spends no reset ACC: it writes v0 instead of P − z·θ.
 
+    Leak: ``leak=True`` is Lemaire et al.'s generic LIF neuron, one MAC per neuron and
+    timestep (T·N_out, ``mac_leak``) in every layer; a layer's own integer leak k
+    (``spec.leak`` >= 1, docs/leak.md) is mlsnn's, one shift-subtract per neuron in the sweep
+    of every timestep but the last ((T − 1)·N_out ACC, ``acc_leak``; the sweep reads and
+    writes every potential anyway, so no memory access). The two price the same leak twice
+    and cannot be combined.
+
     ``addressing`` (:data:`ADDRESSING`) sets the ACC count of a conv event's addressing;
     ``synapse`` (:data:`SYNAPSES`) the hardware datapath priced by ``acc_hw``; ``pixel_bits``
     the width of a pixel's value there (default: from the pixels' N, :func:`value_bits`).
@@ -202,6 +215,9 @@ def snn_counts(spec, act, timesteps, *, leak=False, addressing="per-synapse", sy
         Priced operations (:data:`OPS`).
     """
     check_choices(addressing, synapse)
+    if leak and getattr(spec, "leak", 0):
+        raise MlsnnError(f"layer '{spec.name}' has its own leak (k = {spec.leak}); Lemaire's "
+                         f"generic MAC leak (leak=True) would price it twice")
     counters, ops = _snn_counts(spec, act, timesteps, leak, addressing, synapse, pixel_bits)
     # Word accesses of a core with L lanes (docs/lanes.md): L synapses or neurons per access.
     lanes = float(getattr(spec, "lanes", 1))
@@ -236,7 +252,8 @@ def _snn_counts(spec, act, timesteps, leak, addressing, synapse, pixel_bits):
                mac_syn=act.pixels.events * Fs,
                acc_bias=0.0 if is_barrier else neurons,
                acc_reset=0.0 if spec.reset == "hard" else theta_out,
-               mac_leak=neurons if leak else 0.0)
+               mac_leak=neurons if leak else 0.0,
+               acc_leak=(T - 1) * spec.n_out if getattr(spec, "leak", 0) else 0.0)
     if is_barrier:
         ops["acc_hw"] = ops["acc_syn_z"]        # P += z·w_stream, priced as z additions
     else:
@@ -367,15 +384,17 @@ def energy(ops, cost, tech=DEFAULT):
         "in_out": ops["in_rd"] * cost["in"] + ops["out_wr"] * cost["out"],
     }
     e["memory"] = e["potentials"] + e["weights"] + e["bias"] + e["in_out"]
-    other = (ops["acc_bias"] + ops["acc_reset"]) * add + (ops["mac_syn"] + ops["mac_leak"]) * mac
+    leak = ops["acc_leak"] * add + ops["mac_leak"] * mac
+    other = (ops["acc_bias"] + ops["acc_reset"]) * add + ops["mac_syn"] * mac + leak
     e["synaptic"] = ops["acc_syn"] * add + other
     e["synaptic_sum_z"] = ops["acc_syn_z"] * add + other
     e["synaptic_hw"] = (ops["acc_hw"] + ops["acc_bias"] + ops["acc_reset"]) * add \
-        + (ops["mac_hw"] + ops["mac_leak"]) * mac
+        + ops["mac_hw"] * mac + leak
     e["addressing"] = ops["addr_mac"] * mac + ops["addr_acc"] * add
     e["total"] = e["memory"] + e["synaptic"] + e["addressing"]
     e["total_sum_z"] = e["memory"] + e["synaptic_sum_z"] + e["addressing"]
     e["total_hw"] = e["memory"] + e["synaptic_hw"] + e["addressing"]
+    e["leak"] = leak
     return e
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import MlsnnError
 from . import dampfhoffer, lemaire
-from .compare import PJ_PER_NJ
+from .compare import PJ_PER_NJ, dampfhoffer_section
 from .tech import DEFAULT
 
 __all__ = ["arch_report", "ann_section", "snn_section", "uniform_rate"]
@@ -69,23 +69,14 @@ def snn_section(arch, activities, timesteps, tech=DEFAULT, *, fifo_depth=None, l
 def spikes_per_synapse(arch, activities):
     """Dampfhoffer's N_spikes/syn: spikes per input neuron per inference, averaged over the
     spiking layers weighted by their synapses (layers fed by pixels are left out, as seed 002
-    does for encoding layers)."""
-    num = den = 0.0
-    for spec in arch.layers:
-        if not spec.synapses:
-            continue
-        act = activities[spec.name]
-        if act.pixels.events:
-            continue
-        num += act.spikes.events / spec.n_in * spec.synapses
-        den += spec.synapses
-    return num / den if den else None
+    does for encoding layers; :func:`golden.energy.dampfhoffer.topology`)."""
+    return dampfhoffer.topology(arch, activities)["spikes_per_synapse"]
 
 
 def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=None,
                 activities=None, input_density=1.0, mean_level=1.0, tech=DEFAULT,
                 fifo_depth=None, leak=False, source="rates", addressing="per-synapse",
-                synapse="mul", pixels="mac", pool_events="priced"):
+                synapse="mul", pixels="mac", pool_events="priced", neuron_models=None):
     """ANN (and SNN) energies of ``arch`` in nJ per inference.
 
     Parameters
@@ -100,6 +91,9 @@ def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=N
         Conv addressing and z·w datapath (:func:`golden.energy.lemaire.snn_counts`).
     pixels, pool_events : str
         Seed 000 Table 3's conventions (:func:`golden.energy.lemaire.apply_conventions`).
+    neuron_models : sequence of str or None
+        Seed 002's neuron-model rows of ``"dampfhoffer"``
+        (:func:`golden.energy.dampfhoffer.network_neuron_models`; None: all).
     """
     lemaire.check_choices(addressing, synapse)
     ann = ann_section(arch, tech)
@@ -128,7 +122,6 @@ def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=N
                                 leak=leak, addressing=addressing, synapse=synapse,
                                 pixels=pixels, pool_events=pool_events)
     e_ann = ann["total"]["energy_nJ"]["total"]
-    n_s = spikes_per_synapse(arch, activities)
     rep.update({
         "kind": "snn", "timesteps": timesteps,
         "levels": max((s.levels for s in arch.layers), default=1),
@@ -141,9 +134,7 @@ def arch_report(arch, *, timesteps=1, ann_only=False, rates=None, total_spikes=N
                                       / e_ann}},
         "options": {"conv_addressing": addressing, "synapse": synapse,
                     "synapse_source": "option", "pixels": pixels, "pool_events": pool_events},
-        "dampfhoffer": {"spikes_per_synapse": n_s,
-                        "breakeven": {r["model"]: r["n_s"] for r in dampfhoffer.breakeven(tech)
-                                      if r["model"] != "eyeriss_v2_thesis"}},
+        "dampfhoffer": dampfhoffer_section(arch, activities, timesteps, tech, neuron_models),
     })
     return rep
 
