@@ -6,6 +6,10 @@
   weights, bias, in/out, synaptic operations, addressing) for the ANN and each SNN source, with
   E_SNN/E_ANN.
 - :func:`format_breakeven`: Dampfhoffer's break-even spikes per synapse.
+- :func:`format_neuron_models`: seed 002's neuron models (IF/LIF, instantaneous or
+  current-based synapses, mlsnn's leak) on the network, against the naive ANN;
+  :func:`format_table_3_2` and :func:`format_fig_3_2`: seed 002's Table 3.2 and §3.3.3
+  recomputed.
 - :func:`plot_report`: a PNG with (a) the stacked Table-3 breakdown and (b) the per-layer energy
   as stacked bars of the Table-3 terms, one bar per source (analytic / exact / measured) and
   layer (or the ANN's when the report has no SNN).
@@ -14,7 +18,8 @@
 from __future__ import annotations
 
 __all__ = ["format_report", "format_breakeven", "format_layer_terms", "format_table_3_3",
-           "format_paper_table3", "plot_report", "BREAKDOWN"]
+           "format_paper_table3", "format_neuron_models", "format_table_3_2",
+           "format_fig_3_2", "plot_report", "BREAKDOWN"]
 
 #: Table 3 rows (key, label).
 BREAKDOWN = (("potentials", "potentials"), ("weights", "weights"), ("bias", "bias"),
@@ -102,6 +107,8 @@ def format_report(report):
         hw = report.get("options", {}).get("synapse", "mul")
         rows.append([f"synaptic (hardware z·w, {hw})"] + [_g(c["synaptic_hw"]) for _, c in cols])
         rows.append([f"total (hardware z·w, {hw})"] + [_g(c["total_hw"]) for _, c in cols])
+        if any(c.get("leak") for _, c in cols[1:]):
+            rows.append(["of synaptic: leak"] + [_g(c.get("leak", 0.0)) for _, c in cols])
         ann_total = cols[0][1]["total"]
         rows.append(["E_SNN/E_ANN"] + ["-"] + [_g(c["total"] / ann_total if ann_total else None)
                                                 for _, c in cols[1:]])
@@ -115,6 +122,9 @@ def format_report(report):
         lines.append("")
         lines.append(f"spikes per synapse (Dampfhoffer) {d['spikes_per_synapse']:.3f}; break-even "
                      + ", ".join(f"{k} {v:.2f}" for k, v in d["breakeven"].items()))
+    if "dampfhoffer" in report and "neuron_models" in report["dampfhoffer"]:
+        lines.append("")
+        lines.append(format_neuron_models(report["dampfhoffer"]["neuron_models"]))
     m = report.get("measured")
     if m is not None:
         lines.append("")
@@ -168,6 +178,79 @@ def format_table_3_3(table):
             + _table(["ANN model", "N_s", "seed 002", "N_s 8 bit", "seed 002 8 bit"], out)
             + f"\n(MAC vs. AC: 8 bit (mul+add)/add; 32 bit mul/add, (mul+add)/add = "
               f"{m['32_mac']:.0f})")
+
+
+def format_neuron_models(sec):
+    """Seed 002's neuron models on a network, MAC units per inference
+    (:func:`golden.energy.dampfhoffer.network_neuron_models`)."""
+    leaky = sec["leaky_layers"]
+    own = ("IF (no layer leaks)" if not leaky else
+           ("LIF" if sec["network_neurons"] == "LIF" else "mixed") + ": leak "
+           + ", ".join(f"{n} k={k}" for n, k in leaky.items()))
+    head = (f"seed 002 neuron models (§3.3.2; 45 nm 8 bit, MAC units per inference) against "
+            f"the naive ANN (eq. 3.2); the network's own neurons: {own}")
+    if not sec["rows"]:
+        return head + "\n  " + sec.get("note", "no rows")
+    head += (f"\nN_syn {_g(sec['synapses'])}, N_neur {_g(sec['neurons'])} (N_syn/N_neur "
+             f"{sec['synapses_per_neuron']:.4g}; {sec['synapses'] / sec['neurons_pooled']:.4g} "
+             f"counting pooled outputs), T {sec['timesteps']}, N_s "
+             f"{sec['spikes_per_synapse']:.3f}, spike-fed layers only; E_ANN "
+             f"{_g(sec['ann_naive'])}")
+    rows = [[r["label"], r["equation"], _g(r["synaptic"]), _g(r["neuron"]), _g(r["total"]),
+             f"{_g(100 * r['neuron_share'])} %" if r["neuron_share"] is not None else "-",
+             _g(r["E_ANN/E_SNN"]), _g(r["E_SNN/E_ANN"]),
+             f"{r['breakeven_n_s']:.3f}" if r["breakeven_n_s"] is not None else "never"]
+            for r in sec["rows"]]
+    return head + "\n" + _table(["model", "eq.", "synaptic", "neuron", "total",
+                                 "neuron share", "E_ANN/E_SNN", "E_SNN/E_ANN",
+                                 "break-even N_s"], rows)
+
+
+def _ratio_range(r):
+    if r is None:
+        return "none"
+    lo, hi = r
+    if hi is None:
+        return "any" if lo == 0 else f">= {lo:.0f}"
+    return f"{lo:.0f} .. {hi:.0f}"
+
+
+def format_table_3_2(rows):
+    """Seed 002 Table 3.2 recomputed (:func:`golden.energy.dampfhoffer.table_3_2`)."""
+    lo, hi = rows[0]["synapses_per_neuron"]
+    out = []
+    for r in rows:
+        a, b = r["mlsnn"]
+        out.append([f"{r['dataset']} {r['topology']}", r["model"], r["timesteps"] or "-",
+                    f"{r['n_s']:.2f}", f"{r['efficiency']:.1f}x",
+                    f"{a:.2f}x" if f"{a:.2f}" == f"{b:.2f}" else f"{a:.2f}x .. {b:.2f}x",
+                    _ratio_range(r["reproduced_for"])])
+    return (f"seed 002 Table 3.2 (E_ANN/E_SNN of published SNNs, naive ANN, 45 nm 8 bit) "
+            f"recomputed; N_syn/N_neur is not published: mlsnn at {lo:.0f} .. {hi:.0f} (the "
+            f"thesis' MobileNet .. AlexNet)\n"
+            + _table(["topology", "model", "T", "N_s", "seed 002", "mlsnn",
+                      "N_syn/N_neur reproducing it"], out)
+            + "\n(reproducing: within half a unit of the printed efficiency for an N_s within "
+              "half a unit of the printed one)")
+
+
+def format_fig_3_2(f):
+    """§3.3.3's neuron-update shares and Fig. 3.3's VGG16 ratio
+    (:func:`golden.energy.dampfhoffer.fig_3_2`)."""
+    pub = f["published"]["fig_3_2"]["neuron_share_percent"]
+    p = f["if_cont_predicted"]
+    v = f["vgg16"]
+    return "\n".join([
+        f"seed 002 §3.3.3 (VGG16, N_s = 1, T = 500): neuron updates {pub['lif-inst']} % of "
+        f"LIF+inst, {pub['if-cont']} % of IF+cont",
+        f"  N_syn/N_neur they imply: {f['implied_ratio']['lif-inst']:.4g} (LIF+inst), "
+        f"{f['implied_ratio']['if-cont']:.4g} (IF+cont)",
+        f"  IF+cont share predicted from the LIF+inst one: {p['percent']:.2f} % "
+        f"({p['low']:.3f} .. {p['high']:.3f})",
+        f"  at Fig. 3.3's VGG16 N_syn/N_neur {f['published']['fig_3_3']['vgg16']:.2g}: "
+        + ", ".join(f"{m} {x:.2f} %" for m, x in f["at_fig_3_3_vgg16"].items()),
+        "  mlsnn's VGG16 N_syn/N_neur (every conv output; pooled outputs): "
+        + "; ".join(f"{k} {d['ratio']:.4g}, {d['ratio_pooled']:.4g}" for k, d in v.items())])
 
 
 def format_paper_table3(table):

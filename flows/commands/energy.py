@@ -9,6 +9,11 @@ Three modes::
                  (--spike-rate 0.2 | --total-spikes 57000)
     mlsnn energy --breakeven
 
+``--ir`` and ``--arch --snn`` also price seed 002's neuron models (IF/LIF with instantaneous
+or current-based synapses, and mlsnn's own leak) on the network, against the naive ANN;
+``--neuron-model`` chooses the rows (default: all). ``--breakeven`` prints seed 002's Tables
+3.3 and 3.2 and the numbers of §3.3.3, recomputed.
+
 Every mode takes ``--json`` (machine-readable on stdout) and ``--plot out.png``. With
 ``--measured``, any counter that differs from the golden model is printed on stderr and the exit
 status is 1.
@@ -27,6 +32,10 @@ from golden.errors import MlsnnError
 #: energy of an IR network prices event accesses at the depth the hardware really has.
 HW_FIFO_DEPTH = 16
 
+#: ``golden.energy.dampfhoffer.NEURON_MODELS`` (spelled out so that building the parser does
+#: not import the energy package, which imports torch).
+NEURON_MODELS = ("if-inst", "lif-inst", "if-cont", "lif-cont", "lif-sweep")
+
 NAME = "energy"
 HELP = "analytic energy model (Lemaire; Dampfhoffer baselines) vs exact and measured counters"
 
@@ -39,7 +48,8 @@ def add_arguments(p):
                       help="vgg16, resnet18 (SEW), sew-resnet18, sparse-resnet18, or a JSON file "
                            "of layers")
     mode.add_argument("--breakeven", action="store_true",
-                      help="Dampfhoffer's break-even spikes per synapse (seed 002 Table 3.3)")
+                      help="Dampfhoffer's break-even spikes per synapse (seed 002 Table 3.3), "
+                           "Table 3.2 and the neuron-update shares of §3.3.3, recomputed")
     mode.add_argument("--paper-table3", action="store_true",
                       help="seed 000 Table 3 beside mlsnn's VGG16 per term, with ratios (Table "
                            "3's conventions unless --conv-addressing/--pixels/--pool-events say)")
@@ -86,6 +96,12 @@ def add_arguments(p):
                         "implementation)")
     p.add_argument("--pool-events", choices=("priced", "free"),
                    help="--arch --snn: pooling priced as a layer (default) or free (Table 3)")
+    p.add_argument("--neuron-model", action="append", choices=NEURON_MODELS + ("all",),
+                   metavar="MODEL",
+                   help="--ir or --arch --snn: seed 002's neuron-model rows to give against "
+                        "the naive ANN (repeatable): if-inst (eq. 3.4), lif-inst (3.7), "
+                        "if-cont (3.10), lif-cont (3.10 + MAC), lif-sweep (mlsnn's leak: one "
+                        "ACC per neuron per timestep t<T), all (the default)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="PNG",
                    help="write the breakdown and per-layer, per-term stacked bars")
@@ -113,6 +129,7 @@ _APPLIES = (
     ("synapse", "--synapse", None, ("ir", "snn", "paper")),
     ("pixels", "--pixels", None, ("snn", "paper")),
     ("pool_events", "--pool-events", None, ("snn", "paper")),
+    ("neuron_model", "--neuron-model", None, ("ir", "snn")),
 )
 
 _MODE_NAMES = {"ir": "--ir", "ann": "--arch without --snn", "snn": "--arch --snn",
@@ -207,6 +224,14 @@ def _check_rate_layers(rates, arch, name):
                          f"have (its layers: {shown}; '*' for the rest)")
 
 
+def _neuron_models(args):
+    """The rows of ``--neuron-model`` (None: all of them)."""
+    chosen = args.neuron_model
+    if not chosen or "all" in chosen:
+        return None
+    return list(dict.fromkeys(chosen))
+
+
 def _load_inputs(path):
     from flows.io import load_inputs
 
@@ -238,19 +263,24 @@ def run(args):
 
     _check_options(args)
     if args.breakeven:
-        from golden.energy.dampfhoffer import breakeven, table_3_3
+        from golden.energy.dampfhoffer import breakeven, fig_3_2, table_3_2, table_3_3
 
         tech = _tech(args)
         rows = breakeven(tech)
         table = table_3_3(tech)
+        t32, f32 = table_3_2(tech), fig_3_2(tech)
         if args.json:
-            json.dump({"model": "dampfhoffer", "breakeven": rows, "table_3_3": table},
-                      sys.stdout, indent=1)
+            json.dump({"model": "dampfhoffer", "breakeven": rows, "table_3_3": table,
+                       "table_3_2": t32, "fig_3_2": f32}, sys.stdout, indent=1)
             sys.stdout.write("\n")
         else:
             print(energy_report.format_breakeven(rows))
             print()
             print(energy_report.format_table_3_3(table))
+            print()
+            print(energy_report.format_table_3_2(t32))
+            print()
+            print(energy_report.format_fig_3_2(f32))
         return 0
     if args.paper_table3:
         from golden.energy.report import paper_table3
@@ -281,7 +311,8 @@ def _run_ir(args, energy_report):
     x = _load_inputs(args.inputs)
     report = ir_report(net, x, measured=args.measured, tech=_tech(args),
                        fifo_depth=args.fifo_depth or _hw_fifo_depth(),
-                       addressing=args.conv_addressing or "per-synapse", synapse=args.synapse)
+                       addressing=args.conv_addressing or "per-synapse", synapse=args.synapse,
+                       neuron_models=_neuron_models(args))
     _emit(args, report, energy_report.format_report(report))
     m = report.get("measured")
     if m is not None and not m["equals_exact"]:
@@ -323,6 +354,7 @@ def _run_arch(args, energy_report):
                              addressing=args.conv_addressing or "per-synapse",
                              synapse=args.synapse or "mul",
                              pixels=args.pixels or "mac",
-                             pool_events=args.pool_events or "priced")
+                             pool_events=args.pool_events or "priced",
+                             neuron_models=_neuron_models(args))
     _emit(args, report, energy_report.format_report(report))
     return 0
