@@ -183,7 +183,7 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
     if spram and tgt.family != "ice40":
         raise MlsnnError(f"the {b.title} has no SPRAM: weights in SPRAM "
                          f"({', '.join(spram)}) need the iCEBreaker (iCE40 UP5K)")
-    check_memory(net, tgt, weights=store)
+    fit = check_memory(net, tgt, weights=store)
     load = load_geometry(net, store)
     say = progress or (lambda msg: None)
     os.makedirs(outdir, exist_ok=True)
@@ -194,7 +194,7 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
 
     platform = _platform(b)
     top = BoardPlatformTop(net, baud=baud, core_factory=core_factory, weights=store,
-                           primitive=tgt.family == "ice40")
+                           primitive=tgt.family == "ice40", ram_width=fit.device.ram_width)
     overrides = {
         "script_after_synth": "tee -q -o stat.json stat -json",
         "debug_verilog": True,

@@ -37,6 +37,7 @@ weights do not fit block RAM is told to go there.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from dataclasses import dataclass, field
 
@@ -122,6 +123,11 @@ class Device:
     huge: HugeRam | None
     luts: int
     ffs: int
+    #: The widest word the layer cores give one memory on this device (``ram_width`` of
+    #: :class:`hw.network.NetworkTop`, which ``mlsnn synth`` and ``mlsnn board`` pass): wider
+    #: W, B and P words (lanes) become column memories of at most this many bits. ``None``:
+    #: one memory per bank.
+    ram_width: int | None = None
 
     @property
     def block_bits(self):
@@ -171,7 +177,11 @@ DEVICES = {
         distributed=DistributedRam(primitive="TRELLIS_DPR16X4", abits=4, width=4, cost=4,
                                    overhead=2, lut_sites=2),
         huge=None,
-        luts=83640, ffs=83640),
+        # 18: a DP16KD port's widest true dual-port mode. Wider words of up to 512 rows would
+        # take the 36-bit pseudo dual-port mode, whose lower half yosys leaves without a usable
+        # output register (flows/outreg.py), 5.6 ns clock-to-out: columns of 18 bits keep
+        # every block RAM output registered, for one more block per 36 bits of such words.
+        luts=83640, ffs=83640, ram_width=18),
 }
 
 
@@ -322,9 +332,10 @@ def top_memories(net):
     return specs
 
 
-def layer_memories(net, name, *, weights="rom"):
+def layer_memories(net, name, *, weights="rom", ram_width=None):
     """The memories the core of layer ``name`` builds (its class's ``memories``; ``weights``
-    is passed on when it is not ``"rom"``: only layer cores take it).
+    is passed on when it is not ``"rom"`` and ``ram_width`` when it is not ``None``: only
+    layer cores take them).
 
     Raises
     ------
@@ -343,9 +354,12 @@ def layer_memories(net, name, *, weights="rom"):
         raise MlsnnError(f"layer '{name}': the core of kind '{kind}' ({cls.__name__}) does not "
                          f"describe its memories (no {cls.__name__}.memories), so mlsnn fit "
                          f"cannot size it")
+    kwargs = {}
     if weights != "rom":
-        return list(memories(net, name, weights=weights))
-    return list(memories(net, name))
+        kwargs["weights"] = weights
+    if ram_width is not None and "ram_width" in inspect.signature(memories).parameters:
+        kwargs["ram_width"] = ram_width
+    return list(memories(net, name, **kwargs))
 
 
 # -- the report ---------------------------------------------------------------------------------
@@ -587,7 +601,8 @@ def fit_report(net, target, *, weights="rom"):
     for layer in net.layers:
         sections.append(section(layer.name, layer.label,
                                 layer_memories(net, layer.name,
-                                               weights=store.get(layer.name, "rom"))))
+                                               weights=store.get(layer.name, "rom"),
+                                               ram_width=dev.ram_width)))
     rep = FitReport(network=net.name, target=dev.target, device=dev, sections=sections)
     used = {"block": 0, "distributed": 0, "huge": 0, "luts": 0, "ffs": 0}
     n_huge = dev.huge.count if dev.huge else 0

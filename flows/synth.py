@@ -38,6 +38,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.errors import MlsnnError
+from golden.ir import Conv2d, Dense
 
 from .outreg import absorb_file
 
@@ -552,6 +553,7 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     fit = check_memory(net, tgt, weights=weights)
     store = weight_storage(net, weights)        # valid: check_memory checked it
     primitive = tgt.family == "ice40"
+    ram_width = fit.device.ram_width        # the columns flows.fit counted
     if progress is not None:
         u, blk = fit.used, fit.device.block
         progress(f"{tgt.name}: memories fit (mlsnn fit): {u['block']} of {blk.count} "
@@ -562,7 +564,8 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
 
     try:
         top = NetworkTop(net, discharge=discharge, synapse=synapse, weights=store,
-                         primitive=primitive, pixels_per_beat=pixels_per_beat)
+                         primitive=primitive, pixels_per_beat=pixels_per_beat,
+                         ram_width=ram_width)
     except (TypeError, ValueError) as e:
         raise MlsnnError(str(e)) from None
     designs = [(net.name, "top", top)]
@@ -571,7 +574,10 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
             if store.get(layer.name) == "spram":
                 core = LayerCore.from_network(net, layer.name, discharge=discharge,
                                               synapse=synapse, weights="spram",
-                                              primitive=primitive)
+                                              primitive=primitive, ram_width=ram_width)
+            elif isinstance(layer, (Dense, Conv2d)):
+                core = LayerCore.from_network(net, layer.name, discharge=discharge,
+                                              synapse=synapse, ram_width=ram_width)
             else:
                 core = layer_core(net, layer.name, discharge=discharge, synapse=synapse)
             designs.append((layer.name, f"core_{k}_{layer.name}", core))

@@ -173,6 +173,8 @@ class BoardTop(wiring.Component):
         (:func:`load_geometry`).
     primitive : bool
         The core's SPRAM layers instantiate ``SB_SPRAM256KA`` (iCE40 builds); else the model.
+    ram_width : int or None
+        The core's ``ram_width`` (:class:`hw.network.NetworkTop`; 18 for ECP5 builds).
 
     Members
     -------
@@ -192,7 +194,7 @@ class BoardTop(wiring.Component):
     """
 
     def __init__(self, net, *, clk_freq, baud=DEFAULT_BAUD, divisor=None, core=None,
-                 fifo_depth=16, weights="rom", primitive=False):
+                 fifo_depth=16, weights="rom", primitive=False, ram_width=None):
         from golden.ir import Network
         if not isinstance(net, Network):
             raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
@@ -203,7 +205,7 @@ class BoardTop(wiring.Component):
         load = load_geometry(net, weights)
         if core is None:
             from .network import NetworkTop
-            core = NetworkTop(net, weights=weights, primitive=primitive)
+            core = NetworkTop(net, weights=weights, primitive=primitive, ram_width=ram_width)
         missing = [p for p in _PORTS + (("wload",) if load[0] else ()) if not hasattr(core, p)]
         if missing:
             raise TypeError(f"core lacks the NetworkTop port(s) {', '.join(missing)}")
@@ -488,12 +490,14 @@ class BoardPlatformTop(Elaboratable):
     baud : int
     core_factory : callable or None
         ``core_factory(net)`` returns the core; ``None`` builds ``hw.network.NetworkTop(net)``.
-    weights, primitive :
-        As :class:`BoardTop`'s (``primitive=True`` on iCE40: ``SB_SPRAM256KA`` cells).
+    weights, primitive, ram_width :
+        As :class:`BoardTop`'s (``primitive=True`` on iCE40: ``SB_SPRAM256KA`` cells;
+        ``ram_width=18`` on ECP5).
     """
 
     def __init__(self, net, *, baud=DEFAULT_BAUD, core_factory=None, weights="rom",
-                 primitive=False):
+                 primitive=False, ram_width=None):
+        self._ram_width = ram_width
         self._net = net
         self._baud = baud
         self._core_factory = core_factory
@@ -505,7 +509,7 @@ class BoardPlatformTop(Elaboratable):
         core = self._core_factory(self._net) if self._core_factory is not None else None
         m.submodules.board = board = BoardTop(
             self._net, clk_freq=platform.default_clk_frequency, baud=self._baud, core=core,
-            weights=self._weights, primitive=self._primitive)
+            weights=self._weights, primitive=self._primitive, ram_width=self._ram_width)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
         m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)

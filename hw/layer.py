@@ -123,7 +123,8 @@ from golden.ir import Conv2d, Dense, LayerInfo
 from .cores import SingleInput
 from .integrate import AddressGenerator, SynapsePipe, product_shape
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
-from .memory import CountedMemory, MemorySpec, SpramBank, pack_words, spram_geometry
+from .memory import (CountedMemory, MemorySpec, SpramBank, pack_words, split_columns,
+                     spram_geometry)
 from .neuron import FireUnit, check_choice, check_int, fire_timing
 from .stages import Accumulate, Counters, SkidBuffer, Sweep, inference_bracket
 
@@ -257,6 +258,10 @@ class LayerCore(SingleInput, wiring.Component):
     primitive : bool
         With ``weights="spram"``: instantiate ``SB_SPRAM256KA`` cells (synthesis for iCE40);
         else the bank's simulation model. Ignored for ``"rom"``.
+    ram_width : int or None
+        Build the W, B and P memories whose words are wider than this (lanes) as several
+        memories of at most ``ram_width`` bits side by side (:class:`hw.memory.CountedMemory`'s
+        ``max_width``; 18 for ECP5 block RAM, :data:`flows.fit.DEVICES`). Same behaviour.
 
     Members
     -------
@@ -281,9 +286,12 @@ class LayerCore(SingleInput, wiring.Component):
     """
 
     def __init__(self, *, layer, info, timesteps, discharge="parallel", synapse="mul",
-                 weights="rom", primitive=False):
+                 weights="rom", primitive=False, ram_width=None):
         self._validate(layer=layer, info=info, timesteps=timesteps, discharge=discharge,
                        synapse=synapse, weights=weights)
+        if ram_width is not None:
+            check_int("ram_width", ram_width, minimum=1)
+        self._ram_width = ram_width
         self._weights = weights
         self._primitive = bool(primitive)
         self._T = timesteps
@@ -336,12 +344,13 @@ class LayerCore(SingleInput, wiring.Component):
 
     @classmethod
     def from_network(cls, net, name, *, discharge="parallel", synapse="mul", weights="rom",
-                     primitive=False):
+                     primitive=False, ram_width=None):
         """The core of layer ``name`` of ``net``."""
         args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
                     discharge=discharge, synapse=synapse, weights=weights)
         cls._validate(**args)       # before construction: a failed constructor leaves an
-        return cls(**args, primitive=primitive)     # unused elaboratable behind (a warning)
+        return cls(**args, primitive=primitive,     # unused elaboratable behind (a warning)
+                   ram_width=ram_width)
 
     @property
     def weights(self):
@@ -349,12 +358,13 @@ class LayerCore(SingleInput, wiring.Component):
         return self._weights
 
     @classmethod
-    def memories(cls, net, name, *, weights="rom"):
+    def memories(cls, net, name, *, weights="rom", ram_width=None):
         """The memories the core of layer ``name`` builds, as :class:`hw.memory.MemorySpec`:
         ``wmem`` (weights; with ``weights="spram"`` the :class:`hw.memory.SpramBank`'s packed
         words, ``spram=True``), ``bmem`` (biases, one per output channel), ``pmem``
         (potentials) and, for conv2d, ``fanout`` (the fan-out table, one row per input
-        neuron)."""
+        neuron). With ``ram_width`` (the core's), W, B and P words wider than it are the
+        column memories the core builds (``wmem[0:18]``, ``wmem[18:36]``, ...)."""
         check_choice("weights", weights, ("rom", "spram"))
         layer, info = net.layer(name), net.info(name)
         geo = LayerGeometry.of(layer, info)
@@ -370,6 +380,9 @@ class LayerCore(SingleInput, wiring.Component):
             MemorySpec("bmem", geo.c_out // L, L * layer.b_bits, True, "biases"),
             MemorySpec("pmem", geo.n_out // L, L * info.width, False, "potentials"),
         ]
+        if ram_width is not None:
+            specs = [c for s in specs for c in
+                     (split_columns(s, ram_width) if not s.spram else [s])]
         if geo.kind != "dense":
             specs.append(MemorySpec("fanout", geo.n_in,
                                     fanout_entry_layout(geo, w_depth).size, True,
@@ -438,13 +451,14 @@ class LayerCore(SingleInput, wiring.Component):
             m.submodules.wmem = wmem = CountedMemory(shape=shape_of(layer.w_bits),
                                                      depth=w_depth,
                                                      init=init_of(weight, layer.w_bits),
-                                                     writable=False)
+                                                     writable=False, max_width=self._ram_width)
         m.submodules.bmem = bmem = CountedMemory(shape=shape_of(layer.b_bits),
                                                  depth=c_out // L,
                                                  init=init_of(layer.bias, layer.b_bits),
-                                                 writable=False)
+                                                 writable=False, max_width=self._ram_width)
         m.submodules.pmem = pmem = CountedMemory(shape=shape_of(pw), depth=n_w,
-                                                 init=init_of([layer.v0] * n_out, pw))
+                                                 init=init_of([layer.v0] * n_out, pw),
+                                                 max_width=self._ram_width)
         for mem in (wmem, bmem, pmem):
             m.d.comb += mem.clear.eq(self.clear)
 

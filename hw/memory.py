@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Shape, Signal
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
 
-__all__ = ["CountedMemory", "MemorySpec", "SpramBank", "spram_geometry", "pack_words",
+__all__ = ["CountedMemory", "MemorySpec", "SpramBank", "spram_geometry", "pack_words", "columns",
+           "split_columns",
            "SPRAM_DEPTH", "SPRAM_WIDTH"]
 
 
@@ -46,6 +47,23 @@ class MemorySpec:
     @property
     def bits(self):
         return self.depth * self.width
+
+
+def columns(width, max_width=None):
+    """The bit columns ``[(low bit, width), ...]`` of a ``width``-bit word built as memories of
+    at most ``max_width`` bits (:class:`CountedMemory`)."""
+    step = width if max_width is None or width <= max_width else max_width
+    return [(lo, min(step, width - lo)) for lo in range(0, width, step)]
+
+
+def split_columns(spec, max_width):
+    """The :class:`MemorySpec` of each column memory of ``spec`` (:func:`columns`; the spec
+    itself when it is not wider than ``max_width``)."""
+    cols = columns(spec.width, max_width)
+    if len(cols) == 1:
+        return [spec]
+    return [MemorySpec(f"{spec.name}[{lo}:{lo + w}]", spec.depth, w, spec.rom, spec.what,
+                       spec.spram) for lo, w in cols]
 
 
 def _check_pos_int(name, value):
@@ -79,6 +97,13 @@ class CountedMemory(wiring.Component):
         Whether the bank has a write port (weights and biases are read-only).
     transparent : bool
         Read port transparent for the write port.
+    max_width : int or None
+        Build rows wider than this as several memories of at most ``max_width`` bits side by
+        side (bit columns, lowest first), with the same address, enables and transparency, so
+        the behaviour is the same. ECP5 block RAM ports are at most 18 bits wide; a wider
+        memory of up to 512 words goes to a DP16KD in its 36-bit pseudo dual-port mode, whose
+        lower data half yosys leaves without an output register that :mod:`flows.outreg` could
+        use, and its 5.6 ns clock-to-out then limits the clock. ``None``: one memory.
 
     Members
     -------
@@ -99,8 +124,12 @@ class CountedMemory(wiring.Component):
         On a non-integer or non-positive ``depth`` or an ``init`` longer than ``depth``.
     """
 
-    def __init__(self, *, shape, depth, init=(), writable=True, transparent=False):
+    def __init__(self, *, shape, depth, init=(), writable=True, transparent=False,
+                 max_width=None):
         self._shape = Shape.cast(shape)
+        if max_width is not None:
+            _check_pos_int("max_width", max_width)
+        self._max_width = max_width
         self._depth = _check_pos_int("depth", depth)
         init = [int(v) for v in init]
         if len(init) > depth:
@@ -141,14 +170,30 @@ class CountedMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = Memory(shape=self._shape, depth=self._depth, init=self._init)
-        wp = mem.write_port() if self._writable else None
-        rp = mem.read_port(transparent_for=(wp,) if self._transparent else ())
-        m.d.comb += [
-            rp.addr.eq(self.rd_addr),
-            rp.en.eq(self.rd_en),
-            self.rd_data.eq(rp.data),
-        ]
+        cols = columns(self._shape.width, self._max_width)
+        if len(cols) == 1:
+            m.submodules.mem = mem = Memory(shape=self._shape, depth=self._depth,
+                                            init=self._init)
+            mems = [mem]
+        else:
+            mask = (1 << self._shape.width) - 1
+            mems = []
+            for k, (lo, w) in enumerate(cols):
+                init = [((v & mask) >> lo) & ((1 << w) - 1) for v in self._init]
+                m.submodules[f"mem{k}"] = mem = Memory(shape=unsigned(w), depth=self._depth,
+                                                       init=init)
+                mems.append(mem)
+        rd_bits = []
+        wp = None
+        for mem, (lo, w) in zip(mems, cols):
+            wp = mem.write_port() if self._writable else None
+            rp = mem.read_port(transparent_for=(wp,) if self._transparent else ())
+            m.d.comb += [rp.addr.eq(self.rd_addr), rp.en.eq(self.rd_en)]
+            rd_bits.append(rp.data)
+            if wp is not None:
+                data = self.wr_data if len(mems) == 1 else self.wr_data[lo:lo + w]
+                m.d.comb += [wp.addr.eq(self.wr_addr), wp.en.eq(self.wr_en), wp.data.eq(data)]
+        m.d.comb += self.rd_data.eq(rd_bits[0] if len(mems) == 1 else Cat(*rd_bits))
         reads = Signal(COUNTER_WIDTH)
         rd_seen = Signal()          # a read happened in the previous cycle
         m.d.comb += self.reads.eq(reads)
@@ -160,11 +205,6 @@ class CountedMemory(wiring.Component):
         writes = Signal(COUNTER_WIDTH)
         m.d.comb += self.writes.eq(writes)
         if wp is not None:
-            m.d.comb += [
-                wp.addr.eq(self.wr_addr),
-                wp.en.eq(self.wr_en),
-                wp.data.eq(self.wr_data),
-            ]
             wr_seen = Signal()
             m.d.sync += wr_seen.eq(self.wr_en & ~self.clear)
             with m.If(self.clear):

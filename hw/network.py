@@ -570,6 +570,10 @@ class NetworkTop(wiring.Component):
     pixels_per_beat : int
         Pixels per beat of the ``pixels`` port, 1 … n_in (:func:`pixel_layout`,
         :func:`pack_pixels`).
+    ram_width : int or None
+        The dense and conv2d cores build memories with wider words (lanes) as memories of at
+        most this many bits side by side (:class:`hw.layer.LayerCore`; synthesis for ECP5
+        uses 18, :attr:`flows.fit.Device.ram_width`). Same behaviour and cycles.
 
     Members
     -------
@@ -587,8 +591,11 @@ class NetworkTop(wiring.Component):
 
     def __init__(self, net, *, fifo_depth=None, discharge="parallel", synapse="mul",
                  monitor=False, stall_port=False, weights="rom", primitive=False,
-                 pixels_per_beat=1):
+                 pixels_per_beat=1, ram_width=None):
         check_supported(net)
+        if ram_width is not None:
+            check_int("ram_width", ram_width, minimum=1)
+        self._ram_width = ram_width
         self.pixels_per_beat = check_pixels_per_beat(pixels_per_beat, net.input.size)
         self._weights = weight_storage(net, weights)
         self._primitive = bool(primitive)
@@ -648,7 +655,10 @@ class NetworkTop(wiring.Component):
         if self._weights.get(layer.name) == "spram":
             core = LayerCore.from_network(self._net, layer.name, discharge=self._discharge,
                                           synapse=self._synapse, weights="spram",
-                                          primitive=self._primitive)
+                                          primitive=self._primitive, ram_width=self._ram_width)
+        elif isinstance(layer, (Dense, Conv2d)):
+            core = LayerCore.from_network(self._net, layer.name, discharge=self._discharge,
+                                          synapse=self._synapse, ram_width=self._ram_width)
         else:
             core = layer_core(self._net, layer.name, discharge=self._discharge,
                               synapse=self._synapse)

@@ -567,20 +567,22 @@ class Sweep(wiring.Component):
         with m.If(self.done):
             m.d.sync += [wb_base.eq(0), wb_pix.eq(0)]
         # ``single``: the mask has at most one lane (precomputed at the push, for the pop).
+        # ``first``: the mask's lowest lane, one-hot (also precomputed at the push).
         ent = data.StructLayout({"kind": EventKind, "base": range(n_neurons), "mask": L,
-                                 "single": 1, "vals": L * vw, "last": 1})
+                                 "first": L, "single": 1, "vals": L * vw, "last": 1})
         t_ent = Signal(ent)
         t_push = Signal()
         mask = Cat(*emits)
         with m.If(eot_out):
             m.d.comb += [t_push.eq(q_room), t_ent.kind.eq(EventKind.EOT), t_ent.mask.eq(1),
-                         t_ent.single.eq(1), t_ent.last.eq(last_t)]
+                         t_ent.first.eq(1), t_ent.single.eq(1), t_ent.last.eq(last_t)]
         with m.Else():
             m.d.comb += [
                 t_push.eq(self.wb & (mask != 0)),
                 t_ent.kind.eq(ev_kind),
                 t_ent.base.eq(wb_base),
                 t_ent.mask.eq(mask),
+                t_ent.first.eq(mask & (~mask + 1)),
                 t_ent.single.eq(_at_most(mask, 1)),
                 t_ent.vals.eq(Cat(*(v[:vw] for v in values))),
             ]
@@ -597,22 +599,31 @@ class Sweep(wiring.Component):
             q.w_data.eq(t_ent),
             q_room.eq(q.room),
             rem.eq(head.mask & ~sent),
-            onehot.eq(rem & (~rem + 1)),            # the lowest lane still to send
             offset.eq(_any(Mux(onehot[k], k * pixels, 0) for k in range(1, L))),
         ]
         # Whether the lowest lane left is the head's last, from registers through one LUT: for
         # a fresh head (nothing sent yet) its ``single`` bit, else ``few``, registered when
         # the previous lane left ("at most one lane after it"), so that no priority logic sits
         # before Q's pop.
+        # The lowest lane still to send (``onehot``) likewise: the head's ``first`` for a fresh
+        # head, else ``nxt``, the lowest lane after the previous one, registered when it left;
+        # so the value and index multiplexers start from registers through one LUT.
         fresh = Signal(init=1)
         few = Signal()
+        nxt = Signal(L)
         last_lane = Signal()
-        m.d.comb += last_lane.eq(Mux(fresh, head.single, few))
+        after = Signal(L)
+        m.d.comb += [
+            last_lane.eq(Mux(fresh, head.single, few)),
+            onehot.eq(Mux(fresh, head.first, nxt)),
+            after.eq(rem & ~onehot),
+        ]
         o_last = Signal()
         load = q.o.valid & (~self.o.valid | self.o.ready)
         m.d.comb += q.o.ready.eq(load & last_lane)
         with m.If(load):
-            m.d.sync += [fresh.eq(last_lane), few.eq(_at_most(rem, 2))]
+            m.d.sync += [fresh.eq(last_lane), few.eq(_at_most(rem, 2)),
+                         nxt.eq(after & (~after + 1))]
         value = Signal(vw)
         m.d.comb += value.eq(_any(Mux(onehot[k], head.vals[k * vw:(k + 1) * vw], 0)
                                   for k in range(L)))

@@ -338,3 +338,58 @@ def test_block_rams_of_a_network_top_as_yosys_maps_them():
                      check=False)
     fit = fit_report(net, "ice40-up5k")
     assert rep.brams == fit.used["block"] == 2
+
+
+def test_lane_words_as_columns_are_what_the_core_builds():
+    """With ``ram_width`` (ECP5: 18) a core's W, B and P words wider than it are column
+    memories: ``memories(..., ram_width=)`` lists exactly those the core instantiates, and the
+    ECP5 report places the columns (no 36-bit pseudo dual-port block)."""
+    net = _mlp([16, 32, 8])
+    net = net.with_lanes({"fc0": 4})
+    layer = net.layers[0]
+    specs = LayerCore.memories(net, layer.name, ram_width=18)
+    built = _elaborated_memories(LayerCore.from_network(net, layer.name, ram_width=18))
+    assert [s.name for s in specs if s.name.startswith("wmem")] == ["wmem[0:18]",
+                                                                     "wmem[18:32]"]
+    assert sorted((s.depth, s.width, s.rom) for s in specs) == sorted(built.values())
+    assert {p[0] for p in built} == {"wmem", "bmem", "pmem"}
+    assert LayerCore.memories(net, layer.name) == LayerCore.memories(net, layer.name,
+                                                                     ram_width=None)
+    assert DEVICES["ecp5-85f"].ram_width == 18 and DEVICES["ice40-up5k"].ram_width is None
+    def fc0(target):
+        return {m.name: m for s in fit_report(net, target).sections if s.name == "fc0"
+                for m in s.memories}
+
+    ecp5 = fc0("ecp5-85f")
+    assert "wmem[0:18]" in ecp5 and "wmem" not in ecp5
+    assert all(m.placement.config != "512x36" for m in ecp5.values())
+    assert "wmem" in fc0("ice40-up5k")
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("ram_width", [None, 18])
+def test_lane_words_in_ecp5_block_ram(tmp_path, ram_width):
+    """A 4-lane core's 32-bit weight words of 128 rows: one memory goes to a DP16KD in its
+    36-bit pseudo dual-port mode, whose lower half keeps no output register (flows/outreg.py
+    registers only the read port's own half); as 18-bit columns (ECP5's ram_width) every
+    block is at most 18 bits wide and its read port is registered. The fit report counts what yosys
+    builds in both cases."""
+    from flows.synth import synthesize
+    net = _mlp([16, 32, 8]).with_lanes({"fc0": 4})
+    core = LayerCore.from_network(net, "fc0", ram_width=ram_width)
+    rep = synthesize(core, name="fc0", target="ecp5-85f", place=False, check=False,
+                     workdir=str(tmp_path))
+    netlist = json.loads((tmp_path / "top.json").read_text())
+    rams = [c for mod in netlist["modules"].values() for c in mod["cells"].values()
+            if c["type"] == "DP16KD"]
+    widths = sorted(int(c["parameters"]["DATA_WIDTH_B"], 2) for c in rams)
+    specs = LayerCore.memories(net, "fc0", ram_width=ram_width)
+    dev = dataclasses.replace(DEVICES["ecp5-85f"], ram_width=ram_width)
+    blocks = sum(place(s.depth, s.width, s.rom, dev).cells for s in specs
+                 if place(s.depth, s.width, s.rom, dev).kind == "block")
+    assert rep.brams == len(rams) == blocks
+    if ram_width is None:
+        assert widths == [36]
+    else:
+        # 18 + 14 bits: the 14-bit column (1,792 bits) is a ROM small enough for logic
+        assert widths == [18] and rep.bram_outregs == len(rams)
