@@ -125,6 +125,30 @@ def test_verilog_command(capsys, netdir, tmp_path):
     assert rc == 1 and "the Verilog top name must be an identifier, not '1x'" in err
 
 
+def test_verilog_ram_width(capsys, tmp_path):
+    """``--ram-width 18``: the lane words of a 4-lane layer become memories of at most 18 bits
+    (what mlsnn synth builds for ECP5); without it one memory per bank."""
+    import re
+
+    net = fixtures.random_network(3, kind="dense", max_neurons=16)
+    first = net.layers[0]
+    lanes = max(k for k in (1, 2, 4) if first.weight.shape[1] % k == 0)
+    net = net.with_lanes({first.name: lanes})
+    ir.save(net, tmp_path)
+
+    def widths(*extra):
+        out_v = tmp_path / "top.v"
+        assert main(["verilog", "--ir", str(tmp_path), "-o", str(out_v), *extra]) == 0
+        capsys.readouterr()
+        return {int(w) + 1 for w in re.findall(r"reg \[(\d+):0\] \w*mem\w* \[", out_v.read_text())}
+
+    assert max(widths()) > 8                       # the test means something: wide words
+    assert max(widths("--ram-width", "8")) <= 8
+    rc = main(["verilog", "--ir", str(tmp_path), "-o", str(tmp_path / "x.v"), "--ram-width", "0"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err == "mlsnn verilog: error: --ram-width must be 1..4096 bits, not 0\n"
+
+
 @pytest.mark.cocotb
 def test_simulate_icarus_from_a_clean_shell(tmp_path):
     net = fixtures.random_network(11, kind="dense", depth=1, timesteps=2, max_neurons=12)

@@ -4,6 +4,7 @@ import json
 import sys
 
 from flows.io import add_lanes_argument, add_pixels_argument
+from golden.errors import MlsnnError
 
 NAME = "verilog"
 HELP = "write the Verilog of the accelerator of an IR network"
@@ -29,6 +30,10 @@ def add_arguments(p):
                    help="depth of the inter-core FIFOs, 1..65536 (default 16)")
     p.add_argument("--monitor", action="store_true",
                    help="add the tap_<k> monitor ports (every token of every core)")
+    p.add_argument("--ram-width", type=int, default=None, metavar="BITS",
+                   help="build lane words wider than BITS as memories of at most BITS bits "
+                        "side by side (same behaviour); 18 for ECP5 block RAM, what mlsnn "
+                        "synth and board use there (docs/synthesis.md; default: one memory)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
 
@@ -37,12 +42,15 @@ def run(args):
     from flows.io import (apply_lanes, check_fifo_depth, check_output_file,
                           check_pixels_per_beat, load_network)
     check_fifo_depth(args.fifo_depth)
+    if args.ram_width is not None and not 1 <= args.ram_width <= 4096:
+        raise MlsnnError(f"--ram-width must be 1..4096 bits, not {args.ram_width}")
     net = apply_lanes(load_network(args.ir), args.lanes)
     check_pixels_per_beat(net, args.pixels_per_beat)
     check_output_file(args.output, make_parents=True)
     text, _ = network_verilog(net, name=args.top, fifo_depth=args.fifo_depth,
                                 discharge=args.discharge, synapse=args.synapse,
-                                monitor=args.monitor, pixels_per_beat=args.pixels_per_beat)
+                                monitor=args.monitor, pixels_per_beat=args.pixels_per_beat,
+                                ram_width=args.ram_width)
     write_text(args.output, text)
     head = text.split("endmodule", 1)[0]         # the top module comes first
     ports = [line.strip().rstrip(";") for line in head.splitlines()
