@@ -23,7 +23,11 @@ Mapping (``docs/import.md`` has the table)
 last synapse → ``Output``, ``I`` or a non-leaky ``LI``  the readout (its potentials after T
                                 timesteps: the sum of the synapse's outputs);
 ``LIF`` with ``tau = inf`` and ``v_leak = 0`` (what snnTorch writes for ``Leaky(beta=1)``) is an
-``IF`` with gain 1. Everything else ends in one :class:`MlsnnError` naming the node.
+``IF`` with gain 1; a ``LIF`` with a finite tau is a leaky layer: one forward-Euler step of
+length dt (``--dt``, default the graph's ``mlsnn_dt``, else snnTorch's 1e-4) is ``v ← β·v +
+(r·dt/tau)·I`` with ``β = 1 − dt/tau``, the gain folded into the weights and β rounded to the
+nearest ``1 − 2^−k`` (:func:`leak_of_beta`; docs/leak.md). Everything else ends in one
+:class:`MlsnnError` naming the node.
 
 Quantization
 ------------
@@ -52,10 +56,13 @@ from .export import layer_scale, quantize_layer
 from .pooling import AvgPool2d, MaxPool2d
 
 __all__ = ["read", "write", "from_nir", "to_nir", "run_float", "agreement", "ImportReport",
-           "RESETS"]
+           "RESETS", "DEFAULT_DT", "leak_of_beta"]
 
 #: Values of the ``reset`` option of :func:`from_nir` and :func:`run_float`.
 RESETS = ("hard", "soft")
+#: The step length a LIF's time constant is read with when the graph does not say
+#: (``mlsnn_dt``): snnTorch's ``export_to_nir`` writes ``tau = dt/(1 − beta)`` with dt = 1e-4.
+DEFAULT_DT = 1e-4
 _TOL = 1e-9
 
 
@@ -164,9 +171,10 @@ def _input_shape(key, node):
 # -- graph structure -------------------------------------------------------------------------
 _UNSUPPORTED = {
     "Delay": "delays are not supported (an mlsnn layer acts in the timestep of its input)",
-    "CubaLIF": "current-based synapses and membrane leak are not supported (mlsnn has no "
-               "leak yet)",
-    "CubaLI": "a current-based synapse (leaky) is not supported (mlsnn has no leak yet)",
+    "CubaLIF": "current-based synapses (a synaptic current with its own tau_syn) are not "
+               "supported: mlsnn's synapse has no state (a LIF imports)",
+    "CubaLI": "a current-based readout (a synaptic current with its own tau_syn) is not "
+              "supported: mlsnn's readout integrates its input directly",
     "Threshold": "a bare threshold without a membrane is not supported (use IF)",
     "Conv1d": "1-D convolutions are not supported (use Conv2d)",
     "Scale": "elementwise scaling is not supported (fold it into the weights)",
@@ -268,21 +276,68 @@ _SYNAPSES = ("Affine", "Linear", "Conv2d")
 _POOLS = ("SumPool2d", "AvgPool2d")
 
 
-def _neuron(key, node):
-    """``(gain, θ, v_reset)`` of a firing node (IF, or LIF without leak); else an error."""
+def leak_of_beta(beta):
+    """The integer leak k whose β = 1 − 2^−k is nearest to ``beta`` (docs/import.md § Leak).
+
+    k ranges over 0..:data:`golden.ir.MAX_LEAK`, k = 0 standing for β = 1 (IF); the distance
+    is ``|beta − (1 − 2^−k)|`` (linear, not logarithmic), a tie goes to the smaller k.
+
+    Returns
+    -------
+    (k, beta_k) : (int, float)
+    """
+    cands = [(0, 1.0)] + [(k, 1.0 - 2.0 ** -k) for k in range(1, ir.MAX_LEAK + 1)]
+    return min(cands, key=lambda c: (abs(beta - c[1]), c[0]))
+
+
+def _leak_facts(key, node, tau, dt):
+    """β = 1 − dt/τ of a leaky LIF and the leak k that represents it (an error when none
+    does)."""
     name = type(node).__name__
+    if not tau > 0:
+        raise MlsnnError(f"node '{key}' ({name}): tau must be positive, not {tau:g}")
+    beta = 1.0 - dt / tau
+    if not beta > 0:
+        raise MlsnnError(f"node '{key}' ({name}): tau={tau:g} with dt={dt:g} gives beta = "
+                         f"1 - dt/tau = {beta:g} <= 0 (nothing of the potential is kept), "
+                         f"which no leak 1 - 2^-k represents (check --dt)")
+    k, beta_k = leak_of_beta(beta)
+    md = _meta(node, "mlsnn_leak")
+    if md is not None and int(md) != k:
+        raise MlsnnError(f"node '{key}' ({name}): mlsnn_leak={md} but tau={tau:g} with "
+                         f"dt={dt:g} gives leak {k} (written for another dt?)")
+    return {"tau": tau, "dt": dt, "beta_asked": beta, "leak": k, "beta": beta_k,
+            "beta_error": abs(beta_k - beta) / beta}
+
+
+def _neuron(key, node, dt=None):
+    """``(gain, θ, v_reset, leak)`` of a firing node: an IF (leak None), or a LIF (``leak``:
+    the facts of :func:`_leak_facts`, None when tau = inf); else an error.
+
+    A LIF is read with the forward-Euler step of length ``dt`` (docs/import.md § Leak):
+    ``v ← β·v + (r·dt/tau)·I`` with ``β = 1 − dt/tau``; the gain ``r·dt/tau`` is folded into
+    the weights like an IF's ``r``. tau = inf with r = inf (snnTorch's ``beta=1``) is gain 1."""
+    dt = DEFAULT_DT if dt is None else dt
+    name = type(node).__name__
+    leak = None
     if name == "LIF":
-        if _uniform(key, node, "v_leak", "leak voltage") != 0.0:
-            raise MlsnnError(f"node '{key}' (LIF): v_leak must be 0")
+        v_leak = _uniform(key, node, "v_leak", "leak voltage")
+        if v_leak != 0.0:
+            raise MlsnnError(f"node '{key}' (LIF): v_leak must be 0, not {v_leak:g} (mlsnn's "
+                             f"leak decays toward 0)")
         tau = _uniform(key, node, "tau", "time constant")
-        if not math.isinf(tau):
-            raise MlsnnError(f"node '{key}' (LIF): leaky neuron (tau={tau:g}); mlsnn has no "
-                             f"leak yet (only tau=inf, snnTorch's beta=1, imports, as an IF)")
         r = _uniform(key, node, "r", "resistance")
-        if not math.isinf(r):
-            raise MlsnnError(f"node '{key}' (LIF): tau=inf with a finite r={r:g} has no "
-                             f"input gain (r/tau = 0); snnTorch writes r=inf for beta=1")
-        gain = 1.0
+        if math.isinf(tau):
+            if not (math.isinf(r) and r > 0):
+                raise MlsnnError(f"node '{key}' (LIF): tau=inf with a finite r={r:g} has no "
+                                 f"input gain (r/tau = 0); snnTorch writes r=inf for beta=1")
+            gain = 1.0
+        else:
+            leak = _leak_facts(key, node, tau, dt)
+            gain = r * dt / tau
+            if not gain > 0 or math.isinf(gain):
+                raise MlsnnError(f"node '{key}' (LIF): r must be positive and finite, not "
+                                 f"{r:g}")
     else:
         gain = _uniform(key, node, "r", "resistance")
         if not gain > 0 or math.isinf(gain):
@@ -292,7 +347,7 @@ def _neuron(key, node):
         raise MlsnnError(f"node '{key}' ({name}): v_threshold must be positive and finite, "
                          f"not {theta:g}")
     v_reset = _uniform(key, node, "v_reset", "reset potential")
-    return gain, theta, v_reset
+    return gain, theta, v_reset, leak
 
 
 def _readout_node(key, node, timesteps):
@@ -339,7 +394,7 @@ def _steps(graph, timesteps):
                                  f"(after the last Affine, Linear or Conv2d, before Output)")
             raise MlsnnError(f"node '{key}' ({kind}): node type not supported by mlsnn "
                              f"(supported: Input, Output, Affine, Linear, Conv2d, Flatten, "
-                             f"SumPool2d, AvgPool2d, IF, LIF with tau=inf, I, LI)")
+                             f"SumPool2d, AvgPool2d, IF, LIF, I, LI)")
         j = i + 1
         while kinds[j] == "Flatten":
             j += 1
@@ -389,19 +444,24 @@ class ImportReport(dict):
     "weight_error", "threshold_error", "clipped"}``. ``weight_error`` = max|w − w_q/Q| / max|w|
     (0.0 for pools); ``threshold_error``: 0.0 for a hard reset (for integer H, ``H > θ·Q`` is
     exactly ``H ≥ ⌊θ·Q⌋ + 1``), ``|θ_int/Q − θ| / θ`` for a soft reset (it subtracts θ_int);
-    None for the readout, which has no threshold.
+    None for the readout, which has no threshold. ``leak``: the layer's k (0: IF); for a LIF
+    with a finite tau also ``tau``, ``beta_asked`` (1 − dt/tau), ``beta`` (1 − 2^−k) and
+    ``beta_error`` (|beta − beta_asked| / beta_asked), else None.
 
     Members
     -------
     input_unit : float
         The float value the NIR graph receives for one integer input unit.
+    dt : float
+        The step length the LIF time constants were read with.
     """
 
     input_unit = 1.0
+    dt = DEFAULT_DT
 
 
 def from_nir(graph, *, timesteps=None, levels=None, w_bits=8, in_bits=None, input_scale=None,
-             reset=None, name=None):
+             reset=None, name=None, dt=None):
     """Map a NIR graph onto a :class:`golden.ir.Network` (see the module docstring).
 
     Parameters
@@ -424,6 +484,11 @@ def from_nir(graph, *, timesteps=None, levels=None, w_bits=8, in_bits=None, inpu
         meant (its ``export_to_nir`` writes v_reset = 0 whatever the reset).
     name : str, optional
         The network's name when the graph has no ``mlsnn_name`` (default ``"nir"``).
+    dt : float, optional
+        The step length a LIF's tau is read with, ``β = 1 − dt/tau`` (default: the graph's
+        ``mlsnn_dt``, else :data:`DEFAULT_DT`, snnTorch's 1e-4). A leaky LIF becomes a layer
+        with the leak k of :func:`leak_of_beta`; the report gives β asked, β obtained and the
+        relative error.
 
     Returns
     -------
@@ -447,6 +512,7 @@ def from_nir(graph, *, timesteps=None, levels=None, w_bits=8, in_bits=None, inpu
         ir._check_int("import", "levels", levels, minimum=1, maximum=255)
     if isinstance(w_bits, bool) or not isinstance(w_bits, int) or not 2 <= w_bits <= 16:
         raise MlsnnError(f"w_bits must be an integer in 2..16, not {w_bits!r}")
+    dt = _dt(graph, dt)
     steps = _steps(graph, timesteps)
     nodes = graph.nodes
     in_key = next(k for k, n in nodes.items() if type(n).__name__ == "Input")
@@ -470,22 +536,38 @@ def from_nir(graph, *, timesteps=None, levels=None, w_bits=8, in_bits=None, inpu
             _readout_node(nkey, nnode, timesteps)
         if kind == "pool":
             layer, facts = _pool_layer(key, node, nkey, nnode, lname, prev, cur, unit,
-                                       timesteps, levels, reset)
+                                       timesteps, levels, reset, dt)
         else:
             layer, facts = _synapse_layer(key, node, nkey, nnode, kind == "readout", lname,
-                                          prev, cur, unit, timesteps, levels, reset, w_bits)
+                                          prev, cur, unit, timesteps, levels, reset, w_bits, dt)
         layers.append(layer)
         report[lname] = facts
         cur = tuple(layer.out_shape(cur))
         prev, unit = lname, 1.0          # a spike is worth 1.0 in NIR
     net = ir.Network(input=spec, timesteps=timesteps, layers=tuple(layers),
                      name=_meta(graph, "mlsnn_name", name or "nir"))
-    report.input_unit = input_unit
+    report.input_unit, report.dt = input_unit, dt
     return net, report
 
 
+def _dt(graph, dt):
+    """The step length: ``dt``, else the graph's ``mlsnn_dt``, else :data:`DEFAULT_DT`."""
+    dt = dt if dt is not None else _meta(graph, "mlsnn_dt", DEFAULT_DT)
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < math.inf:
+        raise MlsnnError(f"dt must be positive and finite, not {dt!r}")
+    return float(dt)
+
+
+def _leak_report(leak):
+    """The report's leak facts of a layer (docs/import.md § Leak): k, and for a leaky LIF the
+    β asked (1 − dt/tau), the β = 1 − 2^−k obtained and their relative error."""
+    if leak is None:
+        return {"leak": 0, "tau": None, "beta_asked": None, "beta": None, "beta_error": None}
+    return {k: leak[k] for k in ("leak", "tau", "beta_asked", "beta", "beta_error")}
+
+
 def _synapse_layer(key, node, nkey, nnode, readout, lname, prev, shape, unit, timesteps,
-                   levels, reset, w_bits):
+                   levels, reset, w_bits, dt):
     kind = type(node).__name__
     w = _arr(node.weight)
     if not np.isfinite(w).all():
@@ -524,9 +606,9 @@ def _synapse_layer(key, node, nkey, nnode, readout, lname, prev, shape, unit, ti
             raise MlsnnError(f"node '{key}' ({kind}): takes {w.shape[1]} inputs, but its "
                              f"input has {math.prod(shape)} values (shape {list(shape)})")
     if readout:
-        gain, theta, v_reset, lreset = 1.0, None, 0.0, "soft"
+        gain, theta, v_reset, lreset, leak = 1.0, None, 0.0, "soft", None
     else:
-        gain, theta, v_reset = _neuron(nkey, nnode)
+        gain, theta, v_reset, leak = _neuron(nkey, nnode, dt)
         lreset = _reset_of(nnode, reset)
     w_eff = torch.from_numpy(w * gain * unit)
     b_eff = torch.from_numpy(bias * gain)
@@ -549,7 +631,8 @@ def _synapse_layer(key, node, nkey, nnode, readout, lname, prev, shape, unit, ti
                       reset=_meta(node, "mlsnn_reset", "soft"))
     common = dict(name=lname, inputs=(prev,), weight=None, bias=bq.numpy().astype(np.int64),
                   w_bits=w_bits, b_bits=b_bits, readout=readout,
-                  lanes=int(_meta(node, "mlsnn_lanes", 1)), **fields)
+                  lanes=int(_meta(node, "mlsnn_lanes", 1)),
+                  leak=0 if leak is None else leak["leak"], **fields)
     if kind == "Conv2d":
         common["weight"] = wq.permute(1, 2, 3, 0).contiguous().numpy().astype(np.int64)
         layer = ir.Conv2d(**common, **conv)
@@ -558,7 +641,8 @@ def _synapse_layer(key, node, nkey, nnode, readout, lname, prev, shape, unit, ti
         layer = ir.Dense(**common)
     facts = {"node": str(key), "kind": layer.kind, "q": q, "threshold": None if readout
              else layer.threshold, "weight_error": werr, "clipped": clipped,
-             "threshold_error": None if readout else _threshold_error(fields, q, theta)}
+             "threshold_error": None if readout else _threshold_error(fields, q, theta),
+             **_leak_report(leak)}
     return layer, facts
 
 
@@ -602,7 +686,7 @@ def _threshold_error(fields, q, theta):
         abs(fields["threshold"] / q - theta) / theta
 
 
-def _pool_layer(key, node, nkey, nnode, lname, prev, shape, unit, timesteps, levels, reset):
+def _pool_layer(key, node, nkey, nnode, lname, prev, shape, unit, timesteps, levels, reset, dt):
     kind = type(node).__name__
     if len(shape) != 3:
         raise MlsnnError(f"node '{key}' ({kind}): a pool takes a (C, H, W) input, not "
@@ -613,7 +697,11 @@ def _pool_layer(key, node, nkey, nnode, lname, prev, shape, unit, timesteps, lev
                          f"pools tile their input")
     if _pair(key, node, "padding", node.padding) != 0:
         raise MlsnnError(f"node '{key}' ({kind}): padding must be 0")
-    gain, theta, v_reset = _neuron(nkey, nnode)
+    gain, theta, v_reset, leak = _neuron(nkey, nnode, dt)
+    if leak is not None and leak["leak"]:
+        raise MlsnnError(f"node '{nkey}' (LIF) after pool '{key}': a leaky neuron (tau="
+                         f"{leak['tau']:g}, beta {leak['beta_asked']:.6g}) after a pool is not "
+                         f"supported; mlsnn's avgpool2d has no leak (use IF or tau=inf)")
     lreset = _reset_of(nnode, reset)
     if lreset == "hard" and timesteps > 1:
         raise MlsnnError(f"node '{nkey}' ({type(nnode).__name__}) after pool '{key}': mlsnn's "
@@ -626,7 +714,8 @@ def _pool_layer(key, node, nkey, nnode, lname, prev, shape, unit, timesteps, lev
     fields.pop("reset")
     layer = AvgPool2d(name=lname, inputs=(prev,), kernel=k, **fields)
     facts = {"node": str(key), "kind": "avgpool2d", "q": q, "threshold": layer.threshold,
-             "weight_error": 0.0, "clipped": 0, "threshold_error": terr}
+             "weight_error": 0.0, "clipped": 0, "threshold_error": terr,
+             **_leak_report(leak)}
     return layer, facts
 
 
@@ -645,18 +734,27 @@ def _neuron_meta(layer):
     return md
 
 
-def _if_node(nir, layer, shape, reset):
-    """The NIR IF of a layer. Hard reset: ``v > θ − 1/2`` is ``H ≥ θ`` for integers, reset and
-    start at v0. Soft reset (subtract θ): ``v = H + 1`` from ``v0 + 1``, ``v > θ`` is ``H ≥ θ``."""
+def _if_node(nir, layer, shape, reset, dt):
+    """The NIR neuron of a layer. Hard reset: ``v > θ − 1/2`` is ``H ≥ θ`` for integers, reset
+    and start at v0. Soft reset (subtract θ): ``v = H + 1`` from ``v0 + 1``, ``v > θ`` is
+    ``H ≥ θ``. Without a leak an ``IF(r=1)``; with leak k a ``LIF(tau=dt·2^k, r=2^k,
+    v_leak=0)``: ``β = 1 − dt/tau = 1 − 2^−k`` and the input gain ``r·dt/tau`` is 1, with
+    ``mlsnn_leak`` = k and ``mlsnn_leak_offset`` (v − H: 1 soft, 0 hard) in the metadata."""
     soft = reset == "soft"
     v_init = float(layer.v0 + soft)
     md = dict(_neuron_meta(layer), mlsnn_reset=reset, mlsnn_v_init=v_init)
-    return nir.IF(r=np.ones(shape, np.float32),
-                  v_threshold=np.full(shape, layer.threshold - 0.5 * (not soft), np.float32),
-                  v_reset=np.full(shape, v_init, np.float32), metadata=md)
+    thr = np.full(shape, layer.threshold - 0.5 * (not soft), np.float32)
+    v_reset = np.full(shape, v_init, np.float32)
+    k = getattr(layer, "leak", 0)
+    if not k:
+        return nir.IF(r=np.ones(shape, np.float32), v_threshold=thr, v_reset=v_reset,
+                      metadata=md)
+    md.update(mlsnn_leak=int(k), mlsnn_leak_offset=float(soft))
+    return nir.LIF(tau=np.full(shape, dt * 2.0 ** k), r=np.full(shape, 2.0 ** k),
+                   v_leak=np.zeros(shape), v_threshold=thr, v_reset=v_reset, metadata=md)
 
 
-def to_nir(net):
+def to_nir(net, *, dt=DEFAULT_DT):
     """Write an IR as a NIR graph (see ``docs/import.md`` § Export).
 
     The graph takes the integer input pixels as floats and holds the integers themselves:
@@ -670,14 +768,24 @@ def to_nir(net):
     ``mlsnn_q`` (1.0), ``mlsnn_w_bits``, ``mlsnn_b_bits``, ``mlsnn_lanes`` (the readout also
     ``mlsnn_threshold``, ``mlsnn_levels``, ``mlsnn_v0``, ``mlsnn_reset``, ``mlsnn_scale``); on IF
     nodes ``mlsnn_levels``, ``mlsnn_reset``, ``mlsnn_v_init``, ``mlsnn_scale`` and
-    ``mlsnn_potential_width`` when forced.
+    ``mlsnn_potential_width`` when forced. A leaky layer (leak k ≥ 1) is a
+    ``LIF(tau=dt·2^k, r=2^k, v_leak=0)`` instead of the IF (β = 1 − dt/tau = 1 − 2^−k, input
+    gain r·dt/tau = 1), the graph carries ``mlsnn_dt``.
+
+    Parameters
+    ----------
+    net : golden.ir.Network
+    dt : float
+        The step length the LIF time constants are written for (default :data:`DEFAULT_DT`,
+        snnTorch's; :func:`from_nir` reads it back from ``mlsnn_dt``).
 
     Returns
     -------
     graph : nir.NIRGraph
     notes : list of str
         One line per layer whose NIR reading differs from mlsnn's (N > 1 levels, or a soft
-        reset with T > 1): other NIR tools see a binary hard-reset IF there.
+        reset with T > 1): other NIR tools see a binary hard-reset IF there; and one per leaky
+        layer (other tools leak in floats, mlsnn rounds the kept part up).
 
     Raises
     ------
@@ -685,6 +793,7 @@ def to_nir(net):
         Joins and max pools (NIR 1.0 has no max pooling; joins are not exported yet).
     """
     nir = _nir()
+    dt = _dt(None, dt)
     if not net.is_sequential:
         j = next(l for l in net.layers if l.n_inputs != 1 or l.passthrough) if any(
             l.n_inputs != 1 or l.passthrough for l in net.layers) else net.layers[0]
@@ -733,16 +842,22 @@ def to_nir(net):
             reset = layer.reset
         if getattr(layer, "readout", False):
             continue
-        add(f"{layer.name}_if", _if_node(nir, layer, tuple(out), reset))
+        k = getattr(layer, "leak", 0)
+        add(f"{layer.name}_{'lif' if k else 'if'}", _if_node(nir, layer, tuple(out), reset, dt))
         why = [w for w, bad in ((f"{layer.levels} levels", layer.levels > 1),
                                 ("a soft reset", reset == "soft" and net.timesteps > 1)) if bad]
         if why:
             notes.append(f"layer '{layer.name}': {' and '.join(why)} (kept in metadata; other "
-                         f"NIR tools see a binary IF with a hard reset)")
+                         f"NIR tools see a binary {'LIF' if k else 'IF'} with a hard reset)")
+        if k and net.timesteps > 1:
+            notes.append(f"layer '{layer.name}': leak {k} (beta = 1 - 2^-{k} = "
+                         f"{1 - 2.0 ** -k:g}) as LIF(tau = dt*2^{k} = {dt * 2.0 ** k:g}, r = "
+                         f"2^{k}, dt = {dt:g}); other NIR tools leak in floats (beta*v), mlsnn "
+                         f"keeps R - (R >> {k}) (docs/leak.md)")
     add("output", nir.Output(output_type=np.array(net.info(net.readout.name).out_shape)))
     meta = {"mlsnn_timesteps": int(net.timesteps), "mlsnn_in_bits": int(net.input.in_bits),
             "mlsnn_input_scale": float(net.input.scale), "mlsnn_input_unit": 1.0,
-            "mlsnn_name": str(net.name)}
+            "mlsnn_name": str(net.name), "mlsnn_dt": dt}
     try:
         graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
     except (ValueError, AssertionError) as e:
@@ -751,7 +866,7 @@ def to_nir(net):
 
 
 # -- float interpreter -----------------------------------------------------------------------
-def run_float(graph, x, timesteps, *, reset=None):
+def run_float(graph, x, timesteps, *, reset=None, dt=None):
     """Run a NIR graph in float64 over ``timesteps`` discrete steps (module docstring § Time).
 
     Parameters
@@ -761,8 +876,15 @@ def run_float(graph, x, timesteps, *, reset=None):
         The float input of the graph, presented at every timestep.
     timesteps : int
     reset : ``"hard"``, ``"soft"`` or None
-        As in :func:`from_nir` (None: a node's ``mlsnn_reset``, else hard). IF and LIF(tau=inf)
+        As in :func:`from_nir` (None: a node's ``mlsnn_reset``, else hard). IF and LIF
         nodes start at a node's ``mlsnn_v_init``, else 0; a soft reset subtracts v_threshold.
+    dt : float, optional
+        As in :func:`from_nir`. A LIF integrates ``h = v + (r·dt/tau)·I``, fires on
+        ``h > v_threshold``, resets, and then keeps ``β·R`` of what is left, ``β = 1 − dt/tau``
+        (the forward-Euler step, the leak after the reset as in mlsnn); a LIF written by
+        :func:`to_nir` (``mlsnn_leak`` = k) keeps mlsnn's integer ``R − ⌊(R − o)/2^k⌋`` instead
+        (o = ``mlsnn_leak_offset``), so that its logits are golden's. An ``LI`` keeps
+        ``(1 − dt/tau)`` of its state and adds ``(r·dt/tau)·I``.
 
     Returns
     -------
@@ -778,6 +900,7 @@ def run_float(graph, x, timesteps, *, reset=None):
     import torch.nn.functional as F
 
     order, preds, _ = _order(graph)
+    dt = _dt(graph, dt)
     nodes = graph.nodes
     in_key = next((k for k in order if isinstance(nodes[k], nir.Input)), None)
     if in_key is None:
@@ -818,15 +941,21 @@ def run_float(graph, x, timesteps, *, reset=None):
             elif name == "Flatten":
                 out[k] = v.reshape(B, -1)
             elif name in ("IF", "LIF"):
-                gain, theta, v_reset = _neuron(k, node)
+                gain, theta, v_reset, leak = _neuron(k, node, dt)
                 if k not in state:
                     state[k] = torch.full_like(v, float(_meta(node, "mlsnn_v_init", 0.0)))
                 h = state[k] + gain * v
                 z = (h > theta).to(h.dtype)
                 if _reset_of(node, reset) == "hard":
-                    state[k] = torch.where(z > 0, torch.full_like(h, v_reset), h)
+                    r = torch.where(z > 0, torch.full_like(h, v_reset), h)
                 else:
-                    state[k] = h - z * theta
+                    r = h - z * theta
+                if leak is not None and _meta(node, "mlsnn_leak") is not None:
+                    o = float(_meta(node, "mlsnn_leak_offset", 0.0))
+                    r = r - torch.floor((r - o) / 2.0 ** leak["leak"])
+                elif leak is not None:
+                    r = leak["beta_asked"] * r
+                state[k] = r
                 out[k] = z
             elif name in ("I", "LI"):
                 _readout_node(k, node, timesteps)
@@ -834,7 +963,8 @@ def run_float(graph, x, timesteps, *, reset=None):
                     state[k] = torch.zeros_like(v)
                 if name == "LI" and not math.isinf(_uniform(k, node, "tau", "")):
                     tau = _uniform(k, node, "tau", "")
-                    state[k] = state[k] * (1 - 1 / tau) + v * (_uniform(k, node, "r", "") / tau)
+                    state[k] = state[k] * (1 - dt / tau) + v * (_uniform(k, node, "r", "") * dt
+                                                                / tau)
                 else:
                     state[k] = state[k] + v * (_uniform(k, node, "r", "") if name == "I"
                                                else 1.0)
@@ -851,7 +981,7 @@ def run_float(graph, x, timesteps, *, reset=None):
     return total.numpy()
 
 
-def agreement(graph, net, x, input_unit=1.0, *, reset=None):
+def agreement(graph, net, x, input_unit=1.0, *, reset=None, dt=None):
     """Predictions of the NIR graph in float (:func:`run_float` on ``x·input_unit``) against
     the integer golden model (:func:`golden.reference.run`) on integer inputs ``x``.
 
@@ -864,7 +994,8 @@ def agreement(graph, net, x, input_unit=1.0, *, reset=None):
     from .reference import run
     x = net.check_inputs(x)
     golden = run(net, x, record_events=False).predictions
-    logits = run_float(graph, x.astype(np.float64) * input_unit, net.timesteps, reset=reset)
+    logits = run_float(graph, x.astype(np.float64) * input_unit, net.timesteps, reset=reset,
+                       dt=dt)
     fl = np.argmax(logits, axis=1)
     return {"n": int(len(x)), "agreement": float((fl == golden).mean()),
             "float_predictions": [int(v) for v in fl],

@@ -332,16 +332,12 @@ def _errors():
                                ("b", "output")])
     differ = nir.IF(r=np.ones(3), v_threshold=np.array([1.0, 2.0, 1.0]), v_reset=np.zeros(3))
     return [
-        ("leaky LIF", _chain(_aff(3, 4), nir.LIF(tau=np.full(3, 0.02), r=np.ones(3),
-                                                 v_leak=np.zeros(3),
-                                                 v_threshold=np.ones(3)), _aff(3, 3)), {},
-         "node 'lif' (LIF): leaky neuron (tau=0.02); mlsnn has no leak yet (only tau=inf, "
-         "snnTorch's beta=1, imports, as an IF)"),
+        # A leaky LIF imports (leak k): its errors are in tests/test_nir_lif.py.
         ("CubaLIF", _chain(_aff(3, 4), nir.CubaLIF(tau_syn=inf, tau_mem=inf, r=np.ones(3),
                                                    v_leak=np.zeros(3),
                                                    v_threshold=np.ones(3)), _aff(3, 3)), {},
-         "node 'cubalif' (CubaLIF): current-based synapses and membrane leak are not supported "
-         "(mlsnn has no leak yet)"),
+         "node 'cubalif' (CubaLIF): current-based synapses (a synaptic current with its own "
+         "tau_syn) are not supported: mlsnn's synapse has no state (a LIF imports)"),
         ("Delay", _chain(_aff(3, 4), nir.Delay(delay=np.ones(3)), _if(3, 1.0), _aff(3, 3)), {},
          "node 'delay' (Delay): delays are not supported (an mlsnn layer acts in the timestep "
          "of its input)"),
@@ -374,8 +370,7 @@ def _errors():
         ("unknown", _chain(nir.ir.graph.Identity(input_type={"input": np.array([4])}),
                            _aff(3, 4)), {},
          "node 'identity' (Identity): node type not supported by mlsnn (supported: Input, "
-         "Output, Affine, Linear, Conv2d, Flatten, SumPool2d, AvgPool2d, IF, LIF with tau=inf, "
-         "I, LI)"),
+         "Output, Affine, Linear, Conv2d, Flatten, SumPool2d, AvgPool2d, IF, LIF, I, LI)"),
         ("subgraph", _chain(_aff(3, 4), nir.NIRGraph.from_list(_if(3, 1.0)), _aff(3, 3),
                             type_check=False), {},
          "node 'nirgraph' (NIRGraph): nested graphs (snnTorch writes recurrent RLeaky/RSynaptic "

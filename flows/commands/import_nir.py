@@ -11,12 +11,14 @@ from golden.errors import MlsnnError
 
 NAME = "import"
 HELP = "NIR graph (model.nir) -> IR (network.json + .npz); prints the quantization error"
-DESCRIPTION = ("Map a feed-forward NIR graph (Input, Affine/Linear/Conv2d -> IF, "
+DESCRIPTION = ("Map a feed-forward NIR graph (Input, Affine/Linear/Conv2d -> IF or LIF, "
                "SumPool2d/AvgPool2d -> IF, Flatten, and a readout: the last synapse before "
                "Output, I or a non-leaky LI) onto the integer IR, quantizing float weights and "
                "thresholds as 'mlsnn export' does. NIR's IF fires on v > threshold with a hard "
                "reset: the integer threshold is floor(threshold*Q) + 1 and the layer gets "
-               "reset 'hard'. Prints per layer the weight and threshold quantization errors "
+               "reset 'hard'. A LIF with a finite tau becomes a leaky layer: beta = 1 - dt/tau "
+               "(forward Euler, --dt) rounded to the nearest 1 - 2^-k (leak k). Prints per "
+               "layer the weight and threshold quantization errors, the beta asked and obtained "
                "and, with --inputs, how often the NIR graph run in float (T steps) predicts "
                "what the integer golden model predicts. See docs/import.md. "
                "Example: mlsnn import model.nir -o net --timesteps 2 --inputs x.npz")
@@ -39,6 +41,9 @@ def add_arguments(p):
     p.add_argument("--reset", choices=("hard", "soft"),
                    help="reset of every IF layer (default: NIR's hard reset; 'soft' subtracts "
                         "the threshold, what snnTorch's reset_mechanism='subtract' meant)")
+    p.add_argument("--dt", type=float, metavar="DT",
+                   help="step length a LIF's tau is read with, beta = 1 - DT/tau (default: the "
+                        "file's mlsnn_dt, else 1e-4, what snnTorch's export_to_nir writes with)")
     p.add_argument("--inputs", metavar="x.npz",
                    help="integer inputs (array x, optional labels y): compare the float NIR "
                         "graph with the integer golden model")
@@ -60,7 +65,7 @@ def _labels(path, n):
 
 
 def import_file(path, out_dir, *, timesteps=None, levels=None, w_bits=8, in_bits=None,
-                input_scale=None, reset=None, inputs=None):
+                input_scale=None, reset=None, inputs=None, dt=None):
     """Import, write DIR/network.json + .npz, compare on ``inputs``; return the summary."""
     from flows.io import check_output_dir, load_inputs
     from golden import ir, nir_io
@@ -69,9 +74,9 @@ def import_file(path, out_dir, *, timesteps=None, levels=None, w_bits=8, in_bits
     graph = nir_io.read(path)
     net, report = nir_io.from_nir(graph, timesteps=timesteps, levels=levels, w_bits=w_bits,
                                   in_bits=in_bits, input_scale=input_scale, reset=reset,
-                                  name=os.path.splitext(os.path.basename(path))[0])
+                                  name=os.path.splitext(os.path.basename(path))[0], dt=dt)
     doc = {"network": ir.save(net, out_dir), "timesteps": net.timesteps,
-           "input_unit": report.input_unit,
+           "input_unit": report.input_unit, "dt": report.dt,
            "layers": [dict(name=l.name, potential_width=net.info(l.name).width,
                            reset=getattr(l, "reset", None), levels=getattr(l, "levels", None),
                            v0=getattr(l, "v0", None), **report[l.name]) for l in net.layers]}
@@ -80,7 +85,7 @@ def import_file(path, out_dir, *, timesteps=None, levels=None, w_bits=8, in_bits
         if x.ndim >= 2 and x[0].size == net.input.size:
             x = x.reshape((x.shape[0],) + net.input.shape)
         x = net.check_inputs(x)
-        cmp = nir_io.agreement(graph, net, x, report.input_unit, reset=reset)
+        cmp = nir_io.agreement(graph, net, x, report.input_unit, reset=reset, dt=dt)
         y = _labels(inputs, len(x))
         if y is not None:
             cmp["float_accuracy"] = float((np.array(cmp["float_predictions"]) == y).mean())
@@ -92,7 +97,7 @@ def import_file(path, out_dir, *, timesteps=None, levels=None, w_bits=8, in_bits
 def run(args):
     doc = import_file(args.model, args.output, timesteps=args.timesteps, levels=args.levels,
                       w_bits=args.w_bits, in_bits=args.in_bits, input_scale=args.input_scale,
-                      reset=args.reset, inputs=args.inputs)
+                      reset=args.reset, inputs=args.inputs, dt=args.dt)
     if args.json:
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
@@ -108,6 +113,12 @@ def run(args):
               f"{(l['reset'] or '-') if l['threshold'] is not None else '-':<5} "
               f"{l['weight_error']:>10.2e} {te:>10}{clip}")
     print("  (errors: max|w - w_q/Q| / max|w|, |theta_int_effective - theta| / theta)")
+    for l in doc["layers"]:
+        if l.get("beta_asked") is not None:
+            print(f"  leak of layer '{l['name']}' (node '{l['node']}'): tau={l['tau']:g} "
+                  f"-> beta asked {l['beta_asked']:.6g}, leak k={l['leak']} gives "
+                  f"beta = 1 - 2^-{l['leak']} = {l['beta']:.6g}, relative error "
+                  f"{l['beta_error']:.2e}")
     cmp = doc.get("comparison")
     if cmp:
         line = (f"float NIR graph vs integer golden on {cmp['n']} inputs: "
