@@ -285,10 +285,11 @@ HEADERS = ("arch", "T", "k (β)", "int acc %", "Δacc vs IF (pts)", "float acc %
 def _cells(s):
     same = {True: "identical", False: "DIFFERS"}.get(s.get("t1_same_as_if"), "-")
     return (s["arch"], s["T"], f"{s['leak']} ({s['beta']:g})" if s["leak"] else "0 (IF)",
-            _pm(s["int_accuracy"], 100), _pm(s["d_accuracy_vs_if"], 100),
+            _pm(s["int_accuracy"], 100),
+            _pm(s["d_accuracy_vs_if"], 100) if s["leak"] else "-",
             _pm(s["float_accuracy"], 100), _pm(s["events"], digits=1),
             _pm(s["accesses"], digits=0), _pm(s["energy_nJ"], digits=2),
-            _pm(s["energy_vs_if"], digits=3),
+            _pm(s["energy_vs_if"], digits=3) if s["leak"] else "-",
             f"{s['leak_nJ'][0]:.4f} ({fmt(s['leak_acc'])})", same, _rtl_word(s))
 
 
