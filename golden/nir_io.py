@@ -26,8 +26,11 @@ last synapse → ``Output``, ``I`` or a non-leaky ``LI``  the readout (its poten
 ``IF`` with gain 1; a ``LIF`` with a finite tau is a leaky layer: one forward-Euler step of
 length dt (``--dt``, default the graph's ``mlsnn_dt``, else snnTorch's 1e-4) is ``v ← β·v +
 (r·dt/tau)·I`` with ``β = 1 − dt/tau``, the gain folded into the weights and β rounded to the
-nearest ``1 − 2^−k`` (:func:`leak_of_beta`; docs/leak.md). Everything else ends in one
-:class:`MlsnnError` naming the node.
+nearest ``1 − 2^−k`` (:func:`leak_of_beta`; docs/leak.md). Joins: NIR sums the edges entering
+a node, so several edges into a synapse, pool or Flatten are a ``sew`` join of those streams and
+an IF fed by two streams (no synapse; a ``Scale`` node carries a stream weight) is a ``barrier``
+join (:func:`_dag_layers`); :func:`to_nir` writes joins the same way. Everything else ends in
+one :class:`MlsnnError` naming the node.
 
 Quantization
 ------------
@@ -239,7 +242,8 @@ def _order(graph):
 
 
 def _chain(graph):
-    """The nodes from the single Input to the single Output, checked to be a chain."""
+    """The nodes from the single Input to the single Output of a graph without forks and joins
+    (:func:`from_nir` sends the others to :func:`_dag_layers`), checked to be a chain."""
     nir = _nir()
     order, preds, succs = _order(graph)
     inputs = [k for k in order if isinstance(graph.nodes[k], nir.Input)]
@@ -252,12 +256,6 @@ def _chain(graph):
         name = type(node).__name__
         if name in _UNSUPPORTED:
             raise MlsnnError(f"node '{k}' ({name}): {_UNSUPPORTED[name]}")
-        if len(preds[k]) > 1:
-            raise MlsnnError(f"node '{k}' ({name}) has {len(preds[k])} inputs "
-                             f"({', '.join(preds[k])}): joins are not imported yet")
-        if len(succs[k]) > 1:
-            raise MlsnnError(f"node '{k}' ({name}) feeds {len(succs[k])} nodes "
-                             f"({', '.join(succs[k])}): forks are not imported yet")
     chain, k = [], inputs[0]
     while True:
         chain.append(k)
@@ -370,6 +368,17 @@ def _readout_node(key, node, timesteps):
         raise MlsnnError(f"node '{key}' ({name}): r must be positive, not {r:g}")
 
 
+def _not_a_layer(key, kind, more=""):
+    """The error for a node that starts no mlsnn layer: an integrator not at the readout, or a
+    node type mlsnn does not know."""
+    if kind in ("I", "LI"):
+        return MlsnnError(f"node '{key}' ({kind}): an integrator is only the readout (after the "
+                          f"last Affine, Linear or Conv2d, before Output)")
+    return MlsnnError(f"node '{key}' ({kind}): node type not supported by mlsnn (supported: "
+                      f"Input, Output, Affine, Linear, Conv2d, Flatten, SumPool2d, AvgPool2d, "
+                      f"IF, LIF, I, LI{more})")
+
+
 def _steps(graph, timesteps):
     """The chain as mlsnn layers, ``(kind, key, neuron_key)``: kind ``"synapse"`` or ``"pool"``
     with the key of its firing node, or ``"readout"`` with its I/LI node (None before Output);
@@ -389,12 +398,7 @@ def _steps(graph, timesteps):
                 raise MlsnnError(f"node '{key}' ({kind}) follows '{prev}' "
                                  f"({kinds[i - 1]}); an mlsnn neuron follows an Affine, Linear, "
                                  f"Conv2d or pooling node")
-            if kind in ("I", "LI"):
-                raise MlsnnError(f"node '{key}' ({kind}): an integrator is only the readout "
-                                 f"(after the last Affine, Linear or Conv2d, before Output)")
-            raise MlsnnError(f"node '{key}' ({kind}): node type not supported by mlsnn "
-                             f"(supported: Input, Output, Affine, Linear, Conv2d, Flatten, "
-                             f"SumPool2d, AvgPool2d, IF, LIF, I, LI)")
+            raise _not_a_layer(key, kind)
         j = i + 1
         while kinds[j] == "Flatten":
             j += 1
@@ -513,9 +517,14 @@ def from_nir(graph, *, timesteps=None, levels=None, w_bits=8, in_bits=None, inpu
     if isinstance(w_bits, bool) or not isinstance(w_bits, int) or not 2 <= w_bits <= 16:
         raise MlsnnError(f"w_bits must be an integer in 2..16, not {w_bits!r}")
     dt = _dt(graph, dt)
-    steps = _steps(graph, timesteps)
+    _, preds, succs = _order(graph)
+    branched = any(len(v) > 1 for v in preds.values()) or any(len(v) > 1
+                                                                 for v in succs.values())
+    steps = None if branched else _steps(graph, timesteps)
     nodes = graph.nodes
-    in_key = next(k for k, n in nodes.items() if type(n).__name__ == "Input")
+    in_key = next((k for k, n in nodes.items() if type(n).__name__ == "Input"), None)
+    if in_key is None:
+        raise MlsnnError("the graph has 0 Input nodes; mlsnn imports graphs with one")
     shape = _input_shape(in_key, nodes[in_key])
     unit = float(input_scale if input_scale is not None
                  else _meta(graph, "mlsnn_input_unit", 1.0))
@@ -528,7 +537,9 @@ def from_nir(graph, *, timesteps=None, levels=None, w_bits=8, in_bits=None, inpu
                         scale=_meta(graph, "mlsnn_input_scale", unit))
     used, layers, report = set(), [], ImportReport()
     prev, cur = ir.INPUT, shape
-    for kind, key, nkey in steps:
+    if branched:
+        layers = _dag_layers(graph, shape, unit, timesteps, levels, reset, w_bits, dt, report)
+    for kind, key, nkey in steps or ():
         node = nodes[key]
         lname = _layer_name(key, used)
         nnode = nodes[nkey] if nkey is not None else None
@@ -564,6 +575,215 @@ def _leak_report(leak):
     if leak is None:
         return {"leak": 0, "tau": None, "beta_asked": None, "beta": None, "beta_error": None}
     return {k: leak[k] for k in ("leak", "tau", "beta_asked", "beta", "beta_error")}
+
+
+def _dag_layers(graph, shape, unit0, timesteps, levels, reset, w_bits, dt, report):
+    """The layers of a graph with forks and joins (docs/import.md § Joins): a node with several
+    incoming edges sums them (NIR), which is a SEW join of the streams when the node is a
+    synapse, a pool or a Flatten, and a barrier join when it is an IF fed by two streams
+    (optionally through ``Scale`` nodes: the stream weights). Layers come in the graph's
+    ``mlsnn_order`` when it names them all, else in topological order; SEW joins take their
+    names and nesting from ``mlsnn_sews`` / ``mlsnn_join`` when the streams match."""
+    nir = _nir()
+    order, preds, succs = _order(graph)
+    nodes = graph.nodes
+    ins = [k for k in order if isinstance(nodes[k], nir.Input)]
+    outs = [k for k in order if isinstance(nodes[k], nir.Output)]
+    if len(ins) != 1 or len(outs) != 1:
+        raise MlsnnError(f"the graph has {len(ins)} Input and {len(outs)} Output nodes; "
+                         f"mlsnn imports graphs with one of each")
+    for k in order:
+        name = type(nodes[k]).__name__
+        if name in _UNSUPPORTED and name != "Scale":
+            raise MlsnnError(f"node '{k}' ({name}): {_UNSUPPORTED[name]}")
+    table = {}
+    for item in filter(None, str(_meta(graph, "mlsnn_sews", "")).split(";")):
+        jname, _, pair = item.partition(":")
+        table[jname] = tuple(pair.split(","))
+    used, layers = set(), []
+    src = {ins[0]: (ir.INPUT,)}          # NIR node -> the IR streams whose sum it emits
+    shapes, units, done = {ir.INPUT: shape}, {ir.INPUT: unit0}, set()
+
+    def expand(jname):
+        return sum((expand(n) if n in table else (n,) for n in table[jname]), ())
+
+    def sew(key, jname, pair):
+        a, b = pair
+        if tuple(shapes[a]) != tuple(shapes[b]) or units[a] != units[b]:
+            raise MlsnnError(f"node '{key}' sums the streams of '{a}' (shape {list(shapes[a])}"
+                             f") and '{b}' (shape {list(shapes[b])}); a SEW join needs the "
+                             f"same shape and the same unit")
+        lname = _layer_name(jname, used)
+        layers.append(ir.Sew(name=lname, inputs=(a, b)))
+        report[lname] = {"node": str(key), "kind": "sew", "q": None, "threshold": None,
+                         "weight_error": 0.0, "clipped": 0, "threshold_error": None,
+                         **_leak_report(None)}
+        shapes[lname], units[lname] = shapes[a], units[a]
+        return lname
+
+    def built(key, jname):
+        if jname in shapes:
+            return jname
+        return sew(key, jname, tuple(built(key, n) if n in table else n for n in table[jname]))
+
+    def stream_of(key):
+        """The one IR stream arriving at ``key`` (a SEW join when its edges are several)."""
+        names = tuple(n for p in preds[key] for n in src[p])
+        if not names:
+            raise MlsnnError(f"node '{key}' ({type(nodes[key]).__name__}) has no input")
+        if len(names) == 1:
+            return names[0]
+        jname = _meta(nodes[key], "mlsnn_join")
+        if jname in table and sorted(expand(jname)) == sorted(names):
+            return built(key, jname)
+        cur = names[0]
+        for i, n in enumerate(names[1:]):
+            cur = sew(key, f"{key}_join{i or ''}", (cur, n))
+        return cur
+
+    for key in order:
+        node, kind = nodes[key], type(nodes[key]).__name__
+        if key in done or kind in ("Input", "Output", "Scale"):
+            continue
+        if kind == "Flatten":
+            src[key] = (stream_of(key),)
+            continue
+        if kind in _SYNAPSES + _POOLS:
+            _dag_layer(key, node, kind, stream_of(key), nodes, preds, succs, outs[0], shapes,
+                       units, used, layers, src, done, report,
+                       (timesteps, levels, reset, w_bits, dt))
+            continue
+        if kind in ("IF", "LIF"):
+            _barrier(key, node, nodes, preds, src, shapes, units, used, layers, report,
+                     (timesteps, levels, reset, dt))
+            continue
+        raise _not_a_layer(key, kind, ", Scale before a barrier IF")
+    for k in order:
+        if type(nodes[k]).__name__ == "Scale" and not (
+                len(succs[k]) == 1 and type(nodes[succs[k][0]]).__name__ in ("IF", "LIF")
+                and len(preds[succs[k][0]]) == 2):
+            raise MlsnnError(f"node '{k}' (Scale): elementwise scaling is supported only on an "
+                             f"input of a barrier join (an IF with two inputs)")
+    if not layers or not getattr(layers[-1], "readout", False) or \
+            sum(getattr(l, "readout", False) for l in layers) != 1:
+        raise MlsnnError(f"the graph does not end in one readout (Affine/Linear/Conv2d -> "
+                         f"Output, I or a non-leaky LI) that every path reaches")
+    names = str(_meta(graph, "mlsnn_order", "")).split(",")
+    if sorted(names) == sorted(l.name for l in layers):
+        layers.sort(key=lambda l: names.index(l.name))
+    return layers
+
+
+def _dag_layer(key, node, kind, in_name, nodes, preds, succs, out_key, shapes, units, used,
+               layers, src, done, report, opts):
+    """The synapse or pool ``key`` with the neuron (or readout end) it feeds."""
+    timesteps, levels, reset, w_bits, dt = opts
+    nxt = succs[key]
+    while len(nxt) == 1 and type(nodes[nxt[0]]).__name__ == "Flatten" and \
+            len(preds[nxt[0]]) == 1:
+        done.add(nxt[0])
+        nxt = succs[nxt[0]]
+    if len(nxt) != 1:
+        raise MlsnnError(f"node '{key}' ({kind}) feeds {len(nxt)} nodes ({', '.join(nxt)}); "
+                         f"a synapse or pool feeds exactly its neuron")
+    t = nxt[0]
+    tkind = type(nodes[t]).__name__
+    if len(preds[t]) != 1 and tkind == "Output":
+        raise MlsnnError(f"node '{t}' (Output) has {len(preds[t])} inputs "
+                         f"({', '.join(preds[t])}); mlsnn's readout is one synapse before "
+                         f"Output")
+    if len(preds[t]) != 1:
+        raise MlsnnError(f"node '{t}' ({tkind}) has {len(preds[t])} inputs "
+                         f"({', '.join(preds[t])}); after a synapse or pool mlsnn's neuron "
+                         f"has that one input")
+    if tkind in ("I", "LI"):
+        if succs[t] != [out_key]:
+            raise MlsnnError(f"node '{t}' ({tkind}): an integrator is only the readout (before "
+                             f"Output)")
+        readout, nkey = True, t
+    elif tkind == "Output":
+        readout, nkey = True, None
+    elif tkind in ("IF", "LIF"):
+        readout, nkey = False, t
+    else:
+        raise MlsnnError(f"node '{key}' ({kind}) feeds '{t}' ({tkind}); an IF must follow it "
+                         f"(or it is the readout, before Output, I or LI)")
+    if readout and kind in _POOLS:
+        raise MlsnnError(f"node '{key}' ({kind}) feeds '{t}' ({tkind}); mlsnn's pooling is "
+                         f"sum pooling into an IF neuron: an IF must follow it")
+    lname = _layer_name(key, used)
+    nnode = nodes[nkey] if nkey is not None else None
+    args = (lname, in_name, shapes[in_name], units[in_name], timesteps, levels, reset)
+    if readout:
+        _readout_node(nkey, nnode, timesteps)
+    if kind in _POOLS:
+        layer, facts = _pool_layer(key, node, nkey, nnode, *args, dt)
+    else:
+        layer, facts = _synapse_layer(key, node, nkey, nnode, readout, *args, w_bits, dt)
+    layers.append(layer)
+    report[lname] = facts
+    shapes[lname], units[lname] = tuple(layer.out_shape(shapes[in_name])), 1.0
+    if nkey is not None:
+        src[nkey] = (lname,)
+        done.add(nkey)
+
+
+def _barrier(key, node, nodes, preds, src, shapes, units, used, layers, report, opts):
+    """An IF fed by two streams (each directly or through a ``Scale``): a barrier join, with
+    the stream weights ``r·scale`` (integers), a soft reset and no leak."""
+    timesteps, levels, reset, dt = opts
+    name = type(node).__name__
+    streams, weights = [], []
+    for p in preds[key]:
+        pnode = nodes[p]
+        if type(pnode).__name__ == "Scale":
+            w = _uniform(p, pnode, "scale", "scale")
+            names = tuple(n for q in preds[p] for n in src.get(q, ()))
+        else:
+            w, names = 1.0, src.get(p, ())
+        if len(names) != 1:
+            raise MlsnnError(f"node '{key}' ({name}): its input '{p}' "
+                             f"({type(pnode).__name__}) is not one spike stream; a barrier "
+                             f"join (an IF without a synapse) takes two streams")
+        streams.append(names[0])
+        weights.append(w)
+    if len(streams) != 2:
+        raise MlsnnError(f"node '{key}' ({name}) has {len(streams)} input(s) "
+                         f"({', '.join(preds[key])}) and no synapse before it; an mlsnn neuron "
+                         f"follows an Affine, Linear, Conv2d or pooling node, or joins two "
+                         f"streams (a barrier)")
+    gain, theta, v_reset, leak = _neuron(key, node, dt)
+    if leak is not None and leak["leak"]:
+        raise MlsnnError(f"node '{key}' (LIF): a leaky barrier join is not supported (mlsnn's "
+                         f"barrier has no leak)")
+    a, b = streams
+    if tuple(shapes[a]) != tuple(shapes[b]) or units[a] != 1.0 or units[b] != 1.0:
+        raise MlsnnError(f"node '{key}' ({name}) joins '{a}' (shape {list(shapes[a])}) and "
+                         f"'{b}' (shape {list(shapes[b])}); a barrier joins spike streams of "
+                         f"the same shape")
+    sw = []
+    for p, w in zip(preds[key], weights):
+        x = w * gain
+        if abs(x - round(x)) > _TOL * max(1.0, abs(x)):
+            raise MlsnnError(f"node '{key}' ({name}): the stream weight of '{p}' is r*scale = "
+                             f"{x:g}; a barrier's stream weights are integers")
+        sw.append(int(round(x)))
+    lreset = _reset_of(node, reset)
+    if lreset == "hard" and timesteps > 1:
+        raise MlsnnError(f"node '{key}' ({name}): a barrier join has a soft reset only, so a "
+                         f"hard-reset IF joining two streams maps only with T = 1 (or reset "
+                         f"'soft')")
+    fields = _neuron_fields(key, node, theta, v_reset, 1.0, lreset, timesteps, levels)
+    terr = _threshold_error(fields, 1.0, theta)
+    fields.pop("reset")
+    lname = _layer_name(key, used)
+    layer = ir.Barrier(name=lname, inputs=(a, b), stream_weights=tuple(sw), **fields)
+    layers.append(layer)
+    report[lname] = {"node": str(key), "kind": "barrier", "q": 1.0,
+                     "threshold": layer.threshold, "weight_error": 0.0, "clipped": 0,
+                     "threshold_error": terr, **_leak_report(leak)}
+    shapes[lname], units[lname] = shapes[a], 1.0
+    src[key] = (lname,)
 
 
 def _synapse_layer(key, node, nkey, nnode, readout, lname, prev, shape, unit, timesteps,
@@ -790,35 +1010,71 @@ def to_nir(net, *, dt=DEFAULT_DT):
     Raises
     ------
     MlsnnError
-        Joins and max pools (NIR 1.0 has no max pooling; joins are not exported yet).
+        Max pools (NIR 1.0 has no max pooling), a barrier of a SEW join, a stream read twice.
     """
     nir = _nir()
     dt = _dt(None, dt)
-    if not net.is_sequential:
-        j = next(l for l in net.layers if l.n_inputs != 1 or l.passthrough) if any(
-            l.n_inputs != 1 or l.passthrough for l in net.layers) else net.layers[0]
-        raise MlsnnError(f"layer '{j.name}' ({j.kind}): only sequential networks are exported "
-                         f"to NIR (no joins yet)")
     nodes = {"input": nir.Input(input_type=np.array(net.input.shape))}
-    edges, notes, prev = [], [], "input"
+    # emit[name]: the NIR nodes whose outputs sum to the stream of IR layer ``name`` (a SEW
+    # join is the sum of its inputs' streams: NIR adds the edges into a node).
+    edges, notes, emit, sews = [], [], {ir.INPUT: ["input"]}, []
 
-    def add(key, node):
-        nonlocal prev
+    def add(key, node, srcs, join=None):
         if key in nodes:
             raise MlsnnError(f"layer names give the NIR node '{key}' twice: rename a layer")
+        if join is not None:
+            node.metadata = dict(node.metadata or {}, mlsnn_join=join)
         nodes[key] = node
-        edges.append((prev, key))
-        prev = key
+        edges.extend((s, key) for s in srcs)
+        return [key]
+
+    def streams(layer, names):
+        srcs = [k for n in names for k in emit[n]]
+        if len(set(srcs)) != len(srcs):
+            raise MlsnnError(f"layer '{layer.name}' ({layer.kind}): reads the stream of NIR "
+                             f"node '{next(k for k in srcs if srcs.count(k) > 1)}' twice, "
+                             f"which NIR edges (a set of sources per node) cannot say")
+        return srcs
 
     for layer in net.layers:
         info = net.info(layer.name)
         if isinstance(layer, MaxPool2d):
             raise MlsnnError(f"layer '{layer.name}' (maxpool2d): NIR 1.0 has no max pooling")
         out = np.array(info.out_shape)
+        if layer.kind == "sew":
+            emit[layer.name] = streams(layer, layer.inputs)
+            sews.append(f"{layer.name}:{','.join(layer.inputs)}")
+            continue
+        if layer.kind == "barrier":
+            srcs = []
+            for s, (src, w) in enumerate(zip(layer.inputs, layer.stream_weights)):
+                if len(emit[src]) != 1:
+                    raise MlsnnError(f"layer '{layer.name}' (barrier): its input '{src}' is a "
+                                     f"SEW join; a barrier of a SEW join is not exported to "
+                                     f"NIR")
+                srcs += emit[src] if w == 1 else add(
+                    f"{layer.name}_s{s}", nir.Scale(scale=np.full(tuple(out), float(w),
+                                                                  np.float32)), emit[src])
+            if len(set(srcs)) != 2:
+                raise MlsnnError(f"layer '{layer.name}' (barrier): joins the stream of NIR node "
+                                 f"'{srcs[0]}' with itself, which NIR edges cannot say")
+            emit[layer.name] = add(layer.name, _if_node(nir, layer, tuple(out), "soft", dt),
+                                   srcs)
+            if layer.levels > 1 or net.timesteps > 1:
+                notes.append(f"layer '{layer.name}': barrier join as an IF with two inputs"
+                             + (f", {layer.levels} levels" if layer.levels > 1 else "")
+                             + (" and a soft reset" if net.timesteps > 1 else "")
+                             + " (kept in metadata; other NIR tools see a binary IF with a "
+                               "hard reset)")
+            continue
+        (src,) = layer.inputs
+        srcs = streams(layer, layer.inputs)
+        join = src if len(srcs) > 1 else None
         if isinstance(layer, AvgPool2d):
             k = layer.kernel
-            add(layer.name, nir.SumPool2d(kernel_size=np.array([k, k]),
-                                          stride=np.array([k, k]), padding=np.array([0, 0])))
+            last = add(layer.name, nir.SumPool2d(kernel_size=np.array([k, k]),
+                                                 stride=np.array([k, k]),
+                                                 padding=np.array([0, 0])), srcs, join)
             reset = "soft"
         else:
             md = {"mlsnn_q": 1.0, "mlsnn_w_bits": int(layer.w_bits),
@@ -833,17 +1089,20 @@ def to_nir(net, *, dt=DEFAULT_DT):
                                   groups=1, bias=_floats(layer.bias), metadata=md)
             else:
                 if len(info.in_shape) != 1:
-                    add(f"{layer.name}_flatten",
-                        nir.Flatten(input_type={"input": np.array(info.in_shape)},
-                                    start_dim=0, end_dim=-1))
+                    srcs = add(f"{layer.name}_flatten",
+                               nir.Flatten(input_type={"input": np.array(info.in_shape)},
+                                           start_dim=0, end_dim=-1), srcs, join)
+                    join = None
                 node = nir.Affine(weight=_floats(layer.weight.T), bias=_floats(layer.bias),
                                   metadata=md)
-            add(layer.name, node)
+            last = add(layer.name, node, srcs, join)
             reset = layer.reset
         if getattr(layer, "readout", False):
+            emit[layer.name] = last
             continue
         k = getattr(layer, "leak", 0)
-        add(f"{layer.name}_{'lif' if k else 'if'}", _if_node(nir, layer, tuple(out), reset, dt))
+        emit[layer.name] = add(f"{layer.name}_{'lif' if k else 'if'}",
+                               _if_node(nir, layer, tuple(out), reset, dt), last)
         why = [w for w, bad in ((f"{layer.levels} levels", layer.levels > 1),
                                 ("a soft reset", reset == "soft" and net.timesteps > 1)) if bad]
         if why:
@@ -854,10 +1113,15 @@ def to_nir(net, *, dt=DEFAULT_DT):
                          f"{1 - 2.0 ** -k:g}) as LIF(tau = dt*2^{k} = {dt * 2.0 ** k:g}, r = "
                          f"2^{k}, dt = {dt:g}); other NIR tools leak in floats (beta*v), mlsnn "
                          f"keeps R - (R >> {k}) (docs/leak.md)")
-    add("output", nir.Output(output_type=np.array(net.info(net.readout.name).out_shape)))
+    add("output", nir.Output(output_type=np.array(net.info(net.readout.name).out_shape)),
+        emit[net.readout.name])
     meta = {"mlsnn_timesteps": int(net.timesteps), "mlsnn_in_bits": int(net.input.in_bits),
             "mlsnn_input_scale": float(net.input.scale), "mlsnn_input_unit": 1.0,
             "mlsnn_name": str(net.name), "mlsnn_dt": dt}
+    if not net.is_sequential:
+        meta["mlsnn_order"] = ",".join(l.name for l in net.layers)
+        if sews:
+            meta["mlsnn_sews"] = ";".join(sews)
     try:
         graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
     except (ValueError, AssertionError) as e:
@@ -940,6 +1204,8 @@ def run_float(graph, x, timesteps, *, reset=None, dt=None):
                 out[k] = y * (kk[0] * kk[1]) if name == "SumPool2d" else y
             elif name == "Flatten":
                 out[k] = v.reshape(B, -1)
+            elif name == "Scale":
+                out[k] = v * torch.as_tensor(_arr(node.scale))
             elif name in ("IF", "LIF"):
                 gain, theta, v_reset, leak = _neuron(k, node, dt)
                 if k not in state:

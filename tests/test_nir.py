@@ -347,8 +347,8 @@ def _errors():
         ("cycle", recurrent, {},
          "node 'lif': recurrent edge 'rec' -> 'lif' closes a cycle; mlsnn networks are "
          "feed-forward"),
-        ("fork", fork, {}, "node 'input' (Input) feeds 2 nodes (a, b): forks are not imported "
-                           "yet"),
+        ("fork", fork, {}, "node 'output' (Output) has 2 inputs (a, b); mlsnn's readout is one "
+                           "synapse before Output"),
         ("thresholds differ", _chain(_aff(3, 4), differ, _aff(3, 3)), {},
          "node 'if' (IF): per-neuron v_threshold that differ (1 to 2); mlsnn has one threshold "
          "per layer"),
@@ -444,11 +444,10 @@ def test_pool_errors():
                             "mlsnn pools tile their input")
 
 
-def test_export_of_a_join_is_one_line():
+def test_export_of_a_join_round_trips():
+    """Joins export since issue 14 §1 part 2 (tests/test_nir_lif.py has the rest)."""
     net = random_network(0, kind="residual", join="sew")
-    with pytest.raises(MlsnnError, match=r"^layer '\w+' \((join-sew|sew|barrier)\): only "
-                                         r"sequential networks are exported to NIR"):
-        nir_io.to_nir(net)
+    _same(net, nir_io.from_nir(nir_io.to_nir(net)[0])[0])
 
 
 # -- command line ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from golden.errors import MlsnnError
 NAME = "import"
 HELP = "NIR graph (model.nir) -> IR (network.json + .npz); prints the quantization error"
 DESCRIPTION = ("Map a feed-forward NIR graph (Input, Affine/Linear/Conv2d -> IF or LIF, "
+               "several edges into a node = a SEW join, an IF fed by two streams = a barrier, "
                "SumPool2d/AvgPool2d -> IF, Flatten, and a readout: the last synapse before "
                "Output, I or a non-leaky LI) onto the integer IR, quantizing float weights and "
                "thresholds as 'mlsnn export' does. NIR's IF fires on v > threshold with a hard "
