@@ -85,6 +85,12 @@ Readout layer: the fire unit never fires; at t < T the sweep writes H back and e
 but EOT; at t = T it emits one READOUT token ``(j, H)`` per neuron, j ascending, writes v0 and
 then emits EOT.
 
+Bit-serial layer (``coding="bitserial"``, docs/bitserial.md): P starts at 0; the fire unit is
+a :class:`hw.neuron.BitSerialUnit` (latency 1) and the sweep follows the schedule of
+:class:`hw.stages.Sweep` with ``bitserial=True``: at the input EOTs of t < T a doubling sweep
+(P ← 2P, nothing emitted, no EOT), at the T-th T fire sweeps back to back with their EOTs; the
+bias is read in the first fire sweep only. :attr:`LayerCore.eot_latency` describes rate cores.
+
 Backpressure: ``i.ready`` (S empty), ``o.valid`` and ``o.payload`` (O) are registers: no
 combinational path enters or leaves the core through a handshake, and a lack of credits (not
 the consumer's ``o.ready`` itself) stalls the sweep; cores are still separated by FIFOs in the
