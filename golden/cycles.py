@@ -227,17 +227,20 @@ class _Serial:
         return load
 
 
-def _sweep(d, words, credits, out, lat, interval):
+def _sweep(d, words, credits, out, lat, interval, eot=True):
     """The sweep after the drain ended in cycle ``d``: one word issued per cycle while a credit
     is free (and, serial fire unit, the unit takes it), written back ``lat`` cycles after the
     unit took it; then the EOT. ``words``: the tokens each word emits. Returns the cycle the
-    EOT enters Q (the core integrates again from the next cycle)."""
+    EOT enters Q (the core integrates again from the next cycle). ``eot=False``: a bit-serial
+    doubling sweep (no tokens, no EOT): the cycle after the last write-back."""
     s, tau, wb = d, _NEG, d
     for toks in words:
         s = max(s + 1, credits.free(), tau)
         tau = max(s + 1, tau + interval)
         wb = tau + lat
         credits.take(out.word(toks, wb) if toks else wb)
+    if not eot:
+        return wb + 1
     done = max(wb + 1, credits.free())
     credits.take(out.word([(EOT, 0, 0)], done))
     return done
@@ -280,11 +283,14 @@ class _Core:
         self.n_out = info.n_out
         self.T = net.timesteps
         self.serial_syn = synapse == "serial"
+        self.bitserial = getattr(layer, "coding", "rate") == "bitserial"
         if self.kind in ("dense", "conv2d"):
             self.L = layer.lanes
             self.fan = (layer.fanout_counts(info.in_shape) // self.L).astype(np.int64)
             self.lat, self.interval = _fire_timing(discharge, layer.levels, layer.readout,
                                                    pipelined=True)
+            if self.bitserial:          # hw.neuron.BitSerialUnit, whatever the discharge
+                self.lat, self.interval = 1, 1
             order = net.emission_order(layer.name)
             self.order = np.arange(self.n_out) if order is None else order
         elif self.kind == "maxpool2d":
@@ -334,6 +340,10 @@ def _layer_run(core, src, sweeps):
     l_prev = t_prev = g_free = drain = integ = _NEG
     g = rm = km = md = _NEG        # synapse pipe (serial): last G issue, R→K, K→M, M done
     t = 0
+    eots_in = 0
+    # A bit-serial core (docs/bitserial.md §5): a doubling sweep at the input EOTs 1 … T − 1,
+    # then T fire sweeps back to back, the next one starting in the cycle its EOT enters Q.
+    doubling = core.bitserial and not core.readout
     for k, (kind, index, value) in enumerate(src.tokens):
         a = max(src.valid(k), l_prev + 1)         # S empty
         src.accept(k, a)
@@ -343,10 +353,17 @@ def _layer_run(core, src, sweeps):
         if kind == EOT:
             tk = max(lo + 1, g_free, integ)
             d = max(tk + 1, drain)
-            done = _sweep(d, sweeps[t], core.credits, core.outq, core.lat, core.interval)
-            st.eot_e.append(core.outq.last)
+            eots_in += 1
+            if doubling and eots_in % core.T:
+                done = _sweep(d, [[]] * len(core.words_of), core.credits, core.outq,
+                              core.lat, core.interval, eot=False)
+            for _ in range(core.T if doubling and not eots_in % core.T else
+                           0 if doubling else 1):
+                done = d = _sweep(d, sweeps[t], core.credits, core.outq, core.lat,
+                                  core.interval)
+                st.eot_e.append(core.outq.last)
+                t += 1
             integ = done + 1
-            t += 1
         else:
             F = int(core.fan[index])
             if F == 0:                            # no target: leaves D at once

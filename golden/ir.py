@@ -59,7 +59,7 @@ from .errors import MlsnnError
 __all__ = [
     "SCHEMA_VERSION", "InputSpec", "Kind", "Dense", "Conv2d", "Join", "Barrier", "Sew",
     "Network", "KINDS", "register", "kind_of", "load", "save", "conv_out_size", "RESETS",
-    "MAX_LEAK", "leak_int",
+    "MAX_LEAK", "leak_int", "CODINGS",
 ]
 
 #: Version written; :func:`from_json` reads 1 (kind ``"join"`` + ``mode``) and 2.
@@ -69,6 +69,10 @@ INPUT = "input"
 #: Values of a spiking layer's ``reset`` (docs/reset.md): ``"soft"`` P ← H − z·θ, ``"hard"``
 #: P ← v0 when z ≥ 1.
 RESETS = ("soft", "hard")
+#: Values of a spiking layer's ``coding`` (docs/bitserial.md): ``"rate"`` the neuron of SPEC §2,
+#: ``"bitserial"`` the MSB-first bit-serial neuron of seed 003 (Horner accumulate, then T
+#: binary fires against θ·2^(T−1), …, θ).
+CODINGS = ("rate", "bitserial")
 #: Largest ``leak`` k of a spiking layer (docs/leak.md): β = 1 − 2^−k; 0 is no leak (IF).
 MAX_LEAK = 30
 
@@ -335,6 +339,7 @@ class _Spiking(Kind):
     lanes: int = 1
     reset: str = "soft"
     leak: int = 0
+    coding: str = "rate"
 
     def _check_common(self):
         owner = f"layer '{self.name}'"
@@ -357,7 +362,33 @@ class _Spiking(Kind):
         if self.readout and self.leak:
             raise MlsnnError(f"{owner}: a leaky readout is not supported (leak {self.leak}): "
                              f"the readout integrates and never fires; give it leak 0")
+        if not isinstance(self.coding, str) or self.coding not in CODINGS:
+            raise MlsnnError(f"{owner}: field 'coding' must be 'rate' or 'bitserial', not "
+                             f"{self.coding!r}")
+        if self.coding == "bitserial":
+            if self.levels != 1:
+                raise MlsnnError(f"{owner}: a bit-serial layer emits binary spikes: levels must "
+                                 f"be 1, not {self.levels}")
+            if self.reset != "soft":
+                raise MlsnnError(f"{owner}: a bit-serial layer fires by subtraction: reset "
+                                 f"must be 'soft', not {self.reset!r}")
+            if self.leak:
+                raise MlsnnError(f"{owner}: a bit-serial layer has no leak (leak "
+                                 f"{self.leak}); give it leak 0")
         return owner
+
+    @property
+    def bitserial(self):
+        """True for ``coding="bitserial"`` (docs/bitserial.md)."""
+        return self.coding == "bitserial"
+
+    def static_bound(self, T, per_t):
+        """SPEC §3's bound; a bit-serial layer sums T bit-planes with weights 2^(T−1) … 1
+        (docs/bitserial.md §3): ``|v0| + (2^T − 1)·per_t``, and its largest threshold
+        ``θ·2^(T−1)`` must fit too."""
+        if self.coding != "bitserial":
+            return super().static_bound(T, per_t)
+        return max(abs(self.v0) + ((1 << T) - 1) * per_t, self.threshold << (T - 1))
 
     def _check_lanes(self, owner, channels, what):
         if channels % self.lanes:
@@ -666,6 +697,22 @@ Barrier.bias = property(lambda self: None)
 
 
 
+def _check_coding(owner, layer, earlier):
+    """docs/bitserial.md §6: a bit-serial layer reads the network input or a bit-serial
+    layer; only a bit-serial dense or conv2d layer reads a bit-serial layer."""
+    coding = {l.name: getattr(l, "coding", "rate") for l in earlier}
+    mine = getattr(layer, "coding", "rate")
+    for src in layer.inputs:
+        theirs = coding.get(src, "input")
+        if mine == "bitserial" and theirs == "rate":
+            raise MlsnnError(f"{owner}: a bit-serial layer must read the network input or a "
+                             f"bit-serial layer, not the rate-coded layer '{src}'")
+        if theirs == "bitserial" and mine != "bitserial":
+            what = layer.kind if not hasattr(layer, "coding") else "rate-coded layer"
+            raise MlsnnError(f"{owner}: reads the bit-serial layer '{src}', so it must be a "
+                             f"bit-serial dense or conv2d layer, not a {what}")
+
+
 @dataclass(frozen=True, eq=False)
 class LayerInfo:
     """Derived static facts about one layer in its network (see :meth:`Network.info`)."""
@@ -732,6 +779,7 @@ class Network:
             if layer.readout != is_last:
                 raise MlsnnError(f"{owner}: field 'readout' must be true for the last layer and "
                                  f"only for it")
+            _check_coding(owner, layer, layers[:idx])
             in_shape = shapes[layer.inputs[0]]
             z_in = tuple(zmax[s] for s in layer.inputs)
             # Per input index per timestep a SEW-fed layer sees one event of each stream.
@@ -756,6 +804,10 @@ class Network:
                                      f"weights")
                 forced = getattr(layer, "potential_width", None)
                 width = forced if forced is not None else safe
+                if getattr(layer, "coding", "rate") == "bitserial" and width < safe:
+                    raise MlsnnError(f"{owner}: a bit-serial layer cannot saturate: its "
+                                     f"potential_width ({width}) must be at least its safe "
+                                     f"width {safe}")
                 if not layer.readout and getattr(layer, "threshold", None) is not None and \
                         layer.threshold > (1 << (width - 1)) - 1:
                     raise MlsnnError(f"{owner}: 'threshold' {layer.threshold} can never be "

@@ -38,7 +38,7 @@ import torch
 from .ir import MAX_LEAK as _MAX_LEAK
 from .ir import leak_int
 
-__all__ = ["MultiLevelIF", "multilevel_if", "leak_int"]
+__all__ = ["MultiLevelIF", "multilevel_if", "leak_int", "bitserial_if"]
 
 
 _SURROGATES = ("sigmoid", "ste")
@@ -348,3 +348,51 @@ def multilevel_if(currents, threshold, levels, v0=0, *, return_potentials=False,
     if return_potentials:
         return z, final, torch.stack(ps)
     return z, final
+
+
+def bitserial_if(currents, threshold, v0=0, bias=0):
+    """The integer bit-serial neuron of docs/bitserial.md (seed 003, corrected Eq. 8), MSB first.
+
+    Accumulate (Horner) over the T input timesteps, then fire T binary spikes by subtraction::
+
+        acc  = 0;  acc ← 2·acc + c(t)          for t = 1..T   (c(t) = Σ_i w_ij·s_i(t), no bias)
+        U    = acc + b + v0                                   (bias and offset once)
+        R    = U;  s(t) = [R ≥ θ·2^(T−t)],  R ← R − s(t)·θ·2^(T−t)   for t = 1..T
+
+    so that ``Σ_t s(t)·2^(T−t) = clip(floor(U / θ), 0, 2^T − 1)``; v0 = θ // 2 rounds to
+    nearest (the seed's offset θ_seed/2^(T+1) with θ_seed = 2^T·θ).
+
+    Parameters
+    ----------
+    currents : sequence of int, or int64 tensor ``[T, ...]``
+        c(1), …, c(T), the weighted input bit-planes (input bit t carries weight 2^(T−t)).
+    threshold : int
+        θ ≥ 1, the value of the least significant output bit.
+    v0, bias : int or int64 tensor
+        Added once to the accumulated sum.
+
+    Returns
+    -------
+    bits : list
+        s(1), …, s(T) (ints, or int64 tensors like ``currents[0]``), MSB first.
+    u : int or tensor
+        U, what a bit-serial readout emits.
+    """
+    theta = _check_int_threshold(threshold)
+    for name, v in (("v0", v0), ("bias", bias)):
+        if isinstance(v, bool) or not isinstance(v, (numbers.Integral, torch.Tensor)):
+            raise TypeError(f"{name} must be an integer, not {v!r}")
+    T = len(currents)
+    if T < 1:
+        raise ValueError("currents must hold at least one timestep")
+    acc = 0
+    for c in currents:
+        acc = 2 * acc + c
+    u = acc + bias + v0
+    r, bits = u, []
+    for t in range(T):
+        thr = theta << (T - 1 - t)
+        s = (r >= thr) * 1
+        r = r - s * thr
+        bits.append(s)
+    return bits, u

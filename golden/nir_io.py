@@ -1038,6 +1038,9 @@ def to_nir(net, *, dt=DEFAULT_DT):
 
     for layer in net.layers:
         info = net.info(layer.name)
+        if getattr(layer, "coding", "rate") == "bitserial":
+            raise MlsnnError(f"layer '{layer.name}': a bit-serial layer (docs/bitserial.md) has "
+                             f"no NIR neuron; only rate-coded networks are exported")
         if isinstance(layer, MaxPool2d):
             raise MlsnnError(f"layer '{layer.name}' (maxpool2d): NIR 1.0 has no max pooling")
         out = np.array(info.out_shape)

@@ -29,7 +29,8 @@ from .counters import GOLDEN_COUNTERS as COUNTERS
 from .errors import MlsnnError
 from .ir import INPUT, Network
 
-__all__ = ["run", "Result", "COUNTERS", "fire", "reset_potential", "order_exact"]
+__all__ = ["run", "Result", "COUNTERS", "fire", "reset_potential", "order_exact",
+           "bitserial_fire", "shifts"]
 
 _EXACT = 1 << 52
 
@@ -207,16 +208,16 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
         fan = torch.from_numpy(prim.fanout).to(torch.float64)
         lo, hi = -(1 << (info.width - 1)), (1 << (info.width - 1)) - 1
         narrow = info.width < info.safe_width
-        if narrow and order_exact(net, layer):
+        if getattr(layer, "coding", "rate") == "bitserial":     # never narrow (golden.ir)
+            saturations[layer.name] = np.zeros(B, np.int64)
+            zs, u, cur_t = _bitserial(prim, fan, layer, info, ev, cnt, T)
+            readout = u if layer.readout else readout
+        elif narrow and order_exact(net, layer):
             src = info.streams[0]
             zs, ro, ovf, nsat = _saturating(prim, layer, info, ev[src], lo, hi,
                                             None if src == INPUT else net.emission_order(src))
             for t in range(T):
-                z_in = ev[info.streams[0]][t]
-                mask = (z_in > 0).to(torch.float64)
-                cnt["ev_in"] += mask.sum(1)
-                cnt["syn_updates"] += mask @ fan
-                cnt["syn_acc"] += z_in @ fan
+                _count_inputs(cnt, ev[info.streams[0]][t], fan)
                 if not layer.readout:
                     cnt["ev_out"] += (zs[t] > 0).sum(1).to(torch.float64)
             cur_t = [prim.apply(ev[info.streams[0]][t], 0) + prim.bias for t in range(T)] \
@@ -300,16 +301,79 @@ def order_exact(net, layer):
     return not layer.passthrough and len(net.info(layer.name).streams) == 1
 
 
+def bitserial_fire(u, threshold, T):
+    """The T binary fires of a bit-serial neuron (docs/bitserial.md §2), MSB first, on a float64
+    integer-valued tensor ``u`` (U = acc + b + v0): ``[s(1), …, s(T)]`` (same dtype), s(t) =
+    [R ≥ θ·2^(T−t)], R ← R − s(t)·θ·2^(T−t); Σ_t s(t)·2^(T−t) = clip(floor(U/θ), 0, 2^T − 1)."""
+    r = u.clone()
+    bits = []
+    for t in range(T):
+        thr = float(threshold << (T - 1 - t))
+        s = (r >= thr).to(u.dtype)
+        r = r - s * thr
+        bits.append(s)
+    return bits
+
+
+def _count_inputs(cnt, z, fan):
+    """SPEC §5's input counters of one timestep's events ``z`` ``[B, n_in]`` (fan-out ``fan``)."""
+    mask = (z > 0).to(torch.float64)
+    cnt["ev_in"] += mask.sum(1)
+    cnt["syn_updates"] += mask @ fan
+    cnt["syn_acc"] += z @ fan
+
+
+def _bitserial(prim, fan, layer, info, ev, cnt, T):
+    """A bit-serial layer (docs/bitserial.md): Horner over the T input timesteps, acc ← 2·acc
+    + Σ_i w_ij·z_i(t); U = acc + b + v0 once; then T binary fires (or, for the readout, U).
+    Returns the per-timestep events, U and the per-timestep currents (bias at t = T)."""
+    B = ev[info.streams[0]][0].shape[0]
+    acc = torch.zeros(B, info.n_out, dtype=torch.float64)
+    cur_t = []
+    for t in range(T):
+        z = ev[info.streams[0]][t]
+        _count_inputs(cnt, z, fan)
+        cur = prim.apply(z, 0)
+        cur_t.append(cur + prim.bias if t == T - 1 else cur)
+        acc = 2 * acc + cur
+    u = acc + prim.bias + float(layer.v0)
+    if layer.readout:
+        return [torch.zeros_like(u)] * T, u, cur_t
+    zs = bitserial_fire(u, layer.threshold, T)
+    for z in zs:
+        cnt["ev_out"] += (z > 0).sum(1).to(torch.float64)
+    return zs, u, cur_t
+
+
+def shifts(net, name):
+    """Potential doublings (the Horner step P ← 2P) that layer ``name`` performs per image:
+    (T − 1)·N_out for a bit-serial layer (one per neuron at the end of every input timestep
+    but the last), 0 otherwise; known from the IR, like the leak's shift-subtracts."""
+    layer = net.layer(name)
+    if getattr(layer, "coding", "rate") != "bitserial":
+        return 0
+    return (net.timesteps - 1) * net.info(name).n_out
+
+
+def _sweeps(layer, T):
+    """Sweeps per image: T (rate); bit-serial T − 1 doubling sweeps and T fire sweeps (the
+    readout: one final sweep), with one bias read per neuron (docs/bitserial.md §5)."""
+    if getattr(layer, "coding", "rate") != "bitserial":
+        return T, T
+    return (T if layer.readout else 2 * T - 1), 1
+
+
 def _finish(layer, info, cnt, T):
     # Memory accesses follow from the updates: one w read per update (kinds with weights),
-    # one p read and write per update plus T·N_out for the sweeps, one bias read per neuron
-    # and timestep (kinds with a bias).
-    sweep = float(T * info.n_out)
+    # one p read and write per update plus N_out per sweep, one bias read per neuron
+    # and timestep (kinds with a bias; a bit-serial layer reads its bias once).
+    n_sweeps, n_bias = _sweeps(layer, T)
+    sweep = float(n_sweeps * info.n_out)
     cnt["p_rd"] = cnt["syn_updates"] + sweep
     cnt["p_wr"] = cnt["syn_updates"] + sweep
     if "weight" in layer.arrays:
         cnt["w_rd"] = cnt["syn_updates"].clone()
-        cnt["b_rd"] = torch.full_like(cnt["ev_in"], sweep)
+        cnt["b_rd"] = torch.full_like(cnt["ev_in"], float(n_bias * info.n_out))
     # Word accesses: a core with L lanes moves L synapses or neurons per access, and L
     # divides every access count (it divides the output channels; docs/lanes.md).
     lanes = float(getattr(layer, "lanes", 1))

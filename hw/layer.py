@@ -85,6 +85,12 @@ Readout layer: the fire unit never fires; at t < T the sweep writes H back and e
 but EOT; at t = T it emits one READOUT token ``(j, H)`` per neuron, j ascending, writes v0 and
 then emits EOT.
 
+Bit-serial layer (``coding="bitserial"``, docs/bitserial.md): P starts at 0; the fire unit is
+a :class:`hw.neuron.BitSerialUnit` (latency 1) and the sweep follows the schedule of
+:class:`hw.stages.Sweep` with ``bitserial=True``: at the input EOTs of t < T a doubling sweep
+(P ← 2P, nothing emitted, no EOT), at the T-th T fire sweeps back to back with their EOTs; the
+bias is read in the first fire sweep only. :attr:`LayerCore.eot_latency` describes rate cores.
+
 Backpressure: ``i.ready`` (S empty), ``o.valid`` and ``o.payload`` (O) are registers: no
 combinational path enters or leaves the core through a handshake, and a lack of credits (not
 the consumer's ``o.ready`` itself) stalls the sweep; cores are still separated by FIFOs in the
@@ -125,7 +131,7 @@ from .integrate import AddressGenerator, SynapsePipe, product_shape
 from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width, value_width
 from .memory import (CountedMemory, MemorySpec, SpramBank, pack_words, split_columns,
                      spram_geometry)
-from .neuron import FireUnit, check_choice, check_int, fire_timing
+from .neuron import BitSerialUnit, FireUnit, check_choice, check_int, fire_timing
 from .stages import Accumulate, Counters, SkidBuffer, Sweep, inference_bracket
 
 __all__ = ["LayerCore", "CounterLayout", "check_v0", "check_lanes", "pack_lanes",
@@ -168,6 +174,9 @@ def check_lanes(layer, weights="rom"):
     lanes = getattr(layer, "lanes", 1)
     if lanes == 1:
         return
+    if getattr(layer, "coding", "rate") == "bitserial":
+        raise ValueError(f"layer '{layer.name}': lanes > 1 on a bit-serial layer is not "
+                         f"supported (lanes {lanes}); use lanes 1")
     if isinstance(layer, Conv2d) and layer.readout:
         raise ValueError(f"layer '{layer.name}': lanes > 1 on a conv2d readout is not "
                          f"supported (lanes {lanes}): its potentials must leave in index "
@@ -456,8 +465,11 @@ class LayerCore(SingleInput, wiring.Component):
                                                  depth=c_out // L,
                                                  init=init_of(layer.bias, layer.b_bits),
                                                  writable=False, max_width=self._ram_width)
+        bitserial = getattr(layer, "coding", "rate") == "bitserial"
+        # A bit-serial core starts from 0 and adds v0 once with the bias (docs/bitserial.md).
+        p_init = 0 if bitserial else layer.v0
         m.submodules.pmem = pmem = CountedMemory(shape=shape_of(pw), depth=n_w,
-                                                 init=init_of([layer.v0] * n_out, pw),
+                                                 init=init_of([p_init] * n_out, pw),
                                                  max_width=self._ram_width)
         for mem in (wmem, bmem, pmem):
             m.d.comb += mem.clear.eq(self.clear)
@@ -522,22 +534,27 @@ class LayerCore(SingleInput, wiring.Component):
                      acc.p_data.eq(pmem.rd_data), acc.clear.eq(self.clear)]
 
         # -- sweep: read P[j], B[co] → W1 → fire unit → write-back → Q (hw.stages.Sweep) ----
-        fires = [FireUnit(
-            levels=layer.levels, threshold=layer.threshold, potential_width=pw,
-            bias_width=layer.b_bits, index_width=index_width(n_w), v0=layer.v0,
-            discharge=self._discharge, readout=layer.readout, saturate=self._narrow,
-            pipelined=True, reset=layer.reset, leak=layer.leak) for _ in range(L)]
+        if bitserial:
+            fires = [BitSerialUnit(threshold=layer.threshold, timesteps=T, potential_width=pw,
+                                   bias_width=layer.b_bits, index_width=index_width(n_w),
+                                   v0=layer.v0, readout=layer.readout)]
+        else:
+            fires = [FireUnit(
+                levels=layer.levels, threshold=layer.threshold, potential_width=pw,
+                bias_width=layer.b_bits, index_width=index_width(n_w), v0=layer.v0,
+                discharge=self._discharge, readout=layer.readout, saturate=self._narrow,
+                pipelined=True, reset=layer.reset, leak=layer.leak) for _ in range(L)]
         for fire in fires:
             m.d.comb += fire.clear.eq(self.clear)
         m.submodules.sweep = sweep = Sweep(units=fires, n=n_w, timesteps=T,
                                            out_layout=self.out_layout, readout=layer.readout,
-                                           pixels=geo.hw_out)
+                                           pixels=geo.hw_out, bitserial=bitserial)
         drain_done = Signal()
         m.d.comb += [
             drain_done.eq(draining & ~gen.busy & ~syn.busy & ~acc.busy),
             sweep.start.eq(drain_done),
             sweep.p_data.eq(pmem.rd_data), sweep.b_data.eq(bmem.rd_data),
-            bmem.rd_addr.eq(sweep.b_addr), bmem.rd_en.eq(sweep.issue),
+            bmem.rd_addr.eq(sweep.b_addr), bmem.rd_en.eq(sweep.b_en),
         ]
         wiring.connect(m, wiring.flipped(self.o), sweep.o)
         with m.If(drain_done):
@@ -554,7 +571,7 @@ class LayerCore(SingleInput, wiring.Component):
             m.d.sync += p_raddr.eq(syn.m_j)
         with m.Elif(sweep.issue):
             m.d.sync += p_raddr.eq(sweep.j + 1)
-        with m.Elif(drain_done):
+        with m.Elif(drain_done | sweep.restart):
             m.d.sync += p_raddr.eq(0)
         m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(sweep.issue | syn.valid)]
         with m.If(sweep.wb):

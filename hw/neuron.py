@@ -27,7 +27,8 @@ from golden.ir import MAX_LEAK, leak_int
 
 from .layout import value_width
 
-__all__ = ["FireUnit", "fire_timing", "FireInLayout", "FireOutLayout", "check_int", "saturate"]
+__all__ = ["FireUnit", "fire_timing", "FireInLayout", "FireOutLayout", "check_int", "saturate",
+           "BitSerialUnit", "BitSerialInLayout", "bitserial_sweeps"]
 
 
 def check_int(name, value, *, minimum=None, what=None):
@@ -176,15 +177,7 @@ class FireUnit(wiring.Component):
                  v0=0, discharge="parallel", readout=False, saturate=False, pipelined=False,
                  reset="soft", leak=0):
         self._levels = check_int("levels", levels, minimum=1)
-        self._threshold = check_int("threshold", threshold, minimum=1)
-        self._pw = check_int("potential_width", potential_width, minimum=2)
-        self._bw = check_int("bias_width", bias_width, minimum=1)
-        self._iw = check_int("index_width", index_width, minimum=1)
-        self._v0 = check_int("v0", v0)
-        lo, hi = -(1 << (self._pw - 1)), (1 << (self._pw - 1)) - 1
-        if not lo <= v0 <= hi:
-            raise ValueError(f"v0 ({v0}) does not fit the potential width {self._pw} "
-                             f"([{lo}, {hi}])")
+        self._check_neuron(threshold, potential_width, bias_width, index_width, v0)
         self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
         self._readout = bool(readout)
         self._hard = check_choice("reset", reset, ("soft", "hard")) == "hard"
@@ -202,6 +195,18 @@ class FireUnit(wiring.Component):
             "overflow": Out(1),
             "saturations": Out(COUNTER_WIDTH),
         })
+
+    def _check_neuron(self, threshold, potential_width, bias_width, index_width, v0):
+        """θ, the widths and v0 (which must fit the potential width) of a neuron stage."""
+        self._threshold = check_int("threshold", threshold, minimum=1)
+        self._pw = check_int("potential_width", potential_width, minimum=2)
+        self._bw = check_int("bias_width", bias_width, minimum=1)
+        self._iw = check_int("index_width", index_width, minimum=1)
+        self._v0 = check_int("v0", v0)
+        lo, hi = -(1 << (self._pw - 1)), (1 << (self._pw - 1)) - 1
+        if not lo <= v0 <= hi:
+            raise ValueError(f"v0 ({v0}) does not fit the potential width {self._pw} "
+                             f"([{lo}, {hi}])")
 
     @property
     def latency(self):
@@ -392,4 +397,118 @@ class FireUnit(wiring.Component):
                     ]
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += self.o.valid.eq(0)
+        return m
+
+
+class BitSerialInLayout(data.StructLayout):
+    """:class:`FireInLayout` and the sweep number ``step`` of the inference (0 … S − 1)."""
+
+    def __init__(self, index_width, potential_width, bias_width, sweeps):
+        super().__init__({
+            "index": unsigned(index_width),
+            "p": signed(potential_width),
+            "b": signed(bias_width),
+            "last": unsigned(1),
+            "step": range(sweeps),
+        })
+
+
+def bitserial_sweeps(timesteps, readout=False):
+    """Sweeps of a bit-serial core per inference (docs/bitserial.md §5): T − 1 doubling sweeps
+    and T fire sweeps (a readout: T − 1 doubling sweeps and its final sweep)."""
+    return timesteps if readout else 2 * timesteps - 1
+
+
+class BitSerialUnit(wiring.Component):
+    """The neuron stage of a bit-serial core (docs/bitserial.md), one neuron per cycle.
+
+    Per sweep ``step`` s of the inference (the sweep passes it with every neuron)::
+
+        s < T − 1 (doubling sweep):       P' = 2·P                         (no spike)
+        s = T − 1 + k, k = 0 … T − 1:     H  = P + (b + v0 if k = 0 else 0)
+                                          z  = [H ≥ θ·2^(T−1−k)]
+                                          P' = H − z·θ·2^(T−1−k)   (0 at k = T − 1)
+
+    A readout unit (``readout=True``, T sweeps): ``P' = 2·P`` for s < T − 1; at s = T − 1,
+    ``H = P + b + v0`` (``h``, what the readout emits), ``z = 0``, ``P' = 0``. The thresholds
+    θ·2^(T−1−k) are constants selected by k (no shifter is built).
+
+    Timing: latency 1 cycle, one neuron per cycle; ``o.valid`` is a register and a stalled
+    output holds the unit (``i.ready`` low), as for :class:`FireUnit`'s parallel unit.
+
+    Parameters
+    ----------
+    threshold : int
+        θ >= 1, the value of the least significant output bit.
+    timesteps : int
+        T >= 1.
+    potential_width, bias_width, index_width : int
+        As for :class:`FireUnit`; the potential width must hold θ·2^(T−1) and 2·P (the static
+        bound of docs/bitserial.md §3 guarantees both).
+    v0 : int
+        The rounding offset added once, with the bias (θ // 2 rounds to nearest).
+    readout : bool
+
+    Members
+    -------
+    i : In(stream.Signature(BitSerialInLayout))
+    o : Out(stream.Signature(FireOutLayout))
+        ``{index, z (0 or 1), p (P'), h (H)}``.
+    clear : In(1)
+    overflow, saturations : Out
+        Always 0 (a bit-serial layer cannot saturate), for the core's counters.
+    """
+
+    def __init__(self, *, threshold, timesteps, potential_width, bias_width=16, index_width=1,
+                 v0=0, readout=False):
+        self._T = check_int("timesteps", timesteps, minimum=1)
+        FireUnit._check_neuron(self, threshold, potential_width, bias_width, index_width, v0)
+        self._readout = bool(readout)
+        top = self._threshold << (self._T - 1)
+        if top > (1 << (self._pw - 1)) - 1:
+            raise ValueError(f"threshold x 2^(timesteps-1) ({top}) does not fit the potential "
+                             f"width {self._pw}")
+        self._S = bitserial_sweeps(self._T, self._readout)
+        super().__init__({
+            "i": In(stream.Signature(BitSerialInLayout(self._iw, self._pw, self._bw,
+                                                       self._S))),
+            "o": Out(stream.Signature(FireOutLayout(self._iw, self._pw, 1))),
+            "clear": In(1),
+            "overflow": Out(1),
+            "saturations": Out(COUNTER_WIDTH),
+        })
+
+    latency = 1
+    interval = 1
+
+    def elaborate(self, platform):
+        m = Module()
+        pw, T, theta = self._pw, self._T, self._threshold
+        ip, out = self.i.payload, self.o.payload
+        first = ip.step == T - 1                  # the first fire sweep adds b + v0
+        doubling = ip.step < T - 1
+        h = Signal(signed(pw))
+        m.d.comb += h.eq(Mux(first, ip.p + ip.b + self._v0, ip.p))
+        thr = Signal(signed(pw))
+        with m.Switch(ip.step):
+            for k in range(self._S - (T - 1)):
+                with m.Case(T - 1 + k):
+                    m.d.comb += thr.eq(theta << (T - 1 - k))
+        fired = Signal()
+        if not self._readout:
+            m.d.comb += fired.eq(~doubling & (h >= thr))
+        p_next = Signal(signed(pw))
+        with m.If(doubling):
+            m.d.comb += p_next.eq(ip.p << 1)
+        with m.Elif(ip.step == self._S - 1):
+            m.d.comb += p_next.eq(0)
+        with m.Else():
+            m.d.comb += p_next.eq(Mux(fired, h - thr, h))
+        accepted = self.i.valid & self.i.ready
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(accepted):
+            m.d.sync += [self.o.valid.eq(1), out.index.eq(ip.index), out.z.eq(fired),
+                         out.h.eq(h), out.p.eq(p_next)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
         return m

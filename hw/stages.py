@@ -368,6 +368,12 @@ class Sweep(wiring.Component):
         (the emission order of docs/lanes.md).
     depth, credits : int
         Q's store and credits (8 and 8: one word per cycle through the pipelined unit).
+    bitserial : bool
+        The schedule of docs/bitserial.md §5 (one lane; the units are
+        :class:`hw.neuron.BitSerialUnit`, which get the sweep number as ``step``): T − 1
+        doubling sweeps that end without an EOT (:attr:`done` as the last write-back is
+        counted), then T fire sweeps back to back (:attr:`restart` between them), each followed
+        by its EOT; :attr:`done` after the last. A readout keeps T sweeps with their EOTs.
 
     Members
     -------
@@ -386,7 +392,14 @@ class Sweep(wiring.Component):
     wb, wb_j, wb_p : Out
         Write ``P'[wb_j] = wb_p`` (L lanes) this cycle.
     done : Out(1)
-        The EOT enters Q this cycle.
+        The EOT enters Q this cycle (bit-serial: a doubling sweep ended, or the last fire
+        sweep's EOT entered Q); the caller integrates again from the next cycle.
+    restart : Out(1)
+        Bit-serial: a fire sweep's EOT entered Q and the next fire sweep starts (the caller's
+        read address register loads 0); always 0 otherwise.
+    b_en : Out(1)
+        Read the bias memory this cycle: :attr:`issue` (bit-serial: in the first fire sweep
+        only, once per neuron and inference).
     last_t : Out(1)
         The current timestep is the inference's last.
     o : Out(stream.Signature(out_layout))
@@ -395,7 +408,7 @@ class Sweep(wiring.Component):
     """
 
     def __init__(self, *, units, n, timesteps, out_layout, readout=False, pixels=1, depth=8,
-                 credits=8):
+                 credits=8, bitserial=False):
         self._units = list(units)
         self._L = len(self._units)
         if not self._L:
@@ -406,6 +419,9 @@ class Sweep(wiring.Component):
         if n % pixels:
             raise ValueError(f"pixels ({pixels}) must divide n ({n})")
         self._readout = bool(readout)
+        self._bitserial = bool(bitserial)
+        if self._bitserial and len(self._units) != 1:
+            raise ValueError("a bit-serial sweep has one lane")
         self._out_layout = out_layout
         self._depth, self._credits = depth, credits
         fin = self._units[0].i.payload
@@ -426,6 +442,8 @@ class Sweep(wiring.Component):
             "last_t": Out(1),
             "o": Out(stream.Signature(out_layout)),
             "out_last": Out(1),
+            "b_en": Out(1),
+            "restart": Out(1),
         })
 
     def elaborate(self, platform):
@@ -439,10 +457,19 @@ class Sweep(wiring.Component):
                 m.submodules[f"unit{k}"] = u
         u0 = units[0]
 
-        t_cur = Signal(range(T))
+        # Sweeps per inference: T (rate); bit-serial (docs/bitserial.md §5) T − 1 doubling
+        # sweeps, which emit nothing, not even an EOT, and return to integration, then T fire
+        # sweeps back to back, each followed by its EOT (a readout: T sweeps, as rate).
+        S = (2 * T - 1) if self._bitserial and not self._readout else T
+        t_cur = Signal(range(S))
         last_t = Signal()
         eot_out = Signal()              # the EOT is due (a register)
-        m.d.comb += [last_t.eq(t_cur == T - 1), self.last_t.eq(last_t)]
+        shift = Signal()                # a doubling sweep (no EOT)
+        more = Signal()                 # a fire sweep follows this one at once
+        eot_push = Signal()             # the EOT enters Q
+        m.d.comb += [last_t.eq(t_cur == S - 1), self.last_t.eq(last_t)]
+        if self._bitserial and not self._readout:
+            m.d.comb += [shift.eq(t_cur < T - 1), more.eq((t_cur >= T - 1) & ~last_t)]
 
         # -- issue: one word while Q has a credit --------------------------------------------
         q_room = Signal()
@@ -469,6 +496,12 @@ class Sweep(wiring.Component):
         with m.Elif(u0.i.ready):
             m.d.sync += w1_valid.eq(0)
         m.d.comb += self.b_addr.eq(s_co)
+        m.d.comb += eot_push.eq(eot_out & q_room & ~shift)
+        if self._bitserial:
+            # The bias is read once per inference: in the first fire sweep (readout: its last).
+            m.d.comb += self.b_en.eq(self.issue & (t_cur == T - 1))
+        else:
+            m.d.comb += self.b_en.eq(self.issue)
         for k, u in enumerate(units):
             m.d.comb += [
                 u.i.valid.eq(w1_valid),
@@ -478,6 +511,8 @@ class Sweep(wiring.Component):
                 u.i.payload.last.eq(last_t),
                 u.o.ready.eq(1),
             ]
+            if self._bitserial:
+                m.d.comb += u.i.payload.step.eq(t_cur)
 
         # -- write-back and emission ---------------------------------------------------------
         if self._readout:
@@ -490,26 +525,28 @@ class Sweep(wiring.Component):
             values = [u.o.payload.z for u in units]
         m.d.comb += [self.wb.eq(u0.o.valid), self.wb_j.eq(u0.o.payload.index),
                      self.wb_p.eq(Cat(*(u.o.payload.p for u in units)))]
-        m.d.comb += self.done.eq(eot_out & q_room)
+        m.d.comb += [self.done.eq((eot_push & ~more) | (eot_out & shift)),
+                     self.restart.eq(eot_push & more)]
         if L == 1:
-            self._queue_one(m, q_room, eot_out, last_t, emits[0], ev_kind, values[0])
+            self._queue_one(m, q_room, eot_out, last_t, emits[0], ev_kind, values[0],
+                            eot_push)
         else:
-            self._queue_words(m, q_room, eot_out, last_t, emits, ev_kind, values)
+            self._queue_words(m, q_room, eot_out, last_t, emits, ev_kind, values, eot_push)
 
         # -- phases ------------------------------------------------------------------------------
         wb_count = Signal(range(n))
-        with m.If(self.start):
+        with m.If(self.start | self.restart):
             m.d.sync += self.sweeping.eq(1)
         with m.If(self.sweeping & self.wb):
             m.d.sync += wb_count.eq(wb_count + 1)
             with m.If(wb_count == n - 1):
                 m.d.sync += [self.sweeping.eq(0), eot_out.eq(1), wb_count.eq(0)]
-        with m.If(self.done):
+        with m.If(self.done | self.restart):
             m.d.sync += [eot_out.eq(0), self.j.eq(0), s_more.eq(1), s_co.eq(0), s_pix.eq(0),
                          t_cur.eq(Mux(last_t, 0, t_cur + 1))]
         return m
 
-    def _queue_one(self, m, q_room, eot_out, last_t, emit, ev_kind, value):
+    def _queue_one(self, m, q_room, eot_out, last_t, emit, ev_kind, value, eot_push):
         # Q: a store of ``depth`` registers (never full thanks to the credits) and the output
         # register O (registers rather than lib.fifo: yosys would put so small a FIFO into a
         # block RAM, whose clock-to-out would then start the network's next path). ``last``
@@ -519,7 +556,7 @@ class Sweep(wiring.Component):
         t_tok = Signal(tok_layout)
         t_push = Signal()
         with m.If(eot_out):
-            m.d.comb += [t_push.eq(q_room), t_tok.tok.kind.eq(EventKind.EOT),
+            m.d.comb += [t_push.eq(eot_push), t_tok.tok.kind.eq(EventKind.EOT),
                          t_tok.last.eq(last_t)]
         with m.Else():
             m.d.comb += [
@@ -531,7 +568,7 @@ class Sweep(wiring.Component):
         m.submodules.q = q = CreditQueue(shape=tok_layout, depth=self._depth,
                                          credits=self._credits)
         m.d.comb += [
-            q.take.eq(self.issue | self.done),     # never both: the EOT follows the sweep
+            q.take.eq(self.issue | eot_push),      # never both: the EOT follows the sweep
             q.drop.eq(self.wb & ~emit),
             q.w_en.eq(t_push),
             q.w_data.eq(t_tok),
@@ -543,7 +580,7 @@ class Sweep(wiring.Component):
                              & (q.o.payload.tok.kind == EventKind.EOT) & q.o.payload.last),
         ]
 
-    def _queue_words(self, m, q_room, eot_out, last_t, emits, ev_kind, values):
+    def _queue_words(self, m, q_room, eot_out, last_t, emits, ev_kind, values, eot_push):
         # Q holds words: the lanes that emit (a mask), their values, the word address; the EOT
         # is a word of one lane. After Q's output register, the serializer sends the lanes of
         # the word at Q's head lowest first, one per cycle, into the output register O, and
@@ -574,7 +611,7 @@ class Sweep(wiring.Component):
         t_push = Signal()
         mask = Cat(*emits)
         with m.If(eot_out):
-            m.d.comb += [t_push.eq(q_room), t_ent.kind.eq(EventKind.EOT), t_ent.mask.eq(1),
+            m.d.comb += [t_push.eq(eot_push), t_ent.kind.eq(EventKind.EOT), t_ent.mask.eq(1),
                          t_ent.first.eq(1), t_ent.single.eq(1), t_ent.last.eq(last_t)]
         with m.Else():
             m.d.comb += [
@@ -593,7 +630,7 @@ class Sweep(wiring.Component):
         onehot = Signal(L)
         offset = Signal(range((L - 1) * pixels + 1))     # lane · pixels
         m.d.comb += [
-            q.take.eq(self.issue | self.done),
+            q.take.eq(self.issue | eot_push),
             q.drop.eq(self.wb & (mask == 0) & ~eot_out),
             q.w_en.eq(t_push),
             q.w_data.eq(t_ent),
