@@ -13,9 +13,12 @@ with t because the readout accumulates: thresholds are set in units of each time
 margin), M̄_max = max_t M̄_t (the most confident timestep, Ē_min's counterpart) and δ = 1. Γ is
 the average number of timesteps (``budget``). The empirical approximation is a grid search over
 (α_base, β); among the candidates whose average timesteps on the data are <= Γ the one with the
-highest accuracy wins, then the fewest timesteps, then the smallest α_base. Two candidates are
-always in the grid: alpha = 0 everywhere (every image exits after t = 1, average 1) and the
-largest alpha (no exit, average T), so every budget in 1 .. T has a solution.
+highest accuracy wins, then the one that spends the most of the budget (where the accuracy on
+the fitting data saturates, e.g. on images the network was trained on, the margin of safety
+goes to unseen images: the least confident images keep computing), then the smallest α_base.
+Two candidates are always in the grid: alpha = 0 everywhere (every image exits after t = 1,
+average 1) and the largest alpha (no exit, average T), so every budget in 1 .. T has a
+solution.
 
 Everything is evaluated from one golden run without exit (the potentials after every timestep do
 not depend on the exit), so a candidate costs a few numpy operations.
@@ -102,7 +105,7 @@ def fit_alpha(net, x, y, *, budget):
         if avg > budget:
             continue
         hits = int(correct[used - 1, np.arange(B)].sum())
-        key = (hits, -int(used.sum()), -base)
+        key = (hits, int(used.sum()), -base)
         if best is None or key > best[0]:
             best = (key, base, beta, alpha, used)
     _, base, beta, alpha, used = best

@@ -268,6 +268,9 @@ def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0
     """
     from hw.export import network_verilog
     x = net.check_inputs(x)
+    if net.early_exit is not None:
+        raise MlsnnError(f"{simulator}: the cocotb network bench does not support the early exit "
+                         f"yet (docs/early-exit.md); simulate it with --sim amaranth")
     _runner(simulator)                 # a missing tool fails before the (slower) Verilog export
     _build_args(simulator, verilator_opt)
     from hw.network import pack_pixels, weight_load_words

@@ -2,7 +2,6 @@
 """Input-aware early exit (docs/early-exit.md): IR field, golden semantics by hand, RTL
 bit-exact against golden, alpha fitting, errors."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -222,3 +221,41 @@ def test_fit_alpha_meets_the_budget_and_beats_fixed_timesteps():
         with pytest.raises(MlsnnError) as e:
             fit_alpha(net, x, y, budget=bad)
         assert str(e.value) == msg
+
+
+def test_cocotb_bench_refuses_early_exit_in_one_line():
+    from sim.cocotb_run import run_network_cocotb
+    with pytest.raises(MlsnnError) as e:
+        run_network_cocotb(_hand_net(alpha=[1, 2, 3]), X_HAND)
+    assert str(e.value) == ("icarus: the cocotb network bench does not support the early exit "
+                            "yet (docs/early-exit.md); simulate it with --sim amaranth")
+
+
+def _digits_net(T=3):
+    # A dense readout 64 -> 10 for the 8x8 digits (pixels 0..16): random integer weights.
+    rng = np.random.default_rng(7)
+    layer = Dense(name="out", inputs=("input",), threshold=1, levels=1,
+                  weight=rng.integers(-8, 9, size=(64, 10)), bias=np.zeros(10, np.int64),
+                  readout=True)
+    return Network(input=InputSpec(shape=(64,), in_bits=5), timesteps=T, layers=(layer,))
+
+
+def test_cli_fits_writes_and_reports(tmp_path, capsys):
+    from flows import cli
+    save(_digits_net(), tmp_path / "net")
+    rc = cli.main(["early-exit", "--ir", str(tmp_path / "net"), "--dataset", "digits",
+                   "--budget", "1.5", "-o", str(tmp_path / "net2"), "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    doc = json.loads(out)
+    net2 = load(tmp_path / "net2")
+    assert list(net2.early_exit.alpha) == doc["alpha"] and len(doc["alpha"]) == 2
+    assert doc["fit"]["train_avg_timesteps"] <= 1.5
+    test = np.load(tmp_path / "net2" / "inputs.npz")
+    ev = evaluate(net2, test["x"], test["y"])
+    assert ev == doc["test"]["early_exit"]
+    rc = cli.main(["early-exit", "--ir", str(tmp_path / "net"), "--budget", "7",
+                   "-o", str(tmp_path / "net3")])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert err == "mlsnn early-exit: error: budget must be a number in 1 .. T = 3, not 7.0\n"
