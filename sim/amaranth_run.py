@@ -13,7 +13,7 @@ from hw.layer import spram_load_words
 from hw.network import (CTR_LATENCY, NetworkTop, check_supported, pack_pixels,
                         weight_load_words)
 
-from .scoreboard import EOT, EVENT, RtlResult, is_sew, split_timesteps
+from .scoreboard import EOT, EVENT, RtlResult, is_sew, split_by_steps, split_timesteps
 from .tb import CycleLimitError, stream_get, stream_put
 
 __all__ = ["run_layer", "run_join", "run_network", "cycle_bound", "SimulationTimeout",
@@ -317,26 +317,6 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
                      counters=counters, overflow=overflow, cycles=cycles, extra=extra)
 
 
-def _split_by_steps(tokens, steps, T):
-    """Like :func:`split_timesteps` for images that used ``steps[b]`` timesteps (an exited
-    image sends ``steps[b]`` EOTs); every image padded with empty timesteps to T."""
-    images, rest, k = [], list(tokens), 0
-    for n in steps:
-        ts, cur = [], []
-        while len(ts) < n and k < len(rest):
-            tok = rest[k]
-            k += 1
-            if tok[0] == EOT:
-                ts.append(cur)
-                cur = []
-            else:
-                cur.append(tuple(tok))
-        if len(ts) < n:
-            return images, [tok for t_ in ts for tok in t_] + cur
-        images.append(ts + [[] for _ in range(T - int(n))])
-    return images, rest[k:]
-
-
 def _events_by_image(net, streams, steps=None):
     """Monitor streams → ``{layer: [B][T] [(j, z)]}`` for the spiking layers (``steps``: the
     timesteps each image used, with an early exit)."""
@@ -347,7 +327,7 @@ def _events_by_image(net, streams, steps=None):
         if steps is None:
             images, rest = split_timesteps(streams[layer.name], net.timesteps)
         else:
-            images, rest = _split_by_steps(streams[layer.name], steps, net.timesteps)
+            images, rest = split_by_steps(streams[layer.name], steps, net.timesteps)
         if rest:
             raise AssertionError(f"layer '{layer.name}': {len(rest)} tokens after the last EOT")
         for img in images:
