@@ -36,6 +36,7 @@ from experiments import common
 from experiments.common import fmt, md_table, text_table
 from golden.datasets import dataset_from_split
 from golden.early_exit import evaluate, fit_alpha
+from golden.ir import MAX_ALPHA
 
 NAME = "early_exit"
 #: The multi-level model of the issue (T = 4, N = 2) and a binary one with T = 8 whose accuracy
@@ -97,14 +98,15 @@ def _model_rows(model_params, full, cache, log, rtl_on):
             "train_images": int(len(data.y_train)), "rows": rows, "rtl": rtl}
 
 
-HEADERS = ["mode", "alpha", "test accuracy", "avg timesteps", "histogram t=1..T",
+HEADERS = ["mode", "alpha (max: never)", "test accuracy", "avg timesteps", "histogram t=1..T",
            "energy nJ/inference", "vs fixed T"]
 
 
 def _table(sec):
     T = sec["model"]["timesteps"]
     base = sec["rows"][T - 1]["energy_nJ"]
-    return [[r["mode"], "-" if r["alpha"] is None else " ".join(map(str, r["alpha"])),
+    return [[r["mode"], "-" if r["alpha"] is None else " ".join(
+                 "max" if a == MAX_ALPHA else str(a) for a in r["alpha"]),
              fmt(r["accuracy"], 4), fmt(r["avg_timesteps"], 3),
              "-" if r["histogram"] is None else " ".join(map(str, r["histogram"])),
              fmt(r["energy_nJ"], 4), fmt(r["energy_nJ"] / base, 3)] for r in sec["rows"]]
