@@ -174,6 +174,21 @@ def test_rtl_intermediate_exits_and_lanes():
     assert compare(net, golden, rtl) == []
 
 
+def test_rtl_saturating_hard_reset_leaky_network_with_exits():
+    # A forced narrow width that saturates (exactly predicted: one input stream), hard resets,
+    # leaks and negative v0: the exit sweep and the exited images' saturations stay exact.
+    net = random_network(3020, kind="dense", levels=2, timesteps=4, max_neurons=16,
+                         narrow_width=True, hard_reset=True, leaky=True, negative_v0=True)
+    x = random_inputs(net, 6, seed=3020)
+    net = net.replace(early_exit={"alpha": _alpha_mixing(net, x)})
+    golden = run(net, x)
+    assert golden.exact and golden.any_overflow
+    assert 1 < len(set(golden.timesteps.tolist()))
+    rtl = run_network(net, x, seed=6, gap=0.3, stall=0.3, fifo_depth=2)
+    assert compare(net, golden, rtl) == []
+    assert rtl.extra["timesteps"].tolist() == golden.timesteps.tolist()
+
+
 def test_never_exiting_alpha_changes_nothing_but_timing():
     net = random_network(3002, kind="conv", levels=2, timesteps=2, max_neurons=16)
     x = random_inputs(net, 3, seed=2)
@@ -266,3 +281,19 @@ def test_cli_fits_writes_and_reports(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert rc == 1
     assert err == "mlsnn early-exit: error: budget must be a number in 1 .. T = 3, not 7.0\n"
+
+
+def test_mlsnn_golden_prints_the_timesteps_used(tmp_path, capsys):
+    from flows import cli
+    save(_hand_net(alpha=[3, 3, 100]), tmp_path / "net")
+    np.savez(tmp_path / "x.npz", x=np.array([[3, 1], [1, 1]]))
+    assert cli.main(["golden", "--ir", str(tmp_path / "net"), "--inputs",
+                     str(tmp_path / "x.npz")]) == 0
+    out = capsys.readouterr().out
+    # x = [1, 1]: I = [2, 1, 2], margin 0 until T.
+    assert "timesteps used (early exit, docs/early-exit.md): mean 3.000, 2 4\n" in out
+    assert cli.main(["golden", "--ir", str(tmp_path / "net"), "--inputs",
+                     str(tmp_path / "x.npz"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["timesteps_used"] == [2, 4]
+    assert doc["predictions"] == [0, 0]
