@@ -297,3 +297,27 @@ def test_mlsnn_golden_prints_the_timesteps_used(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["timesteps_used"] == [2, 4]
     assert doc["predictions"] == [0, 0]
+
+
+def test_board_top_and_t1_network_with_early_exit():
+    from flows.host import Board, SimTransport
+    from hw.board import BoardTop
+    net = random_network(3, kind="dense", timesteps=3, levels=2, in_shape=(6,), depth=1,
+                         max_neurons=5)
+    x = random_inputs(net, 4, seed=3)
+    net = net.replace(early_exit={"alpha": _alpha_mixing(net, x)})
+    golden = run(net, x)
+    assert golden.timesteps.tolist() == [3, 3, 3, 1]
+    board = Board(SimTransport(BoardTop(net, clk_freq=1e6, divisor=4)))
+    board.check_network(net)
+    got = board.run(x)
+    assert got.predictions.tolist() == golden.predictions.tolist()
+    assert got.readout.tolist() == golden.readout.tolist()
+    for k, layer in enumerate(net.layers):
+        for name in ("ev_in", "ev_out", "p_rd", "p_wr", "b_rd", "syn_acc"):
+            assert got.counters[k][name].tolist() == golden.counters[layer.name][name].tolist()
+    # T = 1: alpha is empty and nothing can exit; the top behaves as without early exit.
+    one = _hand_net(T=1, alpha=[])
+    rtl = run_network(one, X_HAND)
+    assert rtl.extra["timesteps"].tolist() == [1]
+    assert compare(one, run(one, X_HAND), rtl) == []
