@@ -637,6 +637,10 @@ class NetworkTop(wiring.Component):
     timesteps_used : Out(range(T + 1))
         Only with ``net.early_exit``: the timesteps the last inference used (valid when
         ``busy`` is low after it).
+    alpha_load : In(stream.Signature({index: range(T − 1), value: unsigned(alpha_width)}))
+        Only with ``net.early_exit`` and T > 1: writes alpha_{index+1} (the registers start
+        from the IR's alpha, saturated to ``alpha_width`` bits: the largest value never
+        exits); taken while ``busy`` is low.
     wload : In(stream.Signature(wload_top_layout(net, weights)))
         Only with a layer in SPRAM. Accepted while ``busy`` is (and was, one cycle earlier)
         low, one word every other cycle; a word of a layer without SPRAM is dropped. ``wload_map``: ``{name: (index, words)}``.
@@ -696,8 +700,14 @@ class NetworkTop(wiring.Component):
         if self.wload_layout is not None:
             members["wload"] = In(stream.Signature(self.wload_layout))
         self.early_exit = net.early_exit
+        #: Bits of an alpha register (docs/early-exit.md): the margin's pw + 1; its largest
+        #: value is above any margin ("never").
+        self.alpha_width = ro_info.width + 1
         if self.early_exit is not None:
             members["timesteps_used"] = Out(range(net.timesteps + 1))
+            if net.timesteps > 1:
+                members["alpha_load"] = In(stream.Signature(data.StructLayout({
+                    "index": range(net.timesteps - 1), "value": unsigned(self.alpha_width)})))
         super().__init__(members)
 
     @staticmethod
@@ -964,10 +974,17 @@ class NetworkTop(wiring.Component):
             m.d.sync += dec_t.eq(ro_t)
         margin = Signal(unsigned(pw + 1))
         m.d.comb += margin.eq(best - second)
-        limit = (1 << (pw + 1)) - 1
-        hits = Cat(*((margin >= a) if a <= limit else Const(0, 1) for a in alpha))
+        limit = (1 << self.alpha_width) - 1          # above any margin: never exits
+        regs = [Signal(self.alpha_width, init=min(a, limit), name=f"alpha_{k + 1}")
+                for k, a in enumerate(alpha)]
         hit = Signal()
         if T > 1:
+            ld = self.alpha_load
+            m.d.comb += ld.ready.eq(~self.busy)
+            for k, r in enumerate(regs):
+                with m.If(ld.valid & ld.ready & (ld.payload.index == k)):
+                    m.d.sync += r.eq(ld.payload.value)
+            hits = Cat(*(margin >= r for r in regs))
             m.d.comb += hit.eq(hits.bit_select(dec_t, 1))
         exit_now = Signal()
         m.d.comb += [exit_now.eq(decide & hit), gate.go.eq(decide & ~hit),

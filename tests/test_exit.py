@@ -316,6 +316,24 @@ def test_board_top_and_t1_network_with_early_exit():
     for k, layer in enumerate(net.layers):
         for name in ("ev_in", "ev_out", "p_rd", "p_wr", "b_rd", "syn_acc"):
             assert got.counters[k][name].tolist() == golden.counters[layer.name][name].tolist()
+    assert board.timesteps_used() == golden.timesteps[-1]           # the last image
+    # alpha over the UART: a board built never to exit, given the fitted alpha, exits alike.
+    never = Board(SimTransport(BoardTop(net.replace(early_exit={"alpha": [1 << 40] * 2}),
+                                        clk_freq=1e6, divisor=4)))
+    never.set_alpha(list(net.early_exit.alpha))
+    steps = []
+    for k in range(len(x)):
+        assert never.infer(x[k]) == golden.predictions[k]
+        steps.append(never.timesteps_used())
+    assert steps == golden.timesteps.tolist()
+    with pytest.raises(MlsnnError) as e:
+        never.set_alpha([1])
+    assert str(e.value) == "alpha must have T - 1 = 2 entries, not 1"
+    plain = Board(SimTransport(BoardTop(net.replace(early_exit=None), clk_freq=1e6,
+                                        divisor=4)))
+    with pytest.raises(MlsnnError, match="^the board refused 'S': it was built from a network "
+                                         "without 'early_exit'"):
+        plain.timesteps_used()
     # T = 1: alpha is empty and nothing can exit; the top behaves as without early exit.
     one = _hand_net(T=1, alpha=[])
     rtl = run_network(one, X_HAND)
