@@ -338,6 +338,25 @@ class _Engine(wiring.Component):
             m.d.sync += [word.eq(value), nbytes.eq(n), ret.eq(then)]
             m.next = "SEND"
 
+        def request_states(prefix, req, n, refused, port, op):
+            # <prefix>BYTES collects the n request bytes little-endian (each at the top of
+            # req); <prefix>PUSH answers "!" op if refused, else hands req to the core's
+            # stream ``port`` (its payload driven from req by the caller) and echoes op.
+            with m.State(f"{prefix}BYTES"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(rx.valid):
+                    m.d.sync += req.eq(Cat(req[8:], rx.payload))
+                    m.d.sync += sub.eq(sub + 1)
+                    with m.If(sub == n - 1):
+                        m.next = f"{prefix}PUSH"
+            with m.State(f"{prefix}PUSH"):
+                with m.If(refused):
+                    send(Cat(Const(OP_ERROR, 8), Const(op, 8)), 2)
+                with m.Else():
+                    m.d.comb += port.valid.eq(1)
+                    with m.If(port.ready):
+                        send(op, 1)
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += rx.ready.eq(1)
@@ -474,24 +493,10 @@ class _Engine(wiring.Component):
                     core.wload.payload.data.eq(w_rest[8 * addr_bytes:]),
                 ]
 
-                with m.State("WBYTES"):
-                    m.d.comb += rx.ready.eq(1)
-                    with m.If(rx.valid):
-                        m.d.sync += w_req.eq(Cat(w_req[8:], rx.payload))
-                        m.d.sync += sub.eq(sub + 1)
-                        with m.If(sub == w_len - 1):
-                            m.next = "WPUSH"
-
                 # The top takes a word only while it is idle; the echo says the word was taken.
                 # A word for a layer without SPRAM (or no layer) would alias after truncation
                 # to the top's layer field: refused.
-                with m.State("WPUSH"):
-                    with m.If(~w_ok):
-                        send(Cat(Const(OP_ERROR, 8), Const(OP_WLOAD, 8)), 2)
-                    with m.Else():
-                        m.d.comb += core.wload.valid.eq(1)
-                        with m.If(core.wload.ready):
-                            send(OP_WLOAD, 1)
+                request_states("W", w_req, w_len, ~w_ok, core.wload, OP_WLOAD)
 
             if has_alpha:
                 # A: index and value arrive little-endian, each byte at the top; the top
@@ -501,21 +506,8 @@ class _Engine(wiring.Component):
                 m.d.comb += [core.alpha_load.payload.index.eq(a_index),
                              core.alpha_load.payload.value.eq(a_req[8:])]
 
-                with m.State("ABYTES"):
-                    m.d.comb += rx.ready.eq(1)
-                    with m.If(rx.valid):
-                        m.d.sync += a_req.eq(Cat(a_req[8:], rx.payload))
-                        m.d.sync += sub.eq(sub + 1)
-                        with m.If(sub == a_len - 1):
-                            m.next = "APUSH"
-
-                with m.State("APUSH"):
-                    with m.If(a_index >= net.timesteps - 1):
-                        send(Cat(Const(OP_ERROR, 8), Const(OP_ALPHA, 8)), 2)
-                    with m.Else():
-                        m.d.comb += core.alpha_load.valid.eq(1)
-                        with m.If(core.alpha_load.ready):
-                            send(OP_ALPHA, 1)
+                request_states("A", a_req, a_len, a_index >= net.timesteps - 1,
+                               core.alpha_load, OP_ALPHA)
         return m
 
 
