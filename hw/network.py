@@ -945,8 +945,9 @@ class NetworkTop(wiring.Component):
     def _early_exit_logic(self, m, gate, cores, ro, is_ro, ro_eot, ro_t, ex_active, final):
         """The decision of docs/early-exit.md. Every READOUT token of a timestep is registered
         (E) and folded into the two largest potentials (``best``, ``second``: a tie puts the
-        equal value into ``second``); one cycle after the timestep's EOT (t < T) their margin
-        is compared with alpha_t. Exit: every core's ``exit`` pulses, the gate drops the rest
+        equal value into ``second``); after the timestep's EOT (t < T) their margin is
+        registered, compared with alpha_t (registered), and the decision pulses three cycles
+        after the EOT (each stage a short path of its own). Exit: every core's ``exit`` pulses, the gate drops the rest
         of the image, and the readout's exit-sweep tokens are the result; the inference ends
         when they have left, the streamer has finished and no core is still sweeping. Else
         the gate lets the next timestep in. Drives ``final`` for an exit too."""
@@ -967,13 +968,17 @@ class NetworkTop(wiring.Component):
                 m.d.sync += [best.eq(e_value), second.eq(best)]
             with m.Elif((e_index == 1) | (e_value > second)):
                 m.d.sync += second.eq(e_value)
-        decide = Signal()               # the cycle after an EOT of timestep t < T
+        # Three register stages from the EOT of timestep t < T to the decision, so that the
+        # subtraction, the comparisons and the fan-out to every core are paths of their own:
+        # D1 (best and second final) registers the margin, D2 the comparison with alpha_t,
+        # D3 pulses exit or go.
+        d1, d2, decide = Signal(), Signal(), Signal()
         dec_t = Signal(range(T))
-        m.d.sync += decide.eq(ro_eot & (ro_t != T - 1))
+        m.d.sync += [d1.eq(ro_eot & (ro_t != T - 1)), d2.eq(d1), decide.eq(d2)]
         with m.If(ro_eot):
             m.d.sync += dec_t.eq(ro_t)
         margin = Signal(unsigned(pw + 1))
-        m.d.comb += margin.eq(best - second)
+        m.d.sync += margin.eq(best - second)
         limit = (1 << self.alpha_width) - 1          # above any margin: never exits
         regs = [Signal(self.alpha_width, init=min(a, limit), name=f"alpha_{k + 1}")
                 for k, a in enumerate(alpha)]
@@ -985,7 +990,7 @@ class NetworkTop(wiring.Component):
                 with m.If(ld.valid & ld.ready & (ld.payload.index == k)):
                     m.d.sync += r.eq(ld.payload.value)
             hits = Cat(*(margin >= r for r in regs))
-            m.d.comb += hit.eq(hits.bit_select(dec_t, 1))
+            m.d.sync += hit.eq(hits.bit_select(dec_t, 1))
         exit_now = Signal()
         m.d.comb += [exit_now.eq(decide & hit), gate.go.eq(decide & ~hit),
                      gate.abort.eq(exit_now)]
