@@ -172,6 +172,8 @@ def test_rtl_intermediate_exits_and_lanes():
     rtl = run_network(net, x, seed=5, gap=0.2, stall=0.5)
     assert rtl.extra["timesteps"].tolist() == golden.timesteps.tolist()
     assert compare(net, golden, rtl) == []
+    rtl = run_network(net, x, seed=4, gap=0.2, stall=0.2, weights="spram")   # SPRAM banks
+    assert compare(net, golden, rtl) == []
 
 
 def test_rtl_saturating_hard_reset_leaky_network_with_exits():
