@@ -16,8 +16,9 @@ import numpy as np
 
 from golden.errors import MlsnnError
 from hw.board import (COUNTER_NAMES, CTR_STRIDE, INFO_EXT_FORMAT, INFO_V1_FORMAT, INFO_V1_SIZE,
-                      MAGIC, OP_CLEAR, OP_COUNTER, OP_COUNTERS, OP_ERROR, OP_INFER, OP_INFO,
-                      OP_OVERFLOW, OP_READOUT, OP_WLOAD, PROTOCOL_VERSION, network_fingerprint)
+                      MAGIC, OP_ALPHA, OP_CLEAR, OP_COUNTER, OP_COUNTERS, OP_ERROR, OP_INFER,
+                      OP_INFO, OP_OVERFLOW, OP_READOUT, OP_STEPS, OP_WLOAD, PROTOCOL_VERSION,
+                      network_fingerprint)
 
 __all__ = ["Transport", "SerialTransport", "SimTransport", "Board", "BoardInfo", "BoardRun"]
 
@@ -458,6 +459,40 @@ class Board:
                              f"(in_bits={info.in_bits})")
         data = x.astype("<u2").tobytes() if info.pixel_bytes == 2 else x.astype("u1").tobytes()
         self._command(OP_INFER, data)
+        return struct.unpack("<H", self._t.read(2))[0]
+
+    def _early_exit_command(self, frame, op):
+        self._t.write(frame)
+        got = self._t.read(1)[0]
+        if got == op:
+            return
+        if got == OP_ERROR and self._t.read(1)[0] == op:
+            raise MlsnnError(f"the board refused '{chr(op)}': it was built from a network "
+                             f"without 'early_exit' (docs/early-exit.md), or the index is out "
+                             f"of range")
+        raise MlsnnError(f"protocol error: expected the echo {chr(op)!r} from the board, got "
+                         f"0x{got:02x}")
+
+    def set_alpha(self, alpha):
+        """Write the early exit's thresholds alpha_1 .. alpha_{T-1} (``A`` commands, every
+        echo checked); values above what a margin can reach (``potential_width + 1`` bits)
+        are sent as the largest register value, which never exits."""
+        T = self.info.timesteps
+        alpha = list(alpha)
+        if len(alpha) != T - 1:
+            raise MlsnnError(f"alpha must have T - 1 = {T - 1} entries, not {len(alpha)}")
+        bits = self.info.potential_width + 1
+        nb = -(-bits // 8)
+        for k, a in enumerate(alpha):
+            if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or a < 0:
+                raise MlsnnError(f"alpha[{k}] must be a non-negative integer, not {a!r}")
+            v = min(int(a), (1 << bits) - 1)
+            self._early_exit_command(bytes([OP_ALPHA, k]) + v.to_bytes(nb, "little"),
+                                     OP_ALPHA)
+
+    def timesteps_used(self):
+        """Timesteps the last inference used (``S``; boards with an early exit)."""
+        self._early_exit_command(bytes([OP_STEPS]), OP_STEPS)
         return struct.unpack("<H", self._t.read(2))[0]
 
     def readout(self):

@@ -538,7 +538,11 @@ def _check_options(net, pixels_per_beat, discharge, synapse, fifo_depth):
 
 def unsupported(net):
     """Why :class:`hw.network.NetworkTop` cannot be built for ``net`` in a way the model covers
-    (a conv2d readout with lanes), or ``None``."""
+    (a conv2d readout with lanes, an early exit), or ``None``."""
+    if net.early_exit is not None:
+        return ("the cycle model does not cover the early exit (docs/early-exit.md: "
+                "timestep-major with a decision per timestep); every other counter is exact, "
+                "and the model is exact with early_exit off")
     for layer in net.layers:
         if layer.kind == "conv2d" and layer.readout and layer.lanes > 1:
             return (f"layer '{layer.name}': lanes > 1 on a conv2d readout is not supported by "

@@ -59,7 +59,7 @@ from .errors import MlsnnError
 __all__ = [
     "SCHEMA_VERSION", "InputSpec", "Kind", "Dense", "Conv2d", "Join", "Barrier", "Sew",
     "Network", "KINDS", "register", "kind_of", "load", "save", "conv_out_size", "RESETS",
-    "MAX_LEAK", "leak_int", "CODINGS",
+    "MAX_LEAK", "leak_int", "CODINGS", "EarlyExit", "CONFIDENCES", "MAX_ALPHA",
 ]
 
 #: Version written; :func:`from_json` reads 1 (kind ``"join"`` + ``mode``) and 2.
@@ -713,6 +713,67 @@ def _check_coding(owner, layer, earlier):
                              f"bit-serial dense or conv2d layer, not a {what}")
 
 
+#: Confidence measures of the input-aware early exit (docs/early-exit.md).
+CONFIDENCES = ("margin",)
+#: Largest threshold alpha_t of an early exit (the margin of a 64-bit potential fits below it).
+MAX_ALPHA = (1 << 62) - 1
+
+
+@dataclass(frozen=True)
+class EarlyExit:
+    """Input-aware early exit (seed 004 §3.3, docs/early-exit.md): after timestep t < T the
+    inference stops when the margin between the two largest readout potentials is at least
+    ``alpha[t - 1]``.
+
+    Members
+    -------
+    confidence : str
+        ``"margin"`` (the only one): largest minus second-largest readout potential.
+    alpha : tuple of int
+        T − 1 non-negative integer thresholds, in readout-potential units (checked against T
+        by :class:`Network`).
+    """
+
+    confidence: str = "margin"
+    alpha: tuple = ()
+
+    def __post_init__(self):
+        owner = "network: field 'early_exit'"
+        if self.confidence not in CONFIDENCES or not isinstance(self.confidence, str):
+            raise MlsnnError(f"{owner}: 'confidence' must be one of {list(CONFIDENCES)}, not "
+                             f"{self.confidence!r}")
+        if isinstance(self.alpha, (str, bytes, dict)) or not hasattr(self.alpha, "__iter__"):
+            raise MlsnnError(f"{owner}: 'alpha' must be a list of integers, not "
+                             f"{self.alpha!r}")
+        alpha = tuple(self.alpha)
+        for k, a in enumerate(alpha):
+            if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+                raise MlsnnError(f"{owner}: alpha[{k}] must be an integer, not {a!r}")
+            if not 0 <= a <= MAX_ALPHA:
+                raise MlsnnError(f"{owner}: alpha[{k}] must be in 0 .. 2**62 - 1, not {a}")
+        object.__setattr__(self, "alpha", tuple(int(a) for a in alpha))
+
+    @classmethod
+    def cast(cls, value):
+        """``None``, an :class:`EarlyExit` or a JSON-style dict ``{"confidence", "alpha"}``."""
+        if value is None or isinstance(value, cls):
+            return value
+        if not isinstance(value, dict):
+            raise MlsnnError(f"network: field 'early_exit' must be null or an object "
+                             f"{{\"confidence\": \"margin\", \"alpha\": [...]}}, not "
+                             f"{value!r}")
+        unknown = set(value) - {"confidence", "alpha"}
+        if unknown:
+            raise MlsnnError(f"network: field 'early_exit' has unknown key "
+                             f"'{sorted(unknown)[0]}'")
+        if "alpha" not in value:
+            raise MlsnnError("network: field 'early_exit' is missing 'alpha'")
+        return cls(confidence=value.get("confidence", "margin"), alpha=value["alpha"])
+
+    def to_json(self):
+        return {"confidence": self.confidence, "alpha": list(self.alpha)}
+
+
 @dataclass(frozen=True, eq=False)
 class LayerInfo:
     """Derived static facts about one layer in its network (see :meth:`Network.info`)."""
@@ -745,11 +806,18 @@ class Network:
     timesteps: int
     layers: tuple
     name: str = "network"
+    early_exit: Optional[EarlyExit] = None
 
     def __post_init__(self):
         if not isinstance(self.input, InputSpec):
             raise MlsnnError("network: field 'input' must be an InputSpec")
         _check_int("network", "timesteps", self.timesteps, minimum=1, maximum=1024)
+        ee = EarlyExit.cast(self.early_exit)
+        object.__setattr__(self, "early_exit", ee)
+        if ee is not None and len(ee.alpha) != self.timesteps - 1:
+            raise MlsnnError(f"network: field 'early_exit': 'alpha' must have T - 1 = "
+                             f"{self.timesteps - 1} entries (one per timestep 1 .. T-1), not "
+                             f"{len(ee.alpha)}")
         layers = tuple(self.layers)
         object.__setattr__(self, "layers", layers)
         if not layers:
@@ -831,6 +899,14 @@ class Network:
                 raise MlsnnError(f"layer '{lname}': its output is used by no layer (only the "
                                  f"readout may be a sink)")
         object.__setattr__(self, "_infos", infos)
+        if ee is not None and any(getattr(l, "coding", "rate") == "bitserial" for l in layers):
+            raise MlsnnError("network: field 'early_exit' with bit-serial layers is not "
+                             "supported: a bit-serial layer fires only after all T input "
+                             "timesteps, so there is no readout to judge before t = T")
+        if ee is not None and infos[layers[-1].name].n_out < 2:
+            raise MlsnnError(f"network: field 'early_exit' needs a readout of at least 2 "
+                             f"neurons (the margin is between the two largest potentials); "
+                             f"'{layers[-1].name}' has {infos[layers[-1].name].n_out}")
 
     # -- queries ---------------------------------------------------------------------------
     def info(self, name):
@@ -957,6 +1033,8 @@ class Network:
             "input": {"shape": list(self.input.shape), "in_bits": self.input.in_bits,
                       "scale": self.input.scale},
             "layers": layers,
+            **({"early_exit": self.early_exit.to_json()} if self.early_exit is not None
+               else {}),
         }
 
     def arrays(self):
@@ -1081,7 +1159,7 @@ def from_json(doc, arrays):
         except TypeError as e:
             raise MlsnnError(f"layer '{name}': {e}") from None
     return Network(input=spec, timesteps=doc["timesteps"], layers=tuple(layers),
-                   name=doc.get("name", "network"))
+                   name=doc.get("name", "network"), early_exit=doc.get("early_exit"))
 
 
 def load(path):

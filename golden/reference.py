@@ -30,7 +30,7 @@ from .errors import MlsnnError
 from .ir import INPUT, Network
 
 __all__ = ["run", "Result", "COUNTERS", "fire", "reset_potential", "order_exact",
-           "bitserial_fire", "shifts"]
+           "bitserial_fire", "shifts", "margins", "exit_timesteps"]
 
 _EXACT = 1 << 52
 
@@ -54,6 +54,10 @@ class Result:
         (:func:`order_exact`, or not narrow: 0); absent for the others.
     orders : ``{layer: [n_out]}`` the emission order of the layers that do not emit ``j``
         ascending (:meth:`golden.ir.Network.emission_order`: conv2d with lanes).
+    timesteps : ``[B]`` timesteps each inference used (docs/early-exit.md): T, or the
+        timestep t < T after which it exited.
+    readout_steps : ``[T, B, n_classes]`` readout potentials after every timestep (as if no
+        image exited; ``readout_steps[timesteps - 1]`` is :attr:`readout`).
     """
 
     predictions: np.ndarray
@@ -64,6 +68,8 @@ class Result:
     currents: dict = field(default_factory=dict)
     saturations: dict = field(default_factory=dict)
     orders: dict = field(default_factory=dict)
+    timesteps: np.ndarray = None
+    readout_steps: np.ndarray = None
 
     def totals(self, name):
         """Counters of layer ``name`` summed over the batch, as Python ints."""
@@ -105,6 +111,8 @@ class Result:
     def to_json(self, net):
         return {
             "predictions": [int(p) for p in self.predictions],
+            **({"timesteps_used": [int(t) for t in self.timesteps]}
+               if net.early_exit is not None else {}),
             "layers": [dict({"name": l.name, "kind": l.label, "counters": self.totals(l.name),
                              "overflow": _overflow_word(self.overflow[l.name],
                                                         l.name in self.saturations)},
@@ -147,8 +155,33 @@ def _layer_input(streams, ev, t):
     return [ev[s][t] for s in streams]
 
 
+def margins(readout_steps):
+    """The confidence of docs/early-exit.md: largest minus second-largest readout potential
+    (equal potentials give 0), ``[T, B]`` int64 from ``[T, B, n_classes]`` (n_classes >= 2)."""
+    r = np.sort(np.asarray(readout_steps, dtype=np.int64), axis=-1)
+    if r.shape[-1] < 2:
+        raise MlsnnError(f"the margin needs at least 2 readout neurons, not {r.shape[-1]}")
+    return r[..., -1] - r[..., -2]
+
+
+def exit_timesteps(readout_steps, alpha):
+    """Timesteps used per image (docs/early-exit.md): the first t in 1 .. T-1 with
+    ``margin(t) >= alpha[t-1]``, else T. ``readout_steps`` ``[T, B, n_classes]``."""
+    m = margins(readout_steps)
+    T, B = m.shape
+    used = np.full(B, T, dtype=np.int64)
+    for t in range(T - 2, -1, -1):          # the earliest exit wins
+        used = np.where(m[t] >= int(alpha[t]), t + 1, used)
+    return used
+
+
 def run(net: Network, x, *, record_events=True, record_currents=False):
     """Simulate ``net`` on inputs ``x`` ``[B, *input_shape]`` (unsigned integers).
+
+    With ``net.early_exit`` (docs/early-exit.md) every image stops after the timestep its
+    margin first reaches alpha_t: events, readout, prediction and counters are those of the
+    timesteps it used (``Result.timesteps``), plus the exit sweep (one potential read and
+    write per neuron of every core with potentials).
 
     Returns
     -------
@@ -157,8 +190,23 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
     if not isinstance(net, Network):
         raise MlsnnError("run: net must be a golden.ir.Network")
     x = net.check_inputs(x)
+    if net.early_exit is None:
+        return _run(net, x, None, record_events, record_currents)
+    # The timesteps a network computes do not depend on later ones: the full run gives the
+    # margins, and the run with the exits masks what the hardware does not spend.
+    full = _run(net, x, None, False, False)
+    used = exit_timesteps(full.readout_steps, net.early_exit.alpha)
+    return _run(net, x, used, record_events, record_currents)
+
+
+def _run(net, x, used, record_events, record_currents):
     B = x.shape[0]
     T = net.timesteps
+    steps = np.full(B, T, dtype=np.int64) if used is None else used
+    # act[t] = 1 for the images that compute timestep t (0-based), as float64 [B].
+    act = [torch.from_numpy((steps > t).astype(np.float64)) for t in range(T)]
+    exited = torch.from_numpy((steps < T).astype(np.float64))
+    steps_f = torch.from_numpy(steps.astype(np.float64))
     for layer in net.layers:
         if net.info(layer.name).bound >= _EXACT:
             raise MlsnnError(f"layer '{layer.name}': its static bound "
@@ -168,7 +216,7 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
     # ev[name][t] = [B, n] float64 event values of every stream source at timestep t.
     ev = {INPUT: [xin] * T}
     events, counters, overflow, currents, saturations = {}, {}, {}, {}, {}
-    readout = None
+    ro_steps = None
     for layer in net.layers:
         info = net.info(layer.name)
         n_out = info.n_out
@@ -177,7 +225,7 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
         if layer.passthrough:
             for s in info.streams:
                 for t in range(T):
-                    nnz = (ev[s][t] > 0).sum(1).to(torch.float64)
+                    nnz = (ev[s][t] > 0).sum(1).to(torch.float64) * act[t]
                     cnt["ev_in"] += nnz
                     cnt["ev_out"] += nnz
             counters[layer.name] = cnt
@@ -189,19 +237,19 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
             zs = []
             for t in range(T):
                 z_in = ev[info.streams[0]][t]
-                nnz = (z_in > 0).sum(1).to(torch.float64)
+                nnz = (z_in > 0).sum(1).to(torch.float64) * act[t]
                 cnt["ev_in"] += nnz
                 cnt["syn_updates"] += nnz
                 cnt["syn_acc"] += nnz           # one comparison per update
                 zs.append(prim.max(z_in))
-                cnt["ev_out"] += (zs[-1] > 0).sum(1).to(torch.float64)
-            _finish(layer, info, cnt, T)
+                cnt["ev_out"] += (zs[-1] > 0).sum(1).to(torch.float64) * act[t]
+            _finish(layer, info, cnt, steps_f, exited)
             counters[layer.name] = cnt
             overflow[layer.name] = ovf
             saturations[layer.name] = np.zeros(B, np.int64)
             ev[layer.name] = zs
             if record_events:
-                events[layer.name] = torch.stack(zs).to(torch.int64).numpy()
+                events[layer.name] = _masked(zs, act)
             if record_currents:
                 currents[layer.name] = torch.stack(zs).to(torch.int64).numpy()
             continue
@@ -211,24 +259,27 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
         if getattr(layer, "coding", "rate") == "bitserial":     # never narrow (golden.ir)
             saturations[layer.name] = np.zeros(B, np.int64)
             zs, u, cur_t = _bitserial(prim, fan, layer, info, ev, cnt, T)
-            readout = u if layer.readout else readout
+            if layer.readout:       # only U after the last timestep (no early exit here)
+                ro_steps = [u] * T
         elif narrow and order_exact(net, layer):
             src = info.streams[0]
-            zs, ro, ovf, nsat = _saturating(prim, layer, info, ev[src], lo, hi,
-                                            None if src == INPUT else net.emission_order(src))
+            zs, ps, ovf, nsat = _saturating(prim, layer, info, ev[src], lo, hi,
+                                            None if src == INPUT else net.emission_order(src),
+                                            steps)
             for t in range(T):
-                _count_inputs(cnt, ev[info.streams[0]][t], fan)
+                _count_inputs(cnt, ev[info.streams[0]][t], fan, act[t])
                 if not layer.readout:
-                    cnt["ev_out"] += (zs[t] > 0).sum(1).to(torch.float64)
+                    cnt["ev_out"] += (zs[t] > 0).sum(1).to(torch.float64) * act[t]
             cur_t = [prim.apply(ev[info.streams[0]][t], 0) + prim.bias for t in range(T)] \
                 if record_currents else []
-            readout = ro if layer.readout else readout
+            if layer.readout:
+                ro_steps = ps
             saturations[layer.name] = nsat.to(torch.int64).numpy()
         else:
             if not narrow:
                 saturations[layer.name] = np.zeros(B, np.int64)
             P = torch.full((B, n_out), float(layer.v0), dtype=torch.float64)
-            zs, cur_t = [], []
+            zs, cur_t, ps = [], [], []
             for t in range(T):
                 # Integrate all events of timestep t (per stream, with the stream's weight).
                 I = torch.zeros(B, n_out, dtype=torch.float64)
@@ -237,10 +288,10 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
                 for k, s in zip(info.stream_src, info.streams):
                     z = ev[s][t]
                     mask = (z > 0).to(torch.float64)
-                    cnt["ev_in"] += mask.sum(1)
+                    cnt["ev_in"] += mask.sum(1) * act[t]
                     nupd = mask @ fan
-                    cnt["syn_updates"] += nupd
-                    cnt["syn_acc"] += z @ fan
+                    cnt["syn_updates"] += nupd * act[t]
+                    cnt["syn_acc"] += (z @ fan) * act[t]
                     I = I + prim.apply(z, k)
                     if narrow:
                         pos = pos + prim.apply(z, k, sign=1)
@@ -254,7 +305,8 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
                     p_int = P + (I - prim.bias) if prim.has_bias else H
                     certain = ((p_int < lo) | (p_int > hi) | (H < lo) | (H > hi)).any(1)
                     possible = ((P + pos > hi) | (P + neg < lo)).any(1)
-                    ovf = torch.maximum(ovf, torch.where(certain, 2, torch.where(possible, 1, 0)))
+                    code = torch.where(certain, 2, torch.where(possible, 1, 0))
+                    ovf = torch.maximum(ovf, torch.where(act[t] > 0, code, 0))
                 if layer.readout:
                     P = H
                     z = torch.zeros_like(H)
@@ -263,20 +315,24 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
                     P = reset_potential(H, z, layer.threshold, layer.v0,
                                         getattr(layer, "reset", "soft"),
                                         getattr(layer, "leak", 0))
-                    cnt["ev_out"] += (z > 0).sum(1).to(torch.float64)
+                    cnt["ev_out"] += (z > 0).sum(1).to(torch.float64) * act[t]
                 zs.append(z)
+                if layer.readout:
+                    ps.append(P.clone())
                 if t == T - 1:
-                    readout = P.clone() if layer.readout else readout
                     P = torch.full_like(P, float(layer.v0))
-        _finish(layer, info, cnt, T)
+            if layer.readout:
+                ro_steps = ps
+        _finish(layer, info, cnt, steps_f, exited)
         counters[layer.name] = cnt
         overflow[layer.name] = ovf
         ev[layer.name] = zs
         if record_events and not layer.readout:
-            events[layer.name] = torch.stack(zs).to(torch.int64).numpy()
+            events[layer.name] = _masked(zs, act)
         if record_currents:
             currents[layer.name] = torch.stack(cur_t).to(torch.int64).numpy()
-    ro = readout.to(torch.int64).numpy()
+    ro_steps = torch.stack(ro_steps).to(torch.int64).numpy()         # [T, B, n_classes]
+    ro = ro_steps[steps - 1, np.arange(B)]
     preds = np.argmax(ro, axis=1).astype(np.int64) if ro.shape[1] else np.zeros(B, np.int64)
     return Result(
         predictions=preds, readout=ro, events=events,
@@ -285,7 +341,13 @@ def run(net: Network, x, *, record_events=True, record_currents=False):
         overflow={n: v.numpy() for n, v in overflow.items()}, currents=currents,
         saturations=saturations,
         orders={l.name: o for l in net.layers
-                if (o := net.emission_order(l.name)) is not None})
+                if (o := net.emission_order(l.name)) is not None},
+        timesteps=steps, readout_steps=ro_steps)
+
+
+def _masked(zs, act):
+    """Per-timestep events ``[T, B, n]`` int64, zero where an image had exited."""
+    return torch.stack([z * a[:, None] for z, a in zip(zs, act)]).to(torch.int64).numpy()
 
 
 def order_exact(net, layer):
@@ -315,12 +377,13 @@ def bitserial_fire(u, threshold, T):
     return bits
 
 
-def _count_inputs(cnt, z, fan):
-    """SPEC §5's input counters of one timestep's events ``z`` ``[B, n_in]`` (fan-out ``fan``)."""
+def _count_inputs(cnt, z, fan, active=1.0):
+    """SPEC §5's input counters of one timestep's events ``z`` ``[B, n_in]`` (fan-out ``fan``),
+    for the images still ``active`` (``[B]`` 0/1, or 1: all; docs/early-exit.md)."""
     mask = (z > 0).to(torch.float64)
-    cnt["ev_in"] += mask.sum(1)
-    cnt["syn_updates"] += mask @ fan
-    cnt["syn_acc"] += z @ fan
+    cnt["ev_in"] += mask.sum(1) * active
+    cnt["syn_updates"] += (mask @ fan) * active
+    cnt["syn_acc"] += (z @ fan) * active
 
 
 def _bitserial(prim, fan, layer, info, ev, cnt, T):
@@ -363,17 +426,25 @@ def _sweeps(layer, T):
     return (T if layer.readout else 2 * T - 1), 1
 
 
-def _finish(layer, info, cnt, T):
+def _finish(layer, info, cnt, steps, exited):
     # Memory accesses follow from the updates: one w read per update (kinds with weights),
-    # one p read and write per update plus N_out per sweep, one bias read per neuron
-    # and timestep (kinds with a bias; a bit-serial layer reads its bias once).
-    n_sweeps, n_bias = _sweeps(layer, T)
-    sweep = float(n_sweeps * info.n_out)
-    cnt["p_rd"] = cnt["syn_updates"] + sweep
-    cnt["p_wr"] = cnt["syn_updates"] + sweep
+    # one p read and write per update plus N_out per sweep, one bias read per neuron and
+    # timestep (kinds with a bias; a bit-serial layer reads its bias once). ``steps`` [B]
+    # timesteps used; an image that exited (``exited`` [B] 1) adds its exit sweep: one p read
+    # and write per neuron, no bias read (docs/early-exit.md; never with bit-serial layers).
+    if getattr(layer, "coding", "rate") == "bitserial":
+        n_sweeps, n_bias = _sweeps(layer, int(steps.max()) if len(steps) else 1)
+        sweep = torch.full_like(cnt["ev_in"], float(n_sweeps * info.n_out))
+        bias = torch.full_like(cnt["ev_in"], float(n_bias * info.n_out))
+    else:
+        sweep = steps * float(info.n_out)
+        bias = sweep
+    clear = exited * float(info.n_out)
+    cnt["p_rd"] = cnt["syn_updates"] + sweep + clear
+    cnt["p_wr"] = cnt["syn_updates"] + sweep + clear
     if "weight" in layer.arrays:
         cnt["w_rd"] = cnt["syn_updates"].clone()
-        cnt["b_rd"] = torch.full_like(cnt["ev_in"], float(n_bias * info.n_out))
+        cnt["b_rd"] = bias.clone()
     # Word accesses: a core with L lanes moves L synapses or neurons per access, and L
     # divides every access count (it divides the output channels; docs/lanes.md).
     lanes = float(getattr(layer, "lanes", 1))
@@ -381,33 +452,36 @@ def _finish(layer, info, cnt, T):
         cnt[f"{name}_words"] = cnt[name] / lanes
 
 
-def _saturating(prim, layer, info, ev_in, lo, hi, order=None):
+def _saturating(prim, layer, info, ev_in, lo, hi, order=None, steps=None):
     """A narrow dense/conv layer with saturating arithmetic, event by event (SPEC §3).
 
     Like the hardware: every synaptic update is ``P ← sat(P + z·w)`` in the order the events
     arrive (``j`` ascending, or the producer's emission ``order``; the targets of one event are
     distinct, so their order does not matter), and every sweep ``H = sat(P + b)`` before the fire. Returns the per-timestep
-    events, the potentials after timestep T, the overflow word (0 or 2: exact) and the number
-    of saturated additions per image.
+    events, the potentials after every timestep, the overflow word (0 or 2: exact) and the
+    number of saturated additions per image, counted over the ``steps`` [B] timesteps each
+    image used (all T when None).
     """
     T = len(ev_in)
     B = ev_in[0].shape[0]
     w = prim.matrix()                                     # [n_in, n_out]
     P = torch.full((B, info.n_out), float(layer.v0), dtype=torch.float64)
     nsat = torch.zeros(B, dtype=torch.float64)
-    zs = []
+    zs, ps = [], []
     theta = float(layer.threshold)
     for t in range(T):
+        on = torch.ones(B, dtype=torch.float64) if steps is None else \
+            torch.from_numpy((steps > t).astype(np.float64))
         z_in = ev_in[t]
         active = (z_in > 0).any(0)
         idx = (torch.nonzero(active).flatten().tolist() if order is None else
                [int(j) for j in order if active[j]])
         for j in idx:
             s = P + z_in[:, j:j + 1] * w[j]
-            nsat += ((s < lo) | (s > hi)).sum(1).to(torch.float64)
+            nsat += ((s < lo) | (s > hi)).sum(1).to(torch.float64) * on
             P = torch.clamp(s, lo, hi)
         h = P + prim.bias if prim.has_bias else P
-        nsat += ((h < lo) | (h > hi)).sum(1).to(torch.float64)
+        nsat += ((h < lo) | (h > hi)).sum(1).to(torch.float64) * on
         h = torch.clamp(h, lo, hi)
         if layer.readout:
             z = torch.zeros_like(h)
@@ -417,5 +491,6 @@ def _saturating(prim, layer, info, ev_in, lo, hi, order=None):
             P = reset_potential(h, z, theta, layer.v0, getattr(layer, "reset", "soft"),
                                 getattr(layer, "leak", 0))
         zs.append(z)
+        ps.append(P.clone())
     ovf = torch.where(nsat > 0, 2, 0).to(torch.int64)
-    return zs, P.clone(), ovf, nsat
+    return zs, ps, ovf, nsat

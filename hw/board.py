@@ -19,6 +19,11 @@ opcode  request (after the opcode)  answer (after the echoed opcode)
 ``W``   layer (u8), word address    nothing, once the top's ``wload`` port took the word
         (u16 or u32), packed word   (``!`` ``W`` for a layer not in SPRAM); boards without
         (data_bytes)                SPRAM layers answer ``!`` ``W`` as to any unknown opcode
+``A``   index k (u8), value         nothing, once alpha_{k+1} of the early exit is written
+        (alpha_bytes: potential     (docs/early-exit.md; ``!`` ``A`` for k >= T − 1); only
+        width + 1 bits)             boards of a network with ``early_exit`` and T > 1
+``S``   —                           timesteps the last inference used (u16); only boards of
+                                    a network with ``early_exit``
 other   —                           ``!`` then the offending byte
 ======  ==========================  ======================================================
 
@@ -46,7 +51,7 @@ from .uart import UARTRx, UARTTx, divisor_for
 __all__ = [
     "BoardTop", "BoardPlatformTop", "COUNTER_NAMES", "CTR_STRIDE", "PROTOCOL_VERSION", "MAGIC",
     "INFO_SIZE", "OP_INFO", "OP_INFER", "OP_READOUT", "OP_COUNTER", "OP_COUNTERS", "OP_OVERFLOW",
-    "OP_CLEAR", "OP_WLOAD", "OP_ERROR", "INFO_V1_FORMAT", "INFO_V1_SIZE", "INFO_EXT_FORMAT",
+    "OP_CLEAR", "OP_WLOAD", "OP_ALPHA", "OP_STEPS", "OP_ERROR", "INFO_V1_FORMAT", "INFO_V1_SIZE", "INFO_EXT_FORMAT",
     "info_bytes", "load_geometry", "network_fingerprint", "DEFAULT_BAUD",
 ]
 
@@ -64,6 +69,8 @@ OP_COUNTERS = ord("K")
 OP_OVERFLOW = ord("O")
 OP_CLEAR = ord("Z")
 OP_WLOAD = ord("W")
+OP_ALPHA = ord("A")
+OP_STEPS = ord("S")
 OP_ERROR = ord("!")
 
 # Descriptor, version 1: magic(4) version(1) n_layers(1) in_bits(1) potential_width(1) n_in(4)
@@ -313,7 +320,10 @@ class _Engine(wiring.Component):
         load_words, addr_bytes, data_bytes, spram_layers = self._load
         w_len = 1 + addr_bytes + data_bytes if load_words else 0
         idx = Signal(range(max(n_in, n_classes, len(self._info)) + 1))
-        sub = Signal(range(max(pix_bytes, 2, w_len) + 1))
+        has_alpha = hasattr(core, "alpha_load")
+        has_steps = hasattr(core, "timesteps_used")
+        a_len = 1 + _bytes_for(core.alpha_width) if has_alpha else 0
+        sub = Signal(range(max(pix_bytes, 2, w_len, a_len) + 1))
         pix = Signal(8 * pix_bytes)
         pred = Signal(16)
         ctr_sel = Signal(16)
@@ -329,6 +339,25 @@ class _Engine(wiring.Component):
         def send(value, n, then=_RET_IDLE):
             m.d.sync += [word.eq(value), nbytes.eq(n), ret.eq(then)]
             m.next = "SEND"
+
+        def request_states(prefix, req, n, refused, port, op):
+            # <prefix>BYTES collects the n request bytes little-endian (each at the top of
+            # req); <prefix>PUSH answers "!" op if refused, else hands req to the core's
+            # stream ``port`` (its payload driven from req by the caller) and echoes op.
+            with m.State(f"{prefix}BYTES"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(rx.valid):
+                    m.d.sync += req.eq(Cat(req[8:], rx.payload))
+                    m.d.sync += sub.eq(sub + 1)
+                    with m.If(sub == n - 1):
+                        m.next = f"{prefix}PUSH"
+            with m.State(f"{prefix}PUSH"):
+                with m.If(refused):
+                    send(Cat(Const(OP_ERROR, 8), Const(op, 8)), 2)
+                with m.Else():
+                    m.d.comb += port.valid.eq(1)
+                    with m.If(port.ready):
+                        send(op, 1)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -359,6 +388,13 @@ class _Engine(wiring.Component):
                             with m.Case(OP_WLOAD):
                                 m.d.sync += sub.eq(0)
                                 m.next = "WBYTES"
+                        if has_alpha:
+                            with m.Case(OP_ALPHA):
+                                m.d.sync += sub.eq(0)
+                                m.next = "ABYTES"
+                        if has_steps:
+                            with m.Case(OP_STEPS):
+                                send(Cat(Const(OP_STEPS, 8), core.timesteps_used), 3)
                         with m.Default():
                             send(Cat(Const(OP_ERROR, 8), rx.payload), 2)
 
@@ -459,24 +495,21 @@ class _Engine(wiring.Component):
                     core.wload.payload.data.eq(w_rest[8 * addr_bytes:]),
                 ]
 
-                with m.State("WBYTES"):
-                    m.d.comb += rx.ready.eq(1)
-                    with m.If(rx.valid):
-                        m.d.sync += w_req.eq(Cat(w_req[8:], rx.payload))
-                        m.d.sync += sub.eq(sub + 1)
-                        with m.If(sub == w_len - 1):
-                            m.next = "WPUSH"
-
                 # The top takes a word only while it is idle; the echo says the word was taken.
                 # A word for a layer without SPRAM (or no layer) would alias after truncation
                 # to the top's layer field: refused.
-                with m.State("WPUSH"):
-                    with m.If(~w_ok):
-                        send(Cat(Const(OP_ERROR, 8), Const(OP_WLOAD, 8)), 2)
-                    with m.Else():
-                        m.d.comb += core.wload.valid.eq(1)
-                        with m.If(core.wload.ready):
-                            send(OP_WLOAD, 1)
+                request_states("W", w_req, w_len, ~w_ok, core.wload, OP_WLOAD)
+
+            if has_alpha:
+                # A: index and value arrive little-endian, each byte at the top; the top
+                # takes the value while it is idle (an index >= T - 1 is refused).
+                a_req = Signal(8 * a_len)
+                a_index = a_req[:8]
+                m.d.comb += [core.alpha_load.payload.index.eq(a_index),
+                             core.alpha_load.payload.value.eq(a_req[8:])]
+
+                request_states("A", a_req, a_len, a_index >= net.timesteps - 1,
+                               core.alpha_load, OP_ALPHA)
         return m
 
 

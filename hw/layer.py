@@ -287,6 +287,14 @@ class LayerCore(SingleInput, wiring.Component):
     wload : In(stream.Signature(StructLayout({"addr": range(words), "data": 16 * lanes})))
         Only with ``weights="spram"``: weight words (:func:`hw.memory.pack_words`), accepted
         one per cycle while the core is idle between inferences, held otherwise.
+    exit : In(1)
+        Only with ``early_exit=True`` (docs/early-exit.md): pulse between two timesteps (the
+        core idle, its input empty) to end the inference: the exit sweep reads and writes
+        every potential (v0), reads no bias, emits nothing (a readout: its potentials as
+        READOUT tokens) and no EOT; the core then takes the next inference's tokens. A
+        readout with ``early_exit`` emits its potentials at every timestep.
+    exiting : Out(1)
+        Only with ``early_exit=True``: the exit sweep is running (a register).
 
     Raises
     ------
@@ -295,7 +303,7 @@ class LayerCore(SingleInput, wiring.Component):
     """
 
     def __init__(self, *, layer, info, timesteps, discharge="parallel", synapse="mul",
-                 weights="rom", primitive=False, ram_width=None):
+                 weights="rom", primitive=False, ram_width=None, early_exit=False):
         self._validate(layer=layer, info=info, timesteps=timesteps, discharge=discharge,
                        synapse=synapse, weights=weights)
         if ram_width is not None:
@@ -303,6 +311,7 @@ class LayerCore(SingleInput, wiring.Component):
         self._ram_width = ram_width
         self._weights = weights
         self._primitive = bool(primitive)
+        self._early_exit = bool(early_exit)
         self._T = timesteps
         self._discharge = discharge
         self._synapse = synapse
@@ -328,6 +337,9 @@ class LayerCore(SingleInput, wiring.Component):
         if weights == "spram":
             self.wload_layout = wload_layout(layer)
             members["wload"] = In(stream.Signature(self.wload_layout))
+        if self._early_exit:
+            members["exit"] = In(1)
+            members["exiting"] = Out(1)
         super().__init__(members)
 
     @staticmethod
@@ -353,13 +365,13 @@ class LayerCore(SingleInput, wiring.Component):
 
     @classmethod
     def from_network(cls, net, name, *, discharge="parallel", synapse="mul", weights="rom",
-                     primitive=False, ram_width=None):
+                     primitive=False, ram_width=None, early_exit=False):
         """The core of layer ``name`` of ``net``."""
         args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
                     discharge=discharge, synapse=synapse, weights=weights)
         cls._validate(**args)       # before construction: a failed constructor leaves an
         return cls(**args, primitive=primitive,     # unused elaboratable behind (a warning)
-                   ram_width=ram_width)
+                   ram_width=ram_width, early_exit=early_exit)
 
     @property
     def weights(self):
@@ -548,19 +560,28 @@ class LayerCore(SingleInput, wiring.Component):
             m.d.comb += fire.clear.eq(self.clear)
         m.submodules.sweep = sweep = Sweep(units=fires, n=n_w, timesteps=T,
                                            out_layout=self.out_layout, readout=layer.readout,
-                                           pixels=geo.hw_out, bitserial=bitserial)
+                                           pixels=geo.hw_out, bitserial=bitserial,
+                                           early_exit=self._early_exit)
+        ee = self._early_exit
+        exit_now = self.exit if ee else Const(0, 1)
+        exit_end = sweep.exit_end if ee else Const(0, 1)
+        exiting = sweep.exiting if ee else Const(0, 1)
+        if ee:
+            m.d.comb += [sweep.exit.eq(self.exit), self.exiting.eq(sweep.exiting)]
         drain_done = Signal()
         m.d.comb += [
             drain_done.eq(draining & ~gen.busy & ~syn.busy & ~acc.busy),
             sweep.start.eq(drain_done),
             sweep.p_data.eq(pmem.rd_data), sweep.b_data.eq(bmem.rd_data),
-            bmem.rd_addr.eq(sweep.b_addr), bmem.rd_en.eq(sweep.b_en),
+            bmem.rd_addr.eq(sweep.b_addr), bmem.rd_en.eq(sweep.b_en & ~exiting),
         ]
         wiring.connect(m, wiring.flipped(self.o), sweep.o)
         with m.If(drain_done):
             m.d.sync += draining.eq(0)
-        with m.If(sweep.done):
+        with m.If(sweep.done | exit_end):
             m.d.sync += integrating.eq(1)
+        with m.If(exit_now):               # the exit sweep: no token until it has finished
+            m.d.sync += integrating.eq(0)
 
         # P's ports: the integrate stages outside the sweep, the sweep during it. The read
         # address is a register written one cycle ahead (M's target when M hands over to N, the
@@ -571,7 +592,7 @@ class LayerCore(SingleInput, wiring.Component):
             m.d.sync += p_raddr.eq(syn.m_j)
         with m.Elif(sweep.issue):
             m.d.sync += p_raddr.eq(sweep.j + 1)
-        with m.Elif(drain_done | sweep.restart):
+        with m.Elif(drain_done | sweep.restart | exit_now):
             m.d.sync += p_raddr.eq(0)
         m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(sweep.issue | syn.valid)]
         with m.If(sweep.wb):
@@ -596,8 +617,11 @@ class LayerCore(SingleInput, wiring.Component):
         in_eot = in_hs & (self.i.payload.kind == EventKind.EOT)
         with m.If(in_eot):
             m.d.sync += in_eots.eq(Mux(in_eots == T - 1, 0, in_eots + 1))
-        busy, in_flight, in_first = inference_bracket(m, in_hs, in_eot & (in_eots == T - 1),
-                                                      sweep.out_last)
+        with m.If(exit_now):               # an exited inference ends with its exit sweep
+            m.d.sync += in_eots.eq(0)
+        busy, in_flight, in_first = inference_bracket(m, in_hs,
+                                                      (in_eot & (in_eots == T - 1)) | exit_now,
+                                                      sweep.out_last | exit_end)
         ctr.count("cycles", busy)
 
         if self._weights == "spram":

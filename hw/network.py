@@ -34,12 +34,13 @@ during a load (docs/hw-interfaces.md).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
+from golden.errors import MlsnnError
 from golden.ir import INPUT, Conv2d, Dense, Network
 
 from .cores import check_network, layer_core
@@ -54,7 +55,7 @@ from .neuron import check_choice, check_int
 __all__ = ["NetworkTop", "layer_core", "Queue", "InputStreamer", "check_supported", "edges",
            "pack_pixels", "pixel_layout", "check_pixels_per_beat",
            "default_fifo_depth", "DEFAULT_FIFO_DEPTH", "MAX_JOIN_FIFO_DEPTH", "CTR_LATENCY",
-           "weight_storage", "weight_load_words", "wload_top_layout"]
+           "weight_storage", "weight_load_words", "wload_top_layout", "ExitGate"]
 
 #: Depth of the queue after the readout core (three: one token per cycle).
 READOUT_QUEUE_DEPTH = 3
@@ -75,6 +76,12 @@ def check_supported(net):
     if not isinstance(net, Network):
         raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
     check_network(net)
+    if net.early_exit is not None:
+        other = [layer for layer in net.layers if not isinstance(layer, (Dense, Conv2d))]
+        if other:
+            raise MlsnnError(f"early exit: the hardware supports networks of dense and conv2d "
+                             f"layers only; layer '{other[0].name}' is {other[0].label} "
+                             f"(docs/early-exit.md)")
 
 
 def weight_storage(net, weights="rom"):
@@ -535,6 +542,54 @@ class InputStreamer(wiring.Component):
         return m
 
 
+class ExitGate(wiring.Component):
+    """Timestep-major input for the early exit (docs/early-exit.md): passes the streamer's
+    tokens until an EOT has passed, then holds the next timestep back until :attr:`go` (the
+    top decided to go on) or :attr:`abort` (it decided to exit: the rest of the image's tokens
+    are taken and dropped until :attr:`src_done`, the streamer's last EOT). The EOT of the
+    last timestep opens the gate for the next image. Combinational: ``o.valid`` and
+    ``i.ready`` are the other side's, gated by registers.
+
+    Members
+    -------
+    i : In(stream.Signature(shape)), o : Out(stream.Signature(shape))
+    go, abort, src_done : In(1)
+    waiting, discarding : Out(1)
+        Registers: holding after an EOT; dropping an exited image's remaining tokens.
+    """
+
+    def __init__(self, *, shape, timesteps):
+        self._T = check_int("timesteps", timesteps, minimum=1)
+        super().__init__({
+            "i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
+            "go": In(1), "abort": In(1), "src_done": In(1),
+            "waiting": Out(1), "discarding": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        T = self._T
+        t = Signal(range(T))
+        is_open = ~self.waiting & ~self.discarding
+        m.d.comb += [
+            self.o.payload.eq(self.i.payload),
+            self.o.valid.eq(self.i.valid & is_open),
+            self.i.ready.eq((self.o.ready & is_open) | self.discarding),
+        ]
+        with m.If(self.o.valid & self.o.ready & (self.i.payload.kind == EventKind.EOT)):
+            with m.If(t == T - 1):
+                m.d.sync += t.eq(0)
+            with m.Else():
+                m.d.sync += [t.eq(t + 1), self.waiting.eq(1)]
+        with m.If(self.go):
+            m.d.sync += self.waiting.eq(0)
+        with m.If(self.abort):
+            m.d.sync += [self.waiting.eq(0), self.discarding.eq(1), t.eq(0)]
+        with m.If(self.discarding & self.src_done):
+            m.d.sync += self.discarding.eq(0)
+        return m
+
+
 class NetworkTop(wiring.Component):
     """The accelerator of an IR network, residual joins included (ports in
     ``docs/hw-interfaces.md``).
@@ -575,8 +630,21 @@ class NetworkTop(wiring.Component):
         most this many bits side by side (:class:`hw.layer.LayerCore`; synthesis for ECP5
         uses 18, :attr:`flows.fit.Device.ram_width`). Same behaviour and cycles.
 
+    With ``net.early_exit`` (docs/early-exit.md) the top runs timestep-major (an
+    :class:`ExitGate` after the streamer), tracks the two largest readout potentials of every
+    timestep, compares their margin with its alpha_t table (constants from the IR) and, on an
+    exit, pulses every core's ``exit`` (the exit sweep) and sends the readout's potentials
+    as the result.
+
     Members
     -------
+    timesteps_used : Out(range(T + 1))
+        Only with ``net.early_exit``: the timesteps the last inference used (valid when
+        ``busy`` is low after it).
+    alpha_load : In(stream.Signature({index: range(T − 1), value: unsigned(alpha_width)}))
+        Only with ``net.early_exit`` and T > 1: writes alpha_{index+1} (the registers start
+        from the IR's alpha, saturated to ``alpha_width`` bits: the largest value never
+        exits); taken while ``busy`` is low.
     wload : In(stream.Signature(wload_top_layout(net, weights)))
         Only with a layer in SPRAM. Accepted while ``busy`` is (and was, one cycle earlier)
         low, one word every other cycle; a word of a layer without SPRAM is dropped. ``wload_map``: ``{name: (index, words)}``.
@@ -638,6 +706,15 @@ class NetworkTop(wiring.Component):
             members["stall"] = In(len(self.edges))
         if self.wload_layout is not None:
             members["wload"] = In(stream.Signature(self.wload_layout))
+        self.early_exit = net.early_exit
+        #: Bits of an alpha register (docs/early-exit.md): the margin's pw + 1; its largest
+        #: value is above any margin ("never").
+        self.alpha_width = ro_info.width + 1
+        if self.early_exit is not None:
+            members["timesteps_used"] = Out(range(net.timesteps + 1))
+            if net.timesteps > 1:
+                members["alpha_load"] = In(stream.Signature(data.StructLayout({
+                    "index": range(net.timesteps - 1), "value": unsigned(self.alpha_width)})))
         super().__init__(members)
 
     @staticmethod
@@ -652,7 +729,13 @@ class NetworkTop(wiring.Component):
         return self._net
 
     def _core(self, layer):
-        if self._weights.get(layer.name) == "spram":
+        if self.early_exit is not None:
+            core = LayerCore.from_network(self._net, layer.name, discharge=self._discharge,
+                                          synapse=self._synapse,
+                                          weights=self._weights.get(layer.name, "rom"),
+                                          primitive=self._primitive, ram_width=self._ram_width,
+                                          early_exit=True)
+        elif self._weights.get(layer.name) == "spram":
             core = LayerCore.from_network(self._net, layer.name, discharge=self._discharge,
                                           synapse=self._synapse, weights="spram",
                                           primitive=self._primitive, ram_width=self._ram_width)
@@ -672,9 +755,16 @@ class NetworkTop(wiring.Component):
                                                    in_bits=net.input.in_bits, timesteps=T,
                                                    pixels_per_beat=self.pixels_per_beat)
         wiring.connect(m, wiring.flipped(self.pixels), st.pixels)
+        ee = self.early_exit is not None
+        src_in = st.o
+        if ee:
+            m.submodules.exit_gate = gate = ExitGate(shape=st.out_layout, timesteps=T)
+            wiring.connect(m, st.o, gate.i)
+            m.d.comb += gate.src_done.eq(st.done)
+            src_in = gate.o
 
         # Cores in IR order; event sources by name.
-        sources = {INPUT: st.o}
+        sources = {INPUT: src_in}
         cores, in_ports = [], []
         for k, layer in enumerate(net.layers):
             core, ports = self._core(layer)
@@ -722,12 +812,17 @@ class NetworkTop(wiring.Component):
         ro = roq.o
         is_ro = ro.payload.kind == EventKind.READOUT
         n_cls = self.n_classes
+        ro_t = Signal(range(T))
+        fwd = Const(1, 1)            # the READOUT token goes to ``result``
+        if ee:
+            ex_active = Signal()     # the readout's exit sweep is sending the result
+            fwd = (ro_t == T - 1) | ex_active
         m.d.comb += [
-            self.result.valid.eq(ro.valid & is_ro),
+            self.result.valid.eq(ro.valid & is_ro & fwd),
             self.result.payload.index.eq(ro.payload.index),
             self.result.payload.potential.eq(ro.payload.value),
             self.result.payload.last.eq(ro.payload.index == n_cls - 1),
-            ro.ready.eq(Mux(is_ro, self.result.ready, 1)),
+            ro.ready.eq(Mux(is_ro & fwd, self.result.ready, 1)),
         ]
         # Argmax, one beat per cycle, from registers: the beat is registered (AM); in AM it is
         # compared, each comparison in two halves, with the best so far and with the beat one
@@ -770,14 +865,16 @@ class NetworkTop(wiring.Component):
         with m.If(take):
             m.d.sync += [best.eq(am2_value), pred.eq(am2_index)]
 
-        ro_t = Signal(range(T))
         final = Signal()
-        with m.If(ro.valid & ro.ready & (ro.payload.kind == EventKind.EOT)):
+        ro_eot = ro.valid & ro.ready & (ro.payload.kind == EventKind.EOT)
+        with m.If(ro_eot):
             with m.If(ro_t == T - 1):
                 m.d.sync += ro_t.eq(0)
                 m.d.comb += final.eq(1)
             with m.Else():
                 m.d.sync += ro_t.eq(ro_t + 1)
+        if ee:
+            self._early_exit_logic(m, gate, cores, ro, is_ro, ro_eot, ro_t, ex_active, final)
         draining = Signal()
         # accept = ~(draining | am_valid | am2_valid), kept in a register of its own (computed
         # from their next values), so that the pixel handshake starts from one register.
@@ -855,3 +952,73 @@ class NetworkTop(wiring.Component):
             with m.Default():
                 m.d.sync += self.ctr_data.eq(0)
         return m
+
+    def _early_exit_logic(self, m, gate, cores, ro, is_ro, ro_eot, ro_t, ex_active, final):
+        """The decision of docs/early-exit.md. Every READOUT token of a timestep is registered
+        (E) and folded into the two largest potentials (``best``, ``second``: a tie puts the
+        equal value into ``second``); after the timestep's EOT (t < T) their margin is
+        registered, compared with alpha_t (registered), and the decision pulses three cycles
+        after the EOT (each stage a short path of its own). Exit: every core's ``exit`` pulses, the gate drops the rest
+        of the image, and the readout's exit-sweep tokens are the result; the inference ends
+        when they have left, the streamer has finished and no core is still sweeping. Else
+        the gate lets the next timestep in. Drives ``final`` for an exit too."""
+        T = self._net.timesteps
+        alpha = self.early_exit.alpha
+        pw = len(ro.payload.value)
+        e_valid = Signal()
+        e_index = Signal.like(ro.payload.index)
+        e_value = Signal(signed(pw))
+        m.d.sync += e_valid.eq(ro.valid & ro.ready & is_ro)
+        with m.If(ro.valid & ro.ready & is_ro):
+            m.d.sync += [e_index.eq(ro.payload.index), e_value.eq(ro.payload.value)]
+        best, second = Signal(signed(pw)), Signal(signed(pw))
+        with m.If(e_valid):
+            with m.If(e_index == 0):
+                m.d.sync += best.eq(e_value)
+            with m.Elif(e_value > best):
+                m.d.sync += [best.eq(e_value), second.eq(best)]
+            with m.Elif((e_index == 1) | (e_value > second)):
+                m.d.sync += second.eq(e_value)
+        # Three register stages from the EOT of timestep t < T to the decision, so that the
+        # subtraction, the comparisons and the fan-out to every core are paths of their own:
+        # D1 (best and second final) registers the margin, D2 the comparison with alpha_t,
+        # D3 pulses exit or go.
+        d1, d2, decide = Signal(), Signal(), Signal()
+        dec_t = Signal(range(T))
+        m.d.sync += [d1.eq(ro_eot & (ro_t != T - 1)), d2.eq(d1), decide.eq(d2)]
+        with m.If(ro_eot):
+            m.d.sync += dec_t.eq(ro_t)
+        margin = Signal(unsigned(pw + 1))
+        m.d.sync += margin.eq(best - second)
+        limit = (1 << self.alpha_width) - 1          # above any margin: never exits
+        regs = [Signal(self.alpha_width, init=min(a, limit), name=f"alpha_{k + 1}")
+                for k, a in enumerate(alpha)]
+        hit = Signal()
+        if T > 1:
+            ld = self.alpha_load
+            m.d.comb += ld.ready.eq(~self.busy)
+            for k, r in enumerate(regs):
+                with m.If(ld.valid & ld.ready & (ld.payload.index == k)):
+                    m.d.sync += r.eq(ld.payload.value)
+            hits = Cat(*(margin >= r for r in regs))
+            m.d.sync += hit.eq(hits.bit_select(dec_t, 1))
+        exit_now = Signal()
+        m.d.comb += [exit_now.eq(decide & hit), gate.go.eq(decide & ~hit),
+                     gate.abort.eq(exit_now)]
+        for core in cores:
+            m.d.comb += core.exit.eq(exit_now)
+        used = Signal.like(self.timesteps_used, init=T)
+        m.d.comb += self.timesteps_used.eq(used)
+        tok_done = Signal()             # the readout's exit tokens have all left
+        exiting = Cat(*(core.exiting for core in cores)).any()
+        with m.If(exit_now):
+            m.d.sync += [ex_active.eq(1), ro_t.eq(0), used.eq(dec_t + 1)]
+        with m.If(ex_active & ro.valid & ro.ready & is_ro
+                  & (ro.payload.index == self.n_classes - 1)):
+            m.d.sync += [ex_active.eq(0), tok_done.eq(1)]
+        ex_final = tok_done & ~gate.discarding & ~exiting
+        with m.If(ex_final):
+            m.d.sync += tok_done.eq(0)
+            m.d.comb += final.eq(1)
+        with m.If(ro_eot & (ro_t == T - 1)):
+            m.d.sync += used.eq(T)

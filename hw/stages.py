@@ -374,6 +374,9 @@ class Sweep(wiring.Component):
         doubling sweeps that end without an EOT (:attr:`done` as the last write-back is
         counted), then T fire sweeps back to back (:attr:`restart` between them), each followed
         by its EOT; :attr:`done` after the last. A readout keeps T sweeps with their EOTs.
+    early_exit : bool
+        Input-aware early exit (docs/early-exit.md): a readout emits its READOUT tokens at
+        every timestep, and :attr:`exit` starts an exit sweep.
 
     Members
     -------
@@ -405,10 +408,19 @@ class Sweep(wiring.Component):
     o : Out(stream.Signature(out_layout))
     out_last : Out(1)
         The EOT of the inference's last timestep is taken on ``o`` in this cycle.
+    exit : In(1)
+        Only with ``early_exit``: pulse while idle (between timesteps) to run the exit sweep:
+        every word is read and written back as at the last timestep (v0) with the bias input
+        tied to 0 (the caller reads no bias); a readout emits ``(j, P[j])``, a spiking core
+        nothing; no EOT. The timestep counter returns to 0.
+    exit_end : Out(1)
+        Only with ``early_exit``: the exit sweep's last write-back is in this cycle.
+    exiting : Out(1)
+        Only with ``early_exit``: a register, high during the exit sweep.
     """
 
     def __init__(self, *, units, n, timesteps, out_layout, readout=False, pixels=1, depth=8,
-                 credits=8, bitserial=False):
+                 credits=8, bitserial=False, early_exit=False):
         self._units = list(units)
         self._L = len(self._units)
         if not self._L:
@@ -424,10 +436,14 @@ class Sweep(wiring.Component):
             raise ValueError("a bit-serial sweep has one lane")
         self._out_layout = out_layout
         self._depth, self._credits = depth, credits
+        self._early_exit = bool(early_exit)
         fin = self._units[0].i.payload
         self._pshape, self._bshape = fin.p.shape(), fin.b.shape()
         L = self._L
+        exit_members = {"exit": In(1), "exit_end": Out(1), "exiting": Out(1)} \
+            if self._early_exit else {}
         super().__init__({
+            **exit_members,
             "start": In(1),
             "sweeping": Out(1),
             "issue": Out(1),
@@ -470,6 +486,12 @@ class Sweep(wiring.Component):
         m.d.comb += [last_t.eq(t_cur == S - 1), self.last_t.eq(last_t)]
         if self._bitserial and not self._readout:
             m.d.comb += [shift.eq(t_cur < T - 1), more.eq((t_cur >= T - 1) & ~last_t)]
+        ee = self._early_exit
+        exiting = self.exiting if ee else Const(0, 1)
+        exit_end = self.exit_end if ee else Const(0, 1)
+        # done, restart or exit_end: the sweep's state returns to word 0
+        self._finish = Signal()
+        m.d.comb += self._finish.eq(self.done | self.restart | exit_end)
 
         # -- issue: one word while Q has a credit --------------------------------------------
         q_room = Signal()
@@ -507,8 +529,8 @@ class Sweep(wiring.Component):
                 u.i.valid.eq(w1_valid),
                 u.i.payload.index.eq(w1_j),
                 u.i.payload.p.eq(lane(self.p_data, k, self._pshape)),
-                u.i.payload.b.eq(lane(self.b_data, k, self._bshape)),
-                u.i.payload.last.eq(last_t),
+                u.i.payload.b.eq(Mux(exiting, 0, lane(self.b_data, k, self._bshape))),
+                u.i.payload.last.eq(last_t | exiting),
                 u.o.ready.eq(1),
             ]
             if self._bitserial:
@@ -516,11 +538,12 @@ class Sweep(wiring.Component):
 
         # -- write-back and emission ---------------------------------------------------------
         if self._readout:
-            emits = [last_t] * L
+            # early exit: the potentials of every timestep go to the top's decision logic
+            emits = [Const(1, 1) if ee else last_t] * L
             ev_kind = EventKind.READOUT
             values = [u.o.payload.h for u in units]
         else:
-            emits = [u.o.payload.z != 0 for u in units]
+            emits = [(u.o.payload.z != 0) & ~exiting for u in units]
             ev_kind = EventKind.EVENT
             values = [u.o.payload.z for u in units]
         m.d.comb += [self.wb.eq(u0.o.valid), self.wb_j.eq(u0.o.payload.index),
@@ -537,13 +560,20 @@ class Sweep(wiring.Component):
         wb_count = Signal(range(n))
         with m.If(self.start | self.restart):
             m.d.sync += self.sweeping.eq(1)
+        if ee:
+            with m.If(self.exit):
+                m.d.sync += [self.sweeping.eq(1), self.exiting.eq(1)]
+            m.d.comb += exit_end.eq(self.sweeping & self.wb & (wb_count == n - 1) & exiting)
         with m.If(self.sweeping & self.wb):
             m.d.sync += wb_count.eq(wb_count + 1)
             with m.If(wb_count == n - 1):
-                m.d.sync += [self.sweeping.eq(0), eot_out.eq(1), wb_count.eq(0)]
-        with m.If(self.done | self.restart):
+                m.d.sync += [self.sweeping.eq(0), eot_out.eq(~exiting), wb_count.eq(0)]
+        with m.If(self._finish):
             m.d.sync += [eot_out.eq(0), self.j.eq(0), s_more.eq(1), s_co.eq(0), s_pix.eq(0),
-                         t_cur.eq(Mux(last_t, 0, t_cur + 1))]
+                         t_cur.eq(Mux(last_t | exiting, 0, t_cur + 1))]
+        if ee:
+            with m.If(exit_end):
+                m.d.sync += self.exiting.eq(0)
         return m
 
     def _queue_one(self, m, q_room, eot_out, last_t, emit, ev_kind, value, eot_push):
@@ -601,7 +631,7 @@ class Sweep(wiring.Component):
                     m.d.sync += [wb_pix.eq(wb_pix + 1), wb_base.eq(wb_base + 1)]
             else:
                 m.d.sync += wb_base.eq(wb_base + L)
-        with m.If(self.done):
+        with m.If(self._finish):
             m.d.sync += [wb_base.eq(0), wb_pix.eq(0)]
         # ``single``: the mask has at most one lane (precomputed at the push, for the pop).
         # ``first``: the mask's lowest lane, one-hot (also precomputed at the push).

@@ -13,7 +13,7 @@ from hw.layer import spram_load_words
 from hw.network import (CTR_LATENCY, NetworkTop, check_supported, pack_pixels,
                         weight_load_words)
 
-from .scoreboard import EOT, EVENT, RtlResult, is_sew, split_timesteps
+from .scoreboard import EOT, EVENT, RtlResult, is_sew, split_by_steps, split_timesteps
 from .tb import CycleLimitError, stream_get, stream_put
 
 __all__ = ["run_layer", "run_join", "run_network", "cycle_bound", "SimulationTimeout",
@@ -234,6 +234,9 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
     counters = {l.name: {c: np.zeros(B, dtype=np.int64) for c in COUNTERS} for l in net.layers}
     overflow = {l.name: np.zeros(B, dtype=np.int64) for l in net.layers}
     cycles = np.zeros(B, dtype=np.int64)
+    # timesteps used per image (docs/early-exit.md): T unless the top has an early exit
+    steps = np.full(B, T, dtype=np.int64)
+    has_exit = hasattr(top, "timesteps_used")
 
     async def monitor(ctx):
         sampled = [top.busy] + [s for tap in taps for s in (tap.valid, tap.payload)]
@@ -290,6 +293,8 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
             await ctx.tick()
             cycles[b] = busy_cycles[0] - start
             preds[b] = ctx.get(top.prediction)
+            if has_exit:
+                steps[b] = ctx.get(top.timesteps_used)
             ovf = ctx.get(top.overflow)
             for k, layer in enumerate(net.layers):
                 overflow[layer.name][b] = (ovf >> k) & 1
@@ -304,18 +309,25 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
             progress(B, B)
 
     _simulate(top, [driver], vcd=vcd, background=[monitor] + ([watch] if watch else []))
-    return RtlResult(events=_events_by_image(net, streams), readout=readout, predictions=preds,
-                     counters=counters, overflow=overflow, cycles=cycles,
-                     extra={"sim_cycles": all_cycles[0], "load_cycles": load_cycles[0]})
+    extra = {"sim_cycles": all_cycles[0], "load_cycles": load_cycles[0]}
+    if has_exit:
+        extra["timesteps"] = steps
+    return RtlResult(events=_events_by_image(net, streams, steps if has_exit else None),
+                     readout=readout, predictions=preds,
+                     counters=counters, overflow=overflow, cycles=cycles, extra=extra)
 
 
-def _events_by_image(net, streams):
-    """Monitor streams → ``{layer: [B][T] [(j, z)]}`` for the spiking layers."""
+def _events_by_image(net, streams, steps=None):
+    """Monitor streams → ``{layer: [B][T] [(j, z)]}`` for the spiking layers (``steps``: the
+    timesteps each image used, with an early exit)."""
     out = {}
     for layer in net.layers:
         if layer.readout:
             continue
-        images, rest = split_timesteps(streams[layer.name], net.timesteps)
+        if steps is None:
+            images, rest = split_timesteps(streams[layer.name], net.timesteps)
+        else:
+            images, rest = split_by_steps(streams[layer.name], steps, net.timesteps)
         if rest:
             raise AssertionError(f"layer '{layer.name}': {len(rest)} tokens after the last EOT")
         for img in images:

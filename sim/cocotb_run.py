@@ -33,6 +33,8 @@ import tempfile
 import threading
 import time
 
+import numpy as np
+
 from golden.errors import MlsnnError
 
 from .scoreboard import Expected, RtlResult
@@ -288,7 +290,7 @@ def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0
         "result": {"index_width": top.result_layout.index_width,
                    "potential_width": top.result_layout.potential_width},
         "seed": seed, "gap": gap, "stall": stall, "max_cycles": max_cycles,
-        "expected": None, "wload": wload,
+        "expected": None, "wload": wload, "early_exit": net.early_exit is not None,
     }
     tmp = None
     if golden is not None:
@@ -306,6 +308,8 @@ def run_network_cocotb(net, x, *, simulator="icarus", seed=0, gap=0.0, stall=0.0
     rtl.extra = {"mismatches": doc.get("mismatches", []), "log": doc["log"],
                  "sim_cycles": doc.get("sim_cycles"), "build_s": doc["build_s"],
                  "test_s": doc["test_s"], "simulator": simulator}
+    if net.early_exit is not None:
+        rtl.extra["timesteps"] = np.asarray(doc["timesteps_used"], dtype=np.int64)
     return rtl
 
 

@@ -31,8 +31,8 @@ from golden.ir import INPUT
 from hw.layout import COUNTERS, EventKind
 
 __all__ = ["RtlResult", "Expected", "layer_input_tokens", "layer_expected", "split_timesteps",
-           "golden_events", "merged_events", "compare", "compare_expected", "summary",
-           "verdict", "check_expected", "Verdict",
+           "split_by_steps", "golden_events", "merged_events", "compare", "compare_expected",
+           "summary", "verdict", "check_expected", "Verdict",
            "layer_kind", "GOLDEN_COUNTERS"]
 
 EVENT, EOT, READOUT = (int(k.value) for k in (EventKind.EVENT, EventKind.EOT, EventKind.READOUT))
@@ -177,6 +177,26 @@ def split_timesteps(tokens, T):
         else:
             cur.append(tuple(tok))
     return images, [tok for t_ in ts for tok in t_] + cur
+
+
+def split_by_steps(tokens, steps, T):
+    """Like :func:`split_timesteps` for images that used ``steps[b]`` timesteps (an exited
+    image sends ``steps[b]`` EOTs); every image padded with empty timesteps to T."""
+    images, rest, k = [], list(tokens), 0
+    for n in steps:
+        ts, cur = [], []
+        while len(ts) < n and k < len(rest):
+            tok = rest[k]
+            k += 1
+            if tok[0] == EOT:
+                ts.append(cur)
+                cur = []
+            else:
+                cur.append(tuple(tok))
+        if len(ts) < n:
+            return images, [tok for t_ in ts for tok in t_] + cur
+        images.append(ts + [[] for _ in range(T - int(n))])
+    return images, rest[k:]
 
 
 def _first_diff(got, exp):

@@ -396,3 +396,10 @@ def test_nir_export_is_one_line():
     net = _chain(2, (4, 4, 2), (4,), seed=0)
     _one("layer 'l0': a bit-serial layer (docs/bitserial.md) has no NIR neuron; only "
          "rate-coded networks are exported", lambda: to_nir(net))
+
+
+def test_early_exit_with_bitserial_layers_is_one_line():
+    net = _chain(3, [4, 3, 2], [5, 1], seed=5)
+    _one("network: field 'early_exit' with bit-serial layers is not supported: a bit-serial "
+         "layer fires only after all T input timesteps, so there is no readout to judge "
+         "before t = T", lambda: net.replace(early_exit={"alpha": [1, 1]}))

@@ -51,6 +51,11 @@ def run(args):
     preds = doc["predictions"]
     shown = " ".join(map(str, preds[:32])) + (" ..." if len(preds) > 32 else "")
     print(f"predictions: {shown}")
+    if net.early_exit is not None:
+        used = doc["timesteps_used"]
+        print(f"timesteps used (early exit, docs/early-exit.md): mean "
+              f"{sum(used) / len(used):.3f}, " + " ".join(map(str, used[:32]))
+              + (" ..." if len(used) > 32 else ""))
     if cyc is None:
         print(f"cycles per inference: not modelled ({why})")
     else:

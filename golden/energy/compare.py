@@ -66,8 +66,12 @@ def stream_stats(net, res, x):
     x = net.check_inputs(x)
     T = net.timesteps
     xf = x.reshape(x.shape[0], -1).astype(np.float64)
-    px_cnt = T * (xf > 0).sum(axis=0)
-    px_z = T * xf.sum(axis=0)
+    # Pixels enter at every timestep an image computes: T, or fewer after an early exit
+    # (docs/early-exit.md; ``res.timesteps``).
+    used = getattr(res, "timesteps", None)
+    used = np.full(x.shape[0], float(T)) if used is None else used.astype(np.float64)
+    px_cnt = used @ (xf > 0)
+    px_z = used @ xf
     out = {}
     for layer in net.layers:
         info = net.info(layer.name)

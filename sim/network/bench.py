@@ -17,7 +17,8 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from hw.layout import COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventLayout, ResultLayout
 from sim.cocotb_util import Sink, Source, load_config, uint, write_json
-from sim.scoreboard import EVENT, Expected, RtlResult, compare_expected, split_timesteps
+from sim.scoreboard import (EVENT, Expected, RtlResult, compare_expected, split_by_steps,
+                             split_timesteps)
 
 
 def _event_layout(lay):
@@ -64,6 +65,8 @@ async def network_bench(dut):
     result = ResultLayout(ri, rp)
     streams = [[] for _ in range(L)]
     readout, preds, cycles = [], [], []
+    steps = []                      # timesteps used per image (early exit: docs/early-exit.md)
+    early_exit = bool(cfg.get("early_exit"))
     counters = {name: {c: [] for c in COUNTERS} for name, _ in layers}
     overflow = {name: [] for name, _ in layers}
 
@@ -98,6 +101,7 @@ async def network_bench(dut):
         await FallingEdge(dut.clk)
         await ReadOnly()
         preds.append(uint(dut.prediction))
+        steps.append(uint(dut.timesteps_used) if early_exit else T)
         ovf = uint(dut.overflow)
         for k, (name, _) in enumerate(layers):
             overflow[name].append((ovf >> k) & 1)
@@ -121,7 +125,8 @@ async def network_bench(dut):
     for k, (name, ro) in enumerate(layers):
         if ro:
             continue
-        imgs, rest = split_timesteps(streams[k], T)
+        imgs, rest = (split_by_steps(streams[k], steps, T) if early_exit
+                      else split_timesteps(streams[k], T))
         assert not rest, f"layer '{name}': {len(rest)} tokens after the last EOT"
         assert all(kind == EVENT for img in imgs for ts in img for kind, _, _ in ts), \
             f"layer '{name}' sent a token that is not an EVENT"
@@ -130,6 +135,7 @@ async def network_bench(dut):
                     overflow=overflow, cycles=cycles)
     doc = rtl.to_json()
     doc["sim_cycles"] = sim_cycles + 3 * B
+    doc["timesteps_used"] = steps
     msgs = []
     if cfg.get("expected"):
         with open(cfg["expected"]) as f:
