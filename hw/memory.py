@@ -184,7 +184,6 @@ class CountedMemory(wiring.Component):
                                                        init=init)
                 mems.append(mem)
         rd_bits = []
-        wp = None
         for mem, (lo, w) in zip(mems, cols):
             wp = mem.write_port() if self._writable else None
             rp = mem.read_port(transparent_for=(wp,) if self._transparent else ())
@@ -204,7 +203,7 @@ class CountedMemory(wiring.Component):
             m.d.sync += reads.eq(reads + 1)
         writes = Signal(COUNTER_WIDTH)
         m.d.comb += self.writes.eq(writes)
-        if wp is not None:
+        if self._writable:
             wr_seen = Signal()
             m.d.sync += wr_seen.eq(self.wr_en & ~self.clear)
             with m.If(self.clear):
