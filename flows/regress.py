@@ -49,9 +49,9 @@ class RegressConfig:
     seed : the network seed (``random_network(seed, ...)``, ``random_inputs(..., seed=seed)``)
         and the seed of the random gaps, stalls and throttling.
     max_neurons, in_bits, non_square, conv_readout, negative_v0, wide_stream_weights,
-    narrow_width, pool : options of :func:`golden.fixtures.random_network` (``in_bits=None``: drawn
-        by it; the serial synapse takes z cycles per update, so with it the inputs are at most 4
-        bits).
+    narrow_width, pool, hard_reset, leaky : options of :func:`golden.fixtures.random_network`
+        (``in_bits=None``: drawn by it; the serial synapse takes z cycles per update, so with it
+        the inputs are at most 4 bits).
     discharge, synapse, fifo_depth : hardware variant (``fifo_depth=None``: sized from the IR).
     gap, stall, throttle : probabilities of an input idle cycle, an output stall, a throttled
         queue per cycle (``throttle`` only on the Amaranth simulator).
@@ -66,6 +66,8 @@ class RegressConfig:
     wide_stream_weights: bool = False
     narrow_width: bool = False
     pool: bool = False
+    hard_reset: bool = False
+    leaky: bool = False
     discharge: str = "parallel"
     synapse: str = "mul"
     fifo_depth: Optional[int] = None
@@ -74,7 +76,7 @@ class RegressConfig:
     throttle: float = 0.0
 
     NET_FLAGS = ("non_square", "conv_readout", "negative_v0", "wide_stream_weights",
-                 "narrow_width", "pool")
+                 "narrow_width", "pool", "hard_reset", "leaky")
 
     @classmethod
     def from_seed(cls, seed):
@@ -97,7 +99,9 @@ class RegressConfig:
             gap=float(pick([0.0, 0.1, 0.3])),
             stall=float(pick([0.0, 0.1, 0.3])),
             throttle=float(pick([0.0, 0.0, 0.1, 0.3])),
-            pool=bool(rng.random() < 0.5),      # drawn last: earlier seeds keep their values
+            pool=bool(rng.random() < 0.5),      # drawn after the others: earlier seeds keep
+            hard_reset=bool(rng.random() < 0.3),    # their values
+            leaky=bool(rng.random() < 0.4),
         )
 
     def network(self):

@@ -41,6 +41,12 @@ def add_arguments(p):
     p.add_argument("--pool", action="store_true",
                    help="conv/residual: max and average pooling layers (on the input, after "
                         "convolutions and joins)")
+    p.add_argument("--hard-reset", action="store_true",
+                   help="a hard reset (docs/reset.md) on about half the dense/conv2d layers "
+                        "before the readout")
+    p.add_argument("--leaky", action="store_true",
+                   help="a leak k in 1..4 (docs/leak.md) on about half the firing dense/conv2d "
+                        "layers")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
 
@@ -72,7 +78,8 @@ def run(args):
                                   non_square=args.non_square, conv_readout=args.conv_readout,
                                   negative_v0=args.negative_v0,
                                   wide_stream_weights=args.wide_stream_weights,
-                                  narrow_width=args.narrow_width, pool=args.pool)
+                                  narrow_width=args.narrow_width, pool=args.pool,
+                                  hard_reset=args.hard_reset, leaky=args.leaky)
     path = ir.save(net, args.output)
     x = fixtures.random_inputs(net, args.batch, seed=args.seed)
     xpath = os.path.join(args.output, "inputs.npz")
