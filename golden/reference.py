@@ -45,7 +45,8 @@ class Result:
     readout : ``[B, n_classes]`` readout potentials after timestep T (before the clear).
     events : ``{layer: [T, B, n_out]}`` event values z (0 = no event) of every layer that
         emits events of its own (not the readout, not SEW joins, which pass their inputs on).
-    counters : ``{layer: {counter: [B]}}`` SPEC §5 counters per image.
+    counters : ``{layer: {counter: [B]}}`` per image, the counters of
+        :data:`golden.counters.GOLDEN_COUNTERS` (SPEC §5, the word counters, ``shifts``).
     overflow : ``{layer: [B]}`` 0 impossible, 1 possible, 2 certain.
     currents : ``{layer: [T, B, n_out]}`` per-timestep input currents (bias included), only
         with ``record_currents=True``.
@@ -412,10 +413,14 @@ def shifts(net, name):
     """Potential doublings (the Horner step P ← 2P) that layer ``name`` performs per image:
     (T − 1)·N_out for a bit-serial layer (one per neuron at the end of every input timestep
     but the last), 0 otherwise; known from the IR, like the leak's shift-subtracts."""
-    layer = net.layer(name)
+    return _doublings(net.layer(name), net.timesteps, net.info(name).n_out)
+
+
+def _doublings(layer, T, n_out):
+    """(T − 1)·N_out for a bit-serial layer (readout included), 0 otherwise."""
     if getattr(layer, "coding", "rate") != "bitserial":
         return 0
-    return (net.timesteps - 1) * net.info(name).n_out
+    return (T - 1) * n_out
 
 
 def _sweeps(layer, T):
@@ -433,9 +438,12 @@ def _finish(layer, info, cnt, steps, exited):
     # timesteps used; an image that exited (``exited`` [B] 1) adds its exit sweep: one p read
     # and write per neuron, no bias read (docs/early-exit.md; never with bit-serial layers).
     if getattr(layer, "coding", "rate") == "bitserial":
-        n_sweeps, n_bias = _sweeps(layer, int(steps.max()) if len(steps) else 1)
+        T = int(steps.max()) if len(steps) else 1
+        n_sweeps, n_bias = _sweeps(layer, T)
         sweep = torch.full_like(cnt["ev_in"], float(n_sweeps * info.n_out))
         bias = torch.full_like(cnt["ev_in"], float(n_bias * info.n_out))
+        # the doubling sweeps: one shift per neuron (the ``shifts`` counter)
+        cnt["shifts"] = torch.full_like(cnt["ev_in"], float(_doublings(layer, T, info.n_out)))
     else:
         sweep = steps * float(info.n_out)
         bias = sweep

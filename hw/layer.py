@@ -113,7 +113,8 @@ Counters (32 bit, SPEC §5): ``w_rd``, ``p_rd``, ``p_wr``, ``b_rd`` come from th
 ``ev_in`` counts EVENT tokens accepted, ``ev_out`` EVENT tokens sent, ``syn_updates`` and
 ``syn_acc`` the updates issued by G (+1, +z); ``cycles`` counts the cycles in which an inference
 is in progress, from the cycle its first input token is accepted to the cycle its last EOT is
-sent, inclusive; ``saturations`` the saturated additions (integrate and fire).
+sent, inclusive; ``saturations`` the saturated additions (integrate and fire); ``shifts`` the
+write-backs of the doubling sweeps (P ← 2P; bit-serial cores only, a constant 0 otherwise).
 """
 
 from __future__ import annotations
@@ -281,7 +282,8 @@ class LayerCore(SingleInput, wiring.Component):
     clear : In(1)
         Clears every counter and the overflow flag.
     counters : Out(CounterLayout)
-        The counters of SPEC §5 plus ``cycles`` and ``saturations``.
+        The counters of SPEC §5 plus ``cycles``, ``saturations``, the word counters and
+        ``shifts`` (:data:`hw.layout.COUNTERS`).
     overflow : Out(1)
         Sticky: a potential saturated (only possible when the width was forced narrow).
     wload : In(stream.Signature(StructLayout({"addr": range(words), "data": 16 * lanes})))
@@ -605,8 +607,9 @@ class LayerCore(SingleInput, wiring.Component):
         # -- counters -------------------------------------------------------------------------
         in_hs = skid.accepted
         out_hs = self.o.valid & self.o.ready
-        ctr = Counters(m, self.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles"),
-                       registered=False)
+        # ``shifts`` only in a bit-serial core (docs/bitserial.md §5); 0 in the others.
+        ctr = Counters(m, self.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles")
+                       + (("shifts",) if bitserial else ()), registered=False)
         ctr.count("ev_in", in_hs & (self.i.payload.kind == EventKind.EVENT))
         ctr.count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
         ctr.count("syn_updates", gen.adv, L)                   # L synapses per word
@@ -623,6 +626,8 @@ class LayerCore(SingleInput, wiring.Component):
                                                       (in_eot & (in_eots == T - 1)) | exit_now,
                                                       sweep.out_last | exit_end)
         ctr.count("cycles", busy)
+        if bitserial:
+            ctr.count("shifts", sweep.doubled)      # with the write-back, as p_wr counts it
 
         if self._weights == "spram":
             # Loads only while no inference is in the core. ``wl_idle`` is a register: no
@@ -666,5 +671,6 @@ class LayerCore(SingleInput, wiring.Component):
             self.counters.syn_acc.eq(c["syn_acc"]),
             self.counters.cycles.eq(c["cycles"]),
             self.counters.saturations.eq(acc.saturations + fire_sat),
+            self.counters.shifts.eq(c["shifts"] if bitserial else 0),
         ]
         return m

@@ -26,7 +26,8 @@ __all__ = [
 ]
 
 #: ``COUNTERS`` (imported from :mod:`golden.counters`): the counter order within a layer
-#: (``docs/hw-interfaces.md``), the golden counters of SPEC §5, then the two the hardware adds.
+#: (``docs/hw-interfaces.md``): the golden counters of SPEC §5, the two the hardware adds, the
+#: word counters, ``shifts`` (at most ``COUNTER_STRIDE``).
 #: Counter address stride per layer on the network top (``ctr_addr = layer * 16 + counter``).
 COUNTER_STRIDE = 16
 #: Cycles from ``NetworkTop.ctr_addr`` to ``ctr_data``: ``ctr_data`` shows the counter addressed

@@ -109,6 +109,7 @@ def drive_counters(m, core, eng, *, ev, acc, first_cand, input_done):
         core.counters.w_rd_words.eq(0),                 # one word per access: no lanes
         core.counters.p_rd_words.eq(eng.p_rd),
         core.counters.p_wr_words.eq(eng.p_wr),
+        core.counters.shifts.eq(0),                     # no doubling sweeps (bit-serial only)
         core.overflow.eq(eng.overflow),
     ]
 

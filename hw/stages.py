@@ -403,6 +403,9 @@ class Sweep(wiring.Component):
     b_en : Out(1)
         Read the bias memory this cycle: :attr:`issue` (bit-serial: in the first fire sweep
         only, once per neuron and inference).
+    doubled : Out(1)
+        Only with ``bitserial``: the write-back of this cycle ends a neuron's doubling
+        (P' = 2P: sweeps 0 … T − 2, the readout's too), for the core's ``shifts`` counter.
     last_t : Out(1)
         The current timestep is the inference's last.
     o : Out(stream.Signature(out_layout))
@@ -442,8 +445,10 @@ class Sweep(wiring.Component):
         L = self._L
         exit_members = {"exit": In(1), "exit_end": Out(1), "exiting": Out(1)} \
             if self._early_exit else {}
+        bitserial_members = {"doubled": Out(1)} if self._bitserial else {}
         super().__init__({
             **exit_members,
+            **bitserial_members,
             "start": In(1),
             "sweeping": Out(1),
             "issue": Out(1),
@@ -548,6 +553,10 @@ class Sweep(wiring.Component):
             values = [u.o.payload.z for u in units]
         m.d.comb += [self.wb.eq(u0.o.valid), self.wb_j.eq(u0.o.payload.index),
                      self.wb_p.eq(Cat(*(u.o.payload.p for u in units)))]
+        if self._bitserial:
+            # t_cur moves on only after the sweep's last write-back (``_finish``), so it still
+            # names the sweep of every write-back; the unit doubles at steps 0 … T − 2.
+            m.d.comb += self.doubled.eq(self.wb & (t_cur < T - 1))
         m.d.comb += [self.done.eq((eot_push & ~more) | (eot_out & shift)),
                      self.restart.eq(eot_push & more)]
         if L == 1:

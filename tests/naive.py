@@ -58,8 +58,8 @@ def simulate(net, image, saturations=None):
     for layer in net.layers:
         info = net.info(layer.name)
         names = ["ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd", "syn_updates", "syn_acc",
-                 "w_rd_words", "p_rd_words", "p_wr_words"]
-        c = dict.fromkeys(names, 0)
+                 "w_rd_words", "p_rd_words", "p_wr_words", "shifts"]
+        c = dict.fromkeys(names, 0)         # SPEC §3 layers: no doubling sweeps, shifts = 0
         L = getattr(layer, "lanes", 1)      # words of L neurons j // L (dense)
         if isinstance(layer, Join) and layer.mode == "sew":
             merged = []

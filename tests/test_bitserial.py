@@ -198,6 +198,7 @@ def test_counters_and_shifts():
         assert c["b_rd"].tolist() == [info.n_out] * 4
         assert c["w_rd"].tolist() == upd.tolist()
         assert shifts(net, layer.name) == (T - 1) * info.n_out
+        assert c["shifts"].tolist() == [(T - 1) * info.n_out] * 4     # the golden counter
     # The first layer sees the pixels at every timestep, binary events after it.
     assert res.counters["l0"]["ev_in"].tolist() == (T * (x > 0).sum(1)).tolist()
     assert res.counters["ro"]["syn_acc"].tolist() == res.counters["ro"]["syn_updates"].tolist()
@@ -206,6 +207,8 @@ def test_counters_and_shifts():
 def test_rate_layers_count_no_shifts():
     net = random_network(5, kind="dense", depth=1)
     assert all(shifts(net, l.name) == 0 for l in net.layers)
+    res = run(net, random_inputs(net, 2, seed=5))
+    assert all(res.counters[l.name]["shifts"].tolist() == [0, 0] for l in net.layers)
     assert all(l.coding == "rate" for l in net.layers)
 
 
@@ -334,18 +337,24 @@ def test_network_bit_exact_and_cycles_exact(kind, seed, synapse):
             rtl.counters[layer.name]["cycles"].tolist(), layer.name
 
 
-@pytest.mark.cocotb
-def test_bitserial_network_on_icarus(tmp_path):
+def on_icarus(net, x, build_dir, *, seed=3):
+    """Run ``x`` through ``net``'s exported Verilog on Icarus (random gaps and stalls), check
+    every event and counter against golden, and return ``(golden, rtl)``."""
     from sim.icarus_run import run_network_icarus
     from sim.scoreboard import compare
-    net = from_multilevel(random_network(23, kind="conv", timesteps=1, levels=7, depth=2,
-                                         max_neurons=12))
-    x = random_inputs(net, 2, seed=3)
     golden = run(net, x)
-    rtl = run_network_icarus(net, x, seed=3, gap=0.2, stall=0.2, golden=golden,
-                             build_dir=str(tmp_path))
+    rtl = run_network_icarus(net, x, seed=seed, gap=0.2, stall=0.2, golden=golden,
+                             build_dir=str(build_dir))
     assert rtl.extra["mismatches"] == []
     assert compare(net, golden, rtl) == []
+    return golden, rtl
+
+
+@pytest.mark.cocotb
+def test_bitserial_network_on_icarus(tmp_path):
+    net = from_multilevel(random_network(23, kind="conv", timesteps=1, levels=7, depth=2,
+                                         max_neurons=12))
+    on_icarus(net, random_inputs(net, 2, seed=3), tmp_path)
 
 
 def test_hardware_errors_are_one_line():

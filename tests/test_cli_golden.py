@@ -40,7 +40,7 @@ def test_random_network_then_golden_json(netdir, capsys):
         assert layer["counters"] == ref.totals(layer["name"])
         assert set(layer["counters"]) == {"ev_in", "ev_out", "w_rd", "p_rd", "p_wr", "b_rd",
                                           "syn_updates", "syn_acc", "w_rd_words",
-                                          "p_rd_words", "p_wr_words"}
+                                          "p_rd_words", "p_wr_words", "shifts"}
     assert doc["overflow"] is False
 
 

@@ -741,6 +741,7 @@ def test_pool_analytic_counters_equal_exact(pool):
         assert all(lp["counters"]["analytic"][c] == ana[c] for c in COUNTERS)
         ev = res.events["c"]                                        # what the pool received
         levels_gap = int(3 * (ev > 0).sum() - ev.sum())             # Σ (N − z), N = 3
+        exact.pop("shifts")                 # a golden counter Lemaire's model does not have
         if pool == "max":
             assert ana == exact and lp["differences"] == {}
         else:

@@ -65,7 +65,7 @@ def test_info_is_decoded():
     t = Scripted({ord("?"): _info(net)})
     board = Board(t)
     assert t.breaks == 1
-    assert board.info == BoardInfo(PROTOCOL_VERSION, 2, 8, 20, 6, net.n_classes, 2, 13, 1,
+    assert board.info == BoardInfo(PROTOCOL_VERSION, 2, 8, 20, 6, net.n_classes, 2, 14, 1,
                                    12_000_000, board.info.fingerprint, 0, 0, 0, ())
     assert not t.pending and board.weights_loaded
     assert board.info.pixel_bytes == 1 and board.info.potential_bytes == 3

@@ -335,4 +335,5 @@ def test_counter_names_extend_the_golden_ones():
     from sim.scoreboard import GOLDEN_COUNTERS
     assert GOLDEN_COUNTERS == golden_counters == COUNTERS[:8] + COUNTERS[10:]
     assert COUNTERS[8:10] == ("cycles", "saturations")
-    assert COUNTERS[10:] == ("w_rd_words", "p_rd_words", "p_wr_words")
+    assert COUNTERS[10:13] == ("w_rd_words", "p_rd_words", "p_wr_words")
+    assert COUNTERS[13:] == ("shifts",)                 # docs/bitserial.md §5

@@ -30,10 +30,10 @@ def test_hand_computed_dense_counters():
     assert res.predictions.tolist() == [0]
     assert res.totals("fc0") == {"ev_in": 2, "ev_out": 2, "w_rd": 4, "p_rd": 8, "p_wr": 8,
                                  "b_rd": 4, "syn_updates": 4, "syn_acc": 12,
-                                 "w_rd_words": 4, "p_rd_words": 8, "p_wr_words": 8}
+                                 "w_rd_words": 4, "p_rd_words": 8, "p_wr_words": 8, "shifts": 0}
     assert res.totals("fc1") == {"ev_in": 2, "ev_out": 0, "w_rd": 2, "p_rd": 4, "p_wr": 4,
                                  "b_rd": 2, "syn_updates": 2, "syn_acc": 4,
-                                 "w_rd_words": 2, "p_rd_words": 4, "p_wr_words": 4}
+                                 "w_rd_words": 2, "p_rd_words": 4, "p_wr_words": 4, "shifts": 0}
     # Two lanes in fc0: one word access per two synapses or neurons, the rest unchanged.
     two = run(tiny_dense().with_lanes({"fc0": 2}), np.array([[3, 0]])).totals("fc0")
     assert two == dict(res.totals("fc0"), w_rd_words=2, p_rd_words=4, p_wr_words=4)
@@ -129,7 +129,7 @@ def test_sew_next_layer_sees_both_streams_barrier_only_its_own():
     assert bar.totals("out")["ev_in"] == 2
     assert bar.totals("j") == {"ev_in": 6, "ev_out": 2, "w_rd": 0, "p_rd": 6 + 4, "p_wr": 6 + 4,
                                "b_rd": 0, "syn_updates": 6, "syn_acc": 3 + 5, "w_rd_words": 0,
-                               "p_rd_words": 6 + 4, "p_wr_words": 6 + 4}
+                               "p_rd_words": 6 + 4, "p_wr_words": 6 + 4, "shifts": 0}
 
 
 def test_forced_narrow_width_predicts_overflow():
@@ -254,7 +254,7 @@ def test_maxpool_semantics_by_hand():
     c = res.totals("mp")
     assert c == {"ev_in": 8, "ev_out": 4, "w_rd": 0, "p_rd": 8 + 24, "p_wr": 8 + 24, "b_rd": 0,
                  "syn_updates": 8, "syn_acc": 8, "w_rd_words": 0, "p_rd_words": 8 + 24,
-                 "p_wr_words": 8 + 24}
+                 "p_wr_words": 8 + 24, "shifts": 0}
     assert net.info("mp").zmax_out == 15 and net.info("mp").width == 5
 
 
@@ -272,7 +272,7 @@ def test_avgpool_semantics_by_hand():
     c = res.totals("ap")
     assert c == {"ev_in": 4, "ev_out": 2, "w_rd": 0, "p_rd": 4 + 24, "p_wr": 4 + 24, "b_rd": 0,
                  "syn_updates": 4, "syn_acc": 10, "w_rd_words": 0, "p_rd_words": 4 + 24,
-                 "p_wr_words": 4 + 24}
+                 "p_wr_words": 4 + 24, "shifts": 0}
 
 
 def test_pool_errors():

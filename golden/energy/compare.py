@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import MlsnnError
 from ..ir import INPUT, Network
 from ..counters import SPEC_COUNTERS as COUNTERS
-from ..counters import WORD_COUNTERS
+from ..counters import SHIFT_COUNTERS, WORD_COUNTERS
 from ..reference import run
 from . import dampfhoffer, lemaire
 from .arch import _event_bits, from_ir
@@ -363,8 +363,9 @@ def ir_report(net, x, *, measured=None, tech=DEFAULT, fifo_depth=None, result=No
                 entry["differences"][c] = {"analytic_minus_exact": d, "causes": why}
         if meas is not None:
             mt = meas_tot[layer.name]
-            # The word counters too when the measurement has them (older files may not).
-            checked = COUNTERS + tuple(c for c in WORD_COUNTERS if c in mt)
+            # The word counters and ``shifts`` too when the measurement has them (older files
+            # may not).
+            checked = COUNTERS + tuple(c for c in WORD_COUNTERS + SHIFT_COUNTERS if c in mt)
             for c in checked:
                 if mt[c] != exact_tot[c]:
                     mismatches.append({"layer": layer.name, "counter": c,

@@ -4,17 +4,18 @@ Seed 003 (Table 4, 45 nm CMOS) prices the operations of its bit-serial IF neuron
 left shift, comparison, and the multiplication of the first layer (multi-bit pixels); "the
 reset operation consumes similar energy as addition". Its Table 4 has no memory energies, so
 the memory terms use the 45 nm SRAM model of ENERGY.md (:class:`golden.energy.tech.Sram`, the
-capacity of the memory holding the data). Everything is counted from the exact counters of
-:func:`golden.reference.run` (SPEC §5, equal to the RTL's) and from the IR, for rate and
-bit-serial layers alike (docs/bitserial.md §Energy), so the three codings of the comparison in
-docs/results.md are priced by one rule:
+capacity of the memory holding the data). Everything is counted from the counters of a result
+(:func:`golden.reference.run`'s exact ones, or those the RTL measured: ``sim.amaranth_run``'s
+``RtlResult``, equal to them) and from the IR, for rate and bit-serial layers alike
+(docs/bitserial.md §Energy), so the three codings of the comparison in docs/results.md are
+priced by one rule:
 
 | operation | count per layer and image |
 |---|---|
 | ``mul`` | ``syn_updates`` of a layer reading the network input (multi-bit pixels, one MAC each) |
 | ``add`` | ``syn_acc`` of the other layers (binary events: one addition per update; a value z: z) |
 |         | + ``b_rd`` (the bias addition) + ``ev_out`` (the reset: one subtraction per event) |
-| ``shift`` | the Horner doublings P ← 2P (:func:`golden.reference.shifts`: (T − 1)·N_out) |
+| ``shift`` | ``shifts``: the Horner doublings P ← 2P, (T − 1)·N_out (``reference.shifts``) |
 |           | + T threshold shifts per bit-serial layer (θ·2^(T−1−k), one per fire sweep) |
 | ``compare`` | rate: T·N_out·N (one comparator per level); bit-serial: T·N_out; readout: 0 |
 | memory | ``w_rd``, ``p_rd``, ``p_wr``, ``b_rd``, and ``ev_in`` in the input event FIFO |
@@ -41,9 +42,8 @@ MEMORIES = ("weights", "potentials", "bias", "events")
 
 def layer_counts(net, res, name):
     """Operation and memory-access counts of layer ``name`` per image (floats, batch mean),
-    from the golden result ``res`` of ``net`` (see the module table)."""
-    from ..reference import shifts
-
+    from the counters of ``res`` (``res.counters[name][counter]``, ``[B]`` per image: a golden
+    or an RTL result of ``net``; see the module table)."""
     layer = net.layer(name)
     info = net.info(name)
     c = {k: float(v.mean()) for k, v in res.counters[name].items()}
@@ -53,7 +53,7 @@ def layer_counts(net, res, name):
     ops = {
         "mul": c["syn_updates"] if direct else 0.0,
         "add": (0.0 if direct else c["syn_acc"]) + c["b_rd"] + c["ev_out"],
-        "shift": float(shifts(net, name)) + (T if bitserial and not layer.readout else 0),
+        "shift": c["shifts"] + (T if bitserial and not layer.readout else 0),
         "compare": 0.0 if layer.readout else float(
             T * info.n_out * (1 if bitserial else getattr(layer, "levels", 1))),
     }
@@ -63,10 +63,13 @@ def layer_counts(net, res, name):
 
 
 def network_energy(net, res, *, bits=32, tech=DEFAULT, fifo_depth=16, event_bits=16):
-    """Per-image energy of ``net`` from its golden result ``res`` (pJ), by term and layer.
+    """Per-image energy of ``net`` from the counters of ``res`` (pJ), by term and layer.
 
     Parameters
     ----------
+    res : golden.reference.Result or sim.amaranth_run.RtlResult
+        Counters per layer and image (``res.counters``): predicted or measured (the RTL's
+        ``shifts`` counter included), which give the same energy.
     bits : {32, 8}
         Which column of Table 4 prices the operations.
     tech : golden.energy.tech.Tech
