@@ -409,7 +409,7 @@ class InputStreamer(wiring.Component):
         iw = index_width(n)
 
         # -- the beat register B: P pixels, their non-zero mask, the index of pixel 0 --------
-        b_valid, b_last = Signal(), Signal()
+        b_valid, b_last = Signal(name="b_valid"), Signal(name="b_last")
         b_pix = Signal(pixel_layout(bits, P))
         pix = [b_pix] if P == 1 else [b_pix[k] for k in range(P)]
         b_mask = Signal(P)
@@ -482,7 +482,8 @@ class InputStreamer(wiring.Component):
             m.d.sync += eot0.eq(0)
         m.d.comb += q.take.eq(ev_issue | eot0_issue | scan_issue)
 
-        r_valid, r_eot, r_last, r_buf, r_write = (Signal() for _ in range(5))
+        r_valid, r_eot, r_last, r_buf, r_write = (
+            Signal(name=f"r_{k}") for k in ("valid", "eot", "last", "buf", "write"))
         r_i = Signal(iw)
         r_v = Signal(bits)
         m.d.sync += [r_valid.eq(q.take), r_buf.eq(scan_issue), r_write.eq(ev_issue & (T > 1))]
