@@ -104,9 +104,11 @@ class CreditQueue(wiring.Component):
         with m.If(self.w_en):
             m.d.sync += [store[tail].eq(self.w_data), tail.eq(tail + 1)]
         with m.If(pop):
-            m.d.sync += [o_valid.eq(1), o_data.eq(store[head]), head.eq(head + 1)]
-        with m.Elif(self.o.ready):
-            m.d.sync += o_valid.eq(0)
+            m.d.sync += [o_data.eq(store[head]), head.eq(head + 1)]
+        # O is full after a pop, and after a cycle in which it was full and not read: the same
+        # as "set on a pop, cleared on a read", written without the pop, whose ``o.ready``
+        # term would otherwise sit before the register's enable.
+        m.d.sync += o_valid.eq(nonempty | (o_valid & ~self.o.ready))
         # Returned credits (drops, handshakes) are registered and subtracted one cycle later,
         # so that the producer's late signals do not reach the counter's adder: ``used`` may
         # overstate the credits in use for a cycle, never understate them.

@@ -50,7 +50,7 @@ from .layer import LayerCore, spram_layer_geometry, spram_load_words, wload_layo
 from .memory import MemorySpec
 from .layout import (COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventKind, EventLayout, ResultLayout,
                      index_width, value_width)
-from .neuron import check_choice, check_int
+from .neuron import _or_all, check_choice, check_int
 
 __all__ = ["NetworkTop", "layer_core", "Queue", "InputStreamer", "check_supported", "edges",
            "pack_pixels", "pixel_layout", "check_pixels_per_beat",
@@ -409,7 +409,7 @@ class InputStreamer(wiring.Component):
         iw = index_width(n)
 
         # -- the beat register B: P pixels, their non-zero mask, the index of pixel 0 --------
-        b_valid, b_last = Signal(), Signal()
+        b_valid, b_last = Signal(name="b_valid"), Signal(name="b_last")
         b_pix = Signal(pixel_layout(bits, P))
         pix = [b_pix] if P == 1 else [b_pix[k] for k in range(P)]
         b_mask = Signal(P)
@@ -482,7 +482,8 @@ class InputStreamer(wiring.Component):
             m.d.sync += eot0.eq(0)
         m.d.comb += q.take.eq(ev_issue | eot0_issue | scan_issue)
 
-        r_valid, r_eot, r_last, r_buf, r_write = (Signal() for _ in range(5))
+        r_valid, r_eot, r_last, r_buf, r_write = (
+            Signal(name=f"r_{k}") for k in ("valid", "eot", "last", "buf", "write"))
         r_i = Signal(iw)
         r_v = Signal(bits)
         m.d.sync += [r_valid.eq(q.take), r_buf.eq(scan_issue), r_write.eq(ev_issue & (T > 1))]
@@ -926,31 +927,18 @@ class NetworkTop(wiring.Component):
             self.overflow.eq(Cat(c.overflow for c in cores)),
         ]
 
-        # Counter access, two register stages (CTR_LATENCY): the counter of every core selected
-        # by the address' low bits, then the core by its high bits.
+        # Counter access, two register stages (CTR_LATENCY): the address decoded into one
+        # select register per counter of every core (one-hot), then ctr_data the OR of the
+        # counters ANDed with their selects: a LUT per two counters and a short OR tree, no
+        # multiplexer tree after the address and no address bit driving every counter bit.
         stride_bits = (COUNTER_STRIDE - 1).bit_length()
-        c_sel = self.ctr_addr[:stride_bits]
-        k_sel = Signal(len(self.ctr_addr) - stride_bits)
-        m.d.sync += k_sel.eq(self.ctr_addr[stride_bits:])
-        per_core = []
+        terms = []
         for k, core in enumerate(cores):
-            word = Signal(COUNTER_WIDTH, name=f"ctr_word_{k}")
-            with m.Switch(c_sel):
-                for c, name in enumerate(COUNTERS):
-                    with m.Case(c):
-                        m.d.sync += word.eq(getattr(core.counters, name))
-                with m.Default():
-                    m.d.sync += word.eq(0)
-            per_core.append(word)
-        if len(k_sel) == 0:         # one layer: no core to select
-            m.d.sync += self.ctr_data.eq(per_core[0])
-            return m
-        with m.Switch(k_sel):
-            for k, word in enumerate(per_core):
-                with m.Case(k):
-                    m.d.sync += self.ctr_data.eq(word)
-            with m.Default():
-                m.d.sync += self.ctr_data.eq(0)
+            for c, name in enumerate(COUNTERS):
+                sel = Signal(name=f"ctr_sel_{k}_{c}")
+                m.d.sync += sel.eq(self.ctr_addr == k * COUNTER_STRIDE + c)
+                terms.append(Mux(sel, getattr(core.counters, name), 0))
+        m.d.sync += self.ctr_data.eq(_or_all(terms))
         return m
 
     def _early_exit_logic(self, m, gate, cores, ro, is_ro, ro_eot, ro_t, ex_active, final):
