@@ -26,6 +26,10 @@ tokens in order::
   iteration: every core is computed in IR order with the room of its output queues taken from
   the previous pass (none at first); the times only grow from pass to pass, and the pass that
   changes nothing is the answer.
+* An early exit (:class:`_Gate`): the decision after timestep t pulses 3 cycles after the
+  readout's EOT of t; a go lets timestep t + 1 in a cycle later, an exit starts every core's
+  exit sweep and drops the streamer's rest of the image. Its times come from the previous pass
+  too; which images exit, and when, from the golden model.
 
 Images are independent (run_network waits for ``busy`` low between them); only the
 round-robin pointer of the joins carries over from one image to the next, as in the RTL.
@@ -309,6 +313,11 @@ class _Core:
         if self.kind != "sew":      # the neurons of each swept word, lanes lowest first
             order = getattr(self, "order", np.arange(self.n_out))
             self.words_of = order.reshape(-1, self.L)
+        # early exit: a readout sends its potentials at every timestep and in its exit sweep,
+        # a spiking core's exit sweep emits nothing
+        self.early_exit = net.early_exit is not None
+        if self.early_exit and self.kind in ("dense", "conv2d"):
+            self.exit_words = self.words(None) if self.readout else [[]] * len(self.words_of)
 
     def words(self, ev_t):
         """The tokens each swept word emits, in address order: ``ev_t`` the golden values z of
@@ -330,12 +339,15 @@ class _State:
     def __init__(self):
         self.first = None
         self.eot_e = []
+        self.exit_end = None        # an exited inference: its exit sweep's last write-back
 
 
-def _layer_run(core, src, sweeps):
+def _layer_run(core, src, sweeps, exit_at=None):
     """:class:`hw.layer.LayerCore`: skid buffer S and decoder D in front of the address
     generator G (one weight word per cycle), the drain, the sweep. ``sweeps[t]`` the words of
-    timestep t (timesteps of successive images follow each other)."""
+    timestep t (timesteps of successive images follow each other). ``exit_at``: the cycle
+    ``exit`` pulses after the last token (an exited inference): the exit sweep, every word
+    from the next cycle on as a sweep, a readout's emitting its potentials, no EOT."""
     st = _State()
     l_prev = t_prev = g_free = drain = integ = _NEG
     g = rm = km = md = _NEG        # synapse pipe (serial): last G issue, R→K, K→M, M done
@@ -381,6 +393,9 @@ def _layer_run(core, src, sweeps):
                         md = km + value
                     g_free, drain = g, md + 4
         l_prev, t_prev = lo, tk
+    if exit_at is not None:
+        st.exit_end = _sweep(max(exit_at, integ - 1), core.exit_words, core.credits,
+                             core.outq, core.lat, core.interval, eot=False) - 1
     return st
 
 
@@ -478,18 +493,28 @@ def _sew_run(core, srcs, out, pri):
     return st, _merge(core, srcs, on_event, on_eots, pri)
 
 
-def _streamer_run(x_flat, P, T, out):
+def _streamer_run(x_flat, P, T, out, gate=None):
     """:class:`hw.network.InputStreamer`: beats of P pixels accepted from cycle 0, the non-zero
     pixels of a beat issued one per cycle (a beat without one takes a cycle), the next beat
     taken in the cycle of the last one's last event; timestep 0's EOT the cycle after the last
     beat was consumed, then T − 1 replays of the E events and an EOT, one slot per cycle. Each
-    slot takes a credit (of 5) and is offered 3 cycles after its issue."""
+    slot takes a credit (of 5) and is offered 3 cycles after its issue. ``gate``: the
+    :class:`_Gate` of an early exit between the streamer and ``out``. Returns the handshake of
+    the last EOT (``done``)."""
     credits = _Credits(STREAMER_CREDITS)
     last = [_NEG]
+    t = [0]
 
     def slot(tok, c):
         c = max(c, credits.free())
-        e = out.send(tok, max(c + 3, last[0] + 1))
+        o = max(c + 3, last[0] + 1)
+        if gate is None:
+            e = out.send(tok, o)
+        elif t[0] >= gate.used:         # an exited image's rest: dropped by the gate
+            e = max(o, gate.exit + 1)
+        else:                           # held until the decision on the timestep before
+            e = out.send(tok, max(o, gate.opens[t[0]]))
+        t[0] += tok[0] == EOT
         last[0] = e
         credits.take(e)
         return c
@@ -511,6 +536,22 @@ def _streamer_run(x_flat, P, T, out):
         for tok in events:
             c = slot(tok, c + 1)
         c = slot((EOT, 0, 0), c + 1)
+    return last[0]
+
+
+class _Gate:
+    """:class:`hw.network.ExitGate` and the decision of an early exit, for one image that uses
+    ``used`` timesteps, from the readout queue's EOT handshakes ``r_t`` of the previous pass
+    (none in the first): the decision pulses in ``r_t + 3`` (three register stages), a go opens
+    the gate for timestep t + 1 from ``r_t + 4``; an exit (``used < T``) pulses every core's
+    ``exit`` in ``exit`` = ``r_{used−1} + 3``, and the gate takes and drops the rest of the
+    image from the next cycle on."""
+
+    def __init__(self, used, T, eots):
+        r = list(eots) + [_NEG] * (T - len(eots))
+        self.used = used
+        self.opens = [_NEG] + [r[t] + 4 for t in range(T - 1)]
+        self.exit = r[used - 1] + 3 if used < T else None
 
 
 # -- the network --------------------------------------------------------------------------------
@@ -538,11 +579,13 @@ def _check_options(net, pixels_per_beat, discharge, synapse, fifo_depth):
 
 def unsupported(net):
     """Why :class:`hw.network.NetworkTop` cannot be built for ``net`` in a way the model covers
-    (a conv2d readout with lanes, an early exit), or ``None``."""
+    (a conv2d readout with lanes, an early exit with a join or a pool), or ``None``."""
     if net.early_exit is not None:
-        return ("the cycle model does not cover the early exit (docs/early-exit.md: "
-                "timestep-major with a decision per timestep); every other counter is exact, "
-                "and the model is exact with early_exit off")
+        for layer in net.layers:
+            if layer.kind not in ("dense", "conv2d"):
+                return (f"early exit: the hardware supports networks of dense and conv2d "
+                        f"layers only; layer '{layer.name}' is {layer.label}, so it has no "
+                        f"cycle count (docs/early-exit.md)")
     for layer in net.layers:
         if layer.kind == "conv2d" and layer.readout and layer.lanes > 1:
             return (f"layer '{layer.name}': lanes > 1 on a conv2d readout is not supported by "
@@ -570,8 +613,8 @@ def _golden_sweeps(core, golden, b):
     """The words of every timestep of image b for a core with a neuron sweep."""
     T = core.T
     if core.readout:
-        return [core.words(None if t == T - 1 else np.zeros(core.n_out, np.int64))
-                for t in range(T)]
+        return [core.words(None if t == T - 1 or core.early_exit else
+                           np.zeros(core.n_out, np.int64)) for t in range(T)]
     ev = golden.events[core.name]
     return [core.words(ev[t, b]) for t in range(T)]
 
@@ -595,6 +638,9 @@ def network_cycles(net, x, *, pixels_per_beat=1, discharge="parallel", synapse="
     golden : golden.reference.Result or None
         ``run(net, x)`` when already computed.
 
+    With ``net.early_exit`` an image that exits after t_e < T ends with its exit sweeps: its
+    cycles and counters are those of the RTL's exited inference (docs/cycles.md § Early exit).
+
     Returns
     -------
     CycleReport
@@ -602,7 +648,7 @@ def network_cycles(net, x, *, pixels_per_beat=1, discharge="parallel", synapse="
     Raises
     ------
     MlsnnError
-        An option the hardware does not have, bad inputs.
+        An option the hardware does not have, bad inputs, a network the hardware cannot build.
     """
     _check_options(net, pixels_per_beat, discharge, synapse, fifo_depth)
     from .reference import run
@@ -632,17 +678,20 @@ def network_cycles(net, x, *, pixels_per_beat=1, discharge="parallel", synapse="
     passes = np.zeros(B, np.int64)
     per_layer = {layer.name: np.zeros(B, np.int64) for layer in net.layers}
     pri = {core.name: 0 for core in cores}
+    ee = net.early_exit is not None
     for b in range(B):
         sweeps = {c.name: _golden_sweeps(c, golden, b) for c in cores if c.kind != "sew"}
         for q in queues:
             q.reset()                   # the first pass sees no queue full
         x_flat = np.asarray(x[b]).reshape(-1)
+        used = int(golden.timesteps[b]) if ee else T
+        gate = _Gate(used, T, []) if ee else None
         for n_pass in range(1, _MAX_PASSES + 1):
             for q in queues:
                 q.new_pass()
             for p in list(ports.values()) + [ro_port]:
                 p.reset()
-            _streamer_run(x_flat, pixels_per_beat, T, ports[INPUT])
+            done = _streamer_run(x_flat, pixels_per_beat, T, ports[INPUT], gate)
             states, new_pri = {}, {}
             for core in cores:
                 out = ro_port if core.readout else ports[core.name]
@@ -651,7 +700,8 @@ def network_cycles(net, x, *, pixels_per_beat=1, discharge="parallel", synapse="
                     core.credits = _Credits(SWEEP_CREDITS)
                     core.outq = _Serial(out) if core.L > 1 else _Out(out)
                 if core.kind in ("dense", "conv2d"):
-                    states[core.name] = _layer_run(core, srcs[0], sweeps[core.name])
+                    states[core.name] = _layer_run(core, srcs[0], sweeps[core.name],
+                                                   gate.exit if ee else None)
                 elif core.kind in ("maxpool2d", "avgpool2d"):
                     states[core.name] = _pool_run(core, srcs[0], sweeps[core.name])
                 elif core.kind == "barrier":
@@ -663,6 +713,9 @@ def network_cycles(net, x, *, pixels_per_beat=1, discharge="parallel", synapse="
             # the top takes every result beat and EOT as soon as the readout queue offers it
             for k in range(len(roq.tokens)):
                 roq.accept(k, roq.valid(k))
+            if ee:                      # the decisions of the next pass
+                gate = _Gate(used, T, [d for d, tok in zip(roq.deq, roq.tokens)
+                                       if tok[0] == EOT])
             if all(q.ir == q.prev_ir and q.deq == q.prev_deq for q in queues):
                 break
         else:
@@ -671,15 +724,27 @@ def network_cycles(net, x, *, pixels_per_beat=1, discharge="parallel", synapse="
         pri.update(new_pri)
         passes[b] = n_pass
         beats = [d for d, tok in zip(roq.deq, roq.tokens) if tok[0] == READOUT]
-        end = max(roq.deq[-1], beats[-1] + 2 if beats else _NEG)
-        cycles[b] = end
+        if used < T:
+            # exited: busy until the result has left the argmax (last beat + 2), the gate has
+            # dropped the streamer's last EOT and every core has finished its exit sweep
+            ends = [states[c.name].exit_end for c in cores]
+            cycles[b] = max(beats[-1] + 2, done + 1, max(ends) + 1)
+        else:
+            cycles[b] = max(roq.deq[-1], beats[-1] + 2 if beats else _NEG)
         for core in cores:
             st = states[core.name]
-            per_layer[core.name][b] = st.eot_e[-1] - st.first + 1
+            last = st.eot_e[-1] if used == T else st.exit_end
+            per_layer[core.name][b] = last - st.first + 1
     return CycleReport(cycles=cycles, layers=per_layer, passes=passes,
                        options={"pixels_per_beat": int(pixels_per_beat),
                                 "discharge": discharge, "synapse": synapse,
                                 "fifo_depth": fifo_depth})
+
+
+def _without_exit(net):
+    """A core on its own runs without the early exit (``run_layer`` builds
+    ``LayerCore(early_exit=False)``): ``net`` without it (``golden``, if given, should be too)."""
+    return net.replace(early_exit=None) if net.early_exit is not None else net
 
 
 def layer_token_cycles(net, name, tokens, *, discharge="parallel", synapse="mul", words=None,
@@ -705,6 +770,7 @@ def layer_token_cycles(net, name, tokens, *, discharge="parallel", synapse="mul"
         Cycles in which an inference is in the core (the brackets of successive images may
         overlap, as in the RTL's counter).
     """
+    net = _without_exit(net)
     layer = net.layer(name)
     if layer.kind not in ("dense", "conv2d", "maxpool2d", "avgpool2d"):
         raise MlsnnError(f"cycle model: layer_token_cycles covers one-input cores, not "
@@ -740,6 +806,7 @@ def layer_cycles(net, name, x, *, discharge="parallel", synapse="mul", golden=No
     (every image, back to back), as ``run_layer(core, layer_input_tokens(net, name, x,
     golden), n_eot=B·T)`` counts it with no gaps and no stalls."""
     from .reference import run
+    net = _without_exit(net)
     x = net.check_inputs(x)
     golden = golden if golden is not None else run(net, x)
     layer = net.layer(name)

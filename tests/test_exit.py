@@ -211,10 +211,9 @@ def test_hardware_and_cycle_model_refuse_what_they_do_not_cover():
     with pytest.raises(MlsnnError, match="early exit: the hardware supports networks of dense "
                                          "and conv2d layers only; layer"):
         check_supported(res)
-    net = _hand_net(alpha=[1, 2, 3])
-    with pytest.raises(MlsnnError, match="cycle model: the cycle model does not cover the early "
-                                         "exit"):
-        network_cycles(net, X_HAND)
+    with pytest.raises(MlsnnError, match="cycle model: early exit: the hardware supports "
+                                         "networks of dense and conv2d layers only; layer"):
+        network_cycles(res, np.zeros((1,) + res.input.shape, np.int64))
     assert hasattr(NetworkTop(_hand_net(alpha=[1, 2, 3])), "timesteps_used")
     assert not hasattr(NetworkTop(_hand_net()), "timesteps_used")
 
