@@ -80,6 +80,7 @@ CASES = [  # family, seed, options of run_network
 def test_rtl_is_bit_exact_with_golden(family, seed, opts):
     net, x = _exit_net(family, seed)
     golden = run(net, x)
+    assert {1, net.timesteps} <= set(golden.timesteps.tolist())    # exits at t = 1 and never
     check_supported(net)                            # the refusal is gone
     rtl = run_network(net, x, seed=seed, gap=0.3, stall=0.3, **opts)
     assert rtl.extra["timesteps"].tolist() == golden.timesteps.tolist()
