@@ -579,13 +579,14 @@ def _check_options(net, pixels_per_beat, discharge, synapse, fifo_depth):
 
 def unsupported(net):
     """Why :class:`hw.network.NetworkTop` cannot be built for ``net`` in a way the model covers
-    (a conv2d readout with lanes, an early exit with a join or a pool), or ``None``."""
+    (a conv2d readout with lanes), or that the model does not cover it (an early exit with a
+    join or a pool), or ``None``."""
     if net.early_exit is not None:
         for layer in net.layers:
             if layer.kind not in ("dense", "conv2d"):
-                return (f"early exit: the hardware supports networks of dense and conv2d "
+                return (f"early exit: the cycle model covers networks of dense and conv2d "
                         f"layers only; layer '{layer.name}' is {layer.label}, so it has no "
-                        f"cycle count (docs/early-exit.md)")
+                        f"cycle count (docs/cycles.md)")
     for layer in net.layers:
         if layer.kind == "conv2d" and layer.readout and layer.lanes > 1:
             return (f"layer '{layer.name}': lanes > 1 on a conv2d readout is not supported by "

@@ -437,6 +437,7 @@ def _finish(layer, info, cnt, steps, exited):
     # timestep (kinds with a bias; a bit-serial layer reads its bias once). ``steps`` [B]
     # timesteps used; an image that exited (``exited`` [B] 1) adds its exit sweep: one p read
     # and write per neuron, no bias read (docs/early-exit.md; never with bit-serial layers).
+    # A max kind has none: its sweep writes 0, so nothing is left in it across timesteps.
     if getattr(layer, "coding", "rate") == "bitserial":
         T = int(steps.max()) if len(steps) else 1
         n_sweeps, n_bias = _sweeps(layer, T)
@@ -447,7 +448,7 @@ def _finish(layer, info, cnt, steps, exited):
     else:
         sweep = steps * float(info.n_out)
         bias = sweep
-    clear = exited * float(info.n_out)
+    clear = exited * float(0 if layer.combine == "max" else info.n_out)
     cnt["p_rd"] = cnt["syn_updates"] + sweep + clear
     cnt["p_wr"] = cnt["syn_updates"] + sweep + clear
     if "weight" in layer.arrays:

@@ -4,14 +4,17 @@ Every kind in :data:`golden.ir.KINDS` names its core as ``hw_core = "module:Clas
 module resolves it (importing the module on first use), so a new kind adds its core in its own
 module and touches nothing here. Every core class offers the same factory and ports::
 
-    Core.from_network(net, name, *, discharge="parallel", synapse="mul")   # options that do
-                                                                          # not apply: ignored
+    Core.from_network(net, name, *, discharge="parallel", synapse="mul",   # options that do
+                      early_exit=False)                                   # not apply: ignored
     core.inputs, core.in_layouts    # the input stream ports and their payload layouts, in the
                                     # IR's ``inputs`` order
     core.o, core.out_layout, core.clear, core.counters, core.overflow
 
 ``check(net, name)`` (a static method of the core class, optional) raises ``ValueError`` for a
 layer the core cannot build; :func:`check_network` turns that into one :class:`MlsnnError`.
+``EARLY_EXIT = True`` (a class attribute) says that the core takes part in the early exit of
+docs/early-exit.md (``early_exit=True``: an ``exit`` input and an ``exiting`` output);
+:func:`hw.network.check_supported` refuses an early-exit network with a core without it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class CoreFactory:
     (the others do not apply to it and are ignored: a pool has no synapses)."""
 
     OPTIONS = ()
+    EARLY_EXIT = True
 
     @staticmethod
     def check(net, name):
@@ -53,13 +57,13 @@ class CoreFactory:
         check_v0(net.layer(name), net.info(name))
 
     @classmethod
-    def from_network(cls, net, name, *, discharge="parallel", synapse="mul"):
-        """The core of layer ``name`` of ``net``."""
+    def from_network(cls, net, name, *, discharge="parallel", synapse="mul", early_exit=False):
+        """The core of layer ``name`` of ``net`` (``early_exit``: with its exit ports)."""
         given = {"discharge": discharge, "synapse": synapse}
         args = dict(layer=net.layer(name), info=net.info(name), timesteps=net.timesteps,
                     **{k: given[k] for k in cls.OPTIONS})
         cls._validate(**args)       # before construction: a failed constructor leaves an
-        return cls(**args)          # unused elaboratable behind (a warning at exit)
+        return cls(**args, early_exit=early_exit)   # unused elaboratable behind (a warning)
 
 
 def core_class(kind):
@@ -73,11 +77,11 @@ def core_class(kind):
     return getattr(importlib.import_module(module), name)
 
 
-def layer_core(net, name, *, discharge="parallel", synapse="mul"):
+def layer_core(net, name, *, discharge="parallel", synapse="mul", early_exit=False):
     """The hardware core of IR layer ``name`` of ``net``."""
     layer = net.layer(name)
     return core_class(kind_of(layer).kind).from_network(net, name, discharge=discharge,
-                                                        synapse=synapse)
+                                                        synapse=synapse, early_exit=early_exit)
 
 
 def check_network(net):

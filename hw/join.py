@@ -64,6 +64,14 @@ SewJoin (SEW-ResNet element-wise sum, no neuron)
     per cycle. Counters: ``ev_in`` = ``ev_out`` = events passed through, ``cycles``; the others
     are 0 (as in the golden model).
 
+Early exit (``early_exit=True``, docs/early-exit.md)
+    The network then runs timestep-major, so ``exit`` comes while both inputs are empty and
+    the ``eot`` flags are clear. The barrier core runs the exit sweep of its engine
+    (:class:`hw.point.PointEngine`: every P[j] read, v0 written, nothing emitted, N cycles,
+    one ``p_rd`` and ``p_wr`` per neuron); the SEW join holds nothing across timesteps but its
+    timestep counters, which return to 0 (no access, no cycle). Both close their ``cycles``
+    bracket with the exit.
+
 Combinational paths: ``i0.ready`` and ``i1.ready`` depend on the *other* input's ``valid``
 (the arbiter) and, for the SEW join and the fork, on ``o.ready``; ``o.valid`` of the fork
 depends on ``i.valid``. The network top puts a queue (registered ``valid``/``ready``) on every
@@ -169,8 +177,9 @@ def _arbitrate(m, i0, i1, open0, open1):
     return hs0, hs1
 
 
-def _join_members(in_layouts, out_layout):
-    """The ports of a two-input join (``docs/hw-interfaces.md``)."""
+def _join_members(in_layouts, out_layout, early_exit=False):
+    """The ports of a two-input join (``docs/hw-interfaces.md``), with ``exit`` and
+    ``exiting`` for the early exit (docs/early-exit.md)."""
     return {
         "i0": In(stream.Signature(in_layouts[0])),
         "i1": In(stream.Signature(in_layouts[1])),
@@ -178,6 +187,7 @@ def _join_members(in_layouts, out_layout):
         "clear": In(1),
         "counters": Out(CounterLayout()),
         "overflow": Out(1),
+        **({"exit": In(1), "exiting": Out(1)} if early_exit else {}),
     }
 
 
@@ -215,6 +225,8 @@ class BarrierCore(CoreFactory, wiring.Component):
         T.
     discharge : {"parallel", "serial"}
         Fire unit variant.
+    early_exit : bool
+        Take part in the early exit (docs/early-exit.md): ``exit`` and ``exiting`` ports.
 
     Members
     -------
@@ -227,6 +239,12 @@ class BarrierCore(CoreFactory, wiring.Component):
         Same layout as :class:`~hw.layer.LayerCore` (``w_rd``, ``b_rd`` stay 0).
     overflow : Out(1)
         Sticky: a potential saturated (only when the width was forced narrow).
+    exit : In(1)
+        Only with ``early_exit``: pulse between two timesteps (the core idle, both inputs
+        empty) to end the inference: the exit sweep reads every P[j] and writes v0, emits
+        nothing, no EOT (N cycles); the core then takes the next inference's tokens.
+    exiting : Out(1)
+        Only with ``early_exit``: the exit sweep is running (a register).
 
     Raises
     ------
@@ -235,17 +253,18 @@ class BarrierCore(CoreFactory, wiring.Component):
         fit the width, bad ``timesteps`` or ``discharge``.
     """
 
-    def __init__(self, *, layer, info, timesteps, discharge="parallel"):
+    def __init__(self, *, layer, info, timesteps, discharge="parallel", early_exit=False):
         self._validate(layer=layer, info=info, timesteps=timesteps, discharge=discharge)
         self._layer, self._info, self._T = layer, info, timesteps
         self._discharge = discharge
+        self._early_exit = bool(early_exit)
         self._n = info.n_out
         self._pw = info.width
         self._narrow = info.width < info.safe_width
         iw = index_width(info.n_in)
         self.in_layouts = tuple(EventLayout(iw, value_width(z)) for z in info.zmax_in)
         self.out_layout = EventLayout(index_width(info.n_out), value_width(layer.levels))
-        super().__init__(_join_members(self.in_layouts, self.out_layout))
+        super().__init__(_join_members(self.in_layouts, self.out_layout, self._early_exit))
 
     @staticmethod
     def _validate(*, layer, info, timesteps, discharge):
@@ -303,8 +322,10 @@ class BarrierCore(CoreFactory, wiring.Component):
             out_layout=self.out_layout, combine="sum",
             neuron=NeuronParams(levels=layer.levels, threshold=layer.threshold, v0=layer.v0,
                                 discharge=self._discharge),
-            narrow=self._narrow)
+            narrow=self._narrow, early_exit=self._early_exit)
         m.d.comb += eng.clear.eq(self.clear)
+        if self._early_exit:
+            m.d.comb += [eng.exit.eq(self.exit), self.exiting.eq(eng.exiting)]
         wiring.connect(m, wiring.flipped(self.o), eng.o)
 
         eot = Signal(2)
@@ -355,6 +376,8 @@ class SewJoin(wiring.Component):
         Value width of ``o`` (>= both input widths; the IR's sum of the input maxima).
     timesteps : int
         T (brackets the ``cycles`` counter per inference).
+    early_exit : bool
+        Take part in the early exit (docs/early-exit.md): ``exit`` and ``exiting`` ports.
 
     Members
     -------
@@ -365,6 +388,12 @@ class SewJoin(wiring.Component):
         ``ev_in`` = ``ev_out`` (events passed through) and ``cycles``; the others stay 0.
     overflow : Out(1)
         Always 0 (no arithmetic).
+    exit : In(1)
+        Only with ``early_exit``: pulse between two timesteps (the join idle) to end the
+        inference. The join holds no state but its timestep counters, which return to 0; no
+        access, no token, and its ``cycles`` bracket closes in that cycle.
+    exiting : Out(1)
+        Only with ``early_exit``: always 0 (nothing to sweep).
 
     Raises
     ------
@@ -372,7 +401,8 @@ class SewJoin(wiring.Component):
         e.g. ``out_value_width (2) must be at least the widest input value width (3)``.
     """
 
-    def __init__(self, *, index_width, in_value_widths, out_value_width, timesteps):
+    def __init__(self, *, index_width, in_value_widths, out_value_width, timesteps,
+                 early_exit=False):
         iw = check_int("index_width", index_width, minimum=1)
         if (not isinstance(in_value_widths, (tuple, list)) or len(in_value_widths) != 2):
             raise TypeError(f"in_value_widths must be a pair of positive integers, not "
@@ -383,19 +413,23 @@ class SewJoin(wiring.Component):
             raise ValueError(f"out_value_width ({ow}) must be at least the widest input value "
                              f"width ({max(vws)})")
         self._T = check_int("timesteps", timesteps, minimum=1)
+        self._early_exit = bool(early_exit)
         self.in_layouts = tuple(EventLayout(iw, v) for v in vws)
         self.out_layout = EventLayout(iw, ow)
-        super().__init__(_join_members(self.in_layouts, self.out_layout))
+        super().__init__(_join_members(self.in_layouts, self.out_layout, self._early_exit))
+
+    EARLY_EXIT = True
 
     @classmethod
-    def from_network(cls, net, name, *, discharge=None, synapse=None):
+    def from_network(cls, net, name, *, discharge=None, synapse=None, early_exit=False):
         """The SEW join ``name`` of ``net`` (no neuron: ``discharge``, ``synapse`` do not
         apply)."""
         layer, info = net.layer(name), net.info(name)
         _check_layer(layer, info, "sew")
         return cls(index_width=index_width(info.n_in),
                    in_value_widths=tuple(value_width(z) for z in info.zmax_in),
-                   out_value_width=value_width(info.zmax_out), timesteps=net.timesteps)
+                   out_value_width=value_width(info.zmax_out), timesteps=net.timesteps,
+                   early_exit=early_exit)
 
     @classmethod
     def memories(cls, net, name):
@@ -445,8 +479,14 @@ class SewJoin(wiring.Component):
         with m.If(out_hs & (out.kind == EventKind.EOT)):
             m.d.sync += out_t.eq(Mux(out_t == T - 1, 0, out_t + 1))
         out_last = out_hs & (out.kind == EventKind.EOT) & (out_t == T - 1)
-        ctr.count("cycles", cycle_condition(m, T, hs0 | hs1, emit_eot & (t_cur == T - 1),
-                                             out_last))
+        in_last = emit_eot & (t_cur == T - 1)
+        if self._early_exit:
+            # between two timesteps of an exited inference: its next tokens are timestep 0's
+            with m.If(self.exit):
+                m.d.sync += [t_cur.eq(0), out_t.eq(0)]
+            m.d.comb += self.exiting.eq(0)
+            in_last, out_last = in_last | self.exit, out_last | self.exit
+        ctr.count("cycles", cycle_condition(m, T, hs0 | hs1, in_last, out_last))
         c = ctr.sig
         m.d.comb += [
             self.counters.ev_in.eq(c["ev_in"]),

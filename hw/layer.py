@@ -304,6 +304,8 @@ class LayerCore(SingleInput, wiring.Component):
         On invalid parameters (messages name the parameter).
     """
 
+    EARLY_EXIT = True           # takes part in the early exit (hw.cores)
+
     def __init__(self, *, layer, info, timesteps, discharge="parallel", synapse="mul",
                  weights="rom", primitive=False, ram_width=None, early_exit=False):
         self._validate(layer=layer, info=info, timesteps=timesteps, discharge=discharge,

@@ -41,9 +41,9 @@ from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
 from golden.errors import MlsnnError
-from golden.ir import INPUT, Conv2d, Dense, Network
+from golden.ir import INPUT, Conv2d, Dense, Network, kind_of
 
-from .cores import check_network, layer_core
+from .cores import check_network, core_class, layer_core
 from .credit import CreditQueue
 from .join import Fork
 from .layer import LayerCore, spram_layer_geometry, spram_load_words, wload_layout
@@ -77,11 +77,10 @@ def check_supported(net):
         raise TypeError(f"net must be a golden.ir.Network, not {type(net).__name__}")
     check_network(net)
     if net.early_exit is not None:
-        other = [layer for layer in net.layers if not isinstance(layer, (Dense, Conv2d))]
-        if other:
-            raise MlsnnError(f"early exit: the hardware supports networks of dense and conv2d "
-                             f"layers only; layer '{other[0].name}' is {other[0].label} "
-                             f"(docs/early-exit.md)")
+        for layer in net.layers:
+            if not getattr(core_class(kind_of(layer).kind), "EARLY_EXIT", False):
+                raise MlsnnError(f"early exit: the core of layer '{layer.name}' "
+                                 f"({layer.label}) has no exit sweep (docs/early-exit.md)")
 
 
 def weight_storage(net, weights="rom"):
@@ -604,7 +603,7 @@ class NetworkTop(wiring.Component):
     Parameters
     ----------
     net : golden.ir.Network
-        Any IR network: dense and conv2d layers, barrier and SEW joins.
+        Any IR network: dense and conv2d layers, barrier and SEW joins, pooling layers.
     fifo_depth : int or None
         Depth of every inter-core queue; ``None`` sizes them from the IR (see the module
         docstring and :func:`default_fifo_depth`).
@@ -730,22 +729,16 @@ class NetworkTop(wiring.Component):
         return self._net
 
     def _core(self, layer):
-        if self.early_exit is not None:
+        ee = self.early_exit is not None
+        if isinstance(layer, (Dense, Conv2d)):
             core = LayerCore.from_network(self._net, layer.name, discharge=self._discharge,
                                           synapse=self._synapse,
                                           weights=self._weights.get(layer.name, "rom"),
                                           primitive=self._primitive, ram_width=self._ram_width,
-                                          early_exit=True)
-        elif self._weights.get(layer.name) == "spram":
-            core = LayerCore.from_network(self._net, layer.name, discharge=self._discharge,
-                                          synapse=self._synapse, weights="spram",
-                                          primitive=self._primitive, ram_width=self._ram_width)
-        elif isinstance(layer, (Dense, Conv2d)):
-            core = LayerCore.from_network(self._net, layer.name, discharge=self._discharge,
-                                          synapse=self._synapse, ram_width=self._ram_width)
+                                          early_exit=ee)
         else:
             core = layer_core(self._net, layer.name, discharge=self._discharge,
-                              synapse=self._synapse)
+                              synapse=self._synapse, early_exit=ee)
         return core, list(zip(core.inputs, core.in_layouts))
 
     def elaborate(self, platform):

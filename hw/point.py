@@ -31,13 +31,19 @@ Phases: integrating (``integrating`` high: the core in front offers updates), th
 N, X and A are empty), the sweep (one neuron per cycle while Q has credits), the EOT into Q,
 and integrating again for the next timestep. Backpressure on ``o`` holds the sweep through the
 credits: no read or write is repeated, so ``p_rd``/``p_wr`` stay exact.
+
+Early exit (``early_exit=True``, docs/early-exit.md): ``exit`` pulses between two timesteps
+(the engine idle). A neuron kind then runs the exit sweep of :class:`hw.stages.Sweep` (every
+P[j] read and v0 written, nothing emitted, no EOT; no update is taken meanwhile); a max kind
+keeps nothing in P across timesteps (its sweep wrote 0), so it only returns its timestep
+counter to 0 and accesses nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -84,16 +90,19 @@ def drive_counters(m, core, eng, *, ev, acc, first_cand, input_done):
     :class:`PointEngine` ``eng``: ``ev`` an accepted input event (one update, fan-out 1), ``acc``
     what it adds to ``syn_acc`` (z, or 1 for a comparison), ``first_cand`` any input handshake
     and ``input_done`` the cycle the core takes its inputs' last EOTs of the timestep (for the
-    ``cycles`` bracket). No weights, no biases: ``w_rd`` = ``b_rd`` = 0."""
+    ``cycles`` bracket; an exited inference ends with the engine's exit). No weights, no
+    biases: ``w_rd`` = ``b_rd`` = 0."""
     T = eng._T
+    inf_done, inf_last = input_done & eng.last_t, eng.out_last
+    if eng._early_exit:
+        inf_done, inf_last = inf_done | eng.exit, inf_last | eng.exit_end
     out_hs = core.o.valid & core.o.ready
     ctr = Counters(m, core.clear, ("ev_in", "ev_out", "syn_updates", "syn_acc", "cycles"))
     ctr.count("ev_in", ev)
     ctr.count("ev_out", out_hs & (core.o.payload.kind == EventKind.EVENT))
     ctr.count("syn_updates", ev)
     ctr.count("syn_acc", ev, acc)
-    ctr.count("cycles", cycle_condition(m, T, first_cand, input_done & eng.last_t,
-                                        eng.out_last))
+    ctr.count("cycles", cycle_condition(m, T, first_cand, inf_done, inf_last))
     c = ctr.sig
     m.d.comb += [
         core.counters.ev_in.eq(c["ev_in"]),
@@ -194,6 +203,8 @@ class PointEngine(wiring.Component):
         ``combine="max"``: the largest operand.
     narrow : bool
         The width was forced below the safe width: saturate the sums (``"sum"`` only).
+    early_exit : bool
+        Add ``exit``, ``exiting`` and ``exit_end`` (see the module's design note).
 
     Members
     -------
@@ -213,10 +224,16 @@ class PointEngine(wiring.Component):
     p_rd, p_wr, saturations : Out(32)
     overflow : Out(1)
         Sticky: a sum or the fire unit saturated since ``clear``.
+    exit : In(1)
+        Only with ``early_exit``: pulse while idle between timesteps to end the inference.
+    exiting : Out(1)
+        Only with ``early_exit``: the exit sweep is running (a register; a max kind: 0).
+    exit_end : Out(1)
+        Only with ``early_exit``: the exit sweep's last write-back (a max kind: ``exit``).
     """
 
     def __init__(self, *, n, timesteps, potential_width, operand_shape, out_layout,
-                 combine="sum", neuron=None, zmax=None, narrow=False):
+                 combine="sum", neuron=None, zmax=None, narrow=False, early_exit=False):
         self._n = check_int("n", n, minimum=1)
         self._T = check_int("timesteps", timesteps, minimum=1)
         self._pw = check_int("potential_width", potential_width, minimum=2)
@@ -230,7 +247,11 @@ class PointEngine(wiring.Component):
         self._neuron, self._zmax = neuron, zmax
         self._narrow = bool(narrow) and combine == "sum"
         self._v0 = neuron.v0 if neuron is not None else 0
+        self._early_exit = bool(early_exit)
+        exit_members = ({"exit": In(1), "exiting": Out(1), "exit_end": Out(1)}
+                        if self._early_exit else {})
         super().__init__({
+            **exit_members,
             "upd": In(stream.Signature(UpdateLayout(index_width(n), operand_shape),
                                        always_ready=True)),
             "done": In(1),
@@ -282,8 +303,15 @@ class PointEngine(wiring.Component):
                      acc.p_data.eq(pmem.rd_data), acc.clear.eq(self.clear)]
 
         # -- sweep: read P[j] → W1 → unit → write back → Q, then EOT ----------------------------
+        ee = self._early_exit
         m.submodules.sweep = sweep = Sweep(units=[unit], n=n, timesteps=T,
-                                           out_layout=self.o.payload.shape(), pixels=n)
+                                           out_layout=self.o.payload.shape(), pixels=n,
+                                           early_exit=ee,
+                                           exit_sweep=self._combine == "sum")
+        exit_now = self.exit if ee else Const(0, 1)
+        if ee:
+            m.d.comb += [sweep.exit.eq(self.exit), self.exiting.eq(sweep.exiting),
+                         self.exit_end.eq(sweep.exit_end)]
         drain_done = Signal()
         m.d.comb += [
             drain_done.eq(draining & ~self.upd.valid & ~n_valid & ~acc.busy),
@@ -298,6 +326,11 @@ class PointEngine(wiring.Component):
             m.d.sync += draining.eq(0)
         with m.If(sweep.done):
             m.d.sync += integ.eq(1)
+        if ee and self._combine == "sum":
+            with m.If(sweep.exit_end):
+                m.d.sync += integ.eq(1)
+            with m.If(self.exit):           # the exit sweep: no update until it has finished
+                m.d.sync += integ.eq(0)
 
         # P's ports, as in the layer core: the read address a register written one cycle ahead.
         p_raddr = Signal(range(n))
@@ -305,7 +338,7 @@ class PointEngine(wiring.Component):
             m.d.sync += p_raddr.eq(self.upd.payload.j)
         with m.Elif(sweep.issue):
             m.d.sync += p_raddr.eq(sweep.j + 1)
-        with m.Elif(drain_done):
+        with m.Elif(drain_done | exit_now):
             m.d.sync += p_raddr.eq(0)
         m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(n_valid | sweep.issue)]
         with m.If(sweep.wb):

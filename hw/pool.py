@@ -33,6 +33,12 @@ and writes 0 — no fire unit, whose N comparators would be ``zmax`` wide and ma
 Read-after-write on P: the engine reads in N and writes in A, two cycles later, with the
 forwarding of the layer core (:class:`hw.stages.Accumulate`): back-to-back events on one j are
 exact with no stall.
+
+Early exit (``early_exit=True``, docs/early-exit.md): on ``exit`` (between two timesteps, the
+core idle) an avgpool runs its engine's exit sweep (every P[j] read, v0 written, nothing
+emitted: one ``p_rd`` and ``p_wr`` per output); a maxpool keeps nothing across timesteps (its
+sweep wrote 0 to every M[j]), so it only returns its timestep counter to 0 and accesses
+nothing.
 """
 
 from __future__ import annotations
@@ -94,6 +100,8 @@ class PoolCore(CoreFactory, SingleInput, wiring.Component):
         T.
     discharge : {"parallel", "serial"}
         Fire unit variant (avgpool; maxpool has none).
+    early_exit : bool
+        Take part in the early exit (docs/early-exit.md): ``exit`` and ``exiting`` ports.
 
     Members
     -------
@@ -106,6 +114,12 @@ class PoolCore(CoreFactory, SingleInput, wiring.Component):
         Same layout as :class:`~hw.layer.LayerCore`; ``w_rd`` and ``b_rd`` stay 0.
     overflow : Out(1)
         Sticky: a potential saturated (avgpool with a forced narrow width only).
+    exit : In(1)
+        Only with ``early_exit``: pulse between two timesteps (the core idle, its input empty)
+        to end the inference (see the module's design note); the core then takes the next
+        inference's tokens.
+    exiting : Out(1)
+        Only with ``early_exit``: the avgpool's exit sweep is running (a register; maxpool 0).
 
     Raises
     ------
@@ -114,10 +128,11 @@ class PoolCore(CoreFactory, SingleInput, wiring.Component):
         not fit the width, bad ``timesteps`` or ``discharge``.
     """
 
-    def __init__(self, *, layer, info, timesteps, discharge="parallel"):
+    def __init__(self, *, layer, info, timesteps, discharge="parallel", early_exit=False):
         self._validate(layer=layer, info=info, timesteps=timesteps, discharge=discharge)
         self._layer, self._info, self._T = layer, info, timesteps
         self._discharge = discharge
+        self._early_exit = bool(early_exit)
         self._max = isinstance(layer, MaxPool2d)
         self._narrow = info.width < info.safe_width
         self.in_layout = EventLayout(index_width(info.n_in), value_width(info.zmax_in_index))
@@ -128,6 +143,7 @@ class PoolCore(CoreFactory, SingleInput, wiring.Component):
             "clear": In(1),
             "counters": Out(CounterLayout()),
             "overflow": Out(1),
+            **({"exit": In(1), "exiting": Out(1)} if self._early_exit else {}),
         })
 
     @staticmethod
@@ -216,7 +232,8 @@ class PoolCore(CoreFactory, SingleInput, wiring.Component):
         if self._max:
             eng = PointEngine(n=info.n_out, timesteps=T, potential_width=info.width,
                               operand_shape=unsigned(zw), out_layout=self.out_layout,
-                              combine="max", zmax=max(1, info.zmax_out))
+                              combine="max", zmax=max(1, info.zmax_out),
+                              early_exit=self._early_exit)
         else:
             eng = PointEngine(n=info.n_out, timesteps=T, potential_width=info.width,
                               operand_shape=unsigned(zw), out_layout=self.out_layout,
@@ -224,9 +241,11 @@ class PoolCore(CoreFactory, SingleInput, wiring.Component):
                               neuron=NeuronParams(levels=layer.levels,
                                                   threshold=layer.threshold, v0=layer.v0,
                                                   discharge=self._discharge, pipelined=True),
-                              narrow=self._narrow)
+                              narrow=self._narrow, early_exit=self._early_exit)
         m.submodules.engine = eng
         m.d.comb += eng.clear.eq(self.clear)
+        if self._early_exit:
+            m.d.comb += [eng.exit.eq(self.exit), self.exiting.eq(eng.exiting)]
         wiring.connect(m, wiring.flipped(self.o), eng.o)
 
         # -- input: events while integrating, until this timestep's EOT ------------------------

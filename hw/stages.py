@@ -377,6 +377,10 @@ class Sweep(wiring.Component):
     early_exit : bool
         Input-aware early exit (docs/early-exit.md): a readout emits its READOUT tokens at
         every timestep, and :attr:`exit` starts an exit sweep.
+    exit_sweep : bool
+        With ``early_exit``: ``False`` for a core that keeps nothing in P across timesteps (a
+        max kind, whose sweep writes 0): :attr:`exit` then only returns the timestep counter
+        to 0, :attr:`exit_end` pulses with it and :attr:`exiting` stays low (no access).
 
     Members
     -------
@@ -417,13 +421,14 @@ class Sweep(wiring.Component):
         tied to 0 (the caller reads no bias); a readout emits ``(j, P[j])``, a spiking core
         nothing; no EOT. The timestep counter returns to 0.
     exit_end : Out(1)
-        Only with ``early_exit``: the exit sweep's last write-back is in this cycle.
+        Only with ``early_exit``: the exit sweep's last write-back is in this cycle (without
+        ``exit_sweep``: :attr:`exit` itself).
     exiting : Out(1)
         Only with ``early_exit``: a register, high during the exit sweep.
     """
 
     def __init__(self, *, units, n, timesteps, out_layout, readout=False, pixels=1, depth=8,
-                 credits=8, bitserial=False, early_exit=False):
+                 credits=8, bitserial=False, early_exit=False, exit_sweep=True):
         self._units = list(units)
         self._L = len(self._units)
         if not self._L:
@@ -440,6 +445,7 @@ class Sweep(wiring.Component):
         self._out_layout = out_layout
         self._depth, self._credits = depth, credits
         self._early_exit = bool(early_exit)
+        self._exit_sweep = bool(exit_sweep)
         fin = self._units[0].i.payload
         self._pshape, self._bshape = fin.p.shape(), fin.b.shape()
         L = self._L
@@ -492,7 +498,7 @@ class Sweep(wiring.Component):
         if self._bitserial and not self._readout:
             m.d.comb += [shift.eq(t_cur < T - 1), more.eq((t_cur >= T - 1) & ~last_t)]
         ee = self._early_exit
-        exiting = self.exiting if ee else Const(0, 1)
+        exiting = self.exiting if ee and self._exit_sweep else Const(0, 1)
         exit_end = self.exit_end if ee else Const(0, 1)
         # done, restart or exit_end: the sweep's state returns to word 0
         self._finish = Signal()
@@ -569,10 +575,12 @@ class Sweep(wiring.Component):
         wb_count = Signal(range(n))
         with m.If(self.start | self.restart):
             m.d.sync += self.sweeping.eq(1)
-        if ee:
+        if ee and self._exit_sweep:
             with m.If(self.exit):
                 m.d.sync += [self.sweeping.eq(1), self.exiting.eq(1)]
             m.d.comb += exit_end.eq(self.sweeping & self.wb & (wb_count == n - 1) & exiting)
+        elif ee:
+            m.d.comb += [exit_end.eq(self.exit), self.exiting.eq(0)]
         with m.If(self.sweeping & self.wb):
             m.d.sync += wb_count.eq(wb_count + 1)
             with m.If(wb_count == n - 1):
@@ -580,9 +588,12 @@ class Sweep(wiring.Component):
         with m.If(self._finish):
             m.d.sync += [eot_out.eq(0), self.j.eq(0), s_more.eq(1), s_co.eq(0), s_pix.eq(0),
                          t_cur.eq(Mux(last_t | exiting, 0, t_cur + 1))]
-        if ee:
+        if ee and self._exit_sweep:
             with m.If(exit_end):
                 m.d.sync += self.exiting.eq(0)
+        elif ee:
+            with m.If(self.exit):           # nothing to clear: the next inference at t = 0
+                m.d.sync += t_cur.eq(0)
         return m
 
     def _queue_one(self, m, q_room, eot_out, last_t, emit, ev_kind, value, eot_push):

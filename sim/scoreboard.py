@@ -103,10 +103,13 @@ def merged_events(net, golden, name, b, t, x=None):
     it merges, sorted (a multiset: the hardware may interleave them in any order). ``None``
     when a merged stream is the network input and ``x`` is not given."""
     out = []
+    steps = getattr(golden, "timesteps", None)
     for s in net.info(name).streams:
         if s == INPUT:
             if x is None:
                 return None
+            if steps is not None and t >= int(steps[b]):
+                continue            # after an early exit the input is not presented again
             flat = np.asarray(x[b]).reshape(-1)
             out += [(int(i), int(v)) for i, v in enumerate(flat) if v > 0]
         else:

@@ -205,13 +205,13 @@ def test_never_exiting_alpha_changes_nothing_but_timing():
     assert compare(net, off, rtl) == []
 
 
-def test_hardware_and_cycle_model_refuse_what_they_do_not_cover():
+def test_cycle_model_refuses_what_it_does_not_cover():
+    # The hardware builds joins and pools with early exit (tests/test_exit_joins.py); the
+    # cycle model covers early exit on dense and conv2d networks only.
     res = small_resnet(seed=1, join="barrier", timesteps=2)
     res = res.replace(early_exit={"alpha": [0]})
-    with pytest.raises(MlsnnError, match="early exit: the hardware supports networks of dense "
-                                         "and conv2d layers only; layer"):
-        check_supported(res)
-    with pytest.raises(MlsnnError, match="cycle model: early exit: the hardware supports "
+    check_supported(res)
+    with pytest.raises(MlsnnError, match="cycle model: early exit: the cycle model covers "
                                          "networks of dense and conv2d layers only; layer"):
         network_cycles(res, np.zeros((1,) + res.input.shape, np.int64))
     assert hasattr(NetworkTop(_hand_net(alpha=[1, 2, 3])), "timesteps_used")

@@ -104,15 +104,15 @@ def test_everyone_exits_at_t1_and_nobody_exits():
 def test_joins_and_pools_with_early_exit_are_refused_in_one_line():
     res = small_resnet(seed=1, join="barrier", timesteps=2).replace(early_exit={"alpha": [0]})
     join = next(layer for layer in res.layers if layer.kind == "barrier")
-    msg = (f"cycle model: early exit: the hardware supports networks of dense and conv2d "
+    msg = (f"cycle model: early exit: the cycle model covers networks of dense and conv2d "
            f"layers only; layer '{join.name}' is {join.label}, so it has no cycle count "
-           f"(docs/early-exit.md)")
+           f"(docs/cycles.md)")
     with pytest.raises(MlsnnError) as e:
         gc.network_cycles(res, random_inputs(res, 1))
     assert str(e.value) == msg
     pool = random_network(1, kind="conv", pool=True, timesteps=2)
     pool = pool.replace(early_exit={"alpha": [0]})
-    assert "early exit: the hardware supports networks of dense and conv2d layers only" \
+    assert "early exit: the cycle model covers networks of dense and conv2d layers only" \
         in gc.unsupported(pool)
 
 
