@@ -31,7 +31,7 @@ import numpy as np
 from golden.errors import MlsnnError
 
 __all__ = ["RegressConfig", "SIMULATORS", "parse_seeds", "parse_shard", "shard_seeds",
-           "judge", "run_seed", "run_seeds", "dask_client", "save_failure", "summary_json",
+           "judge", "judge_cycles", "run_seed", "run_seeds", "dask_client", "save_failure", "summary_json",
            "junit_xml"]
 
 SIMULATORS = ("amaranth", "icarus", "verilator")
@@ -49,9 +49,11 @@ class RegressConfig:
     seed : the network seed (``random_network(seed, ...)``, ``random_inputs(..., seed=seed)``)
         and the seed of the random gaps, stalls and throttling.
     max_neurons, in_bits, non_square, conv_readout, negative_v0, wide_stream_weights,
-    narrow_width, pool, hard_reset, leaky : options of :func:`golden.fixtures.random_network`
-        (``in_bits=None``: drawn by it; the serial synapse takes z cycles per update, so with it
-        the inputs are at most 4 bits).
+    narrow_width, pool, hard_reset, leaky, lanes, early_exit, bitserial : options of
+        :func:`golden.fixtures.random_network` (``in_bits=None``: drawn by it; the serial synapse
+        takes z cycles per update, so with it the inputs are at most 4 bits). Only combinations
+        the hardware builds are drawn: ``bitserial`` without pool, hard_reset, leaky,
+        narrow_width, lanes and early_exit; ``early_exit`` without pool.
     discharge, synapse, fifo_depth : hardware variant (``fifo_depth=None``: sized from the IR).
     gap, stall, throttle : probabilities of an input idle cycle, an output stall, a throttled
         queue per cycle (``throttle`` only on the Amaranth simulator).
@@ -68,6 +70,9 @@ class RegressConfig:
     pool: bool = False
     hard_reset: bool = False
     leaky: bool = False
+    lanes: bool = False
+    early_exit: bool = False
+    bitserial: bool = False
     discharge: str = "parallel"
     synapse: str = "mul"
     fifo_depth: Optional[int] = None
@@ -76,7 +81,13 @@ class RegressConfig:
     throttle: float = 0.0
 
     NET_FLAGS = ("non_square", "conv_readout", "negative_v0", "wide_stream_weights",
-                 "narrow_width", "pool", "hard_reset", "leaky")
+                 "narrow_width", "pool", "hard_reset", "leaky", "lanes", "early_exit",
+                 "bitserial")
+
+    #: What ``bitserial`` and ``early_exit`` switch off (random_network refuses them together).
+    _EXCLUDES = {"bitserial": ("pool", "hard_reset", "leaky", "narrow_width", "lanes",
+                               "early_exit"),
+                 "early_exit": ("pool",)}
 
     @classmethod
     def from_seed(cls, seed):
@@ -84,7 +95,7 @@ class RegressConfig:
         rng = np.random.default_rng([_CONFIG_SALT, int(seed)])
         pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
         synapse = pick(["mul", "serial"])
-        return cls(
+        cfg = dict(
             seed=int(seed),
             max_neurons=int(pick([8, 12, 16, 24])),
             in_bits=int(pick([2, 4])) if synapse == "serial" else None,
@@ -102,7 +113,14 @@ class RegressConfig:
             pool=bool(rng.random() < 0.5),      # drawn after the others: earlier seeds keep
             hard_reset=bool(rng.random() < 0.3),    # their values
             leaky=bool(rng.random() < 0.4),
+            lanes=bool(rng.random() < 0.3),
+            early_exit=bool(rng.random() < 0.25),
+            bitserial=bool(rng.random() < 0.15),
         )
+        for flag, off in cls._EXCLUDES.items():
+            if cfg[flag]:
+                cfg.update({f: False for f in off})
+        return cls(**cfg)
 
     def network(self):
         from golden import fixtures
@@ -209,6 +227,37 @@ def judge(net, golden, rtl, x):
     return v.status, list(v.messages if v.status == "mismatch" else v.undetermined)
 
 
+def judge_cycles(cfg, net, x, golden, rtl):
+    """``(cycles, messages)``: the RTL's cycles per image and every core's ``cycles`` counter
+    against the cycle model (:func:`golden.cycles.network_cycles`, docs/cycles.md).
+
+    ``cycles`` is ``"match"``, ``"mismatch"`` (``messages`` says where) or ``"not compared: "``
+    and why: random gaps, stalls or throttling (the model assumes none), or the model refuses
+    the network (one line, e.g. an early exit it does not cover yet): the seed's other
+    comparisons still decide its status, but it is not counted as a cycle match.
+    """
+    if cfg.gap or cfg.stall or cfg.throttle:
+        return "not compared: random gaps, stalls or throttling", []
+    from golden.cycles import network_cycles
+    try:
+        rep = network_cycles(net, x, discharge=cfg.discharge, synapse=cfg.synapse,
+                             fifo_depth=cfg.fifo_depth, golden=golden)
+    except MlsnnError as e:
+        return f"not compared: {e}", []
+    msgs = []
+    for b, (g, e) in enumerate(zip(np.asarray(rtl.cycles).tolist(), rep.cycles.tolist())):
+        if int(g) != int(e):
+            msgs.append(f"image {b}: RTL {int(g)} cycles, cycle model {int(e)}")
+    for layer in net.layers:
+        got = np.asarray(rtl.counters[layer.name]["cycles"]).tolist()
+        want = rep.layers[layer.name].tolist()
+        for b, (g, e) in enumerate(zip(got, want)):
+            if int(g) != int(e):
+                msgs.append(f"image {b}, layer '{layer.name}', counter cycles: RTL {int(g)}, "
+                            f"cycle model {int(e)}")
+    return ("mismatch" if msgs else "match"), msgs
+
+
 def _rtl_runner(sim):
     """The function running a network on ``sim``: ``f(net, x, golden, build_dir, **opts)``."""
     if sim == "amaranth":
@@ -244,7 +293,8 @@ def run_seed(seed, sim="amaranth", images=3, *, worker_threads=None, build_root=
     Keys: ``seed``, ``status`` (``match``, ``mismatch``, ``undetermined`` or ``error``: the run
     itself failed, e.g. a simulation timeout), ``messages`` (at most 20 lines), ``seconds``,
     ``cpu_seconds`` (this process and its simulator children), ``config`` (the
-    :class:`RegressConfig` fields), ``network`` (a short description).
+    :class:`RegressConfig` fields), ``network`` (a short description), ``cycles`` (after the
+    RTL ran: :func:`judge_cycles`' ``match``, ``mismatch`` or ``not compared: why``).
     ``worker_threads`` sets torch's threads (1 on Dask workers); ``build_root`` is where the
     cocotb build directory of this network is made (default: the local temp dir); it is
     removed after a match.
@@ -271,6 +321,11 @@ def run_seed(seed, sim="amaranth", images=3, *, worker_threads=None, build_root=
             bdir = tempfile.mkdtemp(prefix=f"seed{seed}-", dir=root)
         rtl = runner(net, x, golden, bdir, **cfg.sim_options(sim))
         status, msgs = judge(net, golden, rtl, x)
+        if status == "match":
+            out["cycles"], msgs = judge_cycles(cfg, net, x, golden, rtl)
+            status = "mismatch" if msgs else status
+        else:
+            out["cycles"] = f"not compared: the tokens and counters are {status}"
     except MlsnnError as e:
         status, msgs = "error", [f"error: {e}"]
     except Exception as e:      # a crash of the simulation is a failure of this seed, not the run
@@ -430,6 +485,11 @@ def summary_json(results, seconds):
         "passed": sum(r["status"] == "match" for r in results),
         "failed": sum(failed(r) for r in results),
         "undetermined": sum(r["status"] == "undetermined" for r in results),
+        "cycles_compared": sum(r.get("cycles") in ("match", "mismatch") for r in results),
+        "cycles_not_compared": sum(str(r.get("cycles", "")).startswith("not compared")
+                                   for r in results),
+        "cycles_refused": sum(str(r.get("cycles", "")).startswith("not compared: cycle model")
+                              for r in results),
         "seconds": round(seconds, 3),
         "seconds_per_network": round(seconds / n, 3) if n else 0.0,
         "cpu_seconds_per_network": round(sum(r.get("cpu_seconds", 0.0) for r in results) / n, 3)

@@ -26,7 +26,8 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
                    in_shape=None, in_bits=None, depth=None, join=None, shortcut=None,
                    max_neurons=48, calibrate=True, non_square=False, conv_readout=False,
                    negative_v0=False, wide_stream_weights=False, narrow_width=False,
-                   pool=False, hard_reset=False, leaky=False):
+                   pool=False, hard_reset=False, leaky=False, lanes=False, early_exit=False,
+                   bitserial=False):
     """A random valid network for tests across the project.
 
     Parameters
@@ -71,9 +72,40 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         conv2d layers before the readout (at least one when there is any), drawn after the
         thresholds and the resets. Off by default (a seed then gives the same network as
         before the option existed).
+    lanes : bool
+        ``lanes`` L > 1 (docs/lanes.md) on about half of the dense and conv2d layers (at least
+        one when any can have it), L drawn among the divisors 2, 3, 4 of the layer's outputs;
+        a conv2d readout keeps L = 1 (the hardware has no lanes there).
+    early_exit : bool
+        An early exit (docs/early-exit.md) with a random α table: per timestep, α = 0 (every
+        image exits at t = 1), α = 2^40 (none exits) or a quantile of the margins on random
+        inputs (some exit). The hardware has it on networks of dense and conv2d layers only,
+        so the kind is dense or conv (drawn among those two), T is 2 or 4 when drawn, a dense
+        readout has at least 2 neurons, and ``pool`` and ``kind="residual"`` are refused. A
+        one-output conv2d readout gets no exit (the IR needs two classes).
+    bitserial : bool
+        The bit-serial twin (docs/bitserial.md, :func:`golden.bitserial.from_multilevel`) of a
+        dense or conv network with T = 1 and levels N = 2^k − 1 on every spiking layer (N drawn
+        in 1, 3, 7, 15): ``coding="bitserial"``, N = 1 and T = k. Refused with ``pool``,
+        ``hard_reset``, ``leaky``, ``narrow_width``, ``lanes``, ``early_exit``, a residual kind
+        or a given ``timesteps`` (the IR and the hardware have none of them with it).
+
+    The three are off by default (a seed then gives the same network as before they existed).
     """
     rng = np.random.default_rng(seed)
     pick = lambda seq: seq[int(rng.integers(len(seq)))]  # noqa: E731
+    if bitserial:
+        _check_bitserial_options(kind, timesteps, levels, pool=pool, hard_reset=hard_reset,
+                                 leaky=leaky, narrow_width=narrow_width, lanes=lanes,
+                                 early_exit=early_exit)
+        kind = kind or pick(["dense", "conv"])
+        timesteps, levels = 1, levels or pick([1, 3, 7, 15])
+    if early_exit:
+        if kind == "residual" or pool:
+            raise MlsnnError("random_network: early_exit needs a network of dense and conv2d "
+                             "layers (the hardware's): not kind 'residual' nor pool")
+        kind = kind or pick(["dense", "conv"])
+        timesteps = timesteps or pick([2, 4])
     kind = kind or pick(["dense", "conv", "residual"])
     if kind not in ("dense", "conv", "residual"):
         raise MlsnnError(f"random_network: kind must be 'dense', 'conv' or 'residual', "
@@ -103,7 +135,7 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         prev, n_prev = INPUT, math.prod(shape)
         for i in range(n_layers + 1):
             readout = i == n_layers
-            n = int(rng.integers(1, min(max_neurons, 24) + 1))
+            n = int(rng.integers(2 if readout and early_exit else 1, min(max_neurons, 24) + 1))
             bits = wb()
             layers.append(Dense(name=f"fc{i}", inputs=(prev,), threshold=1, levels=lv(),
                                 weight=weights((n_prev, n), bits), bias=bias(n, bits),
@@ -201,7 +233,7 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         if conv_readout:
             layers.append(_conv_readout(rng, conv, prev, cur, max_neurons))
         else:
-            n_out = int(rng.integers(1, 11))
+            n_out = int(rng.integers(2 if early_exit else 1, 11))
             bits = wb()
             layers.append(Dense(name="fc_out", inputs=(prev,), threshold=1, levels=1,
                                 weight=weights((math.prod(cur), n_out), bits),
@@ -218,7 +250,72 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         net = _negative_v0(net, rng)
     if narrow_width:
         net = _narrow_widths(net, rng)
+    if lanes:
+        net = _lanes(net, rng)
+    if early_exit:
+        net = _early_exit(net, rng)
+    if bitserial:
+        from .bitserial import from_multilevel
+        net = from_multilevel(net).replace(name=net.name)
     return net
+
+
+def _check_bitserial_options(kind, timesteps, levels, **options):
+    """One line for an option :func:`random_network` cannot combine with ``bitserial``."""
+    on = [name for name, value in options.items() if value]
+    if on:
+        raise MlsnnError(f"random_network: bitserial cannot be combined with {on[0]} "
+                         f"(docs/bitserial.md)")
+    if kind == "residual":
+        raise MlsnnError("random_network: bitserial needs kind 'dense' or 'conv' (a join has no "
+                         "bit-serial form), not 'residual'")
+    if timesteps is not None:
+        raise MlsnnError("random_network: bitserial draws T itself (T = k bits of the levels); "
+                         "give no timesteps")
+    if levels is not None and (levels + 1) & levels:
+        raise MlsnnError(f"random_network: bitserial needs levels 2^k - 1 (1, 3, 7, 15, ...), "
+                         f"not {levels}")
+
+
+def _lanes(net, rng):
+    """``lanes`` among the divisors 2, 3, 4 of the outputs on about half of the dense and
+    conv2d layers (at least one when any has such a divisor); never on a conv2d readout."""
+    options = {}
+    for layer in net.layers:
+        if not hasattr(layer, "lanes") or (layer.kind == "conv2d" and layer.readout):
+            continue
+        outs = int(layer.weight.shape[-1])      # dense neurons, conv2d output channels
+        ls = [L for L in (2, 3, 4) if outs % L == 0]
+        if ls:
+            options[layer.name] = ls
+    chosen = [n for n in options if rng.random() < 0.5]
+    if options and not chosen:
+        chosen = [list(options)[int(rng.integers(len(options)))]]
+    if not chosen:
+        return net
+    return net.with_lanes({n: options[n][int(rng.integers(len(options[n])))] for n in chosen})
+
+
+def _early_exit(net, rng, batch=8):
+    """A random α table (``confidence="margin"``) on ``net``: per timestep t < T, α = 0 (all
+    exit), 2^40 (none exits; the hardware saturates it to its register) or a quantile of the
+    margins at t on random inputs plus 0 or 1 (some exit)."""
+    from .reference import margins
+    if math.prod(net.info(net.readout.name).out_shape) < 2:
+        return net
+    x = random_inputs(net, batch, seed=int(rng.integers(1 << 31)))
+    m = margins(run(net, x).readout_steps)
+    alpha = []
+    for t in range(net.timesteps - 1):
+        r = rng.random()
+        if r < 0.15:
+            alpha.append(0)
+        elif r < 0.3:
+            alpha.append(1 << 40)
+        else:
+            q = float(np.quantile(m[t], rng.uniform(0.3, 1.0)))
+            alpha.append(max(0, int(q)) + int(rng.integers(0, 2)))
+    return net.replace(early_exit={"confidence": "margin", "alpha": alpha})
 
 
 def _other_side(rng, side):

@@ -254,3 +254,127 @@ def test_options_off_keep_the_networks():
         assert all(1 <= w_ <= 3 for l in a.layers if isinstance(l, ir.Join)
                    for w_ in l.stream_weights)
         assert a.overflow_possible() == []
+
+
+# -- lanes, early exit and bit-serial networks in the draw ----------------------------------
+
+def _kinds(net):
+    """Which of lanes > 1, early exit and bit-serial coding ``net`` has."""
+    return {"lanes": any(getattr(l, "lanes", 1) > 1 for l in net.layers),
+            "early_exit": net.early_exit is not None,
+            "bitserial": any(getattr(l, "coding", "rate") == "bitserial" for l in net.layers)}
+
+
+#: Seeds of each new kind whose networks simulate in a second or two (2 images).
+KIND_SEEDS = {"lanes": (19, 30), "early_exit": (25, 23), "bitserial": (44, 39)}
+
+
+def test_draw_has_lanes_early_exit_and_bitserial_that_the_hardware_builds():
+    from hw.network import check_supported
+    counts = dict.fromkeys(("lanes", "early_exit", "bitserial"), 0)
+    alphas = []
+    for s in range(100):
+        cfg = rg.RegressConfig.from_seed(s)
+        net = cfg.network()
+        check_supported(net)            # a drawn config the hardware refuses is a bug
+        got = _kinds(net)
+        for k, on in got.items():
+            assert not on or getattr(cfg, k), (s, k)        # only when the config says so
+            counts[k] += on
+        if got["bitserial"]:
+            assert not (got["lanes"] or got["early_exit"] or cfg.pool or cfg.hard_reset
+                        or cfg.leaky or cfg.narrow_width)
+            assert all(l.levels == 1 and l.reset == "soft" and l.leak == 0 for l in net.layers)
+        if got["early_exit"]:
+            assert all(isinstance(l, (ir.Dense, ir.Conv2d)) for l in net.layers)
+            assert len(net.early_exit.alpha) == net.timesteps - 1
+            alphas += net.early_exit.alpha
+        for l in net.layers:
+            if isinstance(l, ir.Conv2d) and l.readout:
+                assert l.lanes == 1
+    assert all(n > 0 for n in counts.values()), counts
+    # alphas that exit every image at t = 1, that never exit, and in between
+    assert 0 in alphas and 1 << 40 in alphas and any(0 < a < 1 << 40 for a in alphas)
+    for k, seeds in KIND_SEEDS.items():
+        assert all(_kinds(rg.RegressConfig.from_seed(s).network())[k] for s in seeds), k
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_SEEDS))
+def test_run_seed_of_each_new_kind_matches_on_amaranth(kind):
+    for s in KIND_SEEDS[kind]:
+        res = rg.run_seed(s, "amaranth", images=2)
+        assert res["status"] == "match", res["messages"]
+        assert res["cycles"] == "not compared: random gaps, stalls or throttling"
+    if kind == "early_exit":        # images exit before T (and some run all T)
+        cfg = rg.RegressConfig.from_seed(KIND_SEEDS[kind][0])
+        net = cfg.network()
+        used = golden_run(net, cfg.inputs(net, 2)).timesteps.tolist()
+        assert min(used) < net.timesteps
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_SEEDS))
+def test_reproducer_regenerates_lanes_early_exit_and_bitserial(tmp_path, capsys, kind):
+    cfg = rg.RegressConfig.from_seed(KIND_SEEDS[kind][0])
+    gen = shlex.split(cfg.to_cli("amaranth", images=2, directory=str(tmp_path / "n")))
+    gen = gen[:gen.index("&&")]
+    assert f"--{kind.replace('_', '-')}" in gen
+    rc, _, err = _cli(capsys, *gen[1:])
+    assert rc == 0, err
+    saved, net = ir.load(str(tmp_path / "n")), cfg.network()
+    assert _kinds(net)[kind]
+    assert json.dumps(saved.to_json()) == json.dumps(net.to_json())
+    for k, v in net.arrays().items():
+        assert np.array_equal(saved.arrays()[k], v)
+
+
+def test_random_network_refuses_what_the_hardware_has_not(capsys):
+    for kw, msg in (
+            (dict(bitserial=True, lanes=True),
+             "random_network: bitserial cannot be combined with lanes (docs/bitserial.md)"),
+            (dict(bitserial=True, kind="residual"),
+             "random_network: bitserial needs kind 'dense' or 'conv' (a join has no "
+             "bit-serial form), not 'residual'"),
+            (dict(bitserial=True, levels=4),
+             "random_network: bitserial needs levels 2^k - 1 (1, 3, 7, 15, ...), not 4"),
+            (dict(early_exit=True, pool=True),
+             "random_network: early_exit needs a network of dense and conv2d layers (the "
+             "hardware's): not kind 'residual' nor pool")):
+        with pytest.raises(rg.MlsnnError) as e:
+            fixtures.random_network(1, **kw)
+        assert str(e.value) == msg
+    rc, out, err = _cli(capsys, "random-network", "--bitserial", "--timesteps", "2", "-o",
+                        "/nonexistent/x")
+    assert rc == 1 and out == ""
+    assert err == ("mlsnn random-network: error: random_network: bitserial draws T itself "
+                   "(T = k bits of the levels); give no timesteps\n")
+
+
+def test_cycles_are_compared_without_gaps_and_a_model_refusal_is_not_a_match(monkeypatch):
+    net = fixtures.random_network(3, kind="dense", timesteps=2, max_neurons=8, depth=1)
+    x = fixtures.random_inputs(net, 2, seed=3)
+    golden = golden_run(net, x)
+    rtl = run_network(net, x)
+    calm = rg.RegressConfig(seed=3)
+    assert rg.judge_cycles(calm, net, x, golden, rtl) == ("match", [])
+    rtl.cycles[1] += 1
+    assert rg.judge_cycles(calm, net, x, golden, rtl) == (
+        "mismatch", [f"image 1: RTL {int(rtl.cycles[1])} cycles, cycle model "
+                     f"{int(rtl.cycles[1]) - 1}"])
+    assert rg.judge_cycles(rg.RegressConfig(seed=3, stall=0.1), net, x, golden, rtl) == \
+        ("not compared: random gaps, stalls or throttling", [])
+    import golden.cycles
+
+    def refuse(*a, **k):
+        raise rg.MlsnnError("cycle model: the cycle model does not cover the early exit")
+    monkeypatch.setattr(golden.cycles, "network_cycles", refuse)
+    assert rg.judge_cycles(calm, net, x, golden, rtl) == (
+        "not compared: cycle model: the cycle model does not cover the early exit", [])
+    # the summary counts it as not compared, apart from the seeds whose cycles matched
+    res = [{"seed": 0, "status": "match", "messages": [], "cycles": "match"},
+           {"seed": 1, "status": "match", "messages": [], "cycles": "not compared: cycle "
+            "model: the cycle model does not cover the early exit"},
+           {"seed": 2, "status": "match", "messages": [],
+            "cycles": "not compared: random gaps, stalls or throttling"}]
+    doc = rg.summary_json(res, 1.0)
+    assert (doc["passed"], doc["cycles_compared"], doc["cycles_not_compared"],
+            doc["cycles_refused"]) == (3, 1, 2, 1)

@@ -47,6 +47,16 @@ def add_arguments(p):
     p.add_argument("--leaky", action="store_true",
                    help="a leak k in 1..4 (docs/leak.md) on about half the firing dense/conv2d "
                         "layers")
+    p.add_argument("--lanes", action="store_true",
+                   help="lanes L in 2..4 (docs/lanes.md) on about half the dense/conv2d layers "
+                        "(never on a conv2d readout)")
+    p.add_argument("--early-exit", action="store_true",
+                   help="an early exit with a random alpha table (docs/early-exit.md); dense or "
+                        "conv networks only, no --pool")
+    p.add_argument("--bitserial", action="store_true",
+                   help="the bit-serial twin (docs/bitserial.md) of a T=1 dense or conv network; "
+                        "no --timesteps, --pool, --hard-reset, --leaky, --narrow-width, "
+                        "--lanes, --early-exit")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
 
@@ -79,7 +89,9 @@ def run(args):
                                   negative_v0=args.negative_v0,
                                   wide_stream_weights=args.wide_stream_weights,
                                   narrow_width=args.narrow_width, pool=args.pool,
-                                  hard_reset=args.hard_reset, leaky=args.leaky)
+                                  hard_reset=args.hard_reset, leaky=args.leaky,
+                                  lanes=args.lanes, early_exit=args.early_exit,
+                                  bitserial=args.bitserial)
     path = ir.save(net, args.output)
     x = fixtures.random_inputs(net, args.batch, seed=args.seed)
     xpath = os.path.join(args.output, "inputs.npz")

@@ -125,7 +125,9 @@ def run(args):
               + (f", shard {args.shard}" if shard else "") + f"): {doc['networks']} networks, "
               f"{doc['passed']} passed, {doc['failed']} failed, {doc['undetermined']} "
               f"undetermined, {doc['seconds']:.1f} s ({doc['seconds_per_network']:.2f} s per "
-              f"network)")
+              f"network); cycles compared on {doc['cycles_compared']}, not on "
+              f"{doc['cycles_not_compared']} ({doc['cycles_refused']} refused by the cycle "
+              f"model)")
         for f_ in doc["failures"]:
             print(f"FAIL seed {f_['seed']}: {f_['message']}")
             print(f"  reproduce: {f_['reproducer']}")
