@@ -25,6 +25,7 @@ Run from the repository root::
 
     python -m experiments.leak              # ~6 min on 2 busy cores (72 trainings)
     python -m experiments.leak --quick      # seconds: a tiny mlp, T = 1, 4, k = 0, 2
+    python -m experiments.leak --replot     # seconds: the plot again from leak.json
 
 Outputs (``--out``, default ``experiments/results``): ``leak.json`` and ``leak.md``; the plot
 (``--png``, default ``docs/img/leak.png``); checkpoints and RTL runs are cached in
@@ -40,6 +41,7 @@ if __package__ in (None, ""):          # run as a file: make the repository impo
     __package__ = "experiments"
 
 import argparse
+import json
 import os
 import sys
 
@@ -342,10 +344,9 @@ def plot(result, path):
             ax.set_title(title, fontsize=10)
             ax.grid(alpha=0.3)
             ax.ticklabel_format(axis="x", style="plain", useOffset=False)
-            if ax is row[0]:
-                ax.set_ylabel("integer test accuracy [%]")
-            if row is axes[-1]:
-                ax.set_xlabel("energy per inference [nJ]")
+            # Every panel has its own scales, so every panel names both of its axes.
+            ax.set_xlabel("energy per inference [nJ]")
+            ax.set_ylabel("integer test accuracy [%]")
         row[-1].legend(fontsize=8, loc="best")
     fig.suptitle(f"IF vs LIF on digits, N = {s['levels']}: mean ± std over seeds {s['seeds']}, "
                  f"{s['epochs']} epochs, {s['test_images']} test images (1 image = "
@@ -366,6 +367,20 @@ def write_outputs(result, out_dir, png):
     with open(base + ".md", "w") as f:
         f.write(to_markdown(result, png=rel) + "\n")
     return {"json": base + ".json", "md": base + ".md", "png": png}
+
+
+def replot(out_dir, png):
+    """Draw the plot again from ``leak.json`` in ``out_dir`` (nothing is trained or run)."""
+    path = os.path.join(out_dir, NAME + ".json")
+    try:
+        with open(path) as f:
+            result = json.load(f)
+    except (OSError, ValueError) as e:
+        raise MlsnnError(f"cannot read {path}: {e}")
+    if not isinstance(result, dict) or result.get("experiment") != NAME:
+        raise MlsnnError(f"{path} is not a result of experiments/{NAME}.py")
+    plot(result, png)
+    return png
 
 
 def _ints(text):
@@ -407,6 +422,8 @@ def main(argv=None):
     p.add_argument("--cache", default=None, help="checkpoint/RTL cache directory")
     p.add_argument("--retrain", action="store_true", help="ignore cached checkpoints and RTL runs")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--replot", action="store_true",
+                   help="only draw the plot again from leak.json in --out")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
@@ -419,6 +436,13 @@ def main(argv=None):
                   epochs=args.epochs, rtl_images=args.rtl_images)
         out = args.out or os.path.join(common.ROOT, "experiments", "results")
         png = args.png or os.path.join(common.ROOT, "docs", "img", NAME + ".png")
+    if args.replot:
+        try:
+            print(f"written: {replot(out, png)}")
+        except MlsnnError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     try:
         result = run_experiment(levels=args.levels, cache=args.cache, retrain=args.retrain,
                                 **kw)
