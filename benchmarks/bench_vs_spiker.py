@@ -84,18 +84,21 @@ def measure_cycles(net, x, pixels_per_beat):
     return float(res.cycles.mean())
 
 
-def synth(net, target, pixels_per_beat, out):
-    """The network top's report on ``target``, cached in ``out``."""
+def synth(net, target, pixels_per_beat, out, counters=True):
+    """The network top's report on ``target``, cached in ``out`` (``counters=False``: the
+    deployment build without the counter read port, ``mlsnn synth --no-counters``)."""
     from flows.synth import synthesize_network
     lanes = "-".join(str(getattr(l, "lanes", 1)) for l in net.layers)
-    path = os.path.join(out, f"synth-{net.name}-L{lanes}-P{pixels_per_beat}-{target}.json")
+    tag = "" if counters else "-noctr"
+    path = os.path.join(out, f"synth-{net.name}-L{lanes}-P{pixels_per_beat}-{target}{tag}.json")
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
     from golden.errors import MlsnnError
     t0 = time.monotonic()
     try:
-        rep = synthesize_network(net, target, cores=False, pixels_per_beat=pixels_per_beat)
+        rep = synthesize_network(net, target, cores=False, pixels_per_beat=pixels_per_beat,
+                                 counters=counters)
         doc = rep.top.to_json()
     except MlsnnError as e:           # does not fit: a row of its own, cached like the others
         doc = {"error": str(e)}
@@ -114,6 +117,9 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=4)
     p.add_argument("--pixels-per-beat", type=int, default=16)
     p.add_argument("--no-synth", action="store_true")
+    p.add_argument("--no-counters", action="store_true",
+                   help="synthesize the deployment build without counters (like Spiker+, "
+                        "which has none); cycles are the same")
     p.add_argument("--out", default="out/bench_vs_spiker")
     p.add_argument("--json", metavar="FILE", help="write every row as JSON")
     a = p.parse_args(argv)
@@ -131,7 +137,7 @@ def main(argv=None):
             area = {}
             for tgt in targets:
                 print(f"[{config} L={L}] synth {tgt} ...", file=sys.stderr, flush=True)
-                area[tgt] = synth(net, tgt, P, a.out)
+                area[tgt] = synth(net, tgt, P, a.out, counters=not a.no_counters)
             for d in DENSITIES:
                 t0 = time.monotonic()
                 cyc = measure_cycles(net, inputs(d, a.images), P)
@@ -156,7 +162,8 @@ def main(argv=None):
     _print(rows, targets)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"spiker": {k: v for k, v in SPIKER.items() if k != "cycles"},
+            json.dump({"counters": not a.no_counters,
+                       "spiker": {k: v for k, v in SPIKER.items() if k != "cycles"},
                        "spiker_cycles": {str(k): v for k, v in SPIKER["cycles"].items()},
                        "pixels_per_beat": P, "rows": rows}, f, indent=1)
 

@@ -527,12 +527,14 @@ def run_jobs(jobs, *, parallel=None):
 
 def synthesize_network(net, target, *, cores=True, place=True, discharge="parallel",
                        synapse="mul", workdir=None, progress=None, wrap=True, parallel=None,
-                       weights="rom", pixels_per_beat=1, **kwargs):
+                       weights="rom", pixels_per_beat=1, counters=True, **kwargs):
     """Reports for a network top (``hw.network.NetworkTop``) and, with ``cores``, each layer's
     core alone (``hw.network.layer_core``: layer cores, barrier cores, SEW joins), run
     ``parallel`` at a time.
 
     ``pixels_per_beat``: of the top's ``pixels`` port (:class:`hw.network.NetworkTop`).
+    ``counters=False``: the top without its counter read port (``NetworkTop(counters=False)``,
+    a deployment build: yosys removes every counter); the cores alone keep theirs.
     ``weights``: ``"rom"``, ``"spram"`` (every dense and conv2d layer) or ``{layer: "spram"}``
     (:func:`hw.network.weight_storage`); SPRAM exists on iCE40 UltraPlus only, and the cells
     are instantiated there (``primitive=True``).
@@ -565,7 +567,7 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     try:
         top = NetworkTop(net, discharge=discharge, synapse=synapse, weights=store,
                          primitive=primitive, pixels_per_beat=pixels_per_beat,
-                         ram_width=ram_width)
+                         ram_width=ram_width, counters=counters)
     except (TypeError, ValueError) as e:
         raise MlsnnError(str(e)) from None
     designs = [(net.name, "top", top)]

@@ -27,11 +27,13 @@ def convert(component, *, name="top"):
 
 
 def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", synapse="mul",
-                    monitor=False, weights="rom", pixels_per_beat=1, ram_width=None):
+                    monitor=False, weights="rom", pixels_per_beat=1, ram_width=None,
+                    counters=True):
     """Verilog of :class:`hw.network.NetworkTop` for an IR network (``weights="spram"`` or
     ``{layer: "spram"}``: those banks as the simulation model, loaded through ``wload``;
     ``pixels_per_beat``: pixels per beat of the ``pixels`` port; ``ram_width``: memories of at
-    most this many bits per word, 18 for ECP5 block RAM)."""
+    most this many bits per word, 18 for ECP5 block RAM; ``counters=False``: no counter read
+    port, ``ctr_data`` is 0)."""
     from .network import NetworkTop, check_supported
     _check_name(name)          # everything is checked before the top exists
     check_supported(net)
@@ -40,7 +42,7 @@ def network_verilog(net, *, name="top", fifo_depth=None, discharge="parallel", s
     try:
         top = NetworkTop(net, fifo_depth=fifo_depth, discharge=discharge, synapse=synapse,
                          monitor=monitor, weights=weights, pixels_per_beat=pixels_per_beat,
-                         ram_width=ram_width)
+                         ram_width=ram_width, counters=counters)
     except (TypeError, ValueError) as e:
         raise MlsnnError(str(e)) from None
     return convert(top, name=name), top

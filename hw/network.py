@@ -629,6 +629,10 @@ class NetworkTop(wiring.Component):
         The dense and conv2d cores build memories with wider words (lanes) as memories of at
         most this many bits side by side (:class:`hw.layer.LayerCore`; synthesis for ECP5
         uses 18, :attr:`flows.fit.Device.ram_width`). Same behaviour and cycles.
+    counters : bool
+        Build the counter read port (default). ``False``: ``ctr_data`` is always 0, so no
+        counter of any core is observable and synthesis removes them all (a deployment
+        build: the same behaviour and cycles, fewer LUTs and flip-flops; docs/synthesis.md).
 
     With ``net.early_exit`` (docs/early-exit.md) the top runs timestep-major (an
     :class:`ExitGate` after the streamer), tracks the two largest readout potentials of every
@@ -659,8 +663,9 @@ class NetworkTop(wiring.Component):
 
     def __init__(self, net, *, fifo_depth=None, discharge="parallel", synapse="mul",
                  monitor=False, stall_port=False, weights="rom", primitive=False,
-                 pixels_per_beat=1, ram_width=None):
+                 pixels_per_beat=1, ram_width=None, counters=True):
         check_supported(net)
+        self.counters = bool(counters)
         if ram_width is not None:
             check_int("ram_width", ram_width, minimum=1)
         self._ram_width = ram_width
@@ -924,7 +929,8 @@ class NetworkTop(wiring.Component):
         # select register per counter of every core (one-hot), then ctr_data the OR of the
         # counters ANDed with their selects: a LUT per two counters and a short OR tree, no
         # multiplexer tree after the address and no address bit driving every counter bit.
-        stride_bits = (COUNTER_STRIDE - 1).bit_length()
+        if not self.counters:       # ctr_data stays 0: every counter is dead logic
+            return m
         terms = []
         for k, core in enumerate(cores):
             for c, name in enumerate(COUNTERS):

@@ -43,6 +43,9 @@ def add_arguments(p):
                         "RAM or logic, initialised at configuration), spram (every layer in "
                         "iCE40 UP5K SPRAM, loaded at run time through the wload port), or the "
                         "names of the layers to put in SPRAM (e.g. fc0)")
+    p.add_argument("--no-counters", action="store_true",
+                   help="the network top without its counter read port, so yosys removes "
+                        "every counter (a deployment build: same behaviour and cycles)")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0..2**31-1 (default 1)")
 
@@ -75,7 +78,7 @@ def run(args):
     rep = synthesize_network(
         net, tgt, cores=not args.no_cores, place=not args.no_place, discharge=args.discharge,
         synapse=args.synapse, workdir=args.output, freq_mhz=args.freq, seed=args.seed,
-        weights=weights, pixels_per_beat=args.pixels_per_beat,
+        weights=weights, pixels_per_beat=args.pixels_per_beat, counters=not args.no_counters,
         progress=lambda msg: print(f"[synth] {msg}", file=sys.stderr, flush=True))
     doc = rep.to_json()
     columns = ("name", "target", "luts", "ffs", "carry", "brams", "dsps", "fmax_mhz")
