@@ -1,6 +1,7 @@
 """`mlsnn regress` (flows/regress.py) and the corner-case options of
 golden.fixtures.random_network."""
 
+import dataclasses
 import json
 import shlex
 import xml.etree.ElementTree as ET
@@ -340,6 +341,17 @@ def test_run_seed_of_early_exits_with_joins_and_pools_matches_on_amaranth():
         res = rg.run_seed(s, "amaranth", images=images)
         assert res["status"] == "match", (s, res["messages"])
         assert res["cycles"] == "not compared: random gaps, stalls or throttling"
+
+
+def test_cycle_model_refusal_of_a_barrier_early_exit_is_not_compared():
+    cfg = dataclasses.replace(rg.RegressConfig.from_seed(136), gap=0.0, stall=0.0, throttle=0.0)
+    net = cfg.network()
+    x = cfg.inputs(net, 2)
+    # the model refuses before it reads the RTL's result
+    assert rg.judge_cycles(cfg, net, x, golden_run(net, x), None) == (
+        "not compared: cycle model: early exit: the cycle model covers networks of dense and "
+        "conv2d layers only; layer 'join0' is join-barrier, so it has no cycle count "
+        "(docs/cycles.md)", [])
 
 
 def test_reproducer_regenerates_a_residual_early_exit_with_pools(tmp_path, capsys):
