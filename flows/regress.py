@@ -48,18 +48,22 @@ class RegressConfig:
     -------
     seed : the network seed (``random_network(seed, ...)``, ``random_inputs(..., seed=seed)``)
         and the seed of the random gaps, stalls and throttling.
-    max_neurons, in_bits, non_square, conv_readout, negative_v0, wide_stream_weights,
+    kind, max_neurons, in_bits, non_square, conv_readout, negative_v0, wide_stream_weights,
     narrow_width, pool, hard_reset, leaky, lanes, early_exit, bitserial : options of
-        :func:`golden.fixtures.random_network` (``in_bits=None``: drawn by it; the serial synapse
-        takes z cycles per update, so with it the inputs are at most 4 bits). Only combinations
-        the hardware builds are drawn: ``bitserial`` without pool, hard_reset, leaky,
-        narrow_width, lanes and early_exit; ``early_exit`` without pool.
+        :func:`golden.fixtures.random_network` (``kind=None``, ``in_bits=None``: drawn by it;
+        the serial synapse takes z cycles per update, so with it the inputs are at most 4
+        bits). Only combinations the hardware builds are drawn: ``bitserial`` without pool,
+        hard_reset, leaky, narrow_width, lanes and early_exit. ``kind`` is ``"residual"`` on
+        some early-exit seeds only (random_network draws dense or conv for an early exit), and
+        an early-exit seed keeps a drawn ``pool`` with probability 0.4 (both drawn last, so
+        that the other seeds keep their networks).
     discharge, synapse, fifo_depth : hardware variant (``fifo_depth=None``: sized from the IR).
     gap, stall, throttle : probabilities of an input idle cycle, an output stall, a throttled
         queue per cycle (``throttle`` only on the Amaranth simulator).
     """
 
     seed: int
+    kind: Optional[str] = None
     max_neurons: int = 48
     in_bits: Optional[int] = None
     non_square: bool = False
@@ -84,10 +88,12 @@ class RegressConfig:
                  "narrow_width", "pool", "hard_reset", "leaky", "lanes", "early_exit",
                  "bitserial")
 
-    #: What ``bitserial`` and ``early_exit`` switch off (random_network refuses them together).
+    #: What ``bitserial`` switches off (random_network refuses them together).
     _EXCLUDES = {"bitserial": ("pool", "hard_reset", "leaky", "narrow_width", "lanes",
-                               "early_exit"),
-                 "early_exit": ("pool",)}
+                               "early_exit")}
+    #: Probabilities that an early-exit seed is residual (barrier and SEW joins) and that it
+    #: keeps a drawn ``pool`` (docs/early-exit.md: joins and pools take part in the exit).
+    EXIT_RESIDUAL, EXIT_POOL = 0.3, 0.4
 
     @classmethod
     def from_seed(cls, seed):
@@ -117,14 +123,19 @@ class RegressConfig:
             early_exit=bool(rng.random() < 0.25),
             bitserial=bool(rng.random() < 0.15),
         )
+        exit_residual = bool(rng.random() < cls.EXIT_RESIDUAL)    # drawn last, like the above
+        exit_pool = bool(rng.random() < cls.EXIT_POOL)
         for flag, off in cls._EXCLUDES.items():
             if cfg[flag]:
                 cfg.update({f: False for f in off})
+        if cfg["early_exit"]:
+            cfg["kind"] = "residual" if exit_residual else None
+            cfg["pool"] = cfg["pool"] and exit_pool
         return cls(**cfg)
 
     def network(self):
         from golden import fixtures
-        return fixtures.random_network(self.seed, max_neurons=self.max_neurons,
+        return fixtures.random_network(self.seed, kind=self.kind, max_neurons=self.max_neurons,
                                        in_bits=self.in_bits,
                                        **{f: getattr(self, f) for f in self.NET_FLAGS})
 
@@ -142,7 +153,8 @@ class RegressConfig:
 
     def describe(self):
         """Short text of what is not the default, for messages."""
-        parts = [f"seed {self.seed}", f"max_neurons {self.max_neurons}"]
+        parts = [f"seed {self.seed}"] + ([f"kind {self.kind}"] if self.kind else [])
+        parts.append(f"max_neurons {self.max_neurons}")
         if self.in_bits is not None:
             parts.append(f"in_bits {self.in_bits}")
         parts += [f for f in self.NET_FLAGS if getattr(self, f)]
@@ -154,8 +166,10 @@ class RegressConfig:
     def to_cli(self, sim="amaranth", images=3, directory=None):
         """The reproducer: ``mlsnn random-network ... && mlsnn simulate ...`` (one line)."""
         d = directory or f"regress-seed{self.seed}"
-        gen = ["mlsnn", "random-network", "--seed", str(self.seed), "--max-neurons",
-               str(self.max_neurons)]
+        gen = ["mlsnn", "random-network", "--seed", str(self.seed)]
+        if self.kind is not None:
+            gen += ["--kind", self.kind]
+        gen += ["--max-neurons", str(self.max_neurons)]
         if self.in_bits is not None:
             gen += ["--in-bits", str(self.in_bits)]
         gen += [f"--{f.replace('_', '-')}" for f in self.NET_FLAGS if getattr(self, f)]

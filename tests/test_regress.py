@@ -1,6 +1,7 @@
 """`mlsnn regress` (flows/regress.py) and the corner-case options of
 golden.fixtures.random_network."""
 
+import dataclasses
 import json
 import shlex
 import xml.etree.ElementTree as ET
@@ -18,7 +19,7 @@ from sim.scoreboard import compare
 #: Regression seeds whose networks simulate in a few seconds on the Amaranth simulator (all
 #: match; measured in the 60-seed slice of docs/verification.md).
 SLICE_SEEDS = "46:50"
-FAST_SEEDS = "37:39"
+FAST_SEEDS = "38:40"
 
 
 def _cli(capsys, *argv):
@@ -265,16 +266,26 @@ def _kinds(net):
             "bitserial": any(getattr(l, "coding", "rate") == "bitserial" for l in net.layers)}
 
 
-#: Seeds of each new kind whose networks simulate in a second or two (2 images).
-KIND_SEEDS = {"lanes": (19, 30), "early_exit": (25, 23), "bitserial": (44, 39)}
+#: Seeds of each new kind whose networks simulate in a second or two (2 images); the early
+#: exits are dense/conv ones (joins and pools: EXIT_SEEDS).
+KIND_SEEDS = {"lanes": (19, 30), "early_exit": (84, 49), "bitserial": (44, 39)}
+
+#: Early-exit seeds with joins or pools: seed -> (images, labels the network has). Each has an
+#: image that exits before T; 113's three images exit at t = 1, 2 and 2.
+EXIT_SEEDS = {136: (2, {"join-barrier"}), 13: (2, {"join-sew", "maxpool2d", "avgpool2d"}),
+              87: (2, {"maxpool2d"}), 113: (3, {"join-sew", "avgpool2d"})}
+POOLS = ("maxpool2d", "avgpool2d")
 
 
 def test_draw_has_lanes_early_exit_and_bitserial_that_the_hardware_builds():
     from hw.network import check_supported
     counts = dict.fromkeys(("lanes", "early_exit", "bitserial"), 0)
-    alphas = []
-    for s in range(100):
+    alphas, exit_labels = [], set()
+    for s in range(200):
         cfg = rg.RegressConfig.from_seed(s)
+        if s >= 100 and not cfg.early_exit:     # seeds 100..199: the early exits only
+            continue
+        assert cfg.kind in (None, "residual") and (cfg.kind is None or cfg.early_exit), s
         net = cfg.network()
         check_supported(net)            # a drawn config the hardware refuses is a bug
         got = _kinds(net)
@@ -286,13 +297,20 @@ def test_draw_has_lanes_early_exit_and_bitserial_that_the_hardware_builds():
                         or cfg.leaky or cfg.narrow_width)
             assert all(l.levels == 1 and l.reset == "soft" and l.leak == 0 for l in net.layers)
         if got["early_exit"]:
-            assert all(isinstance(l, (ir.Dense, ir.Conv2d)) for l in net.layers)
+            labels = {l.label for l in net.layers}
+            # joins only on a residual config, pools only with pool (random_network draws
+            # dense or conv for an early exit: the other early-exit seeds keep their networks)
+            assert (cfg.kind == "residual") == any(isinstance(l, ir.Join) for l in net.layers)
+            assert cfg.pool or not labels & set(POOLS), s
+            assert labels <= {"dense", "conv2d", "join-barrier", "join-sew", *POOLS}, labels
+            exit_labels |= labels
             assert len(net.early_exit.alpha) == net.timesteps - 1
             alphas += net.early_exit.alpha
         for l in net.layers:
             if isinstance(l, ir.Conv2d) and l.readout:
                 assert l.lanes == 1
     assert all(n > 0 for n in counts.values()), counts
+    assert {"join-barrier", "join-sew", *POOLS} <= exit_labels, exit_labels
     # alphas that exit every image at t = 1, that never exit, and in between
     assert 0 in alphas and 1 << 40 in alphas and any(0 < a < 1 << 40 for a in alphas)
     for k, seeds in KIND_SEEDS.items():
@@ -310,6 +328,66 @@ def test_run_seed_of_each_new_kind_matches_on_amaranth(kind):
         net = cfg.network()
         used = golden_run(net, cfg.inputs(net, 2)).timesteps.tolist()
         assert min(used) < net.timesteps
+
+
+def test_run_seed_of_early_exits_with_joins_and_pools_matches_on_amaranth():
+    for s, (images, labels) in EXIT_SEEDS.items():
+        cfg = rg.RegressConfig.from_seed(s)
+        net = cfg.network()
+        assert cfg.early_exit and net.early_exit is not None
+        assert labels <= {l.label for l in net.layers}, s
+        used = golden_run(net, cfg.inputs(net, images)).timesteps.tolist()
+        assert min(used) < net.timesteps, (s, used)
+        res = rg.run_seed(s, "amaranth", images=images)
+        assert res["status"] == "match", (s, res["messages"])
+        assert res["cycles"] == "not compared: random gaps, stalls or throttling"
+
+
+def test_cycle_model_refusal_of_a_barrier_early_exit_is_not_compared():
+    cfg = dataclasses.replace(rg.RegressConfig.from_seed(136), gap=0.0, stall=0.0, throttle=0.0)
+    net = cfg.network()
+    x = cfg.inputs(net, 2)
+    # the model refuses before it reads the RTL's result
+    assert rg.judge_cycles(cfg, net, x, golden_run(net, x), None) == (
+        "not compared: cycle model: early exit: the cycle model covers networks of dense and "
+        "conv2d layers only; layer 'join0' is join-barrier, so it has no cycle count "
+        "(docs/cycles.md)", [])
+
+
+def test_reproducer_regenerates_a_residual_early_exit_with_pools(tmp_path, capsys):
+    cfg = rg.RegressConfig.from_seed(13)
+    assert (cfg.kind, cfg.pool, cfg.early_exit) == ("residual", True, True)
+    line = cfg.to_cli("amaranth", images=2, directory=str(tmp_path / "n"))
+    gen = shlex.split(line.split(" && ")[0])
+    assert gen[gen.index("--kind") + 1] == "residual"
+    assert "--pool" in gen and "--early-exit" in gen
+    rc, _, err = _cli(capsys, *gen[1:])
+    assert rc == 0, err
+    saved, net = ir.load(str(tmp_path / "n")), cfg.network()
+    assert json.dumps(saved.to_json()) == json.dumps(net.to_json())
+    for k, v in net.arrays().items():
+        assert np.array_equal(saved.arrays()[k], v)
+    assert "kind residual" in cfg.describe()
+
+
+@pytest.mark.parametrize("join", ["barrier", "sew"])
+def test_random_network_puts_an_early_exit_on_joins_and_pools(join):
+    from hw.network import check_supported
+    for s in range(4):
+        net = fixtures.random_network(s, kind="residual", join=join, pool=True,
+                                      early_exit=True, max_neurons=16)
+        check_supported(net)
+        assert net.early_exit is not None or net.readout.kind == "conv2d"
+        assert all(l.mode == join for l in net.layers if isinstance(l, ir.Join))
+        assert any(isinstance(l, ir.Join) for l in net.layers)
+    # a kind left to the draw stays dense or conv, with or without pool (seeds keep networks)
+    for s in range(6):
+        a = fixtures.random_network(s, early_exit=True)
+        assert not any(isinstance(l, ir.Join) for l in a.layers)
+        b = fixtures.random_network(s, early_exit=True, pool=True)
+        assert not any(isinstance(l, ir.Join) for l in b.layers)
+        if isinstance(a.layers[0], ir.Dense):
+            assert json.dumps(a.to_json()) == json.dumps(b.to_json())
 
 
 @pytest.mark.parametrize("kind", sorted(KIND_SEEDS))
@@ -336,9 +414,9 @@ def test_random_network_refuses_what_the_hardware_has_not(capsys):
              "bit-serial form), not 'residual'"),
             (dict(bitserial=True, levels=4),
              "random_network: bitserial needs levels 2^k - 1 (1, 3, 7, 15, ...), not 4"),
-            (dict(early_exit=True, pool=True),
-             "random_network: early_exit needs a network of dense and conv2d layers (the "
-             "hardware's): not kind 'residual' nor pool")):
+            (dict(bitserial=True, early_exit=True),
+             "random_network: bitserial cannot be combined with early_exit "
+             "(docs/bitserial.md)")):
         with pytest.raises(rg.MlsnnError) as e:
             fixtures.random_network(1, **kw)
         assert str(e.value) == msg

@@ -51,8 +51,8 @@ def add_arguments(p):
                    help="lanes L in 2..4 (docs/lanes.md) on about half the dense/conv2d layers "
                         "(never on a conv2d readout)")
     p.add_argument("--early-exit", action="store_true",
-                   help="an early exit with a random alpha table (docs/early-exit.md); dense or "
-                        "conv networks only, no --pool")
+                   help="an early exit with a random alpha table (docs/early-exit.md); with "
+                        "--kind, --join and --pool too (the kind drawn is dense or conv)")
     p.add_argument("--bitserial", action="store_true",
                    help="the bit-serial twin (docs/bitserial.md) of a T=1 dense or conv network; "
                         "no --timesteps, --pool, --hard-reset, --leaky, --narrow-width, "
