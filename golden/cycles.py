@@ -27,9 +27,10 @@ tokens in order::
   the previous pass (none at first); the times only grow from pass to pass, and the pass that
   changes nothing is the answer.
 * An early exit (:class:`_Gate`): the decision after timestep t pulses 3 cycles after the
-  readout's EOT of t; a go lets timestep t + 1 in a cycle later, an exit starts every core's
-  exit sweep and drops the streamer's rest of the image. Its times come from the previous pass
-  too; which images exit, and when, from the golden model.
+  readout's EOT of t; a go lets timestep t + 1 in a cycle later, an exit starts the exit sweep
+  of every core with potentials (layers, barriers, avgpools; a maxpool or a SEW join has none,
+  its counter closes with ``exit``) and drops the streamer's rest of the image. Its times come
+  from the previous pass too; which images exit, and when, from the golden model.
 
 Images are independent (run_network waits for ``busy`` low between them); only the
 round-robin pointer of the joins carries over from one image to the next, as in the RTL.
@@ -316,7 +317,10 @@ class _Core:
         # early exit: a readout sends its potentials at every timestep and in its exit sweep,
         # a spiking core's exit sweep emits nothing
         self.early_exit = net.early_exit is not None
-        if self.early_exit and self.kind in ("dense", "conv2d"):
+        # barrier and avgpool cores sweep at the exit too; a maxpool and a SEW join only reset
+        # their timestep counters, and their bracket closes in the cycle of ``exit``
+        self.exit_sweep = self.kind in ("dense", "conv2d", "barrier", "avgpool2d")
+        if self.early_exit and self.exit_sweep:
             self.exit_words = self.words(None) if self.readout else [[]] * len(self.words_of)
 
     def words(self, ev_t):
@@ -393,13 +397,25 @@ def _layer_run(core, src, sweeps, exit_at=None):
                         md = km + value
                     g_free, drain = g, md + 4
         l_prev, t_prev = lo, tk
-    if exit_at is not None:
-        st.exit_end = _sweep(max(exit_at, integ - 1), core.exit_words, core.credits,
-                             core.outq, core.lat, core.interval, eot=False) - 1
+    _exit(core, st, exit_at, integ)
     return st
 
 
-def _pool_run(core, src, sweeps):
+def _exit(core, st, exit_at, integ):
+    """The end of an exited inference (``exit_at`` the cycle ``exit`` pulses, ``None``: not
+    exited): a core with an exit sweep sweeps from the next cycle on (after its last EOT has
+    entered Q, ``integ − 1``) and ends with its last write-back; a maxpool or SEW join ends in
+    the cycle of ``exit``."""
+    if exit_at is None:
+        return
+    if not core.exit_sweep:
+        st.exit_end = exit_at
+        return
+    st.exit_end = _sweep(max(exit_at, integ - 1), core.exit_words, core.credits, core.outq,
+                         core.lat, core.interval, eot=False) - 1
+
+
+def _pool_run(core, src, sweeps, exit_at=None):
     """:class:`hw.pool.PoolCore`: one event per cycle while integrating; the EOT flag, the
     drain (an event's write 4 cycles after it was taken), the sweep."""
     st = _State()
@@ -418,6 +434,7 @@ def _pool_run(core, src, sweeps):
             t += 1
         else:
             last_ev = a
+    _exit(core, st, exit_at, integ)
     return st
 
 
@@ -454,12 +471,13 @@ def _merge(core, srcs, on_event, on_eots, pri):
             c = max(c, on_event(k, tok, tmin))
 
 
-def _barrier_run(core, srcs, sweeps, pri):
+def _barrier_run(core, srcs, sweeps, pri, exit_at=None):
     """:class:`hw.join.BarrierCore`: one event per cycle from either input; after both EOTs the
-    drain (an event's write 3 cycles after it was taken), the sweep."""
+    drain (an event's write 3 cycles after it was taken), the sweep; ``exit_at``: the exit
+    sweep of an exited inference (:func:`_exit`)."""
     core.state = st = _State()
     core.hold = _NEG
-    last = [_NEG]
+    last, integ = [_NEG], [_NEG]
 
     def on_event(k, tok, cycle):
         last[0] = cycle
@@ -470,14 +488,18 @@ def _barrier_run(core, srcs, sweeps, pri):
         done = _sweep(d, sweeps[len(st.eot_e)], core.credits, core.outq, core.lat,
                       core.interval)
         st.eot_e.append(core.outq.last)
-        return done + 1
-    return st, _merge(core, srcs, on_event, on_eots, pri)
+        integ[0] = done + 1
+        return integ[0]
+    pri = _merge(core, srcs, on_event, on_eots, pri)
+    _exit(core, st, exit_at, integ[0])
+    return st, pri
 
 
-def _sew_run(core, srcs, out, pri):
+def _sew_run(core, srcs, out, pri, exit_at=None):
     """:class:`hw.join.SewJoin`: an input is taken only when the output register is empty or
     handing over (``core.hold``: the handshake of the last token loaded); an event is offered
-    the cycle after it was taken, the EOT the cycle after both input EOTs were."""
+    the cycle after it was taken, the EOT the cycle after both input EOTs were; an exited
+    inference ends in the cycle of ``exit_at``."""
     core.state = st = _State()
     core.hold = _NEG
 
@@ -490,7 +512,9 @@ def _sew_run(core, srcs, out, pri):
         core.hold = out.send((EOT, 0, 0), load + 1)
         st.eot_e.append(core.hold)
         return load + 1
-    return st, _merge(core, srcs, on_event, on_eots, pri)
+    pri = _merge(core, srcs, on_event, on_eots, pri)
+    _exit(core, st, exit_at, None)
+    return st, pri
 
 
 def _streamer_run(x_flat, P, T, out, gate=None):
@@ -579,14 +603,8 @@ def _check_options(net, pixels_per_beat, discharge, synapse, fifo_depth):
 
 def unsupported(net):
     """Why :class:`hw.network.NetworkTop` cannot be built for ``net`` in a way the model covers
-    (a conv2d readout with lanes), or that the model does not cover it (an early exit with a
-    join or a pool), or ``None``."""
-    if net.early_exit is not None:
-        for layer in net.layers:
-            if layer.kind not in ("dense", "conv2d"):
-                return (f"early exit: the cycle model covers networks of dense and conv2d "
-                        f"layers only; layer '{layer.name}' is {layer.label}, so it has no "
-                        f"cycle count (docs/cycles.md)")
+    (a conv2d readout with lanes), or ``None`` (every kind is modelled, with or without an
+    early exit)."""
     for layer in net.layers:
         if layer.kind == "conv2d" and layer.readout and layer.lanes > 1:
             return (f"layer '{layer.name}': lanes > 1 on a conv2d readout is not supported by "
@@ -700,17 +718,17 @@ def network_cycles(net, x, *, pixels_per_beat=1, discharge="parallel", synapse="
                 if core.kind != "sew":
                     core.credits = _Credits(SWEEP_CREDITS)
                     core.outq = _Serial(out) if core.L > 1 else _Out(out)
+                x_exit = gate.exit if ee else None
                 if core.kind in ("dense", "conv2d"):
-                    states[core.name] = _layer_run(core, srcs[0], sweeps[core.name],
-                                                   gate.exit if ee else None)
+                    states[core.name] = _layer_run(core, srcs[0], sweeps[core.name], x_exit)
                 elif core.kind in ("maxpool2d", "avgpool2d"):
-                    states[core.name] = _pool_run(core, srcs[0], sweeps[core.name])
+                    states[core.name] = _pool_run(core, srcs[0], sweeps[core.name], x_exit)
                 elif core.kind == "barrier":
                     states[core.name], new_pri[core.name] = _barrier_run(
-                        core, srcs, sweeps[core.name], pri[core.name])
+                        core, srcs, sweeps[core.name], pri[core.name], x_exit)
                 else:
                     states[core.name], new_pri[core.name] = _sew_run(core, srcs, out,
-                                                                     pri[core.name])
+                                                                     pri[core.name], x_exit)
             # the top takes every result beat and EOT as soon as the readout queue offers it
             for k in range(len(roq.tokens)):
                 roq.accept(k, roq.valid(k))

@@ -205,15 +205,17 @@ def test_never_exiting_alpha_changes_nothing_but_timing():
     assert compare(net, off, rtl) == []
 
 
-def test_cycle_model_refuses_what_it_does_not_cover():
-    # The hardware builds joins and pools with early exit (tests/test_exit_joins.py); the
-    # cycle model covers early exit on dense and conv2d networks only.
+def test_cycle_model_covers_joins_and_pools_with_early_exit():
+    # The hardware builds joins and pools with early exit (tests/test_exit_joins.py) and the
+    # cycle model times them (== the RTL: tests/test_exit_cycles.py); nothing is refused.
     res = small_resnet(seed=1, join="barrier", timesteps=2)
-    res = res.replace(early_exit={"alpha": [0]})
-    check_supported(res)
-    with pytest.raises(MlsnnError, match="cycle model: early exit: the cycle model covers "
-                                         "networks of dense and conv2d layers only; layer"):
-        network_cycles(res, np.zeros((1,) + res.input.shape, np.int64))
+    x = random_inputs(res, 2, seed=1)
+    check_supported(res.replace(early_exit={"alpha": [0]}))
+    exit1 = network_cycles(res.replace(early_exit={"alpha": [0]}), x)
+    never = network_cycles(res.replace(early_exit={"alpha": [1 << 40]}), x)
+    assert (exit1.cycles < never.cycles).all()
+    for name, c in exit1.layers.items():
+        assert (0 < c).all() and (c < never.layers[name]).all(), name
     assert hasattr(NetworkTop(_hand_net(alpha=[1, 2, 3])), "timesteps_used")
     assert not hasattr(NetworkTop(_hand_net()), "timesteps_used")
 

@@ -2,9 +2,10 @@
 """The cycle model with early exit (golden/cycles.py, docs/cycles.md § Early exit) against the
 RTL in the Amaranth simulator: random dense and conv networks (fixed seeds, T = 3 and 4, random
 alpha with images that exit after t = 1, at intermediate t and never; lanes 1 and 2; the serial
-options, small queues, pixels per beat, SPRAM weights), every core's ``cycles`` counter and the
+options, small queues, pixels per beat, SPRAM weights) and random residual networks with barrier
+and SEW joins and conv networks with max and avg pools, every core's ``cycles`` counter and the
 cycles per inference exactly (and within the 2 % of issue 13 §2); ``mlsnn golden --json``
-reports them; joins and pools with early exit stay refused in one line."""
+reports them."""
 
 import json
 
@@ -13,7 +14,6 @@ import pytest
 
 import golden.cycles as gc
 from flows.cli import main
-from golden.errors import MlsnnError
 from golden.fixtures import random_inputs, random_network
 from golden.ir import save
 from golden.reference import margins, run
@@ -101,19 +101,64 @@ def test_everyone_exits_at_t1_and_nobody_exits():
     assert (never.cycles > off.cycles).all() and (exit1.cycles < never.cycles).all()
 
 
-def test_joins_and_pools_with_early_exit_are_refused_in_one_line():
-    res = small_resnet(seed=1, join="barrier", timesteps=2).replace(early_exit={"alpha": [0]})
-    join = next(layer for layer in res.layers if layer.kind == "barrier")
-    msg = (f"cycle model: early exit: the cycle model covers networks of dense and conv2d "
-           f"layers only; layer '{join.name}' is {join.label}, so it has no cycle count "
-           f"(docs/cycles.md)")
-    with pytest.raises(MlsnnError) as e:
-        gc.network_cycles(res, random_inputs(res, 1))
-    assert str(e.value) == msg
-    pool = random_network(1, kind="conv", pool=True, timesteps=2)
-    pool = pool.replace(early_exit={"alpha": [0]})
-    assert "early exit: the cycle model covers networks of dense and conv2d layers only" \
-        in gc.unsupported(pool)
+JOIN_FAMILIES = {
+    "barrier": dict(kind="residual", join="barrier", pool=True),
+    "sew": dict(kind="residual", join="sew", pool=True),
+    "pool": dict(kind="conv", pool=True),
+    "mixed": dict(kind="residual", pool=True),      # barrier and SEW blocks, both pools
+}
+
+JOIN_CASES = [  # family, seed, options (T = 3 for odd seeds, else 4)
+    ("barrier", 20, {"fifo_depth": 2}),
+    ("sew", 10, {"synapse": "serial"}),
+    ("sew", 22, {"fifo_depth": 1}),
+    ("pool", 4, {"discharge": "serial"}),
+    ("pool", 24, {"pixels_per_beat": 2}),
+    ("mixed", 9, {"discharge": "serial", "fifo_depth": 3}),
+    ("mixed", 29, {}),
+]
+
+
+def _join_net(family, seed, B=5):
+    net = random_network(4100 + seed, timesteps=3 if seed % 2 else 4, max_neurons=12,
+                         **JOIN_FAMILIES[family])
+    x = random_inputs(net, B, seed=seed)
+    alpha = _random_alpha(net, x, np.random.default_rng(seed))
+    return net.replace(early_exit={"alpha": alpha}), x
+
+
+@pytest.mark.parametrize("family,seed,opts", JOIN_CASES, ids=lambda v: str(v))
+def test_early_exit_cycles_with_joins_and_pools_match_the_rtl(family, seed, opts):
+    # barrier and avgpool cores end an exited inference with their exit sweep, maxpool and SEW
+    # joins in the cycle of exit (docs/cycles.md § Early exit)
+    net, x = _join_net(family, seed)
+    assert gc.unsupported(net) is None
+    kinds = {layer.kind for layer in net.layers}
+    assert kinds & {"barrier", "sew", "maxpool2d", "avgpool2d"}
+    used, _ = _assert_model_is_the_rtl(net, x, **opts)
+    assert 1 in used and net.timesteps in used and len(set(used)) >= 3
+
+
+@pytest.mark.parametrize("join,seed", [("sew", 0), ("barrier", 9)])
+def test_small_resnet_early_exit_cycles_match_the_rtl(join, seed):
+    net = small_resnet(seed, join=join, timesteps=3, blocks=1, size=4)
+    x = random_inputs(net, 5, seed=seed)
+    net = net.replace(early_exit={"alpha": _random_alpha(net, x, np.random.default_rng(seed))})
+    used, _ = _assert_model_is_the_rtl(net, x)
+    assert 1 in used and 3 in used
+
+
+def test_joins_and_pools_exit_at_t1_and_never():
+    net = small_resnet(4, join="barrier", timesteps=3, blocks=1, size=4)
+    x = random_inputs(net, 3, seed=4)
+    used, exit1 = _assert_model_is_the_rtl(net.replace(early_exit={"alpha": [0, 0]}), x)
+    assert used == [1, 1, 1]
+    used, never = _assert_model_is_the_rtl(net.replace(early_exit={"alpha": [NEVER] * 2}), x)
+    assert used == [3, 3, 3]
+    assert (exit1.cycles < never.cycles).all()
+    pool, x = _join_net("pool", 24, B=2)
+    used, _ = _assert_model_is_the_rtl(pool.replace(early_exit={"alpha": [0, 0, 0]}), x)
+    assert used == [1, 1]
 
 
 def test_mlsnn_golden_json_reports_the_cycles_of_an_early_exit(tmp_path, capsys):
