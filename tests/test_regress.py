@@ -343,15 +343,14 @@ def test_run_seed_of_early_exits_with_joins_and_pools_matches_on_amaranth():
         assert res["cycles"] == "not compared: random gaps, stalls or throttling"
 
 
-def test_cycle_model_refusal_of_a_barrier_early_exit_is_not_compared():
+def test_cycles_of_a_barrier_early_exit_are_compared_and_match():
     cfg = dataclasses.replace(rg.RegressConfig.from_seed(136), gap=0.0, stall=0.0, throttle=0.0)
     net = cfg.network()
     x = cfg.inputs(net, 2)
-    # the model refuses before it reads the RTL's result
-    assert rg.judge_cycles(cfg, net, x, golden_run(net, x), None) == (
-        "not compared: cycle model: early exit: the cycle model covers networks of dense and "
-        "conv2d layers only; layer 'join0' is join-barrier, so it has no cycle count "
-        "(docs/cycles.md)", [])
+    golden = golden_run(net, x)
+    rtl = run_network(net, x, discharge=cfg.discharge, synapse=cfg.synapse,
+                      fifo_depth=cfg.fifo_depth)
+    assert rg.judge_cycles(cfg, net, x, golden, rtl) == ("match", [])
 
 
 def test_reproducer_regenerates_a_residual_early_exit_with_pools(tmp_path, capsys):
