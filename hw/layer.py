@@ -559,7 +559,8 @@ class LayerCore(SingleInput, wiring.Component):
                 levels=layer.levels, threshold=layer.threshold, potential_width=pw,
                 bias_width=layer.b_bits, index_width=index_width(n_w), v0=layer.v0,
                 discharge=self._discharge, readout=layer.readout, saturate=self._narrow,
-                pipelined=True, reset=layer.reset, leak=layer.leak) for _ in range(L)]
+                pipelined=True, reset=layer.reset, leak=layer.leak, stalls=False)
+                for _ in range(L)]
         for fire in fires:
             m.d.comb += fire.clear.eq(self.clear)
         m.submodules.sweep = sweep = Sweep(units=fires, n=n_w, timesteps=T,

@@ -341,8 +341,10 @@ class InputStreamer(wiring.Component):
 
     Timestep 0 is emitted while the image loads: a beat's non-zero pixels leave one per cycle,
     lowest index first (a one-hot "lowest set bit" of the beat's non-zero mask selects the
-    pixel), and the next beat is taken in the cycle of the last one's last event; a beat without
-    a non-zero pixel takes one cycle. With T > 1 every event is also written, compacted, into an
+    pixel), and the next beat enters B in the cycle of the last one's last event; a beat without
+    a non-zero pixel takes one cycle. A one-beat skid register in front of B takes the next beat
+    while B is busy, so ``pixels.ready`` does not depend on B (it is a register gated by
+    ``enable``); B's cycles are the same as without it. With T > 1 every event is also written, compacted, into an
     event buffer (block RAM, ``n_in`` entries of index and value), which timesteps 1 … T-1 replay:
     one event per cycle, then the EOT. Every slot (event or EOT) reserves a credit of a
     :class:`~hw.credit.CreditQueue` when it issues, so nothing waits for ``o.ready`` behind the
@@ -430,15 +432,28 @@ class InputStreamer(wiring.Component):
             ev_index.eq(b_base + _onehot_index(lowest)),
             ev_value.eq(_onehot_select(lowest, pix)),
         ]
+        # -- the skid register A in front of B: ``pixels.ready`` is ``~a_valid`` (a register)
+        # gated by ``enable`` and ``streaming``, so B's state does not reach the handshake. A
+        # beat taken while B is busy waits in A and moves into B in the cycle B would have
+        # taken it from the input; else it goes straight into B. B's cycles are those without A.
+        a_valid, a_last = Signal(name="a_valid"), Signal(name="a_last")
+        a_pix = Signal(pixel_layout(bits, P))
+        a_mask = Signal(P)
+        a_none, a_one = Signal(name="a_none"), Signal(name="a_one")
+        a_base = Signal.like(b_base)
         ev_issue = Signal()
         consume = Signal()
+        b_free = Signal()                   # B is empty or its beat leaves this cycle
         m.d.comb += [
             ev_issue.eq(b_valid & ~b_none & room),
             consume.eq(b_valid & (b_none | (b_one & room))),
-            self.pixels.ready.eq(self.enable & ~streaming & (~b_valid | consume)),
-            self.busy.eq(streaming | b_valid | (bi != 0)),
+            b_free.eq(~b_valid | b_none | (b_one & room)),
+            self.pixels.ready.eq(self.enable & ~streaming & ~a_valid),
+            self.busy.eq(streaming | b_valid | a_valid | (bi != 0)),
         ]
         accept = self.pixels.valid & self.pixels.ready
+        load_b = Signal()                   # B takes a beat: A's, else the input's
+        m.d.comb += load_b.eq(b_free & (a_valid | accept))
         in_pix = ([self.pixels.payload] if P == 1 else
                   [self.pixels.payload[k] for k in range(P)])
         mask_in = Signal(P)
@@ -449,27 +464,38 @@ class InputStreamer(wiring.Component):
             mask_in.eq(Cat(p != 0 for p in in_pix) &
                        Mux(last_in, (1 << tail) - 1, (1 << P) - 1)),
         ]
+        none_in, one_in = _none_one(mask_in)
         left = Signal(P)                    # the mask after this cycle's event
         m.d.comb += left.eq(b_mask & ~lowest)
-
-        def set_mask(mask):
-            none, one = _none_one(mask)
-            m.d.sync += [b_mask.eq(mask), b_none.eq(none), b_one.eq(one)]
+        left_none, left_one = _none_one(left)
 
         with m.If(accept):
-            m.d.sync += [b_valid.eq(1), b_pix.eq(self.pixels.payload), b_last.eq(last_in),
-                         b_base.eq(in_base)]
-            set_mask(mask_in)
             with m.If(last_in):
                 m.d.sync += [bi.eq(0), in_base.eq(0), streaming.eq(1)]
             with m.Else():
                 m.d.sync += [bi.eq(bi + 1), in_base.eq(in_base + P)]
+            with m.If(~b_free):
+                m.d.sync += [a_valid.eq(1), a_pix.eq(self.pixels.payload), a_last.eq(last_in),
+                             a_base.eq(in_base), a_mask.eq(mask_in), a_none.eq(none_in),
+                             a_one.eq(one_in)]
+        with m.Elif(load_b):
+            m.d.sync += a_valid.eq(0)
+        with m.If(load_b):
+            m.d.sync += [
+                b_valid.eq(1),
+                b_pix.eq(Mux(a_valid, a_pix, self.pixels.payload)),
+                b_last.eq(Mux(a_valid, a_last, last_in)),
+                b_base.eq(Mux(a_valid, a_base, in_base)),
+                b_mask.eq(Mux(a_valid, a_mask, mask_in)),
+                b_none.eq(Mux(a_valid, a_none, none_in)),
+                b_one.eq(Mux(a_valid, a_one, one_in)),
+            ]
         with m.Elif(consume):
             m.d.sync += b_valid.eq(0)
         # The mask follows the events alone (also when the beat leaves: then it is unused), so
         # that ``consume`` does not reach the mask registers' enables.
-        with m.If(~accept & ev_issue):
-            set_mask(left)
+        with m.If(~load_b & ev_issue):
+            m.d.sync += [b_mask.eq(left), b_none.eq(left_none), b_one.eq(left_one)]
         with m.If(consume & b_last):
             m.d.sync += eot0.eq(1)
 

@@ -153,6 +153,11 @@ class FireUnit(wiring.Component):
         comparisons) instead of subtracting ``z·θ`` after them; a one-neuron skid register makes
         ``i.ready`` a register, so ``o.ready`` does not reach ``i.ready`` combinationally. For a
         clock where the adder and the comparators do not fit in one cycle.
+    stalls : bool
+        Pipelined unit only: ``False`` promises that the output is never stalled (the caller
+        takes every output: ``o.ready`` is ignored, as in :class:`hw.stages.Sweep`). Then no
+        skid register is built and ``i.ready`` is constant 1, so ``H = P + b`` goes straight
+        from the adder into stage 1 (same latency and interval).
 
     Members
     -------
@@ -175,7 +180,7 @@ class FireUnit(wiring.Component):
 
     def __init__(self, *, levels, threshold, potential_width, bias_width=16, index_width=1,
                  v0=0, discharge="parallel", readout=False, saturate=False, pipelined=False,
-                 reset="soft", leak=0):
+                 reset="soft", leak=0, stalls=True):
         self._levels = check_int("levels", levels, minimum=1)
         self._check_neuron(threshold, potential_width, bias_width, index_width, v0)
         self._discharge = check_choice("discharge", discharge, ("parallel", "serial"))
@@ -188,6 +193,7 @@ class FireUnit(wiring.Component):
             raise ValueError(f"leak must be 0 for a readout unit (it never fires), not {leak!r}")
         self._saturate = bool(saturate)
         self._pipelined = bool(pipelined) and discharge == "parallel" and not self._readout
+        self._stalls = bool(stalls)
         super().__init__({
             "i": In(stream.Signature(FireInLayout(self._iw, self._pw, self._bw))),
             "o": Out(stream.Signature(FireOutLayout(self._iw, self._pw, self._levels))),
@@ -281,7 +287,8 @@ class FireUnit(wiring.Component):
             # at full width (exact, so d_k >= 0 is H >= kθ); stage 3 (the output register)
             # takes z = Σ_k [d_k >= 0] and P' = d_z, so no carry chain is followed by a
             # multiplexer in the same cycle.
-            k_valid = Signal()
+            # Without stalls (the caller never stalls o) K stays empty: no skid is built.
+            k_valid = Signal() if self._stalls else Const(0, 1)
             k_index = Signal(unsigned(self._iw))
             k_h = Signal(signed(pw))
             k_last = Signal()
@@ -294,7 +301,7 @@ class FireUnit(wiring.Component):
             s3_accept = Signal()        # the output register takes stage 2's neuron
             s2_valid = Signal()
             m.d.comb += [
-                s3_accept.eq(~self.o.valid | self.o.ready),
+                s3_accept.eq((~self.o.valid | self.o.ready) if self._stalls else 1),
                 s2_accept.eq(~s2_valid | s3_accept),
                 self.i.ready.eq(~k_valid),
                 s1_load.eq((k_valid | self.i.valid) & (~s1_valid | s2_accept)),
@@ -308,12 +315,13 @@ class FireUnit(wiring.Component):
                                  s1_last.eq(self.i.payload.last)]
             with m.Elif(s2_accept):
                 m.d.sync += s1_valid.eq(0)
-            with m.If(k_valid):
-                with m.If(s1_load):
-                    m.d.sync += k_valid.eq(0)
-            with m.Elif(accepted & ~s1_load):
-                m.d.sync += [k_valid.eq(1), k_index.eq(self.i.payload.index), k_h.eq(h),
-                             k_last.eq(self.i.payload.last)]
+            if self._stalls:
+                with m.If(k_valid):
+                    with m.If(s1_load):
+                        m.d.sync += k_valid.eq(0)
+                with m.Elif(accepted & ~s1_load):
+                    m.d.sync += [k_valid.eq(1), k_index.eq(self.i.payload.index), k_h.eq(h),
+                                 k_last.eq(self.i.payload.last)]
             dw = pw + (levels * theta).bit_length() + 1
             s2_index = Signal(unsigned(self._iw))
             s2_h = Signal(signed(pw))

@@ -278,7 +278,7 @@ class PointEngine(wiring.Component):
             unit = FireUnit(
                 levels=nr.levels, threshold=nr.threshold, potential_width=pw, bias_width=2,
                 index_width=index_width(n), v0=nr.v0, discharge=nr.discharge,
-                saturate=self._narrow, pipelined=nr.pipelined)
+                saturate=self._narrow, pipelined=nr.pipelined, stalls=False)
             m.d.comb += unit.clear.eq(self.clear)
         else:
             unit = MaxEmit(zmax=self._zmax, potential_width=pw, index_width=index_width(n))

@@ -78,6 +78,53 @@ def test_fire_matches_golden(discharge, pipelined, levels, theta, v0):
     assert state == {"overflow": 0, "saturations": 0}
 
 
+@pytest.mark.parametrize("levels,theta,v0,saturate", [(1, 1, 0, False), (4, 3, 1, False),
+                                                       (3, 16, 8, True)])
+def test_pipelined_without_stalls_matches_golden(levels, theta, v0, saturate):
+    """``stalls=False`` (as in the sweep: the output is always taken): no skid, ``i.ready``
+    is always 1, the same neurons as the golden model, one per cycle."""
+    pw, bw = 10 if saturate else 12, 8
+    dut = FireUnit(levels=levels, threshold=theta, potential_width=pw, bias_width=bw,
+                   index_width=6, v0=v0, pipelined=True, saturate=saturate, stalls=False)
+    rng = random.Random(7 * levels + theta)
+    items = [(k % 64, rng.randint(-400, 400), rng.randint(-100, 100), rng.random() < 0.2)
+             for k in range(80)]
+    ready = []
+
+    async def watch(ctx):
+        async for _clk, _rst, r in ctx.tick().sample(dut.i.ready):
+            ready.append(r)
+    sim_out, state = [], {}
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    async def producer(ctx):
+        for index, p, b, last in items:
+            await stream_put(ctx, dut.i, {"index": index, "p": p, "b": b, "last": last},
+                             rng=rng, gap=0.3)
+
+    async def consumer(ctx):
+        for _ in items:
+            r = await stream_get(ctx, dut.o, rng=rng, stall=0.0)
+            sim_out.append((int(r.index), int(r.z), int(r.p), int(r.h)))
+        await ctx.tick()
+        state["saturations"] = ctx.get(dut.saturations)
+
+    sim.add_testbench(producer, background=True)
+    sim.add_process(watch)
+    sim.add_testbench(consumer)
+    sim.run()
+    sats = 0
+    for (index, p, b, last), got in zip(items, sim_out):
+        z, pn, h, sat = _golden(p, b, last, theta=theta, levels=levels, v0=v0, readout=False,
+                                width=pw if saturate else None)
+        sats += sat
+        assert got == (index, z, pn, h), (p, b, last)
+    assert len(sim_out) == len(items) and set(ready) == {1}
+    assert state["saturations"] == sats
+    assert dut.latency == 3 and dut.interval == 1
+
+
 def test_readout_mode_never_fires():
     dut = FireUnit(levels=4, threshold=2, potential_width=10, bias_width=6, index_width=4,
                    v0=3, readout=True)
