@@ -452,8 +452,8 @@ class InputStreamer(wiring.Component):
             self.busy.eq(streaming | b_valid | a_valid | (bi != 0)),
         ]
         accept = self.pixels.valid & self.pixels.ready
-        load_b = Signal()                   # B takes a beat: A's, else the input's
-        m.d.comb += load_b.eq(b_free & (a_valid | accept))
+        src_valid = Signal()                # a beat for B: A's, else the input's
+        m.d.comb += src_valid.eq(a_valid | accept)
         in_pix = ([self.pixels.payload] if P == 1 else
                   [self.pixels.payload[k] for k in range(P)])
         mask_in = Signal(P)
@@ -474,15 +474,19 @@ class InputStreamer(wiring.Component):
                 m.d.sync += [bi.eq(0), in_base.eq(0), streaming.eq(1)]
             with m.Else():
                 m.d.sync += [bi.eq(bi + 1), in_base.eq(in_base + P)]
-            with m.If(~b_free):
-                m.d.sync += [a_valid.eq(1), a_pix.eq(self.pixels.payload), a_last.eq(last_in),
-                             a_base.eq(in_base), a_mask.eq(mask_in), a_none.eq(none_in),
-                             a_one.eq(one_in)]
-        with m.Elif(load_b):
-            m.d.sync += a_valid.eq(0)
-        with m.If(load_b):
+        # The valid bits as next-state functions (no enable logic in front of them); the data
+        # registers load without looking at any valid: A whenever it is empty, B whenever it is
+        # free (what they take without a beat is never used), so the handshake reaches only
+        # the two valid bits and the counters above.
+        m.d.sync += [
+            a_valid.eq(src_valid & ~b_free),
+            b_valid.eq(src_valid | (b_valid & ~b_none & ~(b_one & room))),
+        ]
+        with m.If(~a_valid):
+            m.d.sync += [a_pix.eq(self.pixels.payload), a_last.eq(last_in), a_base.eq(in_base),
+                         a_mask.eq(mask_in), a_none.eq(none_in), a_one.eq(one_in)]
+        with m.If(b_free):
             m.d.sync += [
-                b_valid.eq(1),
                 b_pix.eq(Mux(a_valid, a_pix, self.pixels.payload)),
                 b_last.eq(Mux(a_valid, a_last, last_in)),
                 b_base.eq(Mux(a_valid, a_base, in_base)),
@@ -490,11 +494,8 @@ class InputStreamer(wiring.Component):
                 b_none.eq(Mux(a_valid, a_none, none_in)),
                 b_one.eq(Mux(a_valid, a_one, one_in)),
             ]
-        with m.Elif(consume):
-            m.d.sync += b_valid.eq(0)
-        # The mask follows the events alone (also when the beat leaves: then it is unused), so
-        # that ``consume`` does not reach the mask registers' enables.
-        with m.If(~load_b & ev_issue):
+        # The mask follows the events alone while the beat stays.
+        with m.Elif(ev_issue):
             m.d.sync += [b_mask.eq(left), b_none.eq(left_none), b_one.eq(left_one)]
         with m.If(consume & b_last):
             m.d.sync += eot0.eq(1)

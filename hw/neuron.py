@@ -288,7 +288,7 @@ class FireUnit(wiring.Component):
             # takes z = Σ_k [d_k >= 0] and P' = d_z, so no carry chain is followed by a
             # multiplexer in the same cycle.
             # Without stalls (the caller never stalls o) K stays empty: no skid is built.
-            k_valid = Signal() if self._stalls else Const(0, 1)
+            k_valid = Signal(name="k_valid") if self._stalls else Const(0, 1)
             k_index = Signal(unsigned(self._iw))
             k_h = Signal(signed(pw))
             k_last = Signal()
