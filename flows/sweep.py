@@ -390,7 +390,7 @@ def _synth(net, hw, options):
                              pixels_per_beat=hw["pixels_per_beat"], freq_mhz=options.freq_mhz,
                              seed=options.seed, parallel=1)
     t = rep.top
-    return {"luts": t.luts, "ffs": t.ffs, "brams": t.brams, "dsps": t.dsps,
+    return {"luts": t.lut_sites, "ffs": t.ffs, "brams": t.brams, "dsps": t.dsps,
             "fmax_mhz": None if t.fmax_mhz is None else round(float(t.fmax_mhz), 2)}
 
 

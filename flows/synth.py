@@ -42,7 +42,7 @@ from golden.ir import Conv2d, Dense
 
 from .outreg import absorb_file
 
-__all__ = ["Target", "TARGETS", "SynthReport", "NetworkReport", "PinWrapper", "synthesize",
+__all__ = ["Target", "TARGETS", "FamilyPlatform", "SynthReport", "NetworkReport", "PinWrapper", "synthesize",
            "prepare", "run_jobs", "synthesize_network", "check_capacity", "check_memory",
            "markdown_table", "get_target", "tool"]
 
@@ -213,9 +213,13 @@ class SynthReport:
     Members
     -------
     name, target : str
-    luts, ffs, carry, brams, dsps, sprams : int
+    luts, ffs, carry, brams, dsps, sprams, lutrams : int
         yosys cell counts of the design (the core alone when wrapped; ``sprams``: iCE40
-        ``SB_SPRAM256KA``).
+        ``SB_SPRAM256KA``; ``lutrams``: ECP5 ``TRELLIS_DPR16X4``, 16 × 4 distributed RAM, each
+        :data:`LUTRAM_SITES` LUT4 sites that ``luts`` does not include).
+    lut_sites : int (property)
+        ``luts`` plus the LUT4 sites of the distributed RAMs: the design's logic, comparable
+        across builds with and without LUT RAM.
     fmax_mhz : float or None
         nextpnr's achieved Fmax of the clock (None without place-and-route or without a clock).
     bram_outregs : int
@@ -239,6 +243,7 @@ class SynthReport:
     brams: int = 0
     dsps: int = 0
     sprams: int = 0
+    lutrams: int = 0
     fmax_mhz: float | None = None
     bram_outregs: int = 0
     wrapped: bool = False
@@ -246,8 +251,13 @@ class SynthReport:
     utilization: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
 
+    @property
+    def lut_sites(self):
+        return self.luts + LUTRAM_SITES * self.lutrams
+
     def to_json(self, *, detail=False):
         d = asdict(self)
+        d["lut_sites"] = self.lut_sites
         if not detail:
             for k in ("cells", "utilization", "seconds"):
                 d.pop(k)
@@ -290,6 +300,7 @@ def resources_from_cells(family, cells):
             "brams": _count(cells, "SB_RAM40_4K"),
             "dsps": _count(cells, "SB_MAC16"),
             "sprams": _count(cells, "SB_SPRAM256KA"),
+            "lutrams": 0,
         }
     return {
         "luts": _count(cells, "LUT4"),
@@ -298,16 +309,23 @@ def resources_from_cells(family, cells):
         "brams": _count(cells, "DP16KD", "PDPW16KD"),
         "dsps": _count(cells, "MULT18X18D"),
         "sprams": 0,
+        "lutrams": _count(cells, "TRELLIS_DPR16X4"),
     }
+
+
+# LUT4 sites of one ECP5 TRELLIS_DPR16X4 (16 x 4 distributed RAM): four RAM LUTs in two slices
+# and the slice of its RAMW cell (write address and data), measured as nextpnr-ecp5's
+# TRELLIS_COMB count (20 cells + 15 LUT4 -> 136; flows.fit counts them the same way).
+LUTRAM_SITES = 6
 
 
 def check_capacity(report, target):
     """Raise :class:`MlsnnError` naming the first resource the design needs more of than the
-    device has. On ECP5 a carry cell (CCU2C) and a distributed RAM (TRELLIS_DPR16X4) each take two
-    LUT4 sites."""
+    device has. On ECP5 a carry cell (CCU2C) takes two LUT4 sites and a distributed RAM
+    (TRELLIS_DPR16X4) six (:data:`LUTRAM_SITES`)."""
     need = {"luts": report.luts, "ffs": report.ffs, "brams": report.brams, "dsps": report.dsps}
     if target.family == "ecp5":
-        need["luts"] += 2 * report.carry + 2 * report.cells.get("TRELLIS_DPR16X4", 0)
+        need["luts"] += 2 * report.carry + LUTRAM_SITES * report.lutrams
     # SPRAM (iCE40 UltraPlus: 4 SB_SPRAM256KA, flows.fit.DEVICES) is not in ``capacity``.
     caps = dict(target.capacity, sprams=4 if target.family == "ice40" else 0)
     need["sprams"] = report.sprams
@@ -422,6 +440,19 @@ class _Job:
         return rep
 
 
+class FamilyPlatform:
+    """The platform :func:`prepare` elaborates for: only its ``family`` (``"ice40"``,
+    ``"ecp5"``), which parts of the design read to choose their cells (:mod:`hw.credit`:
+    credit queues in distributed RAM on ECP5), as an amaranth-boards platform of that family
+    would give them."""
+
+    def __init__(self, family):
+        self.family = family
+
+    def __repr__(self):
+        return f"FamilyPlatform({self.family!r})"
+
+
 def prepare(design, *, name, target, ports=None, wrap="auto", place=True, freq_mhz=None,
             workdir=None, seed=1, timeout=3600, check=True):
     """Elaborate ``design`` and write the files of its flow; ``.run()`` on the result runs the
@@ -456,7 +487,8 @@ def prepare(design, *, name, target, ports=None, wrap="auto", place=True, freq_m
             if os.path.exists(os.path.join(workdir, old)):
                 os.remove(os.path.join(workdir, old))
     with open(os.path.join(workdir, "top.il"), "w") as f:
-        f.write(rtlil.convert(top, name="top", ports=top_ports))
+        f.write(rtlil.convert(top, name="top", platform=FamilyPlatform(tgt.family),
+                              ports=top_ports))
     script = ["read_rtlil top.il"]
     if core_module is not None:
         # Keep the core a module of its own: its statistics are then the core's alone.
@@ -607,7 +639,7 @@ def markdown_table(reports, *, columns=("name", "target", "luts", "ffs", "carry"
     """A Markdown table of :class:`SynthReport` objects (or dicts with the same keys)."""
     heads = {"name": "design", "target": "target", "luts": "LUT4", "ffs": "FF",
              "carry": "carry", "brams": "BRAM", "dsps": "DSP", "sprams": "SPRAM",
-             "fmax_mhz": "Fmax (MHz)"}
+             "lutrams": "LUT RAM", "lut_sites": "LUT4 sites", "fmax_mhz": "Fmax (MHz)"}
     rows = ["| " + " | ".join(heads.get(c, c) for c in columns) + " |",
             "|" + "|".join("---" if c in ("name", "target") else "---:" for c in columns) + "|"]
     for r in reports:

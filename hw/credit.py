@@ -17,6 +17,15 @@ store's head whenever it is free, so the store never holds more than ``credits -
 (one, for a cycle, when ``credits == 1``); its pointers wrap at ``depth`` (a power of two) and
 ``head == tail`` means empty, which needs ``credits <= depth``.
 
+Store: registers (an ``Array``), or with ``store="lutram"`` a memory with an asynchronous read
+port, which yosys maps to distributed RAM on ECP5 (``TRELLIS_DPR16X4``: 16 words × 4 bits in six
+LUT4 sites, against a flip-flop and about a LUT4 per stored bit as registers). Both behave
+identically, cycle for cycle. ``store="auto"`` (the default) takes the memory when the
+elaborating platform's ``family`` is ``"ecp5"`` (an amaranth-boards ECP5 platform, or the
+stand-in :func:`flows.synth.synthesize` passes) and registers otherwise: iCE40 has no distributed
+RAM, and yosys would put the memory into a block RAM there (the register that follows absorbed
+into its read port, whose clock-to-out would then start the next path).
+
 Timing: a token written in cycle c is in O (``o.valid``) in cycle c + 2 at the earliest; a
 credit taken in cycle c with its token leaving (or dropped) in cycle c + k is free again in
 cycle c + k + 2 (returns are registered before they reach the count). A producer issuing one
@@ -26,11 +35,20 @@ never wait.
 
 from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .neuron import check_int
 
-__all__ = ["CreditQueue"]
+__all__ = ["CreditQueue", "STORES", "lutram_platform"]
+
+STORES = ("auto", "registers", "lutram")
+
+
+def lutram_platform(platform):
+    """Whether ``store="auto"`` takes distributed RAM on ``platform`` (see the module
+    docstring)."""
+    return getattr(platform, "family", None) == "ecp5"
 
 
 class CreditQueue(wiring.Component):
@@ -44,6 +62,8 @@ class CreditQueue(wiring.Component):
         Store size, a power of two >= 2 (default 8).
     credits : int
         Tokens that may be reserved at once, 1 <= credits <= depth (default depth - 1).
+    store : {"auto", "registers", "lutram"}
+        How the store is built (the module docstring); the behaviour is the same.
 
     Members
     -------
@@ -59,7 +79,10 @@ class CreditQueue(wiring.Component):
         The tokens, in write order.
     """
 
-    def __init__(self, *, shape, depth=8, credits=None):
+    def __init__(self, *, shape, depth=8, credits=None, store="auto"):
+        if store not in STORES:
+            raise ValueError(f"store must be one of {', '.join(STORES)}, not {store!r}")
+        self._store = store
         self._depth = check_int("depth", depth, minimum=2)
         if depth & (depth - 1):
             raise ValueError(f"depth must be a power of two, not {depth}")
@@ -83,9 +106,20 @@ class CreditQueue(wiring.Component):
         room = Signal(init=1)       # used != credits, as a register of its own
         m.d.comb += self.room.eq(room)
 
-        store = Array(Signal(self._shape, name=f"store{k}") for k in range(self._depth))
         head = Signal(range(self._depth))
         tail = Signal(range(self._depth))
+        lutram = (self._store == "lutram"
+                  or (self._store == "auto" and lutram_platform(platform)))
+        if lutram:
+            m.submodules.store = mem = Memory(shape=self._shape, depth=self._depth, init=[])
+            wr = mem.write_port()
+            rd = mem.read_port(domain="comb")
+            m.d.comb += [wr.addr.eq(tail), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
+                         rd.addr.eq(head)]
+            head_word = rd.data
+        else:
+            store = Array(Signal(self._shape, name=f"store{k}") for k in range(self._depth))
+            head_word = store[head]
         o_valid = Signal()
         o_data = Signal(self._shape)
         pop = Signal()      # O loads the store's head
@@ -102,9 +136,11 @@ class CreditQueue(wiring.Component):
             self.o.payload.eq(o_data),
         ]
         with m.If(self.w_en):
-            m.d.sync += [store[tail].eq(self.w_data), tail.eq(tail + 1)]
+            m.d.sync += tail.eq(tail + 1)
+            if not lutram:
+                m.d.sync += store[tail].eq(self.w_data)
         with m.If(pop):
-            m.d.sync += [o_data.eq(store[head]), head.eq(head + 1)]
+            m.d.sync += [o_data.eq(head_word), head.eq(head + 1)]
         # O is full after a pop, and after a cycle in which it was full and not read: the same
         # as "set on a pop, cleared on a read", written without the pop, whose ``o.ready``
         # term would otherwise sit before the register's enable.

@@ -6,6 +6,7 @@ import contextlib
 import random
 
 import numpy as np
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from hw.layout import COUNTER_STRIDE, COUNTERS, EventKind
@@ -41,8 +42,10 @@ def cycle_bound(net, *, gap=0.0, stall=0.0, throttle=0.0):
 CLOCK_PERIOD = 1e-8   # 100 MHz, only for waveforms
 
 
-def _simulate(dut, testbenches, *, vcd=None, background=()):
-    sim = Simulator(dut)
+def _simulate(dut, testbenches, *, vcd=None, background=(), platform=None):
+    # ``platform``: elaborate for it (e.g. flows.synth.FamilyPlatform("ecp5"): the queues in
+    # distributed RAM, hw.credit), as synthesis for that target would.
+    sim = Simulator(Fragment.get(dut, platform) if platform is not None else dut)
     sim.add_clock(CLOCK_PERIOD)
     for tb in background:
         sim.add_testbench(tb, background=True)
@@ -171,7 +174,8 @@ def run_join(core, tokens0, tokens1, *, n_eot, seed=0, gap=0.0, stall=0.0, vcd=N
 
 def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=None,
                 discharge="parallel", synapse="mul", vcd=None, progress=None, top=None,
-                max_cycles=None, weights="rom", loads=None, pixels_per_beat=1, watch=None):
+                max_cycles=None, weights="rom", loads=None, pixels_per_beat=1, watch=None,
+                platform=None):
     """Run ``x`` (``[B, *input_shape]``) image by image through a :class:`NetworkTop`.
 
     After each image the counters and flags are read through ``ctr_addr``/``ctr_data`` and
@@ -198,6 +202,9 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
         Pixels per beat of the top's ``pixels`` port (ignored with ``top``).
     watch : async function or None
         An extra background testbench ``watch(ctx)`` (a monitor of the test's own).
+    platform : object or None
+        Elaborate the top for this platform (its ``family``: ``"ecp5"`` builds the credit
+        queues in distributed RAM, :mod:`hw.credit`), as synthesis for it does.
 
     Returns
     -------
@@ -308,7 +315,8 @@ def run_network(net, x, *, seed=0, gap=0.0, stall=0.0, throttle=0.0, fifo_depth=
         if progress:
             progress(B, B)
 
-    _simulate(top, [driver], vcd=vcd, background=[monitor] + ([watch] if watch else []))
+    _simulate(top, [driver], vcd=vcd, background=[monitor] + ([watch] if watch else []),
+              platform=platform)
     extra = {"sim_cycles": all_cycles[0], "load_cycles": load_cycles[0]}
     if has_exit:
         extra["timesteps"] = steps

@@ -84,6 +84,8 @@ def run(args):
     columns = ("name", "target", "luts", "ffs", "carry", "brams", "dsps", "fmax_mhz")
     if rep.top.sprams:
         columns = columns[:-1] + ("sprams", "fmax_mhz")
+    if any(r.lutrams for r in [rep.top] + rep.cores):       # ECP5: queues in LUT RAM
+        columns = columns[:3] + ("lutrams", "lut_sites") + columns[3:]
     table = markdown_table([rep.top] + rep.cores, columns=columns)
     if args.output:
         with open(os.path.join(args.output, "report.json"), "w") as f:
