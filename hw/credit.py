@@ -22,7 +22,7 @@ port, which yosys maps to distributed RAM on ECP5 (``TRELLIS_DPR16X4``: 16 words
 LUT4 sites, against a flip-flop and about a LUT4 per stored bit as registers). Both behave
 identically, cycle for cycle. ``store="auto"`` (the default) takes the memory when the
 elaborating platform's ``family`` is ``"ecp5"`` (an amaranth-boards ECP5 platform, or the
-stand-in :func:`flows.synth.synthesize` passes) and registers otherwise: iCE40 has no distributed
+stand-in :func:`flows.synth.prepare` passes) and registers otherwise: iCE40 has no distributed
 RAM, and yosys would put the memory into a block RAM there (the register that follows absorbed
 into its read port, whose clock-to-out would then start the next path).
 
