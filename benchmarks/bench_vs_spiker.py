@@ -9,7 +9,8 @@ of a trained net, roughly), in two configurations:
 
 Inputs at pixel density 0.05, 0.25 and 1.0 (the fraction of non-zero pixels; the values are
 drawn 1..15). For every lane count L ∈ {1, 2, 4, 8, 16, 32} (the hidden layer; the readout gets
-the largest divisor of 10 not above L: 1, 2, 2, 5, 10, 10) and ``--pixels-per-beat`` P (default 16: 4 beats per image):
+the largest divisor of 10 not above L: 1, 2, 2, 5, 10, 10) and ``--pixels-per-beat`` P
+(default 16: 4 beats per image):
 
 * cycles per inference, measured on the RTL (Amaranth simulator, ``top.busy`` cycles, no gaps
   or stalls), mean over ``--images`` images;

