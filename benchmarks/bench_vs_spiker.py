@@ -9,8 +9,9 @@ of a trained net, roughly), in two configurations:
 
 Inputs at pixel density 0.05, 0.25 and 1.0 (the fraction of non-zero pixels; the values are
 drawn 1..15). For every lane count L ∈ {1, 2, 4, 8, 16, 32} (the hidden layer; the readout gets
-the largest divisor of 10 not above L: 1, 2, 2, 5, 10, 10) and ``--pixels-per-beat`` P
-(default 16: 4 beats per image):
+the largest divisor of 10 not above L: 1, 2, 2, 5, 10, 10), every ``--fire`` F (fire lanes,
+docs/lanes.md: fewer fire units than lanes, each layer the largest divisor of its lanes not
+above F; default one per lane) and ``--pixels-per-beat`` P (default 16: 4 beats per image):
 
 * cycles per inference, measured on the RTL (Amaranth simulator, ``top.busy`` cycles, no gaps
   or stalls), mean over ``--images`` images;
@@ -25,7 +26,8 @@ Synthesis results are cached in ``--out`` (default out/bench_vs_spiker/synth-*.j
 second run only simulates. Usage::
 
     python benchmarks/bench_vs_spiker.py [--lanes 1,2,4,8,16,32] [--targets ice40-up5k,ecp5-85f]
-        [--configs binary-T4,T1-N4] [--no-synth] [--images 4] [--pixels-per-beat 16]
+        [--configs binary-T4,T1-N4] [--fire 1,2] [--no-synth] [--images 4]
+        [--pixels-per-beat 16] [--no-counters]
 
 Takes about 40-60 minutes with synthesis on 2 cores (24 place-and-route runs), 3 minutes
 without. docs/synthesis.md holds a copy of the table.
@@ -57,8 +59,10 @@ CONFIGS = {"binary-T4": dict(levels=1, timesteps=4), "T1-N4": dict(levels=4, tim
 DENSITIES = (0.05, 0.25, 1.0)
 
 
-def network(config, lanes, seed=0):
-    """The 64-32-10 network of ``config`` with ``lanes`` on the hidden layer."""
+def network(config, lanes, seed=0, fire=None):
+    """The 64-32-10 network of ``config`` with ``lanes`` on the hidden layer and, with
+    ``fire`` F, on each layer the largest divisor of its lanes not above F as its fire lanes
+    (docs/lanes.md; ``None``: as many fire units as lanes)."""
     c = CONFIGS[config]
     rng = np.random.default_rng(seed)
     fc = Dense(name="fc0", inputs=("input",), threshold=100, levels=c["levels"], w_bits=6,
@@ -68,7 +72,12 @@ def network(config, lanes, seed=0):
     net = Network(input=InputSpec(shape=(64,), in_bits=4), timesteps=c["timesteps"],
                   layers=(fc, ro), name=f"spiker-{config}")
     net = calibrate_thresholds(net, rng)
-    return net.with_lanes({"fc0": lanes, "ro": readout_lanes(lanes)})
+    net = net.with_lanes({"fc0": lanes, "ro": readout_lanes(lanes)})
+    if fire is None:
+        return net
+    return net.with_fire_lanes({layer.name: max(d for d in range(1, fire + 1)
+                                                if layer.lanes % d == 0)
+                                for layer in net.layers})
 
 
 def readout_lanes(lanes):
@@ -96,6 +105,8 @@ def synth(net, target, pixels_per_beat, out, counters=True):
     deployment build without the counter read port, ``mlsnn synth --no-counters``)."""
     from flows.synth import synthesize_network
     lanes = "-".join(str(getattr(l, "lanes", 1)) for l in net.layers)
+    if any(getattr(l, "fire_lanes", None) is not None for l in net.layers):
+        lanes += "-F" + "-".join(str(l.fire) for l in net.layers)
     tag = "" if counters else "-noctr"
     path = os.path.join(out, f"synth-{net.name}-L{lanes}-P{pixels_per_beat}-{target}{tag}-v2.json")
     if os.path.exists(path):
@@ -119,6 +130,10 @@ def synth(net, target, pixels_per_beat, out, counters=True):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--lanes", default="1,2,4,8,16,32")
+    p.add_argument("--fire", default=None, metavar="F,...",
+                   help="fire lanes to try with every L (docs/lanes.md): each layer gets the "
+                        "largest divisor of its lanes not above F; default: one fire unit "
+                        "per lane")
     p.add_argument("--targets", default="ice40-up5k,ecp5-85f")
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--images", type=int, default=4)
@@ -130,7 +145,13 @@ def main(argv=None):
     p.add_argument("--out", default="out/bench_vs_spiker")
     p.add_argument("--json", metavar="FILE", help="write every row as JSON")
     a = p.parse_args(argv)
-    lanes = [int(v) for v in a.lanes.split(",")]
+    try:
+        lanes = [int(v) for v in a.lanes.split(",")]
+        fires = [None] if a.fire is None else [int(v) for v in a.fire.split(",")]
+    except ValueError:
+        raise SystemExit("--lanes and --fire take comma-separated integers") from None
+    if min(lanes + [f for f in fires if f is not None]) < 1:
+        raise SystemExit("--lanes and --fire must be >= 1")
     targets = [] if a.no_synth else a.targets.split(",")
     configs = a.configs.split(",")
     for c in configs:
@@ -139,18 +160,20 @@ def main(argv=None):
     P = a.pixels_per_beat
     rows = []
     for config in configs:
-        for L in lanes:
-            net = network(config, L)
+        for L, fire in [(L, f) for L in lanes for f in fires if f is None or f <= L]:
+            net = network(config, L, fire=fire)
+            F = net.layer("fc0").fire
+            tag = f"{config} L={L}" + ("" if fire is None else f" F={F}")
             area = {}
             for tgt in targets:
-                print(f"[{config} L={L}] synth {tgt} ...", file=sys.stderr, flush=True)
+                print(f"[{tag}] synth {tgt} ...", file=sys.stderr, flush=True)
                 area[tgt] = synth(net, tgt, P, a.out, counters=not a.no_counters)
             for d in DENSITIES:
                 t0 = time.monotonic()
                 cyc = measure_cycles(net, inputs(d, a.images), P)
-                print(f"[{config} L={L} density {d}] {cyc:.1f} cycles "
+                print(f"[{tag} density {d}] {cyc:.1f} cycles "
                       f"({time.monotonic() - t0:.1f} s)", file=sys.stderr, flush=True)
-                row = {"config": config, "lanes": L, "density": d, "cycles": cyc}
+                row = {"config": config, "lanes": L, "fire": F, "density": d, "cycles": cyc}
                 for tgt in targets:
                     r = area[tgt]
                     if "error" in r:
@@ -177,8 +200,8 @@ def main(argv=None):
 
 
 def _print(rows, targets):
-    head = "| config | L | density | cycles |"
-    sep = "|---|---:|---:|---:|"
+    head = "| config | L | F | density | cycles |"
+    sep = "|---|---:|---:|---:|---:|"
     for tgt in targets:
         short = tgt.split("-")[0]
         head += f" {short} LUT4 | FF | BRAM | MHz | µs | LUT·cycles / Spiker+ | µs / Spiker+ |"
@@ -186,7 +209,8 @@ def _print(rows, targets):
     print(head)
     print(sep)
     for r in rows:
-        line = f"| {r['config']} | {r['lanes']} | {r['density']} | {r['cycles']:.0f} |"
+        line = (f"| {r['config']} | {r['lanes']} | {r['fire']} | {r['density']} | "
+                f"{r['cycles']:.0f} |")
         for tgt in targets:
             t = r[tgt]
             if "error" in t:

@@ -291,6 +291,7 @@ class _Core:
         self.bitserial = getattr(layer, "coding", "rate") == "bitserial"
         if self.kind in ("dense", "conv2d"):
             self.L = layer.lanes
+            self.F = layer.fire         # the sweep issues groups of F lanes (docs/lanes.md)
             self.fan = (layer.fanout_counts(info.in_shape) // self.L).astype(np.int64)
             self.lat, self.interval = _fire_timing(discharge, layer.levels, layer.readout,
                                                    pipelined=True)
@@ -311,9 +312,10 @@ class _Core:
         else:
             raise MlsnnError(f"cycle model: layer '{layer.name}' of kind '{layer.kind}' has no "
                              f"timing rules")
-        if self.kind != "sew":      # the neurons of each swept word, lanes lowest first
+        if self.kind != "sew":      # the neurons of each swept group, lanes lowest first
+            self.F = getattr(self, "F", self.L)
             order = getattr(self, "order", np.arange(self.n_out))
-            self.words_of = order.reshape(-1, self.L)
+            self.words_of = order.reshape(-1, self.F)
         # early exit: a readout sends its potentials at every timestep and in its exit sweep,
         # a spiking core's exit sweep emits nothing
         self.early_exit = net.early_exit is not None
@@ -717,7 +719,7 @@ def network_cycles(net, x, *, pixels_per_beat=1, discharge="parallel", synapse="
                 srcs = in_queues[core.name]
                 if core.kind != "sew":
                     core.credits = _Credits(SWEEP_CREDITS)
-                    core.outq = _Serial(out) if core.L > 1 else _Out(out)
+                    core.outq = _Serial(out) if core.F > 1 else _Out(out)
                 x_exit = gate.exit if ee else None
                 if core.kind in ("dense", "conv2d"):
                     states[core.name] = _layer_run(core, srcs[0], sweeps[core.name], x_exit)
@@ -803,7 +805,7 @@ def layer_token_cycles(net, name, tokens, *, discharge="parallel", synapse="mul"
     src = _Testbench([tuple(int(v) for v in t) for t in tokens])
     port = _Port()
     core.credits = _Credits(SWEEP_CREDITS)
-    core.outq = _Serial(port) if core.L > 1 else _Out(port)
+    core.outq = _Serial(port) if core.F > 1 else _Out(port)
     run_core = _layer_run if layer.kind in ("dense", "conv2d") else _pool_run
     st = run_core(core, src, words)
     # image b: from its first token taken to its T-th EOT sent; overlaps counted once

@@ -73,6 +73,8 @@ RESETS = ("soft", "hard")
 #: ``"bitserial"`` the MSB-first bit-serial neuron of seed 003 (Horner accumulate, then T
 #: binary fires against θ·2^(T−1), …, θ).
 CODINGS = ("rate", "bitserial")
+#: Optional fields that ``network.json`` leaves out while unset (files stay as they were).
+_OMIT_WHEN_NONE = frozenset({"fire_lanes"})
 #: Largest ``leak`` k of a spiking layer (docs/leak.md): β = 1 − 2^−k; 0 is no leak (IF).
 MAX_LEAK = 30
 
@@ -340,6 +342,7 @@ class _Spiking(Kind):
     reset: str = "soft"
     leak: int = 0
     coding: str = "rate"
+    fire_lanes: Optional[int] = None
 
     def _check_common(self):
         owner = f"layer '{self.name}'"
@@ -354,6 +357,11 @@ class _Spiking(Kind):
             raise MlsnnError(f"{owner}: field 'readout' must be true or false")
         object.__setattr__(self, "scale", float(self.scale))
         object.__setattr__(self, "lanes", _check_int(owner, "lanes", self.lanes, minimum=1))
+        if self.fire_lanes is not None:
+            _check_int(owner, "fire_lanes", self.fire_lanes, minimum=1)
+            if self.lanes % self.fire_lanes:
+                raise MlsnnError(f"{owner}: fire_lanes ({self.fire_lanes}) must divide its "
+                                 f"lanes ({self.lanes})")
         if not isinstance(self.reset, str) or self.reset not in RESETS:
             raise MlsnnError(f"{owner}: field 'reset' must be 'soft' or 'hard', not "
                              f"{self.reset!r}")
@@ -376,6 +384,12 @@ class _Spiking(Kind):
                 raise MlsnnError(f"{owner}: a bit-serial layer has no leak (leak "
                                  f"{self.leak}); give it leak 0")
         return owner
+
+    @property
+    def fire(self):
+        """The fire units of the sweep (docs/lanes.md §fire lanes): ``fire_lanes``, or
+        ``lanes`` when unset."""
+        return self.lanes if self.fire_lanes is None else self.fire_lanes
 
     @property
     def bitserial(self):
@@ -936,6 +950,35 @@ class Network:
                 return layer
         raise MlsnnError(f"network has no layer '{name}'")
 
+    def with_fire_lanes(self, fire):
+        """The same network with other ``fire_lanes`` (docs/lanes.md): an int for every dense
+        and conv2d layer whose lanes it divides, or ``{name: F}`` for some layers (``None``:
+        as many fire units as lanes).
+
+        Raises
+        ------
+        MlsnnError
+            An unknown layer, a layer without lanes, or F that does not divide its lanes.
+        """
+        if isinstance(fire, dict):
+            names = {layer.name for layer in self.layers}
+            for name in fire:
+                if name not in names:
+                    raise MlsnnError(f"fire_lanes: network has no layer '{name}'")
+            plan = dict(fire)
+        else:
+            plan = {layer.name: fire for layer in self.layers
+                    if hasattr(layer, "lanes") and layer.lanes % fire == 0}
+        layers = []
+        for layer in self.layers:
+            if layer.name in plan:
+                if not hasattr(layer, "lanes"):
+                    raise MlsnnError(f"fire_lanes: layer '{layer.name}' ({layer.kind}) has no "
+                                     f"lanes")
+                layer = dataclasses.replace(layer, fire_lanes=plan[layer.name])
+            layers.append(layer)
+        return dataclasses.replace(self, layers=tuple(layers))
+
     def with_lanes(self, lanes):
         """The same network with other ``lanes`` (docs/lanes.md): an int for every layer that
         has the field (dense, conv2d), or ``{name: L}`` for some of them.
@@ -958,7 +1001,11 @@ class Network:
             if layer.name in plan:
                 if not hasattr(layer, "lanes"):
                     raise MlsnnError(f"lanes: layer '{layer.name}' ({layer.kind}) has no lanes")
-                layer = dataclasses.replace(layer, lanes=plan[layer.name])
+                f = layer.fire_lanes     # kept while it divides the new lanes
+                layer = dataclasses.replace(
+                    layer, lanes=plan[layer.name],
+                    fire_lanes=f if f is not None and isinstance(plan[layer.name], int)
+                    and plan[layer.name] >= 1 and plan[layer.name] % f == 0 else None)
             layers.append(layer)
         return dataclasses.replace(self, layers=tuple(layers))
 
@@ -1023,6 +1070,8 @@ class Network:
                 if f.name in layer.arrays:
                     continue
                 v = getattr(layer, f.name)
+                if f.name in _OMIT_WHEN_NONE and v is None:
+                    continue
                 d[f.name] = list(v) if isinstance(v, tuple) else v
             if "weight" in layer.arrays:
                 d["weight_shape"] = list(layer.weight.shape)

@@ -133,7 +133,7 @@ from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width
 from .memory import (CountedMemory, MemorySpec, SpramBank, pack_words, split_columns,
                      spram_geometry)
 from .neuron import BitSerialUnit, FireUnit, check_choice, check_int, fire_timing
-from .stages import Accumulate, Counters, SkidBuffer, Sweep, inference_bracket
+from .stages import Accumulate, Counters, SkidBuffer, Sweep, inference_bracket, sweep_index_width
 
 __all__ = ["LayerCore", "CounterLayout", "check_v0", "check_lanes", "pack_lanes",
            "fanout_entry_layout", "wload_layout"]
@@ -442,11 +442,12 @@ class LayerCore(SingleInput, wiring.Component):
         """Cycles from accepting an EOT token (idle core) to the cycle the core offers its own
         EOT on ``o`` (never stalled): a 6-cycle drain and sweep start, the N_out neurons through
         the fire unit one every ``interval`` cycles (L lanes: N_out / L words), the fire unit's
-        latency, the output queue (L > 1: and the serializer register after it)."""
+        latency, the output queue (F > 1: and the serializer register after it); with F fire
+        lanes the neurons go through in N_out / F groups."""
         lat, interval = fire_timing(discharge=self._discharge, levels=self._layer.levels,
                                     readout=self._layer.readout, pipelined=True)
-        L = self._layer.lanes
-        return 7 + (self._geo.n_out // L - 1) * interval + lat + (L > 1)
+        F = self._layer.fire
+        return 7 + (self._geo.n_out // F - 1) * interval + lat + (F > 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -557,16 +558,17 @@ class LayerCore(SingleInput, wiring.Component):
         else:
             fires = [FireUnit(
                 levels=layer.levels, threshold=layer.threshold, potential_width=pw,
-                bias_width=layer.b_bits, index_width=index_width(n_w), v0=layer.v0,
+                bias_width=layer.b_bits, index_width=sweep_index_width(n_w, L // layer.fire),
+                v0=layer.v0,
                 discharge=self._discharge, readout=layer.readout, saturate=self._narrow,
                 pipelined=True, reset=layer.reset, leak=layer.leak, stalls=False)
-                for _ in range(L)]
+                for _ in range(layer.fire)]
         for fire in fires:
             m.d.comb += fire.clear.eq(self.clear)
         m.submodules.sweep = sweep = Sweep(units=fires, n=n_w, timesteps=T,
                                            out_layout=self.out_layout, readout=layer.readout,
                                            pixels=geo.hw_out, bitserial=bitserial,
-                                           early_exit=self._early_exit)
+                                           early_exit=self._early_exit, lanes=L)
         ee = self._early_exit
         exit_now = self.exit if ee else Const(0, 1)
         exit_end = sweep.exit_end if ee else Const(0, 1)
@@ -656,7 +658,7 @@ class LayerCore(SingleInput, wiring.Component):
         def per_lane(v):            # SPEC counters per synapse and neuron: L per word access
             return v if L == 1 else v * L
 
-        fire_sat = fires[0].saturations if L == 1 else (
+        fire_sat = fires[0].saturations if len(fires) == 1 else (
             sum((f.saturations for f in fires[1:]), fires[0].saturations) if self._narrow
             else 0)
         m.d.comb += [

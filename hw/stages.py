@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,7 +53,8 @@ from .credit import CreditQueue
 from .layout import EventKind
 from .neuron import check_choice, check_int, saturate
 
-__all__ = ["Counters", "SkidBuffer", "Accumulate", "Sweep", "inference_bracket",
+__all__ = ["Counters", "SkidBuffer", "Accumulate", "Sweep", "sweep_index_width",
+           "inference_bracket",
            "cycle_condition", "lane", "popcount"]
 
 
@@ -338,10 +339,17 @@ class Accumulate(wiring.Component):
         return m
 
 
+def sweep_index_width(n, groups=1):
+    """Bits of the ``index`` a :class:`Sweep` passes through its units: the group of the word
+    (``groups`` = L / F per word) in the low bits, the word (``n`` of them) above."""
+    return (groups - 1).bit_length() + max(1, (int(n) - 1).bit_length())
+
+
 class Sweep(wiring.Component):
     """The end of a timestep: the credit-counted sweep of the module's design note, the
     write-back, the output queue and the EOT token, and the timestep counter; with ``lanes``
-    L > 1, one word of L neurons per cycle.
+    L > 1, one word of L neurons per cycle, or with F < L fire units (``units``) one group of F
+    lanes of a word per cycle (docs/lanes.md, fire lanes).
 
     Timing: after :attr:`start`, one word issued per cycle (parallel or max units; the serial
     fire unit one every N + 2) while Q has credits; the EOT enters Q after the last write-back
@@ -349,14 +357,21 @@ class Sweep(wiring.Component):
     only pops it). :attr:`done` pulses when the EOT enters Q: the caller integrates again from
     the next cycle. With L > 1, Q holds words (the lanes that emit, as a mask) and a serializer
     register after it sends their tokens one per cycle, lane 0 first (one cycle more to ``o``).
+    With F fire units and L = G·F lanes the sweep issues the G groups of each word in order, one
+    per cycle, as if they were words of F lanes: the word is read at its first group (the
+    read data hold while the read enable is low), the units' results of groups 0 … G − 2 wait
+    in a register, and the word is written back once, with its last group; Q holds groups.
 
     Parameters
     ----------
     units : list of hw.neuron.FireUnit or hw.point.MaxEmit
-        One neuron stage per lane (submodules ``unit``, or ``unit0``.. with lanes), identical,
-        so they run in lockstep; their ``index`` is the word address, their ``o`` never stalled.
+        F neuron stages (submodules ``unit``, or ``unit0``.. with several), identical, so they
+        run in lockstep; their ``index`` is the group address (:func:`sweep_index_width`
+        bits: the group in the low bits, the word above), their ``o`` never stalled.
     n : int
         Words of P, swept 0..n−1; neuron ``j = word·L + lane``.
+    lanes : int or None
+        L, the lanes of a P word (a multiple of F); ``None``: F.
     timesteps : int
     out_layout : hw.layout.EventLayout
     readout : bool
@@ -389,7 +404,8 @@ class Sweep(wiring.Component):
     sweeping : Out(1)
         A register: between :attr:`start` and the last write-back.
     issue : Out(1)
-        Word :attr:`j` is issued: P[j] and B[:attr:`b_addr`] must be read in this cycle.
+        Word :attr:`j` is issued: P[j] and B[:attr:`b_addr`] must be read in this cycle
+        (with F < L: its first group is).
     j : Out(range(n + 1))
         The word to issue (a register; the caller's read address register loads
         ``j + 1`` on :attr:`issue` and 0 on :attr:`start`).
@@ -428,11 +444,16 @@ class Sweep(wiring.Component):
     """
 
     def __init__(self, *, units, n, timesteps, out_layout, readout=False, pixels=1, depth=8,
-                 credits=8, bitserial=False, early_exit=False, exit_sweep=True):
+                 credits=8, bitserial=False, early_exit=False, exit_sweep=True, lanes=None):
         self._units = list(units)
-        self._L = len(self._units)
-        if not self._L:
+        self._F = len(self._units)
+        if not self._F:
             raise ValueError("units must hold at least one unit")
+        self._L = self._F if lanes is None else check_int("lanes", lanes, minimum=1)
+        if self._L % self._F:
+            raise ValueError(f"the {self._F} fire units must divide the lanes ({self._L})")
+        self._G = self._L // self._F        # groups per word
+        self._gb = (self._G - 1).bit_length()
         self._n = check_int("n", n, minimum=1)
         self._T = check_int("timesteps", timesteps, minimum=1)
         self._pixels = check_int("pixels", pixels, minimum=1)
@@ -476,8 +497,9 @@ class Sweep(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n, T, pixels, L = self._n, self._T, self._pixels, self._L
+        F, G, gb = self._F, self._G, self._gb
         units = self._units
-        if L == 1:
+        if F == 1:
             m.submodules.unit = units[0]
         else:
             for k, u in enumerate(units):
@@ -511,36 +533,57 @@ class Sweep(wiring.Component):
         s_pix = Signal(range(pixels))
         w1_valid = Signal()
         w1_j = Signal(range(n))
+        # With G groups per word: the group to issue, and the group in W1.
+        grp = Signal(range(G)) if G > 1 else Const(0, 1)
+        w1_g = Signal(range(G)) if G > 1 else Const(0, 1)
         # unit.i.ready is a register, and always high for the parallel and readout units and
         # MaxEmit (their output is never stalled); the serial unit takes a neuron every N + 2
         # cycles. The lanes' units are identical and fed together, so lane 0 speaks for all.
-        m.d.comb += self.issue.eq(self.sweeping & s_more & q_room
-                                  & (~w1_valid | u0.i.ready))
-        with m.If(self.issue):
-            m.d.sync += [w1_valid.eq(1), w1_j.eq(self.j), self.j.eq(self.j + 1),
-                         s_more.eq(self.j + 1 != n)]
-            if pixels > 1:
-                with m.If(s_pix == pixels - 1):
-                    m.d.sync += [s_pix.eq(0), s_co.eq(s_co + 1)]
+        g_issue = Signal()                  # a group (the word's first: a read) is issued
+        self._g_issue = g_issue
+        m.d.comb += [g_issue.eq(self.sweeping & s_more & q_room & (~w1_valid | u0.i.ready)),
+                     self.issue.eq(g_issue & (grp == 0))]
+        with m.If(g_issue):
+            m.d.sync += [w1_valid.eq(1), w1_j.eq(self.j)]
+            if G > 1:
+                m.d.sync += w1_g.eq(grp)
+            with m.If(grp == G - 1):
+                m.d.sync += [self.j.eq(self.j + 1), s_more.eq(self.j + 1 != n)]
+                if G > 1:
+                    m.d.sync += grp.eq(0)
+                if pixels > 1:
+                    with m.If(s_pix == pixels - 1):
+                        m.d.sync += [s_pix.eq(0), s_co.eq(s_co + 1)]
+                    with m.Else():
+                        m.d.sync += s_pix.eq(s_pix + 1)
+                elif n > 1:
+                    m.d.sync += s_co.eq(s_co + 1)
+            if G > 1:
                 with m.Else():
-                    m.d.sync += s_pix.eq(s_pix + 1)
-            elif n > 1:
-                m.d.sync += s_co.eq(s_co + 1)
+                    m.d.sync += grp.eq(grp + 1)
         with m.Elif(u0.i.ready):
             m.d.sync += w1_valid.eq(0)
         m.d.comb += self.b_addr.eq(s_co)
         m.d.comb += eot_push.eq(eot_out & q_room & ~shift)
+        if G > 1:
+            with m.If(self._finish):
+                m.d.sync += grp.eq(0)
         if self._bitserial:
             # The bias is read once per inference: in the first fire sweep (readout: its last).
             m.d.comb += self.b_en.eq(self.issue & (t_cur == T - 1))
         else:
             m.d.comb += self.b_en.eq(self.issue)
+        def lane_of(data, k, shape):    # lane g·F + k of the word, g the group in W1
+            if G == 1:
+                return lane(data, k, shape)
+            return Array(lane(data, g * F + k, shape) for g in range(G))[w1_g]
+
         for k, u in enumerate(units):
             m.d.comb += [
                 u.i.valid.eq(w1_valid),
-                u.i.payload.index.eq(w1_j),
-                u.i.payload.p.eq(lane(self.p_data, k, self._pshape)),
-                u.i.payload.b.eq(Mux(exiting, 0, lane(self.b_data, k, self._bshape))),
+                u.i.payload.index.eq(Cat(w1_g, w1_j) if G > 1 else w1_j),
+                u.i.payload.p.eq(lane_of(self.p_data, k, self._pshape)),
+                u.i.payload.b.eq(Mux(exiting, 0, lane_of(self.b_data, k, self._bshape))),
                 u.i.payload.last.eq(last_t | exiting),
                 u.o.ready.eq(1),
             ]
@@ -557,8 +600,23 @@ class Sweep(wiring.Component):
             emits = [(u.o.payload.z != 0) & ~exiting for u in units]
             ev_kind = EventKind.EVENT
             values = [u.o.payload.z for u in units]
-        m.d.comb += [self.wb.eq(u0.o.valid), self.wb_j.eq(u0.o.payload.index),
-                     self.wb_p.eq(Cat(*(u.o.payload.p for u in units)))]
+        # gwb: a group leaves the units; the word is written back with its last group (the
+        # groups before it wait in ``held``).
+        gwb = u0.o.valid
+        self._gwb = gwb
+        wb_g = u0.o.payload.index[:gb] if G > 1 else Const(0, 1)
+        fresh_p = Cat(*(u.o.payload.p for u in units))
+        if G > 1:
+            held = Signal((G - 1) * len(fresh_p))
+            with m.If(gwb):
+                for g in range(G - 1):
+                    with m.If(wb_g == g):
+                        m.d.sync += held.word_select(g, len(fresh_p)).eq(fresh_p)
+            m.d.comb += [self.wb.eq(gwb & (wb_g == G - 1)), self.wb_p.eq(Cat(held, fresh_p)),
+                         self.wb_j.eq(u0.o.payload.index[gb:])]
+        else:
+            m.d.comb += [self.wb.eq(gwb), self.wb_j.eq(u0.o.payload.index),
+                         self.wb_p.eq(fresh_p)]
         if self._bitserial:
             # t_cur moves on only after the sweep's last write-back (``_finish``), so it still
             # names the sweep of every write-back; the unit doubles at steps 0 … T − 2.
@@ -566,10 +624,15 @@ class Sweep(wiring.Component):
         m.d.comb += [self.done.eq((eot_push & ~more) | (eot_out & shift)),
                      self.restart.eq(eot_push & more)]
         if L == 1:
-            self._queue_one(m, q_room, eot_out, last_t, emits[0], ev_kind, values[0],
-                            eot_push)
+            nidx = u0.o.payload.index
         else:
-            self._queue_words(m, q_room, eot_out, last_t, emits, ev_kind, values, eot_push)
+            nidx = self._neuron_base(m, gwb, wb_g)
+        if F == 1:
+            self._queue_one(m, q_room, eot_out, last_t, emits[0], ev_kind, values[0],
+                            eot_push, gwb, nidx)
+        else:
+            self._queue_words(m, q_room, eot_out, last_t, emits, ev_kind, values, eot_push,
+                              gwb, nidx)
 
         # -- phases ------------------------------------------------------------------------------
         wb_count = Signal(range(n))
@@ -596,7 +659,32 @@ class Sweep(wiring.Component):
                 m.d.sync += t_cur.eq(0)
         return m
 
-    def _queue_one(self, m, q_room, eot_out, last_t, emit, ev_kind, value, eot_push):
+    def _neuron_base(self, m, gwb, wb_g):
+        # The neuron of lane 0 of the group leaving the units: words are (channel word c,
+        # pixel p) with pixels p fastest, groups of a word in order, neuron
+        # j = (c·L + g·F + lane)·pixels + p (dense: pixels = 1, j = word·L + g·F + lane);
+        # counted along the groups, which come in order.
+        L, F, G, n, pixels = self._L, self._F, self._G, self._n, self._pixels
+        base = Signal(range(n * L))
+        pix = Signal(range(pixels))
+        with m.If(gwb):
+            with m.If(wb_g != G - 1):
+                m.d.sync += base.eq(base + F * pixels)
+            with m.Else():
+                if pixels > 1:
+                    with m.If(pix == pixels - 1):
+                        m.d.sync += [pix.eq(0), base.eq(base + (F - 1) * pixels + 1)]
+                    with m.Else():
+                        m.d.sync += [pix.eq(pix + 1),
+                                     base.eq(base - (G - 1) * F * pixels + 1)]
+                else:
+                    m.d.sync += base.eq(base + F)
+        with m.If(self._finish):
+            m.d.sync += [base.eq(0), pix.eq(0)]
+        return base
+
+    def _queue_one(self, m, q_room, eot_out, last_t, emit, ev_kind, value, eot_push, gwb,
+                   nidx):
         # Q: a store of ``depth`` registers (never full thanks to the credits) and the output
         # register O (registers rather than lib.fifo: yosys would put so small a FIFO into a
         # block RAM, whose clock-to-out would then start the network's next path). ``last``
@@ -610,16 +698,16 @@ class Sweep(wiring.Component):
                          t_tok.last.eq(last_t)]
         with m.Else():
             m.d.comb += [
-                t_push.eq(self.wb & emit),
+                t_push.eq(gwb & emit),
                 t_tok.tok.kind.eq(ev_kind),
-                t_tok.tok.index.eq(u0.o.payload.index),
+                t_tok.tok.index.eq(nidx),
                 t_tok.tok.value.eq(value),
             ]
         m.submodules.q = q = CreditQueue(shape=tok_layout, depth=self._depth,
                                          credits=self._credits)
         m.d.comb += [
-            q.take.eq(self.issue | eot_push),      # never both: the EOT follows the sweep
-            q.drop.eq(self.wb & ~emit),
+            q.take.eq(self._g_issue | eot_push),   # never both: the EOT follows the sweep
+            q.drop.eq(gwb & ~emit),
             q.w_en.eq(t_push),
             q.w_data.eq(t_tok),
             q_room.eq(q.room),
@@ -630,29 +718,16 @@ class Sweep(wiring.Component):
                              & (q.o.payload.tok.kind == EventKind.EOT) & q.o.payload.last),
         ]
 
-    def _queue_words(self, m, q_room, eot_out, last_t, emits, ev_kind, values, eot_push):
-        # Q holds words: the lanes that emit (a mask), their values, the word address; the EOT
-        # is a word of one lane. After Q's output register, the serializer sends the lanes of
-        # the word at Q's head lowest first, one per cycle, into the output register O, and
-        # pops the word with its last lane. ``sent`` marks the lanes already sent.
-        L, n, pixels = self._L, self._n, self._pixels
+    def _queue_words(self, m, q_room, eot_out, last_t, emits, ev_kind, values, eot_push, gwb,
+                     wb_base):
+        # Q holds groups of F lanes (words when F = L): the lanes that emit (a mask), their
+        # values, the neuron of lane 0 (``wb_base``); the EOT is a group of one lane. After Q's
+        # output register, the serializer sends the lanes of the group at Q's head lowest
+        # first, one per cycle, into the output register O, and pops the group with its last
+        # lane. ``sent`` marks the lanes already sent.
+        L, n, pixels = self._F, self._n, self._pixels
         vw = Shape.cast(self._out_layout["value"].shape).width
-        n_neurons = n * L
-        # The neuron of lane 0 of the word written back: words are (channel word g, pixel p)
-        # with pixels p fastest, neuron j = (g·L + lane)·pixels + p (dense: pixels = 1,
-        # j = word·L + lane); counted along the write-backs, which come in word order.
-        wb_base = Signal(range(n_neurons))
-        wb_pix = Signal(range(pixels))
-        with m.If(self.wb):
-            if pixels > 1:
-                with m.If(wb_pix == pixels - 1):
-                    m.d.sync += [wb_pix.eq(0), wb_base.eq(wb_base + (L - 1) * pixels + 1)]
-                with m.Else():
-                    m.d.sync += [wb_pix.eq(wb_pix + 1), wb_base.eq(wb_base + 1)]
-            else:
-                m.d.sync += wb_base.eq(wb_base + L)
-        with m.If(self._finish):
-            m.d.sync += [wb_base.eq(0), wb_pix.eq(0)]
+        n_neurons = n * self._L
         # ``single``: the mask has at most one lane (precomputed at the push, for the pop).
         # ``first``: the mask's lowest lane, one-hot (also precomputed at the push).
         ent = data.StructLayout({"kind": EventKind, "base": range(n_neurons), "mask": L,
@@ -665,7 +740,7 @@ class Sweep(wiring.Component):
                          t_ent.first.eq(1), t_ent.single.eq(1), t_ent.last.eq(last_t)]
         with m.Else():
             m.d.comb += [
-                t_push.eq(self.wb & (mask != 0)),
+                t_push.eq(gwb & (mask != 0)),
                 t_ent.kind.eq(ev_kind),
                 t_ent.base.eq(wb_base),
                 t_ent.mask.eq(mask),
@@ -680,8 +755,8 @@ class Sweep(wiring.Component):
         onehot = Signal(L)
         offset = Signal(range((L - 1) * pixels + 1))     # lane · pixels
         m.d.comb += [
-            q.take.eq(self.issue | eot_push),
-            q.drop.eq(self.wb & (mask == 0) & ~eot_out),
+            q.take.eq(self._g_issue | eot_push),
+            q.drop.eq(gwb & (mask == 0) & ~eot_out),
             q.w_en.eq(t_push),
             q.w_data.eq(t_ent),
             q_room.eq(q.room),
