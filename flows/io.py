@@ -184,39 +184,56 @@ def check_pixels_per_beat(net, p):
 
 LANES_HELP = ("synaptic updates per cycle per layer (docs/lanes.md): L for every dense layer, "
               "or LAYER=L[,LAYER=L...]; L must divide the layer's outputs (default: the IR's)")
+FIRE_LANES_HELP = ("fire units per layer (docs/lanes.md, 'Fire lanes'): F for every layer whose "
+                   "lanes F divides, or LAYER=F[,LAYER=F...]; each word of L lanes is swept as "
+                   "L/F groups (default: the IR's, else F = L)")
 
 
 def add_lanes_argument(parser):
-    """The ``--lanes`` option of the hardware commands."""
+    """The ``--lanes`` and ``--fire-lanes`` options of the hardware commands."""
     parser.add_argument("--lanes", default=None, metavar="L|LAYER=L,...", help=LANES_HELP)
+    parser.add_argument("--fire-lanes", default=None, metavar="F|LAYER=F,...",
+                        help=FIRE_LANES_HELP)
 
 
-def apply_lanes(net, text):
-    """``net`` with the lanes of a ``--lanes`` value (``None``: unchanged). Every bad value is
-    one :class:`MlsnnError` line."""
-    if text is None:
-        return net
+def _lane_plan(option, letter, text):
+    """An int, or ``{layer: int}``, from ``--lanes`` / ``--fire-lanes`` text (``letter`` names
+    the value in the messages). Every bad value is one :class:`MlsnnError` line."""
     text = text.strip()
     if "=" not in text:
         try:
-            lanes = int(text)
+            value = int(text)
         except ValueError:
-            raise MlsnnError(f"--lanes must be an integer or LAYER=L pairs, not {text!r}") \
-                from None
-        if lanes < 1:
-            raise MlsnnError(f"--lanes must be >= 1, not {lanes}")
-        plan = {layer.name: lanes for layer in net.layers if layer.kind == "dense"}
-    else:
-        plan = {}
-        for item in text.split(","):
-            name, _, value = item.partition("=")
-            name = name.strip()
-            try:
-                lanes = int(value)
-            except ValueError:
-                raise MlsnnError(f"--lanes: {item.strip()!r} is not LAYER=L with an integer L") \
-                    from None
-            if not name or lanes < 1:
-                raise MlsnnError(f"--lanes: {item.strip()!r} is not LAYER=L with L >= 1")
-            plan[name] = lanes
-    return net.with_lanes(plan)
+            raise MlsnnError(f"{option} must be an integer or LAYER={letter} pairs, not "
+                             f"{text!r}") from None
+        if value < 1:
+            raise MlsnnError(f"{option} must be >= 1, not {value}")
+        return value
+    plan = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        try:
+            value = int(value)
+        except ValueError:
+            raise MlsnnError(f"{option}: {item.strip()!r} is not LAYER={letter} with an "
+                             f"integer {letter}") from None
+        if not name or value < 1:
+            raise MlsnnError(f"{option}: {item.strip()!r} is not LAYER={letter} with "
+                             f"{letter} >= 1")
+        plan[name] = value
+    return plan
+
+
+def apply_lanes(net, text, fire_text=None):
+    """``net`` with the lanes of a ``--lanes`` value, then the fire units of a
+    ``--fire-lanes`` value (``None``: unchanged). Every bad value is one :class:`MlsnnError`
+    line."""
+    if text is not None:
+        plan = _lane_plan("--lanes", "L", text)
+        if isinstance(plan, int):
+            plan = {layer.name: plan for layer in net.layers if layer.kind == "dense"}
+        net = net.with_lanes(plan)
+    if fire_text is not None:
+        net = net.with_fire_lanes(_lane_plan("--fire-lanes", "F", fire_text))
+    return net

@@ -1,7 +1,7 @@
 """Design-space sweeps behind ``mlsnn sweep`` (docs/sweep.md).
 
 A :class:`Grid` is the cartesian product of a few parameters: ``lanes`` (every dense layer, or
-``lanes.<layer>``), ``levels`` N, ``timesteps`` T, ``w_bits``, and the hardware variant
+``lanes.<layer>``), ``fire_lanes``, ``levels`` N, ``timesteps`` T, ``w_bits``, and the hardware variant
 (``discharge``, ``synapse``, ``pixels_per_beat``). A :class:`Sweep` turns every grid point into
 its own :class:`golden.ir.Network`, from an IR (:func:`derive_ir`: the rules below) or from a trained
 model (:class:`ModelSource`: re-exported by :func:`golden.export.export` with the point's N, T
@@ -36,6 +36,9 @@ Rules on a bare IR (no float model to re-export from)
 ``lanes=L``, ``lanes.<layer>=L``
     every dense layer (as ``--lanes L``), or that layer (dense or conv2d); L must divide the
     layer's outputs.
+``fire_lanes=F``
+    at most F fire units per layer (docs/lanes.md, "Fire lanes"): every dense/conv2d layer gets
+    the largest divisor of its lanes not above F (so every point is valid; lanes 1 stays 1).
 """
 
 from __future__ import annotations
@@ -59,17 +62,17 @@ __all__ = ["PARAMS", "Grid", "parse_grid", "label", "requantize", "with_levels",
            "evaluate_point", "pareto", "Sweep", "format_row", "COLUMNS"]
 
 #: The parameters a grid may sweep, in the order rows show them.
-PARAMS = ("lanes", "levels", "timesteps", "w_bits", "discharge", "synapse", "pixels_per_beat")
+PARAMS = ("lanes", "fire_lanes", "levels", "timesteps", "w_bits", "discharge", "synapse", "pixels_per_beat")
 
 #: Integer parameters: (minimum, maximum or None).
-_RANGES = {"lanes": (1, None), "levels": (1, 255), "timesteps": (1, 1024), "w_bits": (2, 16),
+_RANGES = {"lanes": (1, None), "fire_lanes": (1, None), "levels": (1, 255), "timesteps": (1, 1024), "w_bits": (2, 16),
            "pixels_per_beat": (1, None)}
 
 #: Choice parameters, first the default.
 CHOICES = {"discharge": ("parallel", "serial"), "synapse": ("mul", "serial")}
 
 #: Bump when a row's meaning changes: older cache files are then ignored.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: Columns of results.csv (and the keys of every row of results.json).
 COLUMNS = ("index", "point", *PARAMS, "status", "message", "images", "cycles",
@@ -225,7 +228,14 @@ def _apply_lanes(net, params):
     if "lanes" in params:
         plan = {layer.name: params["lanes"] for layer in net.layers if layer.kind == "dense"}
     plan.update({k[6:]: v for k, v in params.items() if _is_layer_lanes(k)})
-    return net.with_lanes(plan) if plan else net
+    if plan:
+        net = net.with_lanes(plan)
+    if "fire_lanes" in params:
+        F = params["fire_lanes"]
+        net = net.with_fire_lanes({layer.name: max(d for d in range(1, F + 1)
+                                                   if layer.lanes % d == 0)
+                                   for layer in net.layers if hasattr(layer, "lanes")})
+    return net
 
 
 def derive_ir(net, params):
@@ -295,6 +305,7 @@ def effective_params(net, params):
     """Every parameter of :data:`PARAMS` as the point's network and hardware have it."""
     return {
         "lanes": _uniform(l.lanes for l in net.layers if l.kind == "dense"),
+        "fire_lanes": _uniform(l.fire for l in net.layers if l.kind == "dense"),
         "levels": _uniform(l.levels for l in net.layers
                            if hasattr(l, "levels") and not l.readout),
         "timesteps": net.timesteps,

@@ -958,7 +958,8 @@ class Network:
         Raises
         ------
         MlsnnError
-            An unknown layer, a layer without lanes, or F that does not divide its lanes.
+            An unknown layer, a layer without lanes, F that does not divide its lanes, or an
+            int F that divides the lanes of no layer.
         """
         if isinstance(fire, dict):
             names = {layer.name for layer in self.layers}
@@ -969,6 +970,8 @@ class Network:
         else:
             plan = {layer.name: fire for layer in self.layers
                     if hasattr(layer, "lanes") and layer.lanes % fire == 0}
+            if not plan:
+                raise MlsnnError(f"fire_lanes {fire} divides the lanes of no layer")
         layers = []
         for layer in self.layers:
             if layer.name in plan:

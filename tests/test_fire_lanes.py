@@ -179,6 +179,8 @@ def test_ir_field_validation_json_and_with_lanes():
     assert f2.with_lanes({"fc": 1}).layer("fc").fire_lanes is None   # unset
     with pytest.raises(MlsnnError, match=r"^fire_lanes: network has no layer 'nope'$"):
         net.with_fire_lanes({"nope": 1})
+    with pytest.raises(MlsnnError, match=r"^fire_lanes 3 divides the lanes of no layer$"):
+        net.with_fire_lanes(3)
     conv = Conv2d(name="c", inputs=("input",), threshold=1, levels=1, lanes=4, fire_lanes=2,
                   weight=np.ones((1, 3, 3, 4), np.int64), bias=np.zeros(4, np.int64))
     assert conv.fire == 2
@@ -191,3 +193,38 @@ def test_sweep_rejects_units_that_do_not_divide_the_lanes():
              for _ in range(3)]
     with pytest.raises(ValueError, match=r"the 3 fire units must divide the lanes \(4\)"):
         Sweep(units=units, n=2, timesteps=1, out_layout=EventLayout(2, 2), lanes=4)
+
+
+def test_cli_fire_lanes_simulate_verilog_and_bad_values(tmp_path, capsys):
+    from flows.cli import main
+    d = tmp_path / "net"
+    net = _single("dense", lanes=1, levels=4, T=1, n_out=8, seed=3)
+    from golden.ir import save
+    save(net, str(d))
+    x = random_inputs(net, 2, seed=3)
+    np.savez(d / "inputs.npz", x=x)
+    rc = main(["simulate", "--ir", str(d), "--inputs", str(d / "inputs.npz"), "--sim",
+               "amaranth", "--lanes", "l=4", "--fire-lanes", "l=2", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert json.loads(out)["match"] is True
+
+    def units(*opts):
+        v = tmp_path / "t.v"
+        assert main(["verilog", "--ir", str(d), "--lanes", "l=4", *opts, "-o", str(v)]) == 0
+        capsys.readouterr()
+        return sum(1 for line in v.read_text().splitlines()
+                   if line.startswith("module ") and "_l.sweep.unit" in line)
+
+    assert (units(), units("--fire-lanes", "2"), units("--fire-lanes", "1")) == (4, 2, 1)
+    for lanes, bad, msg in [
+            ("l=4", "0", "--fire-lanes must be >= 1, not 0"),
+            ("l=4", "x", "--fire-lanes must be an integer or LAYER=F pairs, not 'x'"),
+            ("l=4", "3", "fire_lanes 3 divides the lanes of no layer"),
+            ("l=4", "nope=2", "fire_lanes: network has no layer 'nope'"),
+            ("l=4", "l=a", "--fire-lanes: 'l=a' is not LAYER=F with an integer F"),
+            ("l=4", "l=3", "layer 'l': fire_lanes (3) must divide its lanes (4)")]:
+        assert main(["verilog", "--ir", str(d), "--lanes", lanes, "--fire-lanes", bad, "-o",
+                     str(tmp_path / "t.v")]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], (bad, err)

@@ -417,3 +417,20 @@ def test_unreachable_scheduler_is_one_line(netdir, tmp_path, capsys):
     assert err.startswith("mlsnn sweep: error: cannot reach the Dask scheduler at "
                           "tcp://127.0.0.1:9: ")
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_fire_lanes_axis_gives_each_layer_at_most_f_units(netdir, tmp_path):
+    base, data = ir.load(netdir), np.load(netdir / "inputs.npz")
+    sweep = sw.Sweep(base, sw.parse_grid(["lanes=4", "fire_lanes=1,2,4,3"]), data["x"],
+                     data["y"], options=sw.SweepOptions(synth=False), rtl_check=4)
+    # 3 divides neither layer's 4 lanes: the largest divisor not above it, 2
+    assert [[layer.fire for layer in p.net.layers] for p in sweep.points] == \
+        [[1, 1], [2, 2], [4, 4], [2, 2]]
+    rows = sweep.run(tmp_path / "s")
+    assert [r["status"] for r in rows] == ["ok"] * 4
+    assert [r["fire_lanes"] for r in rows] == [1, 2, 4, 2]
+    assert all(r["rtl_cycles_equal"] is True for r in rows)       # the RTL ran every point
+    cycles = [r["cycles_total"] for r in rows]
+    assert cycles[0] > cycles[1] > cycles[2] and cycles[3] == cycles[1]
+    # fewer fire units change cycles only: the same accesses, energy and accuracy
+    assert len({(r["energy_nj"], r["accuracy"]) for r in rows}) == 1

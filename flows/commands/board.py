@@ -50,7 +50,7 @@ def run(args):
         divisor_for(_platform(b).default_clk_frequency, args.baud)
     except ValueError as e:
         raise MlsnnError(f"--baud {args.baud}: {e}") from None
-    net = apply_lanes(load_network(args.ir), args.lanes)
+    net = apply_lanes(load_network(args.ir), args.lanes, args.fire_lanes)
     check_output_dir(args.output)
     doc = build_board(net, b.name, args.output, baud=args.baud, seed=args.seed, weights=weights,
                       progress=lambda msg: print(f"[board] {msg}", file=sys.stderr, flush=True))

@@ -110,7 +110,7 @@ def run(args):
         check_output_dir(args.build_dir, "--build-dir")
     from flows.commands.synth import parse_weights
     weights = parse_weights(args.weights)
-    net = apply_lanes(load_network(args.ir), args.lanes)
+    net = apply_lanes(load_network(args.ir), args.lanes, args.fire_lanes)
     check_supported(net)
     from flows.io import check_pixels_per_beat
     check_pixels_per_beat(net, args.pixels_per_beat)

@@ -69,7 +69,7 @@ def run(args):
     check_number(args.freq, "--freq (MHz)", minimum=0, maximum=1000, min_open=True)
     check_seed(args.seed, bits=31)
     weights = parse_weights(args.weights)
-    net = apply_lanes(load_network(args.ir), args.lanes)
+    net = apply_lanes(load_network(args.ir), args.lanes, args.fire_lanes)
     from flows.io import check_pixels_per_beat
     check_pixels_per_beat(net, args.pixels_per_beat)
     if args.output:

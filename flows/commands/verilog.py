@@ -47,7 +47,7 @@ def run(args):
     check_fifo_depth(args.fifo_depth)
     if args.ram_width is not None and not 1 <= args.ram_width <= 4096:
         raise MlsnnError(f"--ram-width must be 1..4096 bits, not {args.ram_width}")
-    net = apply_lanes(load_network(args.ir), args.lanes)
+    net = apply_lanes(load_network(args.ir), args.lanes, args.fire_lanes)
     check_pixels_per_beat(net, args.pixels_per_beat)
     check_output_file(args.output, make_parents=True)
     text, _ = network_verilog(net, name=args.top, fifo_depth=args.fifo_depth,
