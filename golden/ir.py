@@ -961,26 +961,29 @@ class Network:
             An unknown layer, a layer without lanes, F that does not divide its lanes, or an
             int F that divides the lanes of no layer.
         """
-        if isinstance(fire, dict):
-            names = {layer.name for layer in self.layers}
-            for name in fire:
+        plan = self._lane_plan("fire_lanes", fire,
+                               lambda layer: layer.lanes % fire == 0)
+        if not plan and not isinstance(fire, dict):
+            raise MlsnnError(f"fire_lanes {fire} divides the lanes of no layer")
+        return dataclasses.replace(self, layers=tuple(
+            dataclasses.replace(layer, fire_lanes=plan[layer.name])
+            if layer.name in plan else layer for layer in self.layers))
+
+    def _lane_plan(self, field, value, divides):
+        """``{name: value}`` of :meth:`with_lanes` / :meth:`with_fire_lanes`: ``value`` itself
+        when a dict, else ``value`` on every layer with lanes that ``divides`` accepts. Raises
+        :class:`MlsnnError` for an unknown layer or one without lanes."""
+        names = {layer.name: layer for layer in self.layers}
+        if isinstance(value, dict):
+            for name in value:
                 if name not in names:
-                    raise MlsnnError(f"fire_lanes: network has no layer '{name}'")
-            plan = dict(fire)
-        else:
-            plan = {layer.name: fire for layer in self.layers
-                    if hasattr(layer, "lanes") and layer.lanes % fire == 0}
-            if not plan:
-                raise MlsnnError(f"fire_lanes {fire} divides the lanes of no layer")
-        layers = []
-        for layer in self.layers:
-            if layer.name in plan:
-                if not hasattr(layer, "lanes"):
-                    raise MlsnnError(f"fire_lanes: layer '{layer.name}' ({layer.kind}) has no "
+                    raise MlsnnError(f"{field}: network has no layer '{name}'")
+                if not hasattr(names[name], "lanes"):
+                    raise MlsnnError(f"{field}: layer '{name}' ({names[name].kind}) has no "
                                      f"lanes")
-                layer = dataclasses.replace(layer, fire_lanes=plan[layer.name])
-            layers.append(layer)
-        return dataclasses.replace(self, layers=tuple(layers))
+            return dict(value)
+        return {layer.name: value for layer in self.layers
+                if hasattr(layer, "lanes") and divides(layer)}
 
     def with_lanes(self, lanes):
         """The same network with other ``lanes`` (docs/lanes.md): an int for every layer that
@@ -991,19 +994,10 @@ class Network:
         MlsnnError
             An unknown layer, a layer without lanes, or lanes that do not divide its outputs.
         """
-        if isinstance(lanes, dict):
-            names = {layer.name for layer in self.layers}
-            for name in lanes:
-                if name not in names:
-                    raise MlsnnError(f"lanes: network has no layer '{name}'")
-            plan = dict(lanes)
-        else:
-            plan = {layer.name: lanes for layer in self.layers if hasattr(layer, "lanes")}
+        plan = self._lane_plan("lanes", lanes, lambda layer: True)
         layers = []
         for layer in self.layers:
             if layer.name in plan:
-                if not hasattr(layer, "lanes"):
-                    raise MlsnnError(f"lanes: layer '{layer.name}' ({layer.kind}) has no lanes")
                 f = layer.fire_lanes     # kept while it divides the new lanes
                 layer = dataclasses.replace(
                     layer, lanes=plan[layer.name],
