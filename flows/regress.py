@@ -49,14 +49,15 @@ class RegressConfig:
     seed : the network seed (``random_network(seed, ...)``, ``random_inputs(..., seed=seed)``)
         and the seed of the random gaps, stalls and throttling.
     kind, max_neurons, in_bits, non_square, conv_readout, negative_v0, wide_stream_weights,
-    narrow_width, pool, hard_reset, leaky, lanes, early_exit, bitserial : options of
+    narrow_width, pool, hard_reset, leaky, lanes, early_exit, bitserial, narrow_fire : options of
         :func:`golden.fixtures.random_network` (``kind=None``, ``in_bits=None``: drawn by it;
         the serial synapse takes z cycles per update, so with it the inputs are at most 4
         bits). Only combinations the hardware builds are drawn: ``bitserial`` without pool,
         hard_reset, leaky, narrow_width, lanes and early_exit. ``kind`` is ``"residual"`` on
         some early-exit seeds only (random_network draws dense or conv for an early exit), and
         an early-exit seed keeps a drawn ``pool`` with probability 0.4 (both drawn last, so
-        that the other seeds keep their networks).
+        that the other seeds keep their networks). ``narrow_fire`` (fewer fire units than
+        lanes) is drawn after them, on about half of the ``lanes`` seeds.
     discharge, synapse, fifo_depth : hardware variant (``fifo_depth=None``: sized from the IR).
     gap, stall, throttle : probabilities of an input idle cycle, an output stall, a throttled
         queue per cycle (``throttle`` only on the Amaranth simulator).
@@ -77,6 +78,7 @@ class RegressConfig:
     lanes: bool = False
     early_exit: bool = False
     bitserial: bool = False
+    narrow_fire: bool = False
     discharge: str = "parallel"
     synapse: str = "mul"
     fifo_depth: Optional[int] = None
@@ -86,7 +88,7 @@ class RegressConfig:
 
     NET_FLAGS = ("non_square", "conv_readout", "negative_v0", "wide_stream_weights",
                  "narrow_width", "pool", "hard_reset", "leaky", "lanes", "early_exit",
-                 "bitserial")
+                 "bitserial", "narrow_fire")
 
     #: What ``bitserial`` switches off (random_network refuses them together).
     _EXCLUDES = {"bitserial": ("pool", "hard_reset", "leaky", "narrow_width", "lanes",
@@ -125,9 +127,11 @@ class RegressConfig:
         )
         exit_residual = bool(rng.random() < cls.EXIT_RESIDUAL)    # drawn last, like the above
         exit_pool = bool(rng.random() < cls.EXIT_POOL)
+        narrow_fire = bool(rng.random() < 0.5)              # drawn after the above
         for flag, off in cls._EXCLUDES.items():
             if cfg[flag]:
                 cfg.update({f: False for f in off})
+        cfg["narrow_fire"] = narrow_fire and cfg["lanes"]
         if cfg["early_exit"]:
             cfg["kind"] = "residual" if exit_residual else None
             cfg["pool"] = cfg["pool"] and exit_pool

@@ -27,7 +27,7 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
                    max_neurons=48, calibrate=True, non_square=False, conv_readout=False,
                    negative_v0=False, wide_stream_weights=False, narrow_width=False,
                    pool=False, hard_reset=False, leaky=False, lanes=False, early_exit=False,
-                   bitserial=False):
+                   bitserial=False, narrow_fire=False):
     """A random valid network for tests across the project.
 
     Parameters
@@ -76,6 +76,10 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         ``lanes`` L > 1 (docs/lanes.md) on about half of the dense and conv2d layers (at least
         one when any can have it), L drawn among the divisors 2, 3, 4 of the layer's outputs;
         a conv2d readout keeps L = 1 (the hardware has no lanes there).
+    narrow_fire : bool
+        With ``lanes``: ``fire_lanes`` F < L (docs/lanes.md, "Fire lanes") on about half of
+        the layers with L > 1 (at least one), F drawn among the proper divisors of L; drawn
+        after everything else, so a seed keeps its network and only gains fire lanes.
     early_exit : bool
         An early exit (docs/early-exit.md) with a random α table: per timestep, α = 0 (every
         image exits at t = 1), α = 2^40 (none exits) or a quantile of the margins on random
@@ -253,6 +257,8 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         net = _lanes(net, rng)
     if early_exit:
         net = _early_exit(net, rng)
+    if narrow_fire and lanes:
+        net = _narrow_fire(net, rng)
     if bitserial:
         from .bitserial import from_multilevel
         net = from_multilevel(net).replace(name=net.name)
@@ -293,6 +299,20 @@ def _lanes(net, rng):
     if not chosen:
         return net
     return net.with_lanes({n: options[n][int(rng.integers(len(options[n])))] for n in chosen})
+
+
+def _narrow_fire(net, rng):
+    """``fire_lanes`` among the proper divisors of L on about half of the layers with L > 1
+    (at least one when there is any)."""
+    wide = [layer for layer in net.layers if getattr(layer, "lanes", 1) > 1]
+    chosen = [layer for layer in wide if rng.random() < 0.5]
+    if wide and not chosen:
+        chosen = [wide[int(rng.integers(len(wide)))]]
+    plan = {}
+    for layer in chosen:
+        fs = [f for f in range(1, layer.lanes) if layer.lanes % f == 0]
+        plan[layer.name] = fs[int(rng.integers(len(fs)))]
+    return net.with_fire_lanes(plan) if plan else net
 
 
 def _early_exit(net, rng, batch=8):

@@ -50,6 +50,9 @@ def add_arguments(p):
     p.add_argument("--lanes", action="store_true",
                    help="lanes L in 2..4 (docs/lanes.md) on about half the dense/conv2d layers "
                         "(never on a conv2d readout)")
+    p.add_argument("--narrow-fire", action="store_true",
+                   help="with --lanes: fewer fire units than lanes (fire_lanes, docs/lanes.md) "
+                        "on about half the layers with lanes")
     p.add_argument("--early-exit", action="store_true",
                    help="an early exit with a random alpha table (docs/early-exit.md); with "
                         "--kind, --join and --pool too (the kind drawn is dense or conv)")
@@ -91,7 +94,7 @@ def run(args):
                                   narrow_width=args.narrow_width, pool=args.pool,
                                   hard_reset=args.hard_reset, leaky=args.leaky,
                                   lanes=args.lanes, early_exit=args.early_exit,
-                                  bitserial=args.bitserial)
+                                  bitserial=args.bitserial, narrow_fire=args.narrow_fire)
     path = ir.save(net, args.output)
     x = fixtures.random_inputs(net, args.batch, seed=args.seed)
     xpath = os.path.join(args.output, "inputs.npz")
