@@ -17,7 +17,9 @@ path checks the same things the same way:
 Where a layer whose saturation depends on the arrival order of two streams (a barrier join, a
 layer fed by a SEW join) raised its flag, its results and everything downstream may
 legitimately differ from the golden model: they are not compared for that image, and the
-verdict is ``undetermined`` (never a match; :func:`verdict`).
+verdict is ``undetermined`` (never a match; :func:`verdict`). With an early exit (the
+network's ``early_exit``) such a saturation decides when the image exits, and so what every
+layer, upstream too, did after the first timestep: the whole image is then not compared.
 """
 
 from __future__ import annotations
@@ -224,6 +226,8 @@ class Expected:
     readout : ``[B][n_classes]``; predictions : ``[B]``.
     counters : ``{layer: {counter: [B]}}`` (the eight golden counters).
     overflow : ``{layer: [B]}`` 0 impossible, 1 possible, 2 certain.
+    early_exit : the network has an early exit (an order-dependent saturation then leaves the
+        whole image undetermined).
     """
 
     layers: list
@@ -235,6 +239,7 @@ class Expected:
     overflow: dict
     merged: list = field(default_factory=list)     # names of the SEW joins
     saturations: dict = field(default_factory=dict)  # {layer: [B]} where predicted exactly
+    early_exit: bool = False
 
     @classmethod
     def from_golden(cls, net, golden, x=None):
@@ -260,7 +265,8 @@ class Expected:
                       for n, d in golden.counters.items()},
             overflow={n: np.asarray(v).tolist() for n, v in golden.overflow.items()},
             merged=[l.name for l in net.layers if is_sew(l)],
-            saturations={n: np.asarray(v).tolist() for n, v in golden.saturations.items()})
+            saturations={n: np.asarray(v).tolist() for n, v in golden.saturations.items()},
+            early_exit=net.early_exit is not None)
 
     def to_json(self):
         return {"layers": [list(l) for l in self.layers], "timesteps": self.timesteps,
@@ -269,7 +275,7 @@ class Expected:
                            for k, v in self.events.items()},
                 "readout": self.readout, "predictions": self.predictions,
                 "counters": self.counters, "overflow": self.overflow, "merged": self.merged,
-                "saturations": self.saturations}
+                "saturations": self.saturations, "early_exit": self.early_exit}
 
     @classmethod
     def from_json(cls, d):
@@ -279,7 +285,8 @@ class Expected:
                            for k, v in d["events"].items()},
                    readout=d["readout"], predictions=d["predictions"], counters=d["counters"],
                    overflow=d["overflow"], merged=list(d.get("merged", [])),
-                   saturations=dict(d.get("saturations", {})))
+                   saturations=dict(d.get("saturations", {})),
+                   early_exit=bool(d.get("early_exit", False)))
 
 
 @dataclass
@@ -348,61 +355,78 @@ def check_expected(exp, rtl):
     T = exp.timesteps
     msgs, undetermined = [], []
     for b in range(len(exp.predictions)):
-        saturated = None      # first order-dependent layer whose flag rose: it and downstream
-        for name, readout in exp.layers:      # are not compared
-            if saturated is not None:
-                continue
-            g_ovf = int(exp.overflow[name][b])
-            flag = int(rtl.overflow[name][b])
-            if g_ovf == 0 and flag:
-                msgs.append(f"image {b}, layer '{name}': overflow flag is 1 but the golden model "
-                            f"says overflow is impossible")
-            if g_ovf == 2 and not flag:
-                msgs.append(f"image {b}, layer '{name}': overflow flag is 0 but the golden model "
-                            f"says overflow is certain")
-            exact = name in exp.saturations
-            if saturated is None and flag and not exact:
-                saturated = name
-                undetermined.append(
-                    f"image {b}, layer '{name}': the potential saturated where the result "
-                    f"depends on the arrival order of two streams; this layer and those after "
-                    f"it were not compared")
-                continue
-            if exact and "saturations" in rtl.counters.get(name, {}):
-                g = int(rtl.counters[name]["saturations"][b])
-                e = int(exp.saturations[name][b])
-                if g != e:
-                    msgs.append(f"image {b}, layer '{name}', counter saturations: RTL {g}, "
-                                f"golden {e}")
-            if not readout and exp.events[name] is not None:
-                merged = name in exp.merged
-                for t in range(T):
-                    got = [tuple(e) for e in rtl.events[name][b][t]]
-                    want = [tuple(e) for e in exp.events[name][b][t]]
-                    if merged:
-                        got = sorted(got)
-                    d = _first_diff(got, want)
-                    if d is not None:
-                        k, g, e = d
-                        what = "sorted event" if merged else "event"
-                        msgs.append(f"image {b}, layer '{name}', timestep {t + 1}, {what} #{k}: "
-                                    f"RTL {_fmt(g)}, golden {_fmt(e)}")
-                        break
-            else:
-                d = _first_diff([int(v) for v in rtl.readout[b]], [int(v) for v in exp.readout[b]])
+        # With an early exit, an order-dependent saturation may move the exit, and with it
+        # what every layer did after the first timestep: differences in such an image are
+        # not failures (the image is undetermined).
+        deciding = next((name for name, _ in exp.layers if int(rtl.overflow[name][b])
+                         and name not in exp.saturations), None) if exp.early_exit else None
+        n_msgs, n_und = len(msgs), len(undetermined)
+        _check_image(exp, rtl, b, T, msgs, undetermined)
+        if deciding is not None and len(msgs) > n_msgs:
+            del msgs[n_msgs:], undetermined[n_und:]
+            undetermined.append(
+                f"image {b}, layer '{deciding}': the potential saturated where the result "
+                f"depends on the arrival order of two streams, and the early exit decides "
+                f"from it; the image differs from the golden model and was not compared")
+    return Verdict(msgs, undetermined)
+
+
+def _check_image(exp, rtl, b, T, msgs, undetermined):
+    """The comparison of image ``b`` (appends to ``msgs`` and ``undetermined``)."""
+    saturated = None      # first order-dependent layer whose flag rose: it and downstream
+    for name, readout in exp.layers:      # are not compared
+        if saturated is not None:
+            continue
+        g_ovf = int(exp.overflow[name][b])
+        flag = int(rtl.overflow[name][b])
+        if g_ovf == 0 and flag:
+            msgs.append(f"image {b}, layer '{name}': overflow flag is 1 but the golden model "
+                        f"says overflow is impossible")
+        if g_ovf == 2 and not flag:
+            msgs.append(f"image {b}, layer '{name}': overflow flag is 0 but the golden model "
+                        f"says overflow is certain")
+        exact = name in exp.saturations
+        if saturated is None and flag and not exact:
+            saturated = name
+            undetermined.append(
+                f"image {b}, layer '{name}': the potential saturated where the result "
+                f"depends on the arrival order of two streams; this layer and those after "
+                f"it were not compared")
+            continue
+        if exact and "saturations" in rtl.counters.get(name, {}):
+            g = int(rtl.counters[name]["saturations"][b])
+            e = int(exp.saturations[name][b])
+            if g != e:
+                msgs.append(f"image {b}, layer '{name}', counter saturations: RTL {g}, "
+                            f"golden {e}")
+        if not readout and exp.events[name] is not None:
+            merged = name in exp.merged
+            for t in range(T):
+                got = [tuple(e) for e in rtl.events[name][b][t]]
+                want = [tuple(e) for e in exp.events[name][b][t]]
+                if merged:
+                    got = sorted(got)
+                d = _first_diff(got, want)
                 if d is not None:
                     k, g, e = d
-                    msgs.append(f"image {b}, layer '{name}', readout neuron {k}: RTL potential "
-                                f"{g}, golden {e}")
-                if int(rtl.predictions[b]) != int(exp.predictions[b]):
-                    msgs.append(f"image {b}: RTL prediction {int(rtl.predictions[b])}, golden "
-                                f"{int(exp.predictions[b])}")
-            for c in GOLDEN_COUNTERS:
-                g = int(rtl.counters[name][c][b])
-                e = int(exp.counters[name][c][b])
-                if g != e:
-                    msgs.append(f"image {b}, layer '{name}', counter {c}: RTL {g}, golden {e}")
-    return Verdict(msgs, undetermined)
+                    what = "sorted event" if merged else "event"
+                    msgs.append(f"image {b}, layer '{name}', timestep {t + 1}, {what} #{k}: "
+                                f"RTL {_fmt(g)}, golden {_fmt(e)}")
+                    break
+        else:
+            d = _first_diff([int(v) for v in rtl.readout[b]], [int(v) for v in exp.readout[b]])
+            if d is not None:
+                k, g, e = d
+                msgs.append(f"image {b}, layer '{name}', readout neuron {k}: RTL potential "
+                            f"{g}, golden {e}")
+            if int(rtl.predictions[b]) != int(exp.predictions[b]):
+                msgs.append(f"image {b}: RTL prediction {int(rtl.predictions[b])}, golden "
+                            f"{int(exp.predictions[b])}")
+        for c in GOLDEN_COUNTERS:
+            g = int(rtl.counters[name][c][b])
+            e = int(exp.counters[name][c][b])
+            if g != e:
+                msgs.append(f"image {b}, layer '{name}', counter {c}: RTL {g}, golden {e}")
 
 
 def _fmt(ev):
