@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -536,6 +536,7 @@ class Sweep(wiring.Component):
         # With G groups per word: the group to issue, and the group in W1.
         grp = Signal(range(G)) if G > 1 else Const(0, 1)
         w1_g = Signal(range(G)) if G > 1 else Const(0, 1)
+        w1_first = Signal()                 # w1_g == 0, as a register (the lane multiplexers')
         # unit.i.ready is a register, and always high for the parallel and readout units and
         # MaxEmit (their output is never stalled); the serial unit takes a neuron every N + 2
         # cycles. The lanes' units are identical and fed together, so lane 0 speaks for all.
@@ -546,7 +547,7 @@ class Sweep(wiring.Component):
         with m.If(g_issue):
             m.d.sync += [w1_valid.eq(1), w1_j.eq(self.j)]
             if G > 1:
-                m.d.sync += w1_g.eq(grp)
+                m.d.sync += [w1_g.eq(grp), w1_first.eq(grp == 0)]
             with m.If(grp == G - 1):
                 m.d.sync += [self.j.eq(self.j + 1), s_more.eq(self.j + 1 != n)]
                 if G > 1:
@@ -573,17 +574,34 @@ class Sweep(wiring.Component):
             m.d.comb += self.b_en.eq(self.issue & (t_cur == T - 1))
         else:
             m.d.comb += self.b_en.eq(self.issue)
-        def lane_of(data, k, shape):    # lane g·F + k of the word, g the group in W1
+        # With G > 1 the units take group 0 from the read data and group g > 0 from ``rest``,
+        # the word's later lanes shifted down by F lanes per group (loaded as group 0 leaves
+        # W1): a 2:1 multiplexer before the fire units' H = P + b adder, not a G:1.
+        w1_take = Signal()
+        m.d.comb += w1_take.eq(w1_valid & u0.i.ready)
+        rests = {}
+        if G > 1:
+            for key, data, shape in (("p", self.p_data, self._pshape),
+                                     ("b", self.b_data, self._bshape)):
+                width = Shape.cast(shape).width
+                rest = rests[key] = Signal((L - F) * width, name=f"rest_{key}")
+                with m.If(w1_take):
+                    with m.If(w1_first):
+                        m.d.sync += rest.eq(data[F * width:])
+                    with m.Else():
+                        m.d.sync += rest.eq(rest[F * width:])
+
+        def lane_of(key, data, k, shape):   # lane g·F + k of the word, g the group in W1
             if G == 1:
                 return lane(data, k, shape)
-            return Array(lane(data, g * F + k, shape) for g in range(G))[w1_g]
+            return Mux(w1_first, lane(data, k, shape), lane(rests[key], k, shape))
 
         for k, u in enumerate(units):
             m.d.comb += [
                 u.i.valid.eq(w1_valid),
                 u.i.payload.index.eq(Cat(w1_g, w1_j) if G > 1 else w1_j),
-                u.i.payload.p.eq(lane_of(self.p_data, k, self._pshape)),
-                u.i.payload.b.eq(Mux(exiting, 0, lane_of(self.b_data, k, self._bshape))),
+                u.i.payload.p.eq(lane_of("p", self.p_data, k, self._pshape)),
+                u.i.payload.b.eq(Mux(exiting, 0, lane_of("b", self.b_data, k, self._bshape))),
                 u.i.payload.last.eq(last_t | exiting),
                 u.o.ready.eq(1),
             ]
