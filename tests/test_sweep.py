@@ -365,8 +365,8 @@ def test_cli_sweep_on_a_model_has_accuracy(model_path, tmp_path, capsys):
 # -- bad input: one line each ---------------------------------------------------------------
 
 @pytest.mark.parametrize("grid,msg", [
-    ("foo=1", "--grid: unknown parameter 'foo' (parameters: lanes, levels, timesteps, w_bits, "
-              "discharge, synapse, pixels_per_beat, lanes.LAYER)"),
+    ("foo=1", "--grid: unknown parameter 'foo' (parameters: lanes, fire_lanes, levels, "
+              "timesteps, w_bits, discharge, synapse, pixels_per_beat, lanes.LAYER)"),
     ("lanes.nope=2", "grid point lanes.nope=2: lanes: network has no layer 'nope'"),
     ("lanes", "--grid must be NAME=V1,V2[;NAME=...], not 'lanes'"),
     ("lanes=a", "--grid lanes: 'a' is not an integer"),
