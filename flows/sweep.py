@@ -1,8 +1,8 @@
 """Design-space sweeps behind ``mlsnn sweep`` (docs/sweep.md).
 
 A :class:`Grid` is the cartesian product of a few parameters: ``lanes`` (every dense layer, or
-``lanes.<layer>``), ``fire_lanes``, ``levels`` N, ``timesteps`` T, ``w_bits``, and the hardware variant
-(``discharge``, ``synapse``, ``pixels_per_beat``). A :class:`Sweep` turns every grid point into
+``lanes.<layer>``), ``fire_lanes``, ``levels`` N, ``timesteps`` T, ``w_bits``, and the hardware
+variant (``discharge``, ``synapse``, ``pixels_per_beat``). A :class:`Sweep` turns every grid point into
 its own :class:`golden.ir.Network`, from an IR (:func:`derive_ir`: the rules below) or from a trained
 model (:class:`ModelSource`: re-exported by :func:`golden.export.export` with the point's N, T
 and W_BITS), and measures it (:func:`evaluate_point`):
@@ -62,11 +62,12 @@ __all__ = ["PARAMS", "Grid", "parse_grid", "label", "requantize", "with_levels",
            "evaluate_point", "pareto", "Sweep", "format_row", "COLUMNS"]
 
 #: The parameters a grid may sweep, in the order rows show them.
-PARAMS = ("lanes", "fire_lanes", "levels", "timesteps", "w_bits", "discharge", "synapse", "pixels_per_beat")
+PARAMS = ("lanes", "fire_lanes", "levels", "timesteps", "w_bits", "discharge", "synapse",
+          "pixels_per_beat")
 
 #: Integer parameters: (minimum, maximum or None).
-_RANGES = {"lanes": (1, None), "fire_lanes": (1, None), "levels": (1, 255), "timesteps": (1, 1024), "w_bits": (2, 16),
-           "pixels_per_beat": (1, None)}
+_RANGES = {"lanes": (1, None), "fire_lanes": (1, None), "levels": (1, 255),
+           "timesteps": (1, 1024), "w_bits": (2, 16), "pixels_per_beat": (1, None)}
 
 #: Choice parameters, first the default.
 CHOICES = {"discharge": ("parallel", "serial"), "synapse": ("mul", "serial")}
