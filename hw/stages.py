@@ -43,13 +43,13 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
 
-from .credit import CreditQueue
+from .credit import CreditQueue, lutram_platform
 from .layout import EventKind
 from .neuron import check_choice, check_int, saturate
 
@@ -576,11 +576,14 @@ class Sweep(wiring.Component):
             m.d.comb += self.b_en.eq(self.issue)
         # With G > 1 the units take group 0 from the read data and group g > 0 from ``rest``,
         # the word's later lanes shifted down by F lanes per group (loaded as group 0 leaves
-        # W1): a 2:1 multiplexer before the fire units' H = P + b adder, not a G:1.
+        # W1): a 2:1 multiplexer before the fire units' H = P + b adder, not a G:1 (on
+        # iCE40 that multiplexer set the clock). On ECP5 (wide multiplexers in PFUMX/L6MUX
+        # cells, cheaper than the shift registers) the G:1 multiplexer stays.
+        shift_groups = G > 1 and not lutram_platform(platform)
         w1_take = Signal()
         m.d.comb += w1_take.eq(w1_valid & u0.i.ready)
         rests = {}
-        if G > 1:
+        if shift_groups:
             for key, data, shape in (("p", self.p_data, self._pshape),
                                      ("b", self.b_data, self._bshape)):
                 width = Shape.cast(shape).width
@@ -594,7 +597,9 @@ class Sweep(wiring.Component):
         def lane_of(key, data, k, shape):   # lane g·F + k of the word, g the group in W1
             if G == 1:
                 return lane(data, k, shape)
-            return Mux(w1_first, lane(data, k, shape), lane(rests[key], k, shape))
+            if shift_groups:
+                return Mux(w1_first, lane(data, k, shape), lane(rests[key], k, shape))
+            return Array(lane(data, g * F + k, shape) for g in range(G))[w1_g]
 
         for k, u in enumerate(units):
             m.d.comb += [
