@@ -75,9 +75,7 @@ def network(config, lanes, seed=0, fire=None):
     net = net.with_lanes({"fc0": lanes, "ro": readout_lanes(lanes)})
     if fire is None:
         return net
-    return net.with_fire_lanes({layer.name: max(d for d in range(1, fire + 1)
-                                                if layer.lanes % d == 0)
-                                for layer in net.layers})
+    return net.with_fire_lanes_at_most(fire)
 
 
 def readout_lanes(lanes):

@@ -196,7 +196,7 @@ def add_lanes_argument(parser):
                         help=FIRE_LANES_HELP)
 
 
-def _lane_plan(option, letter, text):
+def _parse_plan(option, letter, text):
     """An int, or ``{layer: int}``, from ``--lanes`` / ``--fire-lanes`` text (``letter`` names
     the value in the messages). Every bad value is one :class:`MlsnnError` line."""
     text = text.strip()
@@ -230,10 +230,10 @@ def apply_lanes(net, text, fire_text=None):
     ``--fire-lanes`` value (``None``: unchanged). Every bad value is one :class:`MlsnnError`
     line."""
     if text is not None:
-        plan = _lane_plan("--lanes", "L", text)
+        plan = _parse_plan("--lanes", "L", text)
         if isinstance(plan, int):
             plan = {layer.name: plan for layer in net.layers if layer.kind == "dense"}
         net = net.with_lanes(plan)
     if fire_text is not None:
-        net = net.with_fire_lanes(_lane_plan("--fire-lanes", "F", fire_text))
+        net = net.with_fire_lanes(_parse_plan("--fire-lanes", "F", fire_text))
     return net

@@ -2,10 +2,10 @@
 
 A :class:`Grid` is the cartesian product of a few parameters: ``lanes`` (every dense layer, or
 ``lanes.<layer>``), ``fire_lanes``, ``levels`` N, ``timesteps`` T, ``w_bits``, and the hardware
-variant (``discharge``, ``synapse``, ``pixels_per_beat``). A :class:`Sweep` turns every grid point into
-its own :class:`golden.ir.Network`, from an IR (:func:`derive_ir`: the rules below) or from a trained
-model (:class:`ModelSource`: re-exported by :func:`golden.export.export` with the point's N, T
-and W_BITS), and measures it (:func:`evaluate_point`):
+variant (``discharge``, ``synapse``, ``pixels_per_beat``). A :class:`Sweep` turns every grid point
+into its own :class:`golden.ir.Network`, from an IR (:func:`derive_ir`: the rules below) or
+from a trained model (:class:`ModelSource`: re-exported by :func:`golden.export.export` with
+the point's N, T and W_BITS), and measures it (:func:`evaluate_point`):
 
 - cycles per inference: the cycle model ``golden.cycles.network_cycles`` when it can be imported,
   else the RTL (:func:`cycles`); ``rtl_check`` points also run the RTL and compare;
@@ -232,10 +232,7 @@ def _apply_lanes(net, params):
     if plan:
         net = net.with_lanes(plan)
     if "fire_lanes" in params:
-        F = params["fire_lanes"]
-        net = net.with_fire_lanes({layer.name: max(d for d in range(1, F + 1)
-                                                   if layer.lanes % d == 0)
-                                   for layer in net.layers if hasattr(layer, "lanes")})
+        net = net.with_fire_lanes_at_most(params["fire_lanes"])
     return net
 
 

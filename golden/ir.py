@@ -969,6 +969,14 @@ class Network:
             dataclasses.replace(layer, fire_lanes=plan[layer.name])
             if layer.name in plan else layer for layer in self.layers))
 
+    def with_fire_lanes_at_most(self, fire):
+        """The same network with at most ``fire`` fire units per layer: every dense and conv2d
+        layer gets the largest divisor of its lanes not above ``fire`` (so any ``fire`` >= 1
+        is valid; a layer with lanes 1 keeps 1)."""
+        return self.with_fire_lanes({
+            layer.name: max(d for d in range(1, fire + 1) if layer.lanes % d == 0)
+            for layer in self.layers if hasattr(layer, "lanes")})
+
     def _lane_plan(self, field, value, divides):
         """``{name: value}`` of :meth:`with_lanes` / :meth:`with_fire_lanes`: ``value`` itself
         when a dict, else ``value`` on every layer with lanes that ``divides`` accepts. Raises

@@ -536,7 +536,7 @@ class Sweep(wiring.Component):
         # With G groups per word: the group to issue, and the group in W1.
         grp = Signal(range(G)) if G > 1 else Const(0, 1)
         w1_g = Signal(range(G)) if G > 1 else Const(0, 1)
-        w1_first = Signal()                 # w1_g == 0, as a register (the lane multiplexers')
+        w1_first = Signal() if G > 1 else Const(1, 1)   # w1_g == 0, as a register
         # unit.i.ready is a register, and always high for the parallel and readout units and
         # MaxEmit (their output is never stalled); the serial unit takes a neuron every N + 2
         # cycles. The lanes' units are identical and fed together, so lane 0 speaks for all.
@@ -580,10 +580,10 @@ class Sweep(wiring.Component):
         # iCE40 that multiplexer set the clock). On ECP5 (wide multiplexers in PFUMX/L6MUX
         # cells, cheaper than the shift registers) the G:1 multiplexer stays.
         shift_groups = G > 1 and not lutram_platform(platform)
-        w1_take = Signal()
-        m.d.comb += w1_take.eq(w1_valid & u0.i.ready)
         rests = {}
         if shift_groups:
+            w1_take = Signal()              # the units take the group in W1
+            m.d.comb += w1_take.eq(w1_valid & u0.i.ready)
             for key, data, shape in (("p", self.p_data, self._pshape),
                                      ("b", self.b_data, self._bshape)):
                 width = Shape.cast(shape).width

@@ -18,8 +18,9 @@ Where a layer whose saturation depends on the arrival order of two streams (a ba
 layer fed by a SEW join) raised its flag, its results and everything downstream may
 legitimately differ from the golden model: they are not compared for that image, and the
 verdict is ``undetermined`` (never a match; :func:`verdict`). With an early exit (the
-network's ``early_exit``) such a saturation decides when the image exits, and so what every
-layer, upstream too, did after the first timestep: the whole image is then not compared.
+network's ``early_exit``) such a saturation may move the timestep at which the image exits,
+and so what every layer, upstream too, did after it: an image that then differs anywhere is
+``undetermined`` as a whole.
 """
 
 from __future__ import annotations
@@ -226,8 +227,8 @@ class Expected:
     readout : ``[B][n_classes]``; predictions : ``[B]``.
     counters : ``{layer: {counter: [B]}}`` (the eight golden counters).
     overflow : ``{layer: [B]}`` 0 impossible, 1 possible, 2 certain.
-    early_exit : the network has an early exit (an order-dependent saturation then leaves the
-        whole image undetermined).
+    early_exit : the network has an early exit (an image with an order-dependent saturation
+        that differs anywhere is then undetermined as a whole).
     """
 
     layers: list
