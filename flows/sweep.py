@@ -736,9 +736,18 @@ def plot(rows, path, axes=("time_us", "luts")):
                    label="Pareto-optimal")
         ax.legend(loc="best")
     if len(ok) <= 40:
+        # Points that (nearly) coincide, e.g. fire lanes that change no cycle, get their
+        # labels stacked instead of printed over each other.
+        span = [max(v) - min(v) or 1.0 for v in (xs, ys)]
+        placed = []
         for r, xv, yv in zip(ok, xs, ys):
-            ax.annotate(r["point"], (xv, yv), fontsize=7, xytext=(4, 3),
-                        textcoords="offset points")
+            near = sum(1 for px, py in placed
+                       if abs(px - xv) < 0.02 * span[0] and abs(py - yv) < 0.02 * span[1])
+            placed.append((xv, yv))
+            right = xv - min(xs) > 0.6 * span[0]        # label to the left of the point
+            ax.annotate(r["point"], (xv, yv), fontsize=7, xytext=(-4 if right else 4,
+                                                                  3 - 9 * near),
+                        textcoords="offset points", ha="right" if right else "left")
     ax.set_xlabel(names[axes[0]])
     ax.set_ylabel(names[axes[1]])
     ax.grid(alpha=0.3)
