@@ -182,8 +182,10 @@ def check_pixels_per_beat(net, p):
     return p
 
 
-LANES_HELP = ("synaptic updates per cycle per layer (docs/lanes.md): L for every dense layer, "
-              "or LAYER=L[,LAYER=L...]; L must divide the layer's outputs (default: the IR's)")
+LANES_HELP = ("synaptic updates per cycle per layer (docs/lanes.md): L for every dense and "
+              "conv2d layer (and every barrier join L suits: a power of two dividing its "
+              "neurons), or LAYER=L[,LAYER=L...]; L must divide the layer's outputs (default: "
+              "the IR's)")
 FIRE_LANES_HELP = ("fire units per layer (docs/lanes.md, 'Fire lanes'): F for every layer whose "
                    "lanes F divides, or LAYER=F[,LAYER=F...]; each word of L lanes is swept as "
                    "L/F groups (default: the IR's, else F = L)")

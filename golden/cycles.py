@@ -305,7 +305,7 @@ class _Core:
             self.L = 1
             self.lat, self.interval = _fire_timing(discharge, layer.levels, pipelined=True)
         elif self.kind == "barrier":
-            self.L = 1
+            self.L, self.F = layer.lanes, layer.fire    # j ascending, groups of F lanes
             self.lat, self.interval = _fire_timing(discharge, layer.levels)
         elif self.kind == "sew":
             self.L = 1

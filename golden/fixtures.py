@@ -75,11 +75,15 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
     lanes : bool
         ``lanes`` L > 1 (docs/lanes.md) on about half of the dense and conv2d layers (at least
         one when any can have it), L drawn among the divisors 2, 3, 4 of the layer's outputs;
-        a conv2d readout keeps L = 1 (the hardware has no lanes there).
+        a conv2d readout keeps L = 1 (the hardware has no lanes there). A barrier join gets
+        L among 2, 4, 8 (powers of two dividing its neurons) with probability 1/2, drawn
+        from a generator of its own (``[seed, 0xB1]``) after everything else, so the other
+        draws of a seed stay as they were.
     narrow_fire : bool
         With ``lanes``: ``fire_lanes`` F < L (docs/lanes.md, "Fire lanes") on about half of
         the layers with L > 1 (at least one), F drawn among the proper divisors of L; drawn
-        after everything else, so a seed keeps its network and only gains fire lanes.
+        after everything else, so a seed keeps its network and only gains fire lanes (a
+        barrier join with lanes: F < L with probability 1/2, from its own generator).
     early_exit : bool
         An early exit (docs/early-exit.md) with a random α table: per timestep, α = 0 (every
         image exits at t = 1), α = 2^40 (none exits) or a quantile of the margins on random
@@ -259,6 +263,8 @@ def random_network(seed, *, kind=None, timesteps=None, levels=None, w_bits=None,
         net = _early_exit(net, rng)
     if narrow_fire and lanes:
         net = _narrow_fire(net, rng)
+    if lanes:       # drawn from a generator of their own: the other draws stay as they were
+        net = _barrier_lanes(net, np.random.default_rng([seed, 0xB1]), narrow_fire)
     if bitserial:
         from .bitserial import from_multilevel
         net = from_multilevel(net).replace(name=net.name)
@@ -287,7 +293,7 @@ def _lanes(net, rng):
     conv2d layers (at least one when any has such a divisor); never on a conv2d readout."""
     options = {}
     for layer in net.layers:
-        if not hasattr(layer, "lanes") or (layer.kind == "conv2d" and layer.readout):
+        if layer.kind not in ("dense", "conv2d") or (layer.kind == "conv2d" and layer.readout):
             continue
         outs = int(layer.weight.shape[-1])      # dense neurons, conv2d output channels
         ls = [L for L in (2, 3, 4) if outs % L == 0]
@@ -299,6 +305,27 @@ def _lanes(net, rng):
     if not chosen:
         return net
     return net.with_lanes({n: options[n][int(rng.integers(len(options[n])))] for n in chosen})
+
+
+def _barrier_lanes(net, rng, narrow_fire):
+    """``lanes`` among the powers of two 2, 4, 8 that divide its neurons on about half of the
+    barrier joins; with ``narrow_fire``, ``fire_lanes`` a proper divisor of them on half of
+    those."""
+    plan_l, plan_f = {}, {}
+    for layer in net.layers:
+        if layer.kind != "barrier":
+            continue
+        ls = [L for L in (2, 4, 8) if net.info(layer.name).n_out % L == 0]
+        if not ls or rng.random() >= 0.5:
+            continue
+        plan_l[layer.name] = L = ls[int(rng.integers(len(ls)))]
+        if narrow_fire and rng.random() < 0.5:
+            fs = [f for f in range(1, L) if L % f == 0]
+            plan_f[layer.name] = fs[int(rng.integers(len(fs)))]
+    if not plan_l:
+        return net
+    net = net.with_lanes(plan_l)
+    return net.with_fire_lanes(plan_f) if plan_f else net
 
 
 def _narrow_fire(net, rng):

@@ -620,9 +620,14 @@ class Barrier(Join):
     stream_weights: tuple = (1, 1)
     potential_width: Optional[int] = None
     scale: float = 1.0
+    lanes: int = 1
+    fire_lanes: Optional[int] = None
     kind = "barrier"
     mode = "barrier"
     hw_core = "hw.join:BarrierCore"
+    #: Fields ``network.json`` leaves out while they hold their default (files stay as they
+    #: were before barrier joins had lanes).
+    omit_default = ("lanes",)
 
     def __post_init__(self):
         owner = f"layer '{self.name}'"
@@ -638,6 +643,28 @@ class Barrier(Join):
         if self.potential_width is not None:
             _check_int(owner, "potential_width", self.potential_width, minimum=2, maximum=64)
         object.__setattr__(self, "scale", float(self.scale))
+        L = _check_int(owner, "lanes", self.lanes, minimum=1)
+        object.__setattr__(self, "lanes", L)
+        if L & (L - 1):
+            raise MlsnnError(f"{owner}: lanes ({L}) of a barrier join must be a power of two "
+                             f"(its events name neurons j = word·L + lane)")
+        if self.fire_lanes is not None:
+            _check_int(owner, "fire_lanes", self.fire_lanes, minimum=1)
+            if L % self.fire_lanes:
+                raise MlsnnError(f"{owner}: fire_lanes ({self.fire_lanes}) must divide its "
+                                 f"lanes ({L})")
+
+    @property
+    def fire(self):
+        """The fire units of the sweep (docs/lanes.md §fire lanes): ``fire_lanes``, or
+        ``lanes`` when unset."""
+        return self.lanes if self.fire_lanes is None else self.fire_lanes
+
+    def check_inputs(self, owner, in_shapes, scales, n_streams):
+        super().check_inputs(owner, in_shapes, scales, n_streams)
+        n = int(np.prod(in_shapes[0]))
+        if n % self.lanes:
+            raise MlsnnError(f"{owner}: lanes ({self.lanes}) must divide its {n} neurons")
 
     def input_terms(self, z):
         return max(z), sum(zk * abs(w) for zk, w in zip(z, self.stream_weights))
@@ -649,7 +676,8 @@ class Barrier(Join):
     def energy_spec(self, info, timesteps):
         return dict(name=self.name, kind="join", inputs=self.inputs, in_shape=info.in_shape,
                     out_shape=info.out_shape, join="barrier", levels=self.levels,
-                    p_bits=info.width, a_bits=max(1, (self.levels * timesteps).bit_length()))
+                    p_bits=info.width, a_bits=max(1, (self.levels * timesteps).bit_length()),
+                    lanes=self.lanes)
 
 
 @register
@@ -994,15 +1022,21 @@ class Network:
                 if hasattr(layer, "lanes") and divides(layer)}
 
     def with_lanes(self, lanes):
-        """The same network with other ``lanes`` (docs/lanes.md): an int for every layer that
-        has the field (dense, conv2d), or ``{name: L}`` for some of them.
+        """The same network with other ``lanes`` (docs/lanes.md): an int for every dense and
+        conv2d layer and every barrier join it suits (a power of two that divides the join's
+        neurons; the others keep theirs), or ``{name: L}`` for some of them.
 
         Raises
         ------
         MlsnnError
             An unknown layer, a layer without lanes, or lanes that do not divide its outputs.
         """
-        plan = self._lane_plan("lanes", lanes, lambda layer: True)
+        def suits(layer):
+            if layer.kind != "barrier" or not isinstance(lanes, int) or lanes < 1:
+                return True
+            return not lanes & (lanes - 1) and self.info(layer.name).n_out % lanes == 0
+
+        plan = self._lane_plan("lanes", lanes, suits)
         layers = []
         for layer in self.layers:
             if layer.name in plan:
@@ -1076,6 +1110,8 @@ class Network:
                     continue
                 v = getattr(layer, f.name)
                 if f.name in _OMIT_WHEN_NONE and v is None:
+                    continue
+                if f.name in getattr(layer, "omit_default", ()) and v == f.default:
                     continue
                 d[f.name] = list(v) if isinstance(v, tuple) else v
             if "weight" in layer.arrays:

@@ -459,6 +459,11 @@ def _finish(layer, info, cnt, steps, exited):
     lanes = float(getattr(layer, "lanes", 1))
     for name in ("w_rd", "p_rd", "p_wr"):
         cnt[f"{name}_words"] = cnt[name] / lanes
+    if layer.kind == "barrier":
+        # A barrier's event updates one neuron but reads and writes its whole word; only the
+        # sweeps move L neurons per access.
+        for name in ("p_rd", "p_wr"):
+            cnt[f"{name}_words"] = cnt["syn_updates"] + (cnt[name] - cnt["syn_updates"]) / lanes
 
 
 def _saturating(prim, layer, info, ev_in, lo, hi, order=None, steps=None):

@@ -279,8 +279,8 @@ class BarrierCore(CoreFactory, wiring.Component):
     def memories(cls, net, name):
         """The memories the core of join ``name`` builds (:class:`hw.memory.MemorySpec`):
         ``pmem``, the potentials (no weight or bias memory)."""
-        info = net.info(name)
-        return [MemorySpec("pmem", info.n_out, info.width, False, "potentials")]
+        info, L = net.info(name), net.layer(name).lanes
+        return [MemorySpec("pmem", info.n_out // L, L * info.width, False, "potentials")]
 
     @property
     def layer(self):
@@ -304,9 +304,11 @@ class BarrierCore(CoreFactory, wiring.Component):
         """Cycles from accepting the second input's EOT (idle core) to the cycle the core
         offers its own EOT on ``o`` (never stalled): the EOT flags, the drain, the sweep's
         first read and W1, the N neurons through the fire unit one every ``interval`` cycles
-        and its latency, the EOT into Q and out of its output register."""
+        (F fire lanes: N / F groups) and its latency, the EOT into Q and out of its output
+        register (F > 1: and the serializer register after it)."""
         lat, interval = fire_timing(discharge=self._discharge, levels=self._layer.levels)
-        return 7 + lat + (self._n - 1) * interval
+        F = self._layer.fire
+        return 7 + lat + (self._n // F - 1) * interval + (F > 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -322,7 +324,8 @@ class BarrierCore(CoreFactory, wiring.Component):
             out_layout=self.out_layout, combine="sum",
             neuron=NeuronParams(levels=layer.levels, threshold=layer.threshold, v0=layer.v0,
                                 discharge=self._discharge),
-            narrow=self._narrow, early_exit=self._early_exit)
+            narrow=self._narrow, early_exit=self._early_exit, lanes=layer.lanes,
+            fire=layer.fire)
         m.d.comb += eng.clear.eq(self.clear)
         if self._early_exit:
             m.d.comb += [eng.exit.eq(self.exit), self.exiting.eq(eng.exiting)]

@@ -43,16 +43,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.counters import COUNTER_WIDTH
 
+from .layer import pack_lanes
 from .layout import EventKind, index_width, value_width
 from .memory import CountedMemory
 from .neuron import FireInLayout, FireOutLayout, FireUnit, check_choice, check_int
-from .stages import Accumulate, Counters, Sweep, cycle_condition
+from .stages import Accumulate, Counters, Sweep, cycle_condition, sweep_index_width
 
 __all__ = ["NeuronParams", "MaxEmit", "PointEngine", "UpdateLayout", "Counters",
            "cycle_condition", "drive_counters"]
@@ -115,9 +116,9 @@ def drive_counters(m, core, eng, *, ev, acc, first_cand, input_done):
         core.counters.syn_acc.eq(c["syn_acc"]),
         core.counters.cycles.eq(c["cycles"]),
         core.counters.saturations.eq(eng.saturations),
-        core.counters.w_rd_words.eq(0),                 # one word per access: no lanes
-        core.counters.p_rd_words.eq(eng.p_rd),
-        core.counters.p_wr_words.eq(eng.p_wr),
+        core.counters.w_rd_words.eq(0),                 # no weight memory
+        core.counters.p_rd_words.eq(eng.p_rd_words),
+        core.counters.p_wr_words.eq(eng.p_wr_words),
         core.counters.shifts.eq(0),                     # no doubling sweeps (bit-serial only)
         core.overflow.eq(eng.overflow),
     ]
@@ -205,6 +206,14 @@ class PointEngine(wiring.Component):
         The width was forced below the safe width: saturate the sums (``"sum"`` only).
     early_exit : bool
         Add ``exit``, ``exiting`` and ``exit_end`` (see the module's design note).
+    lanes : int
+        L, a power of two (``combine="sum"`` only, docs/lanes.md): P holds ``n / L`` words of
+        L potentials (neuron ``j`` is lane ``j mod L`` of word ``j div L``); an update reads
+        and writes its neuron's word, the operand in its lane and 0 in the others; the sweep
+        handles a word per cycle.
+    fire : int or None
+        F fire units (a divisor of L): the sweep takes the words in groups of F lanes
+        (:class:`hw.stages.Sweep`); ``None``: L.
 
     Members
     -------
@@ -222,6 +231,9 @@ class PointEngine(wiring.Component):
         The EOT of the inference's last timestep is taken on ``o`` in this cycle.
     clear : In(1)
     p_rd, p_wr, saturations : Out(32)
+        ``p_rd`` and ``p_wr`` per neuron (SPEC §5: an update one, a swept word L).
+    p_rd_words, p_wr_words : Out(32)
+        Word accesses of P.
     overflow : Out(1)
         Sticky: a sum or the fire unit saturated since ``clear``.
     exit : In(1)
@@ -233,8 +245,16 @@ class PointEngine(wiring.Component):
     """
 
     def __init__(self, *, n, timesteps, potential_width, operand_shape, out_layout,
-                 combine="sum", neuron=None, zmax=None, narrow=False, early_exit=False):
+                 combine="sum", neuron=None, zmax=None, narrow=False, early_exit=False,
+                 lanes=1, fire=None):
         self._n = check_int("n", n, minimum=1)
+        L = self._L = check_int("lanes", lanes, minimum=1)
+        self._F = L if fire is None else check_int("fire", fire, minimum=1)
+        if L & (L - 1) or n % L or L % self._F:
+            raise ValueError(f"lanes ({L}) must be a power of two that divides n ({n}), and "
+                             f"fire ({self._F}) must divide the lanes")
+        if L > 1 and combine != "sum":
+            raise ValueError(f"lanes ({L}) need combine 'sum'")
         self._T = check_int("timesteps", timesteps, minimum=1)
         self._pw = check_int("potential_width", potential_width, minimum=2)
         self._combine = check_choice("combine", combine, ("sum", "max"))
@@ -262,26 +282,37 @@ class PointEngine(wiring.Component):
             "clear": In(1),
             "p_rd": Out(COUNTER_WIDTH),
             "p_wr": Out(COUNTER_WIDTH),
+            "p_rd_words": Out(COUNTER_WIDTH),
+            "p_wr_words": Out(COUNTER_WIDTH),
             "saturations": Out(COUNTER_WIDTH),
             "overflow": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        T, n, pw = self._T, self._n, self._pw
+        T, n, pw, L, F = self._T, self._n, self._pw, self._L, self._F
+        n_w = n // L                # words of P
+        lb = (L - 1).bit_length()   # j = word << lb | lane
 
-        m.submodules.pmem = pmem = CountedMemory(shape=signed(pw), depth=n,
-                                                 init=[self._v0] * n)
+        if L == 1:
+            pmem = CountedMemory(shape=signed(pw), depth=n, init=[self._v0] * n)
+        else:
+            pmem = CountedMemory(shape=unsigned(L * pw), depth=n_w,
+                                 init=pack_lanes([self._v0] * n, pw, L))
+        m.submodules.pmem = pmem
         m.d.comb += pmem.clear.eq(self.clear)
         if self._combine == "sum":
             nr = self._neuron
-            unit = FireUnit(
+            units = [FireUnit(
                 levels=nr.levels, threshold=nr.threshold, potential_width=pw, bias_width=2,
-                index_width=index_width(n), v0=nr.v0, discharge=nr.discharge,
-                saturate=self._narrow, pipelined=nr.pipelined, stalls=False)
-            m.d.comb += unit.clear.eq(self.clear)
+                index_width=index_width(n) if L == 1 else sweep_index_width(n_w, L // F),
+                v0=nr.v0,
+                discharge=nr.discharge, saturate=self._narrow, pipelined=nr.pipelined,
+                stalls=False) for _ in range(F)]
+            for unit in units:
+                m.d.comb += unit.clear.eq(self.clear)
         else:
-            unit = MaxEmit(zmax=self._zmax, potential_width=pw, index_width=index_width(n))
+            units = [MaxEmit(zmax=self._zmax, potential_width=pw, index_width=index_width(n))]
 
         integ = Signal(init=1)      # taking updates of this timestep (a register)
         draining = Signal()         # ``done`` was seen; the integrate stages drain
@@ -290,24 +321,32 @@ class PointEngine(wiring.Component):
         # -- N: the update registered; read P[j] -------------------------------------------
         op_shape = self.upd.payload.operand.shape()
         n_valid = Signal()
-        n_j = Signal(range(n))
-        n_op = Signal(op_shape)
+        n_j = Signal(range(n_w))
+        ow = Shape.cast(op_shape).width
+        n_op = Signal(op_shape if L == 1 else unsigned(L * ow))
         m.d.sync += n_valid.eq(self.upd.valid)
+        upd_j, upd_op = self.upd.payload.j, self.upd.payload.operand
         with m.If(self.upd.valid):
-            m.d.sync += [n_j.eq(self.upd.payload.j), n_op.eq(self.upd.payload.operand)]
+            if L == 1:
+                m.d.sync += [n_j.eq(upd_j), n_op.eq(upd_op)]
+            else:                   # the word, the operand in its lane and 0 in the others
+                m.d.sync += [n_j.eq(upd_j[lb:]),
+                             n_op.eq(Cat(*(Mux(upd_j[:lb] == k, upd_op, 0)[:ow]
+                                           for k in range(L))))]
 
         # -- X, A, W1: P ⊕ operand with forwarding -------------------------------------------
-        m.submodules.acc = acc = Accumulate(n=n, potential_width=pw, operand_shape=op_shape,
-                                            combine=self._combine, narrow=self._narrow)
+        m.submodules.acc = acc = Accumulate(n=n_w, potential_width=pw, operand_shape=op_shape,
+                                            combine=self._combine, narrow=self._narrow,
+                                            lanes=L)
         m.d.comb += [acc.valid.eq(n_valid), acc.j.eq(n_j), acc.operand.eq(n_op),
                      acc.p_data.eq(pmem.rd_data), acc.clear.eq(self.clear)]
 
         # -- sweep: read P[j] → W1 → unit → write back → Q, then EOT ----------------------------
         ee = self._early_exit
-        m.submodules.sweep = sweep = Sweep(units=[unit], n=n, timesteps=T,
-                                           out_layout=self.o.payload.shape(), pixels=n,
-                                           early_exit=ee,
-                                           exit_sweep=self._combine == "sum")
+        m.submodules.sweep = sweep = Sweep(units=units, n=n_w, timesteps=T,
+                                           out_layout=self.o.payload.shape(),
+                                           pixels=n if L == 1 else 1, early_exit=ee,
+                                           exit_sweep=self._combine == "sum", lanes=L)
         exit_now = self.exit if ee else Const(0, 1)
         if ee:
             m.d.comb += [sweep.exit.eq(self.exit), self.exiting.eq(sweep.exiting),
@@ -333,9 +372,9 @@ class PointEngine(wiring.Component):
                 m.d.sync += integ.eq(0)
 
         # P's ports, as in the layer core: the read address a register written one cycle ahead.
-        p_raddr = Signal(range(n))
+        p_raddr = Signal(range(n_w))
         with m.If(self.upd.valid):
-            m.d.sync += p_raddr.eq(self.upd.payload.j)
+            m.d.sync += p_raddr.eq(upd_j[lb:] if L > 1 else upd_j)
         with m.Elif(sweep.issue):
             m.d.sync += p_raddr.eq(sweep.j + 1)
         with m.Elif(drain_done | exit_now):
@@ -350,9 +389,22 @@ class PointEngine(wiring.Component):
 
         # -- counters and flag ----------------------------------------------------------------
         if self._combine == "sum":
-            m.d.comb += [self.overflow.eq(acc.overflow | unit.overflow),
-                         self.saturations.eq(acc.saturations + unit.saturations)]
+            unit_sat = sum((u.saturations for u in units[1:]), units[0].saturations)
+            m.d.comb += [self.overflow.eq(acc.overflow | Cat(*(u.overflow for u in units)).any()),
+                         self.saturations.eq(acc.saturations + unit_sat)]
         else:
             m.d.comb += [self.overflow.eq(acc.overflow), self.saturations.eq(acc.saturations)]
-        m.d.comb += [self.p_rd.eq(pmem.reads), self.p_wr.eq(pmem.writes)]
+        m.d.comb += [self.p_rd_words.eq(pmem.reads), self.p_wr_words.eq(pmem.writes)]
+        if L == 1:
+            m.d.comb += [self.p_rd.eq(pmem.reads), self.p_wr.eq(pmem.writes)]
+        else:
+            # Per neuron (SPEC §5): an update one access, a swept word L. The sweep's word
+            # accesses are counted here, the updates' are the rest.
+            ctr = Counters(m, self.clear, ("sweep_rd", "sweep_wr"))
+            ctr.count("sweep_rd", sweep.issue)
+            ctr.count("sweep_wr", sweep.wb)
+            m.d.comb += [
+                self.p_rd.eq(pmem.reads + (ctr.sig["sweep_rd"] << lb) - ctr.sig["sweep_rd"]),
+                self.p_wr.eq(pmem.writes + (ctr.sig["sweep_wr"] << lb) - ctr.sig["sweep_wr"]),
+            ]
         return m

@@ -152,17 +152,20 @@ def test_layer_eot_latency_as_simulated(n_out, discharge):
         assert core.eot_latency == n_out + 9      # the figure docs/hw-interfaces.md states
 
 
-def _barrier(discharge):
+def _barrier(discharge, lanes=1, fire=None):
+    # join0: 4 neurons; with lanes, words of L of them and F fire units (docs/lanes.md)
     from golden.fixtures import random_network
     net = random_network(7, kind="residual", join="barrier", levels=3, timesteps=1)
     name = next(layer.name for layer in net.layers if layer.kind == "barrier")
+    net = net.with_lanes({name: lanes}).with_fire_lanes({name: fire})
     return hw_join.BarrierCore.from_network(net, name, discharge=discharge)
 
 
-def test_barrier_update_latency_as_simulated(monkeypatch):
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_barrier_update_latency_as_simulated(monkeypatch, lanes):
     monkeypatch.setattr(hw_point, "CountedMemory", _Recorded)
     _Recorded.made.clear()
-    core = _barrier("parallel")
+    core = _barrier("parallel", lanes)
     writes = []
 
     async def bench(ctx):
@@ -179,12 +182,14 @@ def test_barrier_update_latency_as_simulated(monkeypatch):
             assert n < 50
 
     _run(core, bench)
-    assert writes == [(core.update_latency, 1)]
+    assert writes == [(core.update_latency, 1 // lanes)]     # neuron 1's word
 
 
-@pytest.mark.parametrize("discharge", ["parallel", "serial"])
-def test_barrier_eot_latency_as_simulated(discharge):
-    core = _barrier(discharge)
+@pytest.mark.parametrize("discharge,lanes,fire", [
+    ("parallel", 1, None), ("serial", 1, None), ("parallel", 4, None), ("parallel", 4, 2),
+    ("serial", 2, 1), ("parallel", 4, 1)])
+def test_barrier_eot_latency_as_simulated(discharge, lanes, fire):
+    core = _barrier(discharge, lanes, fire)
     got = {}
 
     async def bench(ctx):
@@ -197,8 +202,9 @@ def test_barrier_eot_latency_as_simulated(discharge):
 
     _run(core, bench)
     assert got["eot"] == core.eot_latency
-    if discharge == "parallel":
-        assert core.eot_latency == core._n + 7    # the figure docs/hw-interfaces.md states
+    F = lanes if fire is None else fire
+    if discharge == "parallel":           # the figure docs/hw-interfaces.md states (L = 1)
+        assert core.eot_latency == core._n // F + 7 + (F > 1)
 
 
 @pytest.mark.parametrize("lanes,discharge", [(2, "parallel"), (4, "parallel"), (4, "serial")])

@@ -49,7 +49,8 @@ def add_arguments(p):
                         "layers")
     p.add_argument("--lanes", action="store_true",
                    help="lanes L in 2..4 (docs/lanes.md) on about half the dense/conv2d layers "
-                        "(never on a conv2d readout)")
+                        "(never on a conv2d readout), and L in 2, 4, 8 on about half the "
+                        "barrier joins")
     p.add_argument("--narrow-fire", action="store_true",
                    help="with --lanes: fewer fire units than lanes (fire_lanes, docs/lanes.md) "
                         "on about half the layers with lanes")

@@ -223,7 +223,16 @@ def snn_counts(spec, act, timesteps, *, leak=False, addressing="per-synapse", sy
     lanes = float(getattr(spec, "lanes", 1))
     for name in ("w_rd", "p_rd", "p_wr"):
         counters[f"{name}_words"] = counters[name] / lanes
+    if _is_barrier(spec):
+        # A barrier's event reads and writes a whole word for its one neuron.
+        for name in ("p_rd", "p_wr"):
+            ev = counters["syn_updates"]
+            counters[f"{name}_words"] = ev + (counters[name] - ev) / lanes
     return counters, ops
+
+
+def _is_barrier(spec):
+    return spec.kind == "join" and spec.join == "barrier"
 
 
 def _snn_counts(spec, act, timesteps, leak, addressing, synapse, pixel_bits):
@@ -256,6 +265,10 @@ def _snn_counts(spec, act, timesteps, leak, addressing, synapse, pixel_bits):
                acc_leak=(T - 1) * spec.n_out if getattr(spec, "leak", 0) else 0.0)
     if is_barrier:
         ops["acc_hw"] = ops["acc_syn_z"]        # P += z·w_stream, priced as z additions
+        # With L lanes an event moves a word of L potentials for its one neuron: priced as
+        # L elements (an element costs a word access / L, :func:`costs`).
+        L = getattr(spec, "lanes", 1)
+        ops["p_rd"] = ops["p_wr"] = theta * Fs * L + neurons
     else:
         px_bits = pixel_bits or value_bits(act.pixels)
         ops["acc_hw"] = (hw_synaptic_adds(act.spikes.events * Fs, act.spikes.zsum * Fs,
