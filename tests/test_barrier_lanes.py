@@ -191,3 +191,28 @@ def test_a_barrier_core_builds_f_fire_units():
                    if line.startswith("module ") and ".sweep.unit" in line)
 
     assert (units(1, None), units(4, None), units(4, 2)) == (1, 4, 2)
+
+
+def test_cli_barrier_lanes_simulate_verilog_and_bad_values(tmp_path, capsys):
+    from flows.cli import main
+    from golden.ir import save
+    d = tmp_path / "net"
+    net = random_network(7700, kind="residual", join="barrier")     # join0: 48 neurons
+    save(net, str(d))
+    np.savez(d / "inputs.npz", x=random_inputs(net, 2, seed=3))
+    rc = main(["simulate", "--ir", str(d), "--inputs", str(d / "inputs.npz"), "--sim",
+               "amaranth", "--lanes", "join0=8", "--fire-lanes", "join0=2", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert json.loads(out)["match"] is True
+    v = tmp_path / "t.v"
+    assert main(["verilog", "--ir", str(d), "--lanes", "join0=4", "-o", str(v)]) == 0
+    capsys.readouterr()
+    assert sum(1 for line in v.read_text().splitlines()
+               if line.startswith("module ") and "join0.engine.sweep.unit" in line) == 4
+    for bad, msg in [("join0=3", "layer 'join0': lanes (3) of a barrier join must be a power "
+                                 "of two"),
+                     ("join0=32", "layer 'join0': lanes (32) must divide its 48 neurons")]:
+        assert main(["verilog", "--ir", str(d), "--lanes", bad, "-o", str(v)]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and msg in err[0], (bad, err)
