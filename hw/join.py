@@ -92,6 +92,7 @@ from .memory import MemorySpec
 from .neuron import check_choice, check_int, fire_timing
 from .cores import CoreFactory
 from .point import Counters, NeuronParams, PointEngine, cycle_condition, drive_counters
+from .stages import times_const
 
 __all__ = ["Fork", "BarrierCore", "SewJoin"]
 
@@ -352,13 +353,22 @@ class BarrierCore(CoreFactory, wiring.Component):
             z_in.eq(Mux(hs1, p1.value, p0.value)),
             eng.upd.valid.eq(ev0 | ev1),
             eng.upd.payload.j.eq(Mux(hs1, p1.index, p0.index)),
-            eng.upd.payload.operand.eq(Mux(hs1, p1.value * w1, p0.value * w0)),
+            eng.upd.payload.operand.eq(Mux(hs1, _times(p1.value, w1), _times(p0.value, w0))),
         ]
 
         # -- counters -------------------------------------------------------------------------
         drive_counters(m, self, eng, ev=ev0 | ev1, acc=z_in, first_cand=hs0 | hs1,
                        input_done=both)
         return m
+
+
+def _times(value, w):
+    """``value · w`` for the stream weight ``w`` (a constant) in shifted copies of ``value``,
+    not a DSP multiplier (:func:`hw.stages.times_const`)."""
+    if w == 0:
+        return Const(0, 1)
+    p = times_const(value, abs(w))
+    return p if w > 0 else -p
 
 
 class SewJoin(wiring.Component):

@@ -133,7 +133,8 @@ from .layout import COUNTERS, EventKind, EventLayout, LayerGeometry, index_width
 from .memory import (CountedMemory, MemorySpec, SpramBank, pack_words, split_columns,
                      spram_geometry)
 from .neuron import BitSerialUnit, FireUnit, check_choice, check_int, fire_timing
-from .stages import Accumulate, Counters, SkidBuffer, Sweep, inference_bracket, sweep_index_width
+from .stages import (Accumulate, Counters, SkidBuffer, Sweep, inference_bracket,
+                     sweep_index_width, times_const)
 
 __all__ = ["LayerCore", "CounterLayout", "check_v0", "check_lanes", "pack_lanes",
            "fanout_entry_layout", "wload_layout"]
@@ -618,7 +619,7 @@ class LayerCore(SingleInput, wiring.Component):
         ctr.count("ev_in", in_hs & (self.i.payload.kind == EventKind.EVENT))
         ctr.count("ev_out", out_hs & (self.o.payload.kind == EventKind.EVENT))
         ctr.count("syn_updates", gen.adv, L)                   # L synapses per word
-        ctr.count("syn_acc", gen.adv, gen.z_out if L == 1 else gen.z_out * L)
+        ctr.count("syn_acc", gen.adv, gen.z_out if L == 1 else times_const(gen.z_out, L))
         # The first token of an inference is the first accepted after the T-th EOT of the
         # previous one; the last is the T-th EOT sent.
         in_eots = Signal(range(T))
@@ -656,7 +657,7 @@ class LayerCore(SingleInput, wiring.Component):
         c = ctr.sig
 
         def per_lane(v):            # SPEC counters per synapse and neuron: L per word access
-            return v if L == 1 else v * L
+            return v if L == 1 else times_const(v, L)[:COUNTER_WIDTH]
 
         fire_sat = fires[0].saturations if len(fires) == 1 else (
             sum((f.saturations for f in fires[1:]), fires[0].saturations) if self._narrow

@@ -178,6 +178,15 @@ class SkidBuffer(wiring.Component):
         return m
 
 
+def times_const(value, k):
+    """``value · k`` for a constant ``k`` >= 1 as a sum of shifted copies of ``value`` (one per
+    set bit of k): yosys maps a multiplication by a constant to a DSP multiplier on ECP5, whose
+    3.9 ns sat in the counter read path of a core with L = 5 or 10 lanes."""
+    shifts = [b for b in range(int(k).bit_length()) if k >> b & 1]
+    terms = [value << b if b else value for b in shifts]
+    return sum(terms[1:], terms[0])
+
+
 def lane(value, k, shape):
     """Element ``k`` of a flat word of elements of ``shape`` (lane 0 in the low bits)."""
     shape = Shape.cast(shape)
