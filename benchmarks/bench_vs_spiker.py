@@ -98,14 +98,15 @@ def measure_cycles(net, x, pixels_per_beat):
     return float(res.cycles.mean())
 
 
-def synth(net, target, pixels_per_beat, out, counters=True):
+def synth(net, target, pixels_per_beat, out, counters=True, weights="rom"):
     """The network top's report on ``target``, cached in ``out`` (``counters=False``: the
-    deployment build without the counter read port, ``mlsnn synth --no-counters``)."""
+    deployment build without the counter read port, ``mlsnn synth --no-counters``;
+    ``weights="block"``: every weight ROM in block RAM, ``mlsnn synth --weights block``)."""
     from flows.synth import synthesize_network
     lanes = "-".join(str(getattr(l, "lanes", 1)) for l in net.layers)
     if any(getattr(l, "fire_lanes", None) is not None for l in net.layers):
         lanes += "-F" + "-".join(str(l.fire) for l in net.layers)
-    tag = "" if counters else "-noctr"
+    tag = ("" if counters else "-noctr") + ("" if weights == "rom" else f"-{weights}")
     path = os.path.join(out, f"synth-{net.name}-L{lanes}-P{pixels_per_beat}-{target}{tag}-v2.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -114,7 +115,7 @@ def synth(net, target, pixels_per_beat, out, counters=True):
     t0 = time.monotonic()
     try:
         rep = synthesize_network(net, target, cores=False, pixels_per_beat=pixels_per_beat,
-                                 counters=counters)
+                                 counters=counters, weights=weights)
         doc = rep.top.to_json()
     except MlsnnError as e:           # does not fit: a row of its own, cached like the others
         doc = {"error": str(e)}
@@ -140,6 +141,9 @@ def main(argv=None):
     p.add_argument("--no-counters", action="store_true",
                    help="synthesize the deployment build without counters (like Spiker+, "
                         "which has none); cycles are the same")
+    p.add_argument("--weights", default="rom", choices=("rom", "block"),
+                   help="block: every weight ROM in block RAM (mlsnn synth --weights block; "
+                        "at L = 32 yosys builds the shallow weight columns in LUTs otherwise)")
     p.add_argument("--out", default="out/bench_vs_spiker")
     p.add_argument("--json", metavar="FILE", help="write every row as JSON")
     a = p.parse_args(argv)
@@ -165,7 +169,8 @@ def main(argv=None):
             area = {}
             for tgt in targets:
                 print(f"[{tag}] synth {tgt} ...", file=sys.stderr, flush=True)
-                area[tgt] = synth(net, tgt, P, a.out, counters=not a.no_counters)
+                area[tgt] = synth(net, tgt, P, a.out, counters=not a.no_counters,
+                                  weights=a.weights)
             for d in DENSITIES:
                 t0 = time.monotonic()
                 cyc = measure_cycles(net, inputs(d, a.images), P)
@@ -191,7 +196,7 @@ def main(argv=None):
     _print(rows, targets)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"counters": not a.no_counters,
+            json.dump({"counters": not a.no_counters, "weights": a.weights,
                        "spiker": {k: v for k, v in SPIKER.items() if k != "cycles"},
                        "spiker_cycles": {str(k): v for k, v in SPIKER["cycles"].items()},
                        "pixels_per_beat": P, "rows": rows}, f, indent=1)

@@ -153,7 +153,7 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
         ``core_factory(net)`` builds the core (default ``hw.network.NetworkTop(net)``).
     seed : int
         nextpnr placement seed.
-    weights : "rom", "spram" or dict
+    weights : "rom", "block", "spram" or dict
         Where the dense and conv2d layers keep their weights (:func:`hw.network.weight_storage`);
         SPRAM layers (iCEBreaker only: the UP5K has SPRAM) are loaded over the UART after
         programming (``W``, docs/board.md). ``report.json`` records the choice (``weights``,
@@ -256,7 +256,8 @@ def build_board(net, board, outdir, *, baud=115200, core_factory=None, seed=1, t
     doc = {
         "board": b.name, "title": b.title, "target": tgt.name, "clock_mhz": clk, "baud": baud,
         **rep.to_json(), "utilization": rep.utilization, "seconds": seconds,
-        "bitstream": bit, "verilog": f"{name}.v", "weights": spram, "load_words": load[0],
+        "bitstream": bit, "verilog": f"{name}.v",
+        "weights": {n: w for n, w in store.items() if w != "rom"}, "load_words": load[0],
     }
     with open(os.path.join(outdir, "report.json"), "w") as f:
         json.dump(doc, f, indent=1)

@@ -260,12 +260,14 @@ def place_spram(depth, width, device):
                      width * (banks - 1), 0)
 
 
-def place(depth, width, rom, device):
+def place(depth, width, rom, device, block=False):
     """The :class:`Placement` yosys chooses for a memory of ``depth`` words of ``width`` bits
     (``rom``: no write port) on ``device`` (a :class:`Device` or a target name).
 
     Candidates in the order yosys' libraries list them (soft logic, distributed RAM, block
-    RAM); a candidate replaces the current choice only when strictly cheaper.
+    RAM); a candidate replaces the current choice only when strictly cheaper. ``block``: the
+    memory carries yosys' ``rom_style``/``ram_style = "block"`` (``CountedMemory(block=True)``),
+    so block RAM is taken at any cost.
     """
     dev = device if isinstance(device, Device) else get_device(device)
     bits = depth * width
@@ -288,7 +290,7 @@ def place(depth, width, rom, device):
                                f"{lut.width}", cells * lut.lut_sites + width * (slices - 1),
                                width)
     c, cells, slices, k = _blocks(depth, width, rom, dev.block)
-    if c < cost:
+    if c < cost or block:
         choice = Placement("block", dev.block.primitive, cells, dev.block.configurations[k],
                            width * (slices - 1), 0)
     return choice
@@ -578,7 +580,8 @@ def _failure(net, report, section, before):
 def fit_report(net, target, *, weights="rom"):
     """Every memory of ``net``'s hardware on ``target`` and whether they fit
     (:class:`FitReport`); ``weights`` as :class:`hw.network.NetworkTop`'s (``"rom"``,
-    ``"spram"`` or ``{layer: "spram"}``: those weight banks go to SPRAM).
+    ``"block"``: every weight ROM in block RAM, ``"spram"`` or ``{layer: "spram" | "block"}``:
+    those weight banks go to SPRAM or block RAM).
 
     Raises
     ------
@@ -597,7 +600,8 @@ def fit_report(net, target, *, weights="rom"):
         return SectionFit(name, kind, [
             MemoryFit(s.name, s.what, s.depth, s.width, s.rom,
                       place_spram(s.depth, s.width, dev) if getattr(s, "spram", False)
-                      else place(s.depth, s.width, s.rom, dev)) for s in specs])
+                      else place(s.depth, s.width, s.rom, dev, getattr(s, "block", False)))
+            for s in specs])
 
     sections = [section("top", "network", top_memories(net))]
     for layer in net.layers:

@@ -263,9 +263,11 @@ class LayerCore(SingleInput, wiring.Component):
         Fire unit: N comparators, or N compare-subtract micro-steps.
     synapse : {"mul", "serial"}
         ``z·w`` with a multiplier, or with z additions of w.
-    weights : {"rom", "spram"}
-        Weights in a ROM initialised from the IR (block RAM or logic), or in single-port RAM
-        loaded at run time through ``wload`` (:class:`hw.memory.SpramBank`; iCE40 UltraPlus).
+    weights : {"rom", "block", "spram"}
+        Weights in a ROM initialised from the IR (block RAM or logic, as yosys' cost model
+        chooses; ``"block"``: in block RAM whatever it chooses, ``CountedMemory(block=True)``),
+        or in single-port RAM loaded at run time through ``wload`` (:class:`hw.memory.SpramBank`;
+        iCE40 UltraPlus).
     primitive : bool
         With ``weights="spram"``: instantiate ``SB_SPRAM256KA`` cells (synthesis for iCE40);
         else the bank's simulation model. Ignored for ``"rom"``.
@@ -357,7 +359,7 @@ class LayerCore(SingleInput, wiring.Component):
         check_int("timesteps", timesteps, minimum=1)
         check_choice("discharge", discharge, ("parallel", "serial"))
         check_choice("synapse", synapse, ("mul", "serial"))
-        check_choice("weights", weights, ("rom", "spram"))
+        check_choice("weights", weights, ("rom", "block", "spram"))
         check_v0(layer, info)
         check_lanes(layer, weights)
 
@@ -380,7 +382,7 @@ class LayerCore(SingleInput, wiring.Component):
 
     @property
     def weights(self):
-        """``"rom"`` or ``"spram"``."""
+        """``"rom"``, ``"block"`` or ``"spram"``."""
         return self._weights
 
     @classmethod
@@ -391,7 +393,7 @@ class LayerCore(SingleInput, wiring.Component):
         (potentials) and, for conv2d, ``fanout`` (the fan-out table, one row per input
         neuron). With ``ram_width`` (the core's), W, B and P words wider than it are the
         column memories the core builds (``wmem[0:18]``, ``wmem[18:36]``, ...)."""
-        check_choice("weights", weights, ("rom", "spram"))
+        check_choice("weights", weights, ("rom", "block", "spram"))
         layer, info = net.layer(name), net.info(name)
         geo = LayerGeometry.of(layer, info)
         w_depth = int(layer.weight.size)
@@ -400,7 +402,8 @@ class LayerCore(SingleInput, wiring.Component):
             _, _, lanes, words, _ = spram_layer_geometry(layer)
             wspec = MemorySpec("wmem", words, 16 * lanes, False, "weights", spram=True)
         else:
-            wspec = MemorySpec("wmem", w_depth // L, L * layer.w_bits, True, "weights")
+            wspec = MemorySpec("wmem", w_depth // L, L * layer.w_bits, True, "weights",
+                               block=weights == "block")
         specs = [
             wspec,
             MemorySpec("bmem", geo.c_out // L, L * layer.b_bits, True, "biases"),
@@ -478,7 +481,8 @@ class LayerCore(SingleInput, wiring.Component):
             m.submodules.wmem = wmem = CountedMemory(shape=shape_of(layer.w_bits),
                                                      depth=w_depth,
                                                      init=init_of(weight, layer.w_bits),
-                                                     writable=False, max_width=self._ram_width)
+                                                     writable=False, max_width=self._ram_width,
+                                                     block=self._weights == "block")
         m.submodules.bmem = bmem = CountedMemory(shape=shape_of(layer.b_bits),
                                                  depth=c_out // L,
                                                  init=init_of(layer.bias, layer.b_bits),

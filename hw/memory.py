@@ -34,7 +34,8 @@ class MemorySpec:
     never written by the core (initialised from the IR at configuration); ``what``: what it
     holds (``"weights"``, ``"biases"``, ``"potentials"``, ``"fan-out table"``, ...);
     ``spram``: built from ``SB_SPRAM256KA`` cells (:class:`SpramBank`: ``depth`` packed words
-    of ``width`` bits, loaded at run time), not left to yosys' memory mapping.
+    of ``width`` bits, loaded at run time), not left to yosys' memory mapping; ``block``: in
+    block RAM whatever yosys' cost model prefers (``CountedMemory(block=True)``).
     """
 
     name: str
@@ -43,6 +44,7 @@ class MemorySpec:
     rom: bool
     what: str
     spram: bool = False
+    block: bool = False
 
     @property
     def bits(self):
@@ -63,7 +65,7 @@ def split_columns(spec, max_width):
     if len(cols) == 1:
         return [spec]
     return [MemorySpec(f"{spec.name}[{lo}:{lo + w}]", spec.depth, w, spec.rom, spec.what,
-                       spec.spram) for lo, w in cols]
+                       spec.spram, spec.block) for lo, w in cols]
 
 
 def _check_pos_int(name, value):
@@ -104,6 +106,10 @@ class CountedMemory(wiring.Component):
         memory of up to 512 words goes to a DP16KD in its 36-bit pseudo dual-port mode, whose
         lower data half yosys leaves without an output register that :mod:`flows.outreg` could
         use, and its 5.6 ns clock-to-out then limits the clock. ``None``: one memory.
+    block : bool
+        Put the memory in block RAM (yosys' ``rom_style`` / ``ram_style`` attribute
+        ``"block"``) even where its cost model would build it in logic or LUT RAM (a shallow,
+        wide ROM); the same behaviour, another netlist.
 
     Members
     -------
@@ -125,8 +131,9 @@ class CountedMemory(wiring.Component):
     """
 
     def __init__(self, *, shape, depth, init=(), writable=True, transparent=False,
-                 max_width=None):
+                 max_width=None, block=False):
         self._shape = Shape.cast(shape)
+        self._block = bool(block)
         if max_width is not None:
             _check_pos_int("max_width", max_width)
         self._max_width = max_width
@@ -171,9 +178,11 @@ class CountedMemory(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cols = columns(self._shape.width, self._max_width)
+        attrs = ({"ram_style" if self._writable else "rom_style": "block"} if self._block
+                 else None)
         if len(cols) == 1:
             m.submodules.mem = mem = Memory(shape=self._shape, depth=self._depth,
-                                            init=self._init)
+                                            init=self._init, attrs=attrs)
             mems = [mem]
         else:
             mask = (1 << self._shape.width) - 1
@@ -181,7 +190,7 @@ class CountedMemory(wiring.Component):
             for k, (lo, w) in enumerate(cols):
                 init = [((v & mask) >> lo) & ((1 << w) - 1) for v in self._init]
                 m.submodules[f"mem{k}"] = mem = Memory(shape=unsigned(w), depth=self._depth,
-                                                       init=init)
+                                                       init=init, attrs=attrs)
                 mems.append(mem)
         rd_bits = []
         for mem, (lo, w) in zip(mems, cols):

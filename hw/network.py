@@ -84,10 +84,11 @@ def check_supported(net):
 
 
 def weight_storage(net, weights="rom"):
-    """``{name: "rom" | "spram"}`` for every dense and conv2d layer of ``net``.
+    """``{name: "rom" | "block" | "spram"}`` for every dense and conv2d layer of ``net``.
 
-    ``weights``: ``"rom"`` (every layer in ROM), ``"spram"`` (every dense and conv2d layer in
-    SPRAM) or ``{name: "rom" | "spram"}`` (the layers not named stay in ROM).
+    ``weights``: ``"rom"`` (every layer in ROM, block RAM or logic as yosys chooses),
+    ``"block"`` (every ROM in block RAM), ``"spram"`` (every dense and conv2d layer in SPRAM)
+    or ``{name: "rom" | "block" | "spram"}`` (the layers not named stay in ROM).
 
     Raises
     ------
@@ -96,18 +97,22 @@ def weight_storage(net, weights="rom"):
     """
     names = [layer.name for layer in net.layers if isinstance(layer, (Dense, Conv2d))]
     if isinstance(weights, str):
-        check_choice("weights", weights, ("rom", "spram"))
+        check_choice("weights", weights, WEIGHT_STORES)
         return {n: weights for n in names}
     if not isinstance(weights, dict):
-        raise TypeError(f"weights must be 'rom', 'spram' or a dict {{layer: 'rom' | 'spram'}}, "
-                        f"not {type(weights).__name__}")
+        raise TypeError(f"weights must be 'rom', 'block', 'spram' or a dict {{layer: 'rom' | "
+                        f"'block' | 'spram'}}, not {type(weights).__name__}")
     out = {n: "rom" for n in names}
     for name, w in weights.items():
         if name not in out:
             raise ValueError(f"weights: {name!r} is not a dense or conv2d layer of the network "
                              f"(those are {', '.join(names)})")
-        out[name] = check_choice(f"weights[{name!r}]", w, ("rom", "spram"))
+        out[name] = check_choice(f"weights[{name!r}]", w, WEIGHT_STORES)
     return out
+
+
+#: Where a layer's weights live (:func:`weight_storage`).
+WEIGHT_STORES = ("rom", "block", "spram")
 
 
 def wload_top_layout(net, weights="spram"):

@@ -324,8 +324,9 @@ def test_cli(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert json.loads(out)["failing"] == "fc1" and err.count("\n") == 1
     assert main(argv + ["--weights", "fc0,"]) == 1
-    assert capsys.readouterr().err == ("mlsnn fit: error: --weights must be rom, spram or layer "
-                                       "names separated by commas, not 'fc0,'\n")
+    assert capsys.readouterr().err == (
+        "mlsnn fit: error: --weights must be rom, block, spram, or layer names (LAYER for "
+        "SPRAM, LAYER=rom|block|spram) separated by commas, not 'fc0,'\n")
 
 
 # -- one check against yosys itself --------------------------------------------------------------
@@ -393,3 +394,63 @@ def test_lane_words_in_ecp5_block_ram(tmp_path, ram_width):
     else:
         # 18 + 14 bits: the 14-bit column (1,792 bits) is a ROM small enough for logic
         assert widths == [18] and rep.bram_outregs == len(rams)
+
+
+# -- weights="block": every weight ROM in block RAM ---------------------------------------------
+
+def test_forced_block_placement():
+    # shallow wide ROMs yosys builds in logic go to block RAM when forced
+    assert place(64, 18, True, "ecp5-85f").kind == "logic"
+    p = place(64, 18, True, "ecp5-85f", block=True)
+    assert (p.kind, p.primitive, p.cells) == ("block", "DP16KD", 1)
+    assert place(128, 8, True, "ice40-up5k").kind == "logic"
+    p = place(128, 8, True, "ice40-up5k", block=True)
+    assert (p.kind, p.primitive, p.cells) == ("block", "SB_RAM40_4K", 1)
+    # already in block RAM: the same placement
+    assert place(512, 8, True, "ecp5-85f", block=True) == place(512, 8, True, "ecp5-85f")
+
+
+@pytest.mark.parametrize("target", ["ecp5-85f", "ice40-up5k"])
+def test_block_weights_as_yosys_maps_them(target, tmp_path):
+    """A 16 → 32 layer at L = 8: 64 words of 64 bits, shallow enough that yosys builds them in
+    logic; with weights="block" the core's memories carry rom_style "block", yosys takes
+    block RAM, and mlsnn fit counts what it builds."""
+    from flows.synth import synthesize
+    net = _mlp([16, 32, 8], w_bits=8).with_lanes({"fc0": 8})
+    dev = DEVICES[target]
+    counts = {}
+    for weights in ("rom", "block"):
+        core = LayerCore.from_network(net, "fc0", weights=weights, ram_width=dev.ram_width)
+        rep = synthesize(core, name="fc0", target=target, place=False, check=False,
+                         workdir=str(tmp_path / weights))
+        specs = LayerCore.memories(net, "fc0", weights=weights, ram_width=dev.ram_width)
+        fit = [place(s.depth, s.width, s.rom, dev, s.block) for s in specs]
+        assert rep.brams == sum(p.cells for p in fit if p.kind == "block"), weights
+        counts[weights] = rep.brams
+    assert counts["block"] > counts["rom"]
+    rep = fit_report(net, target, weights={"fc0": "block"})
+    wmem = [m for m in rep.sections[1].memories if m.what == "weights"]
+    assert wmem and all(m.placement.kind == "block" for m in wmem)
+
+
+def test_cli_weights_block(tmp_path, capsys):
+    from flows.commands.synth import parse_weights
+    assert parse_weights("block") == "block"
+    assert parse_weights("fc0=block,fc1") == {"fc0": "block", "fc1": "spram"}
+    with pytest.raises(MlsnnError, match=r"^--weights must be rom, block, spram, or layer "
+                                         r"names"):
+        parse_weights("fc0=ram")
+    d = tmp_path / "net"
+    net = _mlp([8, 16, 4], w_bits=6)
+    ir.save(net, str(d))
+    np.savez(d / "x.npz", x=fixtures.random_inputs(net, 2, seed=1))
+    rc = main(["simulate", "--ir", str(d), "--inputs", str(d / "x.npz"), "--sim", "amaranth",
+               "--weights", "block", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0 and json.loads(out)["match"] is True
+    assert main(["fit", "--ir", str(d), "--target", "ecp5-85f", "--weights", "fc0=block",
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["fits"] is True and rep["block_ram"]["used"] == 1    # fc0: 128 x 6 bits
+    assert main(["fit", "--ir", str(d), "--target", "ecp5-85f", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["block_ram"]["used"] == 0    # in logic

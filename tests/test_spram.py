@@ -170,7 +170,8 @@ def test_wload_held_during_inference():
 
 def test_validation_messages():
     net = random_network(3200, kind="dense", levels=2, timesteps=1, max_neurons=8)
-    with pytest.raises(ValueError, match="^weights must be 'rom' or 'spram', not 'eprom'$"):
+    with pytest.raises(ValueError,
+                       match="^weights must be 'rom' or 'block' or 'spram', not 'eprom'$"):
         LayerCore.from_network(net, net.layers[0].name, weights="eprom")
     with pytest.raises(ValueError, match=r"^weights: 'nope' is not a dense or conv2d layer"):
         weight_storage(net, {"nope": "spram"})

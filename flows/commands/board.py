@@ -25,11 +25,12 @@ def add_arguments(p):
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--baud", type=int, default=115200, help="UART rate (default 115200)")
     add_lanes_argument(p)
-    p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
+    p.add_argument("--weights", default="rom", metavar="rom|block|spram|LAYER[=STORE],...",
                    help="where the dense/conv layers keep their weights, as for mlsnn synth: "
-                        "rom (default, in the bitstream), spram (every layer in the iCE40 "
-                        "UP5K's SPRAM; icebreaker only) or the names of the layers to put in "
-                        "SPRAM; mlsnn run --ir loads SPRAM weights over the UART")
+                        "rom (default, in the bitstream), block (every weight ROM in block "
+                        "RAM, in the bitstream), spram (every layer in the iCE40 UP5K's SPRAM; "
+                        "icebreaker only) or layers (fc0: SPRAM, fc0=block); mlsnn run --ir "
+                        "loads SPRAM weights over the UART")
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed, 0..2**31-1 (default 1)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -25,10 +25,11 @@ def add_arguments(p):
                    help="the network (network.json, or its directory)")
     p.add_argument("--target", required=True, metavar="TARGET",
                    help=f"one of {', '.join(DEVICES)}")
-    p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
+    p.add_argument("--weights", default="rom", metavar="rom|block|spram|LAYER[=STORE],...",
                    help="where the dense/conv layers keep their weights, as for mlsnn synth: "
-                        "rom (default), spram (every layer in iCE40 UP5K SPRAM) or the names "
-                        "of the layers to put in SPRAM (e.g. fc0)")
+                        "rom (default), block (every weight ROM in block RAM), spram (every "
+                        "layer in iCE40 UP5K SPRAM) or layers: fc0 (SPRAM), fc0=block, "
+                        "joined by commas")
     p.add_argument("--json", action="store_true",
                    help="print the report as JSON instead of the table (\"fits\", \"error\", "
                         "per-section memories)")

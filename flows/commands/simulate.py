@@ -55,10 +55,11 @@ def add_arguments(p):
     p.add_argument("--throttle", type=float, default=0.0, metavar="P",
                    help="--sim amaranth: probability, per cycle and inter-core queue, that the "
                         "queue offers nothing to its consumer (default 0)")
-    p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
+    p.add_argument("--weights", default="rom", metavar="rom|block|spram|LAYER[=STORE],...",
                    help="where the dense/conv layers keep their weights, as for mlsnn synth: "
-                        "rom (default) or SPRAM banks (spram, or layer names), which the "
-                        "bench loads through the top's wload port before the first image")
+                        "rom (default), block (the same ROMs in block RAM: no change in "
+                        "simulation) or SPRAM banks (spram, or layer names), which the bench "
+                        "loads through the top's wload port before the first image")
     p.add_argument("--vcd", metavar="WAVES_VCD", help="write the waveforms to this VCD file")
     p.add_argument("--build-dir", metavar="DIR",
                    help="cocotb build directory root for --sim icarus/verilator (default: a "

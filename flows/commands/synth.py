@@ -38,11 +38,13 @@ def add_arguments(p):
     add_pixels_argument(p)
     p.add_argument("--synapse", default="mul", choices=("mul", "serial"),
                    help="z·w with a multiplier or with z additions (default mul)")
-    p.add_argument("--weights", default="rom", metavar="rom|spram|LAYER[,LAYER...]",
+    p.add_argument("--weights", default="rom", metavar="rom|block|spram|LAYER[=STORE],...",
                    help="where the dense/conv layers keep their weights: rom (default, block "
-                        "RAM or logic, initialised at configuration), spram (every layer in "
-                        "iCE40 UP5K SPRAM, loaded at run time through the wload port), or the "
-                        "names of the layers to put in SPRAM (e.g. fc0)")
+                        "RAM or logic as yosys chooses, initialised at configuration), block "
+                        "(every weight ROM in block RAM, even shallow wide ones yosys would "
+                        "build in LUTs), spram (every layer in iCE40 UP5K SPRAM, loaded at run "
+                        "time through the wload port), or layers: fc0 (SPRAM), fc0=block, "
+                        "fc0=rom, joined by commas")
     p.add_argument("--no-counters", action="store_true",
                    help="the network top without its counter read port, so yosys removes "
                         "every counter (a deployment build: same behaviour and cycles)")
@@ -51,15 +53,20 @@ def add_arguments(p):
 
 
 def parse_weights(text):
-    """``--weights``: ``"rom"``, ``"spram"`` or ``{name: "spram"}`` from ``"fc0,fc1"``."""
+    """``--weights``: ``"rom"``, ``"block"``, ``"spram"``, ``{name: "spram"}`` from
+    ``"fc0,fc1"``, or ``{name: "block" | "spram" | "rom"}`` from ``"fc0=block,fc1=spram"``."""
     from golden.errors import MlsnnError
-    if text in ("rom", "spram"):
+    from hw.network import WEIGHT_STORES
+    if text in WEIGHT_STORES:
         return text
-    names = [n.strip() for n in text.split(",")]
-    if not all(names):
-        raise MlsnnError(f"--weights must be rom, spram or layer names separated by commas, "
-                         f"not {text!r}")
-    return {n: "spram" for n in names}
+    plan = {}
+    for item in text.split(","):
+        name, _, store = (p.strip() for p in item.partition("="))
+        if not name or (_ and store not in WEIGHT_STORES):
+            raise MlsnnError(f"--weights must be rom, block, spram, or layer names (LAYER for "
+                             f"SPRAM, LAYER=rom|block|spram) separated by commas, not {text!r}")
+        plan[name] = store or "spram"
+    return plan
 
 
 def run(args):
