@@ -2,7 +2,8 @@
 
 A :class:`Grid` is the cartesian product of a few parameters: ``lanes`` (every dense layer, or
 ``lanes.<layer>``), ``fire_lanes``, ``levels`` N, ``timesteps`` T, ``w_bits``, and the hardware
-variant (``discharge``, ``synapse``, ``pixels_per_beat``). A :class:`Sweep` turns every grid point
+variant (``discharge``, ``synapse``, ``pixels_per_beat``, ``weights``). A :class:`Sweep` turns
+every grid point
 into its own :class:`golden.ir.Network`, from an IR (:func:`derive_ir`: the rules below) or
 from a trained model (:class:`ModelSource`: re-exported by :func:`golden.export.export` with
 the point's N, T and W_BITS), and measures it (:func:`evaluate_point`):
@@ -63,17 +64,18 @@ __all__ = ["PARAMS", "Grid", "parse_grid", "label", "requantize", "with_levels",
 
 #: The parameters a grid may sweep, in the order rows show them.
 PARAMS = ("lanes", "fire_lanes", "levels", "timesteps", "w_bits", "discharge", "synapse",
-          "pixels_per_beat")
+          "pixels_per_beat", "weights")
 
 #: Integer parameters: (minimum, maximum or None).
 _RANGES = {"lanes": (1, None), "fire_lanes": (1, None), "levels": (1, 255),
            "timesteps": (1, 1024), "w_bits": (2, 16), "pixels_per_beat": (1, None)}
 
 #: Choice parameters, first the default.
-CHOICES = {"discharge": ("parallel", "serial"), "synapse": ("mul", "serial")}
+CHOICES = {"discharge": ("parallel", "serial"), "synapse": ("mul", "serial"),
+           "weights": ("rom", "block")}
 
 #: Bump when a row's meaning changes: older cache files are then ignored.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 #: Columns of results.csv (and the keys of every row of results.json).
 COLUMNS = ("index", "point", *PARAMS, "status", "message", "images", "cycles",
@@ -288,7 +290,13 @@ class ModelSource:
 
 def _hw(params):
     return {k: params.get(k, CHOICES[k][0] if k in CHOICES else 1)
-            for k in ("discharge", "synapse", "pixels_per_beat")}
+            for k in ("discharge", "synapse", "pixels_per_beat", "weights")}
+
+
+def _sim(hw):
+    """The options of ``hw`` that the cycles and the RTL depend on (``weights`` only changes
+    the synthesis)."""
+    return {k: v for k, v in hw.items() if k != "weights"}
 
 
 def _uniform(values):
@@ -397,7 +405,7 @@ def _synth(net, hw, options):
     rep = synthesize_network(net, options.target, cores=False, place=True,
                              discharge=hw["discharge"], synapse=hw["synapse"],
                              pixels_per_beat=hw["pixels_per_beat"], freq_mhz=options.freq_mhz,
-                             seed=options.seed, parallel=1)
+                             seed=options.seed, parallel=1, weights=hw["weights"])
     t = rep.top
     return {"luts": t.lut_sites, "ffs": t.ffs, "brams": t.brams, "dsps": t.dsps,
             "fmax_mhz": None if t.fmax_mhz is None else round(float(t.fmax_mhz), 2)}
@@ -421,7 +429,7 @@ def evaluate_point(point, x, y, options, *, worker_threads=None, synth=None):
                images=int(x.shape[0]), **effective_params(net, point.params))
     try:
         res = golden_run(net, x)
-        cyc, source, rtl = cycles(net, x, **hw)
+        cyc, source, rtl = cycles(net, x, **_sim(hw))
         row.update(cycles=round(float(cyc.mean()), 3), cycles_total=int(cyc.sum()),
                    cycles_source=source, energy_nj=_energy_nj(net, x, res))
         if y is not None:
@@ -444,7 +452,7 @@ def _rtl_check(net, x, res, cyc, rtl, hw):
     from sim.scoreboard import verdict
     if rtl is None:
         from sim.amaranth_run import run_network
-        rtl = run_network(net, x, **hw)
+        rtl = run_network(net, x, **_sim(hw))
         rc = np.asarray(rtl.cycles, dtype=np.int64).reshape(-1)
     else:
         rc = cyc

@@ -366,7 +366,7 @@ def test_cli_sweep_on_a_model_has_accuracy(model_path, tmp_path, capsys):
 
 @pytest.mark.parametrize("grid,msg", [
     ("foo=1", "--grid: unknown parameter 'foo' (parameters: lanes, fire_lanes, levels, "
-              "timesteps, w_bits, discharge, synapse, pixels_per_beat, lanes.LAYER)"),
+              "timesteps, w_bits, discharge, synapse, pixels_per_beat, weights, lanes.LAYER)"),
     ("lanes.nope=2", "grid point lanes.nope=2: lanes: network has no layer 'nope'"),
     ("lanes", "--grid must be NAME=V1,V2[;NAME=...], not 'lanes'"),
     ("lanes=a", "--grid lanes: 'a' is not an integer"),
@@ -434,3 +434,21 @@ def test_fire_lanes_axis_gives_each_layer_at_most_f_units(netdir, tmp_path):
     assert cycles[0] > cycles[1] > cycles[2] and cycles[3] == cycles[1]
     # fewer fire units change cycles only: the same accesses, energy and accuracy
     assert len({(r["energy_nj"], r["accuracy"]) for r in rows}) == 1
+
+
+def test_weights_axis_reaches_the_synthesis_and_changes_nothing_else(netdir, tmp_path):
+    def synth(net, hw, options):        # the point's weights choice reaches the synthesis
+        return {"luts": 900 if hw["weights"] == "block" else 1200, "ffs": 500, "brams": 3,
+                "dsps": 0, "fmax_mhz": 45.0}
+
+    sweep = _build(netdir, "lanes=2", "weights=rom,block", synth=True)
+    rows = sweep.run(tmp_path / "s", evaluate=functools.partial(sw.evaluate_point, synth=synth))
+    assert [r["status"] for r in rows] == ["ok", "ok"], [r["message"] for r in rows]
+    assert [r["weights"] for r in rows] == ["rom", "block"]
+    assert [r["luts"] for r in rows] == [1200, 900]
+    for c in ("cycles_total", "energy_nj", "accuracy"):
+        assert rows[0][c] == rows[1][c], c
+    assert rows[0]["key"] != rows[1]["key"]          # cached apart
+    with pytest.raises(sw.MlsnnError, match=r"^--grid weights: 'spram' is not one of rom, "
+                                            r"block$"):
+        sw.parse_grid(["weights=spram"])

@@ -16,7 +16,8 @@ DESCRIPTION = (
     "network top (yosys + nextpnr; --no-synth skips them), energy per inference (Lemaire's "
     "model on the golden counters) and, when the inputs file has labels 'y', the accuracy of "
     "the golden predictions. Grid parameters: lanes, fire_lanes, levels, timesteps, w_bits, "
-    "discharge, synapse, pixels_per_beat; --grid NAME=V1,V2 (repeat it, or join items with "
+    "discharge, synapse, pixels_per_beat, weights; --grid NAME=V1,V2 (repeat it, or join items "
+    "with "
     "';'). Writes "
     "DIR/results.json, DIR/results.csv and DIR/pareto.png (µs per inference vs LUTs, colour = "
     "energy); every finished point is cached in DIR/points/, so a rerun (or a sweep after "
@@ -41,7 +42,7 @@ def add_arguments(p):
     p.add_argument("--images", type=int, default=None, help="use only the first N images")
     p.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2[;...]",
                    help="values of one or more parameters (lanes, fire_lanes, levels, timesteps, "
-                        "w_bits, discharge, synapse, pixels_per_beat); repeat for more")
+                        "w_bits, discharge, synapse, pixels_per_beat, weights); repeat for more")
     p.add_argument("-o", "--output", required=True, metavar="DIR",
                    help="results.json, results.csv, pareto.png and the point cache")
     p.add_argument("--no-synth", action="store_true",
