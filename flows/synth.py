@@ -567,7 +567,8 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     ``pixels_per_beat``: of the top's ``pixels`` port (:class:`hw.network.NetworkTop`).
     ``counters=False``: the top without its counter read port (``NetworkTop(counters=False)``,
     a deployment build: yosys removes every counter); the cores alone keep theirs.
-    ``weights``: ``"rom"``, ``"spram"`` (every dense and conv2d layer) or ``{layer: "spram"}``
+    ``weights``: ``"rom"``, ``"block"`` (every weight ROM in block RAM), ``"spram"`` (every
+    dense and conv2d layer) or ``{layer: "rom" | "block" | "spram"}``
     (:func:`hw.network.weight_storage`); SPRAM exists on iCE40 UltraPlus only, and the cells
     are instantiated there (``primitive=True``).
 
@@ -605,13 +606,10 @@ def synthesize_network(net, target, *, cores=True, place=True, discharge="parall
     designs = [(net.name, "top", top)]
     if cores:
         for k, layer in enumerate(net.layers):
-            if store.get(layer.name) == "spram":
+            if isinstance(layer, (Dense, Conv2d)):      # weights as in the top
                 core = LayerCore.from_network(net, layer.name, discharge=discharge,
-                                              synapse=synapse, weights="spram",
+                                              synapse=synapse, weights=store[layer.name],
                                               primitive=primitive, ram_width=ram_width)
-            elif isinstance(layer, (Dense, Conv2d)):
-                core = LayerCore.from_network(net, layer.name, discharge=discharge,
-                                              synapse=synapse, ram_width=ram_width)
             else:
                 core = layer_core(net, layer.name, discharge=discharge, synapse=synapse)
             designs.append((layer.name, f"core_{k}_{layer.name}", core))
