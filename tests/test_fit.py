@@ -454,3 +454,9 @@ def test_cli_weights_block(tmp_path, capsys):
     assert rep["fits"] is True and rep["block_ram"]["used"] == 1    # fc0: 128 x 6 bits
     assert main(["fit", "--ir", str(d), "--target", "ecp5-85f", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["block_ram"]["used"] == 0    # in logic
+    # mlsnn verilog marks the weight memories (and only them) for another tool's flow
+    for weights, marked in (("rom", 0), ("block", 2)):
+        v = tmp_path / f"{weights}.v"
+        assert main(["verilog", "--ir", str(d), "--weights", weights, "-o", str(v)]) == 0
+        capsys.readouterr()
+        assert v.read_text().count('(* rom_style = "block" *)') == marked, weights

@@ -34,6 +34,10 @@ def add_arguments(p):
                    help="build lane words wider than BITS as memories of at most BITS bits "
                         "side by side (same behaviour); 18 for ECP5 block RAM, what mlsnn "
                         "synth and board use there (docs/synthesis.md; default: one memory)")
+    p.add_argument("--weights", choices=("rom", "block"), default="rom",
+                   help="weight ROMs as the synthesis tool chooses (rom, default), or marked "
+                        "(* rom_style = \"block\" *) for block RAM even where it would build "
+                        "them in LUTs (block; docs/synthesis.md)")
     p.add_argument("--no-counters", action="store_true",
                    help="build no counter read port (ctr_data is 0, so synthesis removes every "
                         "counter: a deployment build with the same behaviour and cycles)")
@@ -53,7 +57,8 @@ def run(args):
     text, _ = network_verilog(net, name=args.top, fifo_depth=args.fifo_depth,
                                 discharge=args.discharge, synapse=args.synapse,
                                 monitor=args.monitor, pixels_per_beat=args.pixels_per_beat,
-                                ram_width=args.ram_width, counters=not args.no_counters)
+                                ram_width=args.ram_width, counters=not args.no_counters,
+                                weights=args.weights)
     write_text(args.output, text)
     head = text.split("endmodule", 1)[0]         # the top module comes first
     ports = [line.strip().rstrip(";") for line in head.splitlines()
