@@ -198,6 +198,21 @@ class InputSpec:
         return (1 << self.in_bits) - 1
 
 
+def _check_fire_lanes(owner, layer):
+    """``fire_lanes`` unset, or an integer >= 1 that divides the layer's ``lanes``."""
+    if layer.fire_lanes is not None:
+        _check_int(owner, "fire_lanes", layer.fire_lanes, minimum=1)
+        if layer.lanes % layer.fire_lanes:
+            raise MlsnnError(f"{owner}: fire_lanes ({layer.fire_lanes}) must divide its "
+                             f"lanes ({layer.lanes})")
+
+
+def _fire(layer):
+    """The fire units of the sweep (docs/lanes.md §fire lanes): ``fire_lanes``, or ``lanes``
+    when unset."""
+    return layer.lanes if layer.fire_lanes is None else layer.fire_lanes
+
+
 class Kind:
     """The protocol every layer kind implements (defaults for a one-input neuron layer).
 
@@ -357,11 +372,7 @@ class _Spiking(Kind):
             raise MlsnnError(f"{owner}: field 'readout' must be true or false")
         object.__setattr__(self, "scale", float(self.scale))
         object.__setattr__(self, "lanes", _check_int(owner, "lanes", self.lanes, minimum=1))
-        if self.fire_lanes is not None:
-            _check_int(owner, "fire_lanes", self.fire_lanes, minimum=1)
-            if self.lanes % self.fire_lanes:
-                raise MlsnnError(f"{owner}: fire_lanes ({self.fire_lanes}) must divide its "
-                                 f"lanes ({self.lanes})")
+        _check_fire_lanes(owner, self)
         if not isinstance(self.reset, str) or self.reset not in RESETS:
             raise MlsnnError(f"{owner}: field 'reset' must be 'soft' or 'hard', not "
                              f"{self.reset!r}")
@@ -385,11 +396,7 @@ class _Spiking(Kind):
                                  f"{self.leak}); give it leak 0")
         return owner
 
-    @property
-    def fire(self):
-        """The fire units of the sweep (docs/lanes.md §fire lanes): ``fire_lanes``, or
-        ``lanes`` when unset."""
-        return self.lanes if self.fire_lanes is None else self.fire_lanes
+    fire = property(_fire)
 
     @property
     def bitserial(self):
@@ -648,17 +655,9 @@ class Barrier(Join):
         if L & (L - 1):
             raise MlsnnError(f"{owner}: lanes ({L}) of a barrier join must be a power of two "
                              f"(its events name neurons j = word·L + lane)")
-        if self.fire_lanes is not None:
-            _check_int(owner, "fire_lanes", self.fire_lanes, minimum=1)
-            if L % self.fire_lanes:
-                raise MlsnnError(f"{owner}: fire_lanes ({self.fire_lanes}) must divide its "
-                                 f"lanes ({L})")
+        _check_fire_lanes(owner, self)
 
-    @property
-    def fire(self):
-        """The fire units of the sweep (docs/lanes.md §fire lanes): ``fire_lanes``, or
-        ``lanes`` when unset."""
-        return self.lanes if self.fire_lanes is None else self.fire_lanes
+    fire = property(_fire)
 
     def check_inputs(self, owner, in_shapes, scales, n_streams):
         super().check_inputs(owner, in_shapes, scales, n_streams)

@@ -136,7 +136,11 @@ from .neuron import BitSerialUnit, FireUnit, check_choice, check_int, fire_timin
 from .stages import (Accumulate, Counters, SkidBuffer, Sweep, inference_bracket,
                      sweep_index_width, times_const)
 
-__all__ = ["LayerCore", "CounterLayout", "check_v0", "check_lanes", "pack_lanes",
+#: Where a layer core keeps its weights: a ROM (block RAM or logic, as yosys chooses), a ROM
+#: in block RAM, or SPRAM banks loaded at run time.
+WEIGHT_STORES = ("rom", "block", "spram")
+
+__all__ = ["LayerCore", "WEIGHT_STORES", "CounterLayout", "check_v0", "check_lanes", "pack_lanes",
            "fanout_entry_layout", "wload_layout"]
 
 
@@ -359,7 +363,7 @@ class LayerCore(SingleInput, wiring.Component):
         check_int("timesteps", timesteps, minimum=1)
         check_choice("discharge", discharge, ("parallel", "serial"))
         check_choice("synapse", synapse, ("mul", "serial"))
-        check_choice("weights", weights, ("rom", "block", "spram"))
+        check_choice("weights", weights, WEIGHT_STORES)
         check_v0(layer, info)
         check_lanes(layer, weights)
 
@@ -393,7 +397,7 @@ class LayerCore(SingleInput, wiring.Component):
         (potentials) and, for conv2d, ``fanout`` (the fan-out table, one row per input
         neuron). With ``ram_width`` (the core's), W, B and P words wider than it are the
         column memories the core builds (``wmem[0:18]``, ``wmem[18:36]``, ...)."""
-        check_choice("weights", weights, ("rom", "block", "spram"))
+        check_choice("weights", weights, WEIGHT_STORES)
         layer, info = net.layer(name), net.info(name)
         geo = LayerGeometry.of(layer, info)
         w_depth = int(layer.weight.size)

@@ -46,7 +46,8 @@ from golden.ir import INPUT, Conv2d, Dense, Network, kind_of
 from .cores import check_network, core_class, layer_core
 from .credit import CreditQueue
 from .join import Fork
-from .layer import LayerCore, spram_layer_geometry, spram_load_words, wload_layout
+from .layer import (WEIGHT_STORES, LayerCore, spram_layer_geometry, spram_load_words,
+                    wload_layout)
 from .memory import MemorySpec
 from .layout import (COUNTER_STRIDE, COUNTERS, CTR_LATENCY, EventKind, EventLayout, ResultLayout,
                      index_width, value_width)
@@ -110,9 +111,6 @@ def weight_storage(net, weights="rom"):
         out[name] = check_choice(f"weights[{name!r}]", w, WEIGHT_STORES)
     return out
 
-
-#: Where a layer's weights live (:func:`weight_storage`).
-WEIGHT_STORES = ("rom", "block", "spram")
 
 
 def wload_top_layout(net, weights="spram"):

@@ -56,7 +56,7 @@ def parse_weights(text):
     """``--weights``: ``"rom"``, ``"block"``, ``"spram"``, ``{name: "spram"}`` from
     ``"fc0,fc1"``, or ``{name: "block" | "spram" | "rom"}`` from ``"fc0=block,fc1=spram"``."""
     from golden.errors import MlsnnError
-    from hw.network import WEIGHT_STORES
+    from hw.layer import WEIGHT_STORES
     if text in WEIGHT_STORES:
         return text
     plan = {}

@@ -176,7 +176,7 @@ def _exact_ops(spec, counters, sums, ref=None, *, timesteps, addressing="per-syn
                mac_syn=sums["px_updates"] * ru, acc_bias=counters["b_rd"],
                acc_reset=0.0 if spec.reset == "hard" else counters["ev_out"])
     L = getattr(spec, "lanes", 1)
-    if spec.kind == "join" and L > 1:
+    if lemaire._is_barrier(spec) and L > 1:
         # A barrier with lanes: an event moves a word of L potentials for its one neuron,
         # priced as L elements (lemaire.costs prices an element as a word access / L).
         ops["p_rd"], ops["p_wr"] = counters["p_rd_words"] * L, counters["p_wr_words"] * L
