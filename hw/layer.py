@@ -494,9 +494,11 @@ class LayerCore(SingleInput, wiring.Component):
         bitserial = getattr(layer, "coding", "rate") == "bitserial"
         # A bit-serial core starts from 0 and adds v0 once with the bias (docs/bitserial.md).
         p_init = 0 if bitserial else layer.v0
+        # One word of P (as many lanes as neurons): a register the adders add to directly.
+        live = n_w == 1
         m.submodules.pmem = pmem = CountedMemory(shape=shape_of(pw), depth=n_w,
                                                  init=init_of([p_init] * n_out, pw),
-                                                 max_width=self._ram_width)
+                                                 max_width=self._ram_width, live=live)
         for mem in (wmem, bmem, pmem):
             m.d.comb += mem.clear.eq(self.clear)
 
@@ -555,9 +557,12 @@ class LayerCore(SingleInput, wiring.Component):
         # -- X, A, W1: P + z·w with forwarding (hw.stages.Accumulate) -------------------------
         m.submodules.acc = acc = Accumulate(n=n_w, potential_width=pw,
                                             operand_shape=product_shape(zw, layer.w_bits),
-                                            narrow=self._narrow, registered=False, lanes=L)
+                                            narrow=self._narrow, registered=False, lanes=L,
+                                            live=live)
         m.d.comb += [acc.valid.eq(syn.valid), acc.j.eq(syn.n_j), acc.operand.eq(syn.product),
                      acc.p_data.eq(pmem.rd_data), acc.clear.eq(self.clear)]
+        if live:
+            m.d.comb += acc.p_live.eq(pmem.live)
 
         # -- sweep: read P[j], B[co] → W1 → fire unit → write-back → Q (hw.stages.Sweep) ----
         if bitserial:

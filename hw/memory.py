@@ -81,7 +81,8 @@ class CountedMemory(wiring.Component):
     port, and 32-bit access counters.
 
     Timing: a read issued with ``rd_en`` in cycle c presents ``rd_data`` in cycle c+1 and holds
-    it while ``rd_en`` is low. With ``transparent=True`` a read of the row being written in the
+    it while ``rd_en`` is low. A read-only bank of one row presents its row at all times (a
+    constant, which the multiplexers behind it fold). With ``transparent=True`` a read of the row being written in the
     same cycle returns the new data (write-to-read forwarding). The counters count an access of
     cycle c in cycle c+1 (their enables are registered, so that the memory's enables, which may
     come from logic late in the cycle, do not also drive two 32-bit adders): they are exact one
@@ -110,6 +111,11 @@ class CountedMemory(wiring.Component):
         Put the memory in block RAM (yosys' ``rom_style`` / ``ram_style`` attribute
         ``"block"``) even where its cost model would build it in logic or LUT RAM (a shallow,
         wide ROM); the same behaviour, another netlist.
+    live : bool
+        A writable bank of one row, built as a register whose value is also an output,
+        :attr:`live` (the row as written up to the previous cycle, no read needed): an
+        accumulator adds to it directly (:class:`hw.stages.Accumulate` ``live``); the ports
+        and counters behave as without it.
 
     Members
     -------
@@ -119,6 +125,8 @@ class CountedMemory(wiring.Component):
         Read data, one cycle after ``rd_en``.
     wr_addr, wr_en, wr_data : In
         Write port (only when ``writable``).
+    live : Out(shape)
+        Only with ``live``: the row.
     clear : In(1)
         Clears both counters (an access in the same cycle is not counted).
     reads, writes : Out(32)
@@ -131,9 +139,13 @@ class CountedMemory(wiring.Component):
     """
 
     def __init__(self, *, shape, depth, init=(), writable=True, transparent=False,
-                 max_width=None, block=False):
+                 max_width=None, block=False, live=False):
         self._shape = Shape.cast(shape)
         self._block = bool(block)
+        self._live = bool(live)
+        if self._live and (depth != 1 or not writable or block):
+            raise ValueError("live needs a writable bank of one row in logic (depth=1, "
+                             "writable, not block)")
         if max_width is not None:
             _check_pos_int("max_width", max_width)
         self._max_width = max_width
@@ -159,6 +171,8 @@ class CountedMemory(wiring.Component):
         }
         if self._writable:
             members.update({"wr_addr": In(aw), "wr_en": In(1), "wr_data": In(self._shape)})
+        if self._live:
+            members["live"] = Out(self._shape)
         super().__init__(members)
 
     def _shape_range(self):
@@ -180,7 +194,21 @@ class CountedMemory(wiring.Component):
         cols = columns(self._shape.width, self._max_width)
         attrs = ({"ram_style" if self._writable else "rom_style": "block"} if self._block
                  else None)
-        if len(cols) == 1:
+        if self._depth == 1 and not self._writable:
+            m.d.comb += self.rd_data.eq(self._init[0] if self._init else 0)
+            mems = []
+        elif self._live:
+            # one row: a register, read like the memory (the data one cycle after rd_en, held)
+            row = Signal(self._shape, init=self._init[0] if self._init else 0)
+            rd = Signal(self._shape)
+            m.d.comb += [self.live.eq(row), self.rd_data.eq(rd)]
+            with m.If(self.wr_en):
+                m.d.sync += row.eq(self.wr_data)
+            with m.If(self.rd_en):
+                m.d.sync += rd.eq(Mux(self.wr_en, self.wr_data, row) if self._transparent
+                                  else row)
+            mems = []
+        elif len(cols) == 1:
             m.submodules.mem = mem = Memory(shape=self._shape, depth=self._depth,
                                             init=self._init, attrs=attrs)
             mems = [mem]
@@ -201,7 +229,8 @@ class CountedMemory(wiring.Component):
             if wp is not None:
                 data = self.wr_data if len(mems) == 1 else self.wr_data[lo:lo + w]
                 m.d.comb += [wp.addr.eq(self.wr_addr), wp.en.eq(self.wr_en), wp.data.eq(data)]
-        m.d.comb += self.rd_data.eq(rd_bits[0] if len(mems) == 1 else Cat(*rd_bits))
+        if mems:
+            m.d.comb += self.rd_data.eq(rd_bits[0] if len(mems) == 1 else Cat(*rd_bits))
         reads = Signal(COUNTER_WIDTH)
         rd_seen = Signal()          # a read happened in the previous cycle
         m.d.comb += self.reads.eq(reads)

@@ -294,11 +294,12 @@ class PointEngine(wiring.Component):
         n_w = n // L                # words of P
         lb = (L - 1).bit_length()   # j = word << lb | lane
 
+        live = n_w == 1             # one word: a register the adders add to directly
         if L == 1:
-            pmem = CountedMemory(shape=signed(pw), depth=n, init=[self._v0] * n)
+            pmem = CountedMemory(shape=signed(pw), depth=n, init=[self._v0] * n, live=live)
         else:
             pmem = CountedMemory(shape=unsigned(L * pw), depth=n_w,
-                                 init=pack_lanes([self._v0] * n, pw, L))
+                                 init=pack_lanes([self._v0] * n, pw, L), live=live)
         m.submodules.pmem = pmem
         m.d.comb += pmem.clear.eq(self.clear)
         if self._combine == "sum":
@@ -337,9 +338,11 @@ class PointEngine(wiring.Component):
         # -- X, A, W1: P ⊕ operand with forwarding -------------------------------------------
         m.submodules.acc = acc = Accumulate(n=n_w, potential_width=pw, operand_shape=op_shape,
                                             combine=self._combine, narrow=self._narrow,
-                                            lanes=L)
+                                            lanes=L, live=live)
         m.d.comb += [acc.valid.eq(n_valid), acc.j.eq(n_j), acc.operand.eq(n_op),
                      acc.p_data.eq(pmem.rd_data), acc.clear.eq(self.clear)]
+        if live:
+            m.d.comb += acc.p_live.eq(pmem.live)
 
         # -- sweep: read P[j] → W1 → unit → write back → Q, then EOT ----------------------------
         ee = self._early_exit

@@ -194,6 +194,20 @@ def lane(value, k, shape):
     return v.as_signed() if shape.signed else v
 
 
+def mux_tree(values, sel):
+    """``values[sel]`` as a balanced tree of 2:1 multiplexers, the low bit of ``sel`` first
+    (``Array(values)[sel]`` gives yosys a one-hot ``$pmux`` with a comparator per value, about
+    twice the LUTs of the tree on ECP5 at 16 values); ``sel`` beyond the values picks the last
+    one."""
+    level = list(values)
+    b = 0
+    while len(level) > 1:
+        level = [Mux(sel[b], level[i + 1], level[i]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+        b += 1
+    return level[0]
+
+
 def _any(values):
     """The OR of ``values`` (of which at most one is nonzero: a one-hot selection)."""
     return functools.reduce(operator.or_, values)
@@ -245,6 +259,11 @@ class Accumulate(wiring.Component):
     lanes : int
         Potentials per word (lane 0 in the low bits of :attr:`operand`, :attr:`p_data`,
         :attr:`wr_data`).
+    live : bool
+        P is one word (``n = 1``) held in a register (``CountedMemory(live=True)``): A adds
+        the operand to that register (:attr:`p_live`) as it stands, which already holds every
+        earlier write, so there is no forwarding and :attr:`p_data` is not used; the same
+        timing and results.
 
     Members
     -------
@@ -253,6 +272,8 @@ class Accumulate(wiring.Component):
     operand : In(lanes × operand_shape)
     p_data : In(lanes × potential_width)
         P's read data (of the read issued in N, one cycle later).
+    p_live : In(lanes × potential_width)
+        Only with ``live``: P's one word.
     busy : Out(1)
         An update is in X or A.
     wr_en, wr_j, wr_data : Out
@@ -265,8 +286,11 @@ class Accumulate(wiring.Component):
     """
 
     def __init__(self, *, n, potential_width, operand_shape, combine="sum", narrow=False,
-                 registered=True, lanes=1):
+                 registered=True, lanes=1, live=False):
         check_int("n", n, minimum=1)
+        self._live = bool(live)
+        if self._live and n != 1:
+            raise ValueError(f"live needs one word of P (n = 1), not {n}")
         self._pw = check_int("potential_width", potential_width, minimum=2)
         self._combine = check_choice("combine", combine, ("sum", "max"))
         self._narrow = bool(narrow) and combine == "sum"
@@ -285,6 +309,7 @@ class Accumulate(wiring.Component):
             "clear": In(1),
             "overflow": Out(1),
             "saturations": Out(COUNTER_WIDTH),
+            **({"p_live": In(unsigned(self._L * potential_width))} if self._live else {}),
         })
 
     def elaborate(self, platform):
@@ -318,11 +343,14 @@ class Accumulate(wiring.Component):
             a_p = Signal(signed(pw), name=f"a_p{k}" if L > 1 else "a_p")
             a_sum = Signal(signed(pw), name=f"a_sum{k}" if L > 1 else "a_sum")
             w1_sum = Signal(signed(pw), name=f"w1_sum{k}" if L > 1 else "w1_sum")
-            with m.If(a_valid):
-                m.d.sync += w1_sum.eq(a_sum)
-            x_older = Mux(w1_hit, w1_sum, lane(self.p_data, k, signed(pw)))
-            with m.If(x_valid):
-                m.d.sync += a_p.eq(Mux(a_hit, a_sum, x_older))
+            if self._live:              # the word as written so far: no forwarding
+                m.d.comb += a_p.eq(lane(self.p_live, k, signed(pw)))
+            else:
+                with m.If(a_valid):
+                    m.d.sync += w1_sum.eq(a_sum)
+                x_older = Mux(w1_hit, w1_sum, lane(self.p_data, k, signed(pw)))
+                with m.If(x_valid):
+                    m.d.sync += a_p.eq(Mux(a_hit, a_sum, x_older))
             a_sat = Signal(name=f"a_sat{k}" if L > 1 else "a_sat")
             opk = lane(a_op, k, op)
             if self._combine == "sum":
@@ -608,7 +636,7 @@ class Sweep(wiring.Component):
                 return lane(data, k, shape)
             if shift_groups:
                 return Mux(w1_first, lane(data, k, shape), lane(rests[key], k, shape))
-            return Array(lane(data, g * F + k, shape) for g in range(G))[w1_g]
+            return mux_tree([lane(data, g * F + k, shape) for g in range(G)], w1_g)
 
         for k, u in enumerate(units):
             m.d.comb += [

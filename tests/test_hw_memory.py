@@ -158,3 +158,53 @@ def test_columns_of_a_spec():
     assert split_columns(spec, 40) == [spec]
     with pytest.raises(ValueError, match="max_width must be a positive integer"):
         CountedMemory(shape=unsigned(8), depth=2, max_width=0)
+
+
+@pytest.mark.parametrize("shape, transparent", [(signed(12), True), (signed(12), False),
+                                                (unsigned(40), False)])
+def test_live_row_behaves_like_the_memory(shape, transparent):
+    """A one-row bank built as a register (``live``) reads, writes, forwards and counts like
+    the memory, cycle by cycle, and ``live`` is the row as written up to the previous cycle."""
+    import random
+
+    from amaranth.hdl import Module
+
+    w = Shape.cast(shape).width
+    rng = random.Random(w * 7 + transparent)
+    lo = -(1 << (w - 1)) if Shape.cast(shape).signed else 0
+    hi = (1 << (w - 1)) - 1 if Shape.cast(shape).signed else (1 << w) - 1
+    init = [rng.randint(lo, hi)]
+    mem = CountedMemory(shape=shape, depth=1, init=init, transparent=transparent)
+    reg = CountedMemory(shape=shape, depth=1, init=init, transparent=transparent, live=True)
+    assert "live" in reg.signature.members and "live" not in mem.signature.members
+    m = Module()
+    m.submodules.mem, m.submodules.reg = mem, reg
+    seen = []
+
+    async def tb(ctx):
+        row = init[0]
+        for cycle in range(300):
+            values = dict(rd_addr=0, rd_en=rng.random() < 0.6, wr_addr=0,
+                          wr_en=rng.random() < 0.4, wr_data=rng.randint(lo, hi),
+                          clear=cycle == 150)
+            assert ctx.get(reg.live) == row, cycle
+            for dut in (mem, reg):
+                for k, v in values.items():
+                    ctx.set(getattr(dut, k), v)
+            await ctx.tick()
+            if values["wr_en"]:
+                row = values["wr_data"]
+            got = [(ctx.get(d.rd_data), ctx.get(d.reads), ctx.get(d.writes)) for d in (mem, reg)]
+            assert got[0] == got[1], (cycle, got)
+            seen.append(got[0])
+
+    _run(m, tb)
+    assert len({s[0] for s in seen}) > 5
+    assert seen[-1][1] > 0 and seen[-1][2] > 0
+
+
+@pytest.mark.parametrize("kwargs", [dict(depth=2), dict(depth=1, writable=False),
+                                    dict(depth=1, block=True)])
+def test_live_needs_one_writable_row_in_logic(kwargs):
+    with pytest.raises(ValueError, match=r"^live needs a writable bank of one row in logic"):
+        CountedMemory(shape=8, live=True, **kwargs)
