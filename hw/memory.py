@@ -81,8 +81,8 @@ class CountedMemory(wiring.Component):
     port, and 32-bit access counters.
 
     Timing: a read issued with ``rd_en`` in cycle c presents ``rd_data`` in cycle c+1 and holds
-    it while ``rd_en`` is low. A read-only bank of one row presents its row at all times (a
-    constant, which the multiplexers behind it fold). With ``transparent=True`` a read of the row being written in the
+    it while ``rd_en`` is low. A read-only bank of one row in logic (not ``block``) presents
+    its row at all times (a constant, which the multiplexers behind it fold). With ``transparent=True`` a read of the row being written in the
     same cycle returns the new data (write-to-read forwarding). The counters count an access of
     cycle c in cycle c+1 (their enables are registered, so that the memory's enables, which may
     come from logic late in the cycle, do not also drive two 32-bit adders): they are exact one
@@ -194,7 +194,7 @@ class CountedMemory(wiring.Component):
         cols = columns(self._shape.width, self._max_width)
         attrs = ({"ram_style" if self._writable else "rom_style": "block"} if self._block
                  else None)
-        if self._depth == 1 and not self._writable:
+        if self._depth == 1 and not self._writable and not self._block:
             m.d.comb += self.rd_data.eq(self._init[0] if self._init else 0)
             mems = []
         elif self._live:

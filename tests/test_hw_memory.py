@@ -208,3 +208,28 @@ def test_live_row_behaves_like_the_memory(shape, transparent):
 def test_live_needs_one_writable_row_in_logic(kwargs):
     with pytest.raises(ValueError, match=r"^live needs a writable bank of one row in logic"):
         CountedMemory(shape=8, live=True, **kwargs)
+
+
+def test_one_row_rom_is_its_row_at_all_times():
+    """A read-only bank of one row in logic presents the row from reset on (a constant) and
+    counts its reads like any bank; with ``block`` it keeps the memory's read register."""
+    rom = CountedMemory(shape=signed(6), depth=1, init=[-7], writable=False)
+    blk = CountedMemory(shape=signed(6), depth=1, init=[-7], writable=False, block=True)
+    from amaranth.hdl import Module
+    m = Module()
+    m.submodules.rom, m.submodules.blk = rom, blk
+    got = []
+
+    async def tb(ctx):
+        got.append((ctx.get(rom.rd_data), ctx.get(blk.rd_data)))
+        for dut in (rom, blk):
+            ctx.set(dut.rd_en, 1)
+        await ctx.tick().repeat(2)
+        for dut in (rom, blk):
+            ctx.set(dut.rd_en, 0)
+        await ctx.tick()
+        got.append((ctx.get(rom.rd_data), ctx.get(blk.rd_data), ctx.get(rom.reads),
+                    ctx.get(blk.reads)))
+
+    _run(m, tb)
+    assert got == [(-7, 0), (-7, -7, 2, 2)]
