@@ -273,6 +273,9 @@ def place(depth, width, rom, device, block=False):
     bits = depth * width
     cost = bits * (LOGIC_COST_ROM if rom else LOGIC_COST_RAM)
     leaves = -(-depth // 16)
+    if rom and depth == 1 and not block:
+        # a constant (CountedMemory presents a one-row ROM's row at all times)
+        return Placement("logic", "logic", 0, "", 0, 0)
     if rom:
         # One LUT4 per 16 words and bit; iCE40 builds the multiplexer tree of LUT4s too
         # (ECP5 has free PFU multiplexers).
@@ -382,6 +385,12 @@ class MemoryFit:
     @property
     def bits(self):
         return self.depth * self.width
+
+    @property
+    def single_row(self):
+        """One row in logic: :class:`hw.memory.CountedMemory` builds no memory for it but a
+        register (a RAM) or a constant (a ROM, 0 LUT4)."""
+        return self.depth == 1 and self.placement.kind == "logic"
 
     def to_json(self):
         p = self.placement
