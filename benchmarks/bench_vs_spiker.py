@@ -107,7 +107,7 @@ def synth(net, target, pixels_per_beat, out, counters=True, weights="rom"):
     if any(getattr(l, "fire_lanes", None) is not None for l in net.layers):
         lanes += "-F" + "-".join(str(l.fire) for l in net.layers)
     tag = ("" if counters else "-noctr") + ("" if weights == "rom" else f"-{weights}")
-    path = os.path.join(out, f"synth-{net.name}-L{lanes}-P{pixels_per_beat}-{target}{tag}-v3.json")
+    path = os.path.join(out, f"synth-{net.name}-L{lanes}-P{pixels_per_beat}-{target}{tag}-v4.json")
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)

@@ -582,7 +582,7 @@ class LayerCore(SingleInput, wiring.Component):
         m.submodules.sweep = sweep = Sweep(units=fires, n=n_w, timesteps=T,
                                            out_layout=self.out_layout, readout=layer.readout,
                                            pixels=geo.hw_out, bitserial=bitserial,
-                                           early_exit=self._early_exit, lanes=L)
+                                           early_exit=self._early_exit, lanes=L, live=live)
         ee = self._early_exit
         exit_now = self.exit if ee else Const(0, 1)
         exit_end = sweep.exit_end if ee else Const(0, 1)
@@ -596,6 +596,8 @@ class LayerCore(SingleInput, wiring.Component):
             sweep.p_data.eq(pmem.rd_data), sweep.b_data.eq(bmem.rd_data),
             bmem.rd_addr.eq(sweep.b_addr), bmem.rd_en.eq(sweep.b_en & ~exiting),
         ]
+        if live:
+            m.d.comb += sweep.p_live.eq(pmem.live)
         wiring.connect(m, wiring.flipped(self.o), sweep.o)
         with m.If(drain_done):
             m.d.sync += draining.eq(0)
@@ -616,9 +618,12 @@ class LayerCore(SingleInput, wiring.Component):
         with m.Elif(drain_done | sweep.restart | exit_now):
             m.d.sync += p_raddr.eq(0)
         m.d.comb += [pmem.rd_addr.eq(p_raddr), pmem.rd_en.eq(sweep.issue | syn.valid)]
-        with m.If(sweep.wb):
+        # The write port's source: the sweep while it runs (``sweeping``, a register: the
+        # integrate stages are empty then and write nothing), else the accumulator; a
+        # register rather than the write-back strobe selects the (wide) data.
+        with m.If(sweep.sweeping):
             m.d.comb += [pmem.wr_addr.eq(sweep.wb_j), pmem.wr_data.eq(sweep.wb_p),
-                         pmem.wr_en.eq(1)]
+                         pmem.wr_en.eq(sweep.wb)]
         with m.Else():
             m.d.comb += [pmem.wr_addr.eq(acc.wr_j), pmem.wr_data.eq(acc.wr_data),
                          pmem.wr_en.eq(acc.wr_en)]

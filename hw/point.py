@@ -349,7 +349,8 @@ class PointEngine(wiring.Component):
         m.submodules.sweep = sweep = Sweep(units=units, n=n_w, timesteps=T,
                                            out_layout=self.o.payload.shape(),
                                            pixels=n if L == 1 else 1, early_exit=ee,
-                                           exit_sweep=self._combine == "sum", lanes=L)
+                                           exit_sweep=self._combine == "sum", lanes=L,
+                                           live=live)
         exit_now = self.exit if ee else Const(0, 1)
         if ee:
             m.d.comb += [sweep.exit.eq(self.exit), self.exiting.eq(sweep.exiting),
@@ -361,6 +362,8 @@ class PointEngine(wiring.Component):
             sweep.p_data.eq(pmem.rd_data), sweep.b_data.eq(0),
             self.last_t.eq(sweep.last_t), self.out_last.eq(sweep.out_last),
         ]
+        if live:
+            m.d.comb += sweep.p_live.eq(pmem.live)
         wiring.connect(m, wiring.flipped(self.o), sweep.o)
         with m.If(integ & self.done):
             m.d.sync += [integ.eq(0), draining.eq(1)]

@@ -433,6 +433,11 @@ class Sweep(wiring.Component):
         With ``early_exit``: ``False`` for a core that keeps nothing in P across timesteps (a
         max kind, whose sweep writes 0): :attr:`exit` then only returns the timestep counter
         to 0, :attr:`exit_end` pulses with it and :attr:`exiting` stays low (no access).
+    live : bool
+        P is one word in a register (``n = 1``, ``CountedMemory(live=True)``), given as
+        :attr:`p_live`: with F < L each group's potentials are selected from it as the group
+        issues and registered, so no multiplexer sits before the units (same cycles; the
+        word is written back after its last group has issued).
 
     Members
     -------
@@ -449,6 +454,8 @@ class Sweep(wiring.Component):
     b_addr : Out(range(n // pixels))
     p_data, b_data : In
         The read data (L lanes, lane 0 in the low bits), one cycle after :attr:`issue`.
+    p_live : In(L × potential width)
+        Only with ``live``: P's word as it stands.
     wb, wb_j, wb_p : Out
         Write ``P'[wb_j] = wb_p`` (L lanes) this cycle.
     done : Out(1)
@@ -481,8 +488,12 @@ class Sweep(wiring.Component):
     """
 
     def __init__(self, *, units, n, timesteps, out_layout, readout=False, pixels=1, depth=8,
-                 credits=8, bitserial=False, early_exit=False, exit_sweep=True, lanes=None):
+                 credits=8, bitserial=False, early_exit=False, exit_sweep=True, lanes=None,
+                 live=False):
         self._units = list(units)
+        self._live = bool(live)
+        if self._live and n != 1:
+            raise ValueError(f"live needs one word of P (n = 1), not {n}")
         self._F = len(self._units)
         if not self._F:
             raise ValueError("units must hold at least one unit")
@@ -529,6 +540,7 @@ class Sweep(wiring.Component):
             "out_last": Out(1),
             "b_en": Out(1),
             "restart": Out(1),
+            **({"p_live": In(unsigned(L * self._pshape.width))} if self._live else {}),
         })
 
     def elaborate(self, platform):
@@ -617,13 +629,19 @@ class Sweep(wiring.Component):
         # iCE40 that multiplexer set the clock). On ECP5 (wide multiplexers in PFUMX/L6MUX
         # cells) the G:1 multiplexer tree is cheaper (the Spiker+ bench top at L = 32, F = 2:
         # 3098 LUT4 sites against 3285 with the shift register; L = 8 … 32, F = 2, 4 alike).
+        # With one live word (P a register, n = 1) the group's potentials are selected from
+        # it when the group issues and registered in W1 (the word does not change while its
+        # groups issue: it is written back after the last), so no multiplexer sits before the
+        # units' adder on either family.
+        pre_p = self._live and G > 1
         shift_groups = G > 1 and not lutram_platform(platform)
         rests = {}
         if shift_groups:
             w1_take = Signal()              # the units take the group in W1
             m.d.comb += w1_take.eq(w1_valid & u0.i.ready)
-            for key, data, shape in (("p", self.p_data, self._pshape),
-                                     ("b", self.b_data, self._bshape)):
+            keys = ([] if pre_p else [("p", self.p_data, self._pshape)]) \
+                + [("b", self.b_data, self._bshape)]
+            for key, data, shape in keys:
                 width = Shape.cast(shape).width
                 rest = rests[key] = Signal((L - F) * width, name=f"rest_{key}")
                 with m.If(w1_take):
@@ -632,7 +650,16 @@ class Sweep(wiring.Component):
                     with m.Else():
                         m.d.sync += rest.eq(rest[F * width:])
 
+        if pre_p:
+            w1_p = [Signal(self._pshape, name=f"w1_p{k}") for k in range(F)]
+            with m.If(g_issue):
+                m.d.sync += [w1_p[k].eq(mux_tree([lane(self.p_live, g * F + k, self._pshape)
+                                                  for g in range(G)], grp))
+                             for k in range(F)]
+
         def lane_of(key, data, k, shape):   # lane g·F + k of the word, g the group in W1
+            if key == "p" and pre_p:
+                return w1_p[k]
             if G == 1:
                 return lane(data, k, shape)
             if shift_groups:
