@@ -494,8 +494,12 @@ class FitReport:
             first = True
             for m in s.memories:
                 p = m.placement
-                where = ("logic (ROM, LUTs)" if m.rom else "logic (FFs)") if p.kind == "logic" \
-                    else f"{p.cells} x {p.primitive} {p.config}"
+                if p.kind != "logic":
+                    where = f"{p.cells} x {p.primitive} {p.config}"
+                elif m.single_row:
+                    where = "constant (no LUTs)" if m.rom else "register (FFs)"
+                else:
+                    where = "logic (ROM, LUTs)" if m.rom else "logic (FFs)"
                 lines.append(f"{s.name if first else '':<14}{s.kind if first else '':<12}"
                              f"{m.name:<22}{m.what[:25]:<26}"
                              f"{f'{m.depth} x {m.width}':>16}{m.bits:>12,}  {where}")
