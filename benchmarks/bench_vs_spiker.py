@@ -23,7 +23,10 @@ above F; default one per lane) and ``--pixels-per-beat`` P (default 16: 4 beats 
   targets at the best L, and fewer µs per inference.
 
 Synthesis results are cached in ``--out`` (default out/bench_vs_spiker/synth-*.json) so that a
-second run only simulates. Usage::
+second run only simulates; the file names end in a version (``-v4``) that is raised whenever
+the RTL changes, since the key has no code version. The best rows so far (docs/synthesis.md,
+"Session 16 step"): ``--no-counters --weights block --lanes 32 --fire 2 --pixels-per-beat 8``
+on ECP5. Usage::
 
     python benchmarks/bench_vs_spiker.py [--lanes 1,2,4,8,16,32] [--targets ice40-up5k,ecp5-85f]
         [--configs binary-T4,T1-N4] [--fire 1,2] [--no-synth] [--images 4]
