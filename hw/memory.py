@@ -82,8 +82,9 @@ class CountedMemory(wiring.Component):
 
     Timing: a read issued with ``rd_en`` in cycle c presents ``rd_data`` in cycle c+1 and holds
     it while ``rd_en`` is low. A read-only bank of one row in logic (not ``block``) presents
-    its row at all times (a constant, which the multiplexers behind it fold). With ``transparent=True`` a read of the row being written in the
-    same cycle returns the new data (write-to-read forwarding). The counters count an access of
+    its row at all times (a constant, which the multiplexers behind it fold). With
+    ``transparent=True`` a read of the row being written in the same cycle returns the new data
+    (write-to-read forwarding). The counters count an access of
     cycle c in cycle c+1 (their enables are registered, so that the memory's enables, which may
     come from logic late in the cycle, do not also drive two 32-bit adders): they are exact one
     cycle after the last access. Counters wrap at 2**32.

@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import operator
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -208,6 +208,13 @@ def mux_tree(values, sel):
     return level[0]
 
 
+def _check_live(live, n):
+    """``live`` (P one word in a register) is for ``n = 1`` word only."""
+    if live and n != 1:
+        raise ValueError(f"live needs one word of P (n = 1), not {n}")
+    return bool(live)
+
+
 def _any(values):
     """The OR of ``values`` (of which at most one is nonzero: a one-hot selection)."""
     return functools.reduce(operator.or_, values)
@@ -288,9 +295,7 @@ class Accumulate(wiring.Component):
     def __init__(self, *, n, potential_width, operand_shape, combine="sum", narrow=False,
                  registered=True, lanes=1, live=False):
         check_int("n", n, minimum=1)
-        self._live = bool(live)
-        if self._live and n != 1:
-            raise ValueError(f"live needs one word of P (n = 1), not {n}")
+        self._live = _check_live(live, n)
         self._pw = check_int("potential_width", potential_width, minimum=2)
         self._combine = check_choice("combine", combine, ("sum", "max"))
         self._narrow = bool(narrow) and combine == "sum"
@@ -342,10 +347,10 @@ class Accumulate(wiring.Component):
         for k in range(L):
             a_p = Signal(signed(pw), name=f"a_p{k}" if L > 1 else "a_p")
             a_sum = Signal(signed(pw), name=f"a_sum{k}" if L > 1 else "a_sum")
-            w1_sum = Signal(signed(pw), name=f"w1_sum{k}" if L > 1 else "w1_sum")
             if self._live:              # the word as written so far: no forwarding
                 m.d.comb += a_p.eq(lane(self.p_live, k, signed(pw)))
             else:
+                w1_sum = Signal(signed(pw), name=f"w1_sum{k}" if L > 1 else "w1_sum")
                 with m.If(a_valid):
                     m.d.sync += w1_sum.eq(a_sum)
                 x_older = Mux(w1_hit, w1_sum, lane(self.p_data, k, signed(pw)))
@@ -491,9 +496,7 @@ class Sweep(wiring.Component):
                  credits=8, bitserial=False, early_exit=False, exit_sweep=True, lanes=None,
                  live=False):
         self._units = list(units)
-        self._live = bool(live)
-        if self._live and n != 1:
-            raise ValueError(f"live needs one word of P (n = 1), not {n}")
+        self._live = _check_live(live, n)
         self._F = len(self._units)
         if not self._F:
             raise ValueError("units must hold at least one unit")
